@@ -1,0 +1,89 @@
+# xprof — GNU Makefile.
+#   make            build ./xprof
+#   make deps       install the Debian packages that are missing (root)
+#   make check      deps, build, run every test (TAP under prove)
+#   make demo       deps, build, profile a bundled workload, show the result
+#   make bench      xprof against its peers, table in docs/benchmarks.md
+#   make install    PREFIX=/usr/local: binary and man page
+
+PREFIX ?= /usr/local
+CFLAGS ?= -O2 -g
+XP_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-missing-field-initializers $(CFLAGS)
+CPPFLAGS += -I.
+LDLIBS := -ldw -lelf -lprotobuf-c -lz -liberty
+
+# Debian packages: building, then testing and benchmarking.
+BUILD_PKGS := gcc make pkg-config libelf-dev libdw-dev libprotobuf-c-dev \
+	protobuf-c-compiler zlib1g-dev libiberty-dev
+TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps
+
+.PHONY: all deps check demo bench install clean fixtures unit
+
+all: xprof
+
+include proto/proto.mk
+
+ATTACH_OBJS := attach/proc.o attach/mem.o attach/stop.o attach/syscalls_x86_64.o
+UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o
+SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o
+CMD_OBJS := cmd/common.o cmd/threads.o
+LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(PROTO_OBJS)
+HEADERS := $(wildcard */*.h) proto/profile.pb-c.h
+
+%.o: %.c $(HEADERS)
+	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -c -o $@ $<
+
+attach/syscalls_x86_64.inc: /usr/include/x86_64-linux-gnu/asm/unistd_64.h
+	sed -n 's/^#define __NR_\([a-z0-9_]*\) \([0-9]*\)$$/[\2] = "\1",/p' $< > $@.tmp && mv $@.tmp $@
+
+attach/syscalls_x86_64.o: attach/syscalls_x86_64.inc
+
+xprof: cmd/xprof.o $(CMD_OBJS) $(LIB_OBJS)
+	$(CC) $(XP_CFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- packages --------------------------------------------------------------
+
+deps:
+	@missing=""; for p in $(BUILD_PKGS) $(TEST_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:$$missing" >&2; exit 1; fi; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# ---- fixtures and tests ----------------------------------------------------
+
+include fixtures/fixtures.mk
+
+UNIT_TESTS := $(patsubst %.c,%,$(wildcard tests/unit/test_*.c))
+
+tests/unit/test_%: tests/unit/test_%.c $(LIB_OBJS) $(HEADERS)
+	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+unit: $(UNIT_TESTS)
+
+check: deps
+	$(MAKE) all fixtures unit
+	prove -v tests/*.t 2>&1 | tee tests/last-run.log | grep -E '^(ok|not ok|#|tests/|All tests|Files=|Result)' ; \
+	exit $${PIPESTATUS[0]}
+
+SHELL := /bin/bash
+
+demo: deps
+	$(MAKE) all fixtures
+	@bash tests/demo.sh
+
+bench: deps
+	$(MAKE) all fixtures
+	bash bench/run.sh
+
+install: xprof
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 xprof $(DESTDIR)$(PREFIX)/bin/xprof
+	install -m 644 docs/xprof.1 $(DESTDIR)$(PREFIX)/share/man/man1/xprof.1
+
+clean:
+	rm -f xprof */*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS)
+	rm -rf build

@@ -1,0 +1,157 @@
+/* attach/ — everything that touches the live target: pid validation and
+ * /proc parsing, ptrace stop / detach of a whole thread group, and reading
+ * target memory behind a small interface (process, snapshot, local).
+ *
+ * Library code: returns 0 or -errno, never prints or exits.
+ */
+#ifndef XPROF_ATTACH_ATTACH_H
+#define XPROF_ATTACH_ATTACH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+/* ---- /proc ---------------------------------------------------------- */
+
+struct xp_map {
+	uint64_t start, end, offset;
+	uint64_t inode;
+	unsigned int major, minor;
+	char perms[5]; /* "r-xp" */
+	char *path;    /* "" for anonymous; "[stack]", "[vdso]", "/usr/lib/... (deleted)" */
+};
+
+struct xp_maps {
+	struct xp_map *v;
+	size_t n;
+};
+
+int xp_maps_read(pid_t pid, struct xp_maps *out);
+/* Binary search; NULL when addr is in no mapping. */
+const struct xp_map *xp_maps_find(const struct xp_maps *maps, uint64_t addr);
+void xp_maps_free(struct xp_maps *maps);
+
+/* What xprof knows of a process before it touches it. */
+struct xp_proc {
+	pid_t pid;
+	char comm[64];
+	char state;          /* letter from /proc/PID/stat */
+	uid_t uid;           /* real uid of the target */
+	pid_t tracer;        /* TracerPid, 0 when none */
+	int kernel_thread;
+};
+
+/* Why a pid cannot be profiled; filled by xp_proc_check. */
+enum xp_proc_problem {
+	XP_PROC_OK = 0,
+	XP_PROC_NO_SUCH,
+	XP_PROC_ZOMBIE,
+	XP_PROC_KERNEL_THREAD,
+	XP_PROC_SELF,
+	XP_PROC_TRACED,      /* already traced by another process */
+};
+
+/* Reads /proc/PID; returns 0 and fills *p, or -errno.  *problem tells why
+ * a readable process still cannot be profiled. */
+int xp_proc_check(pid_t pid, struct xp_proc *p, enum xp_proc_problem *problem);
+
+/* Explains an EPERM from ptrace or perf_event_open on pid: which check
+ * failed (ptrace_scope, missing CAP_SYS_PTRACE, another user's process)
+ * and the one command that fixes it.  Writes one line without newline. */
+void xp_explain_eperm(pid_t pid, char *buf, size_t len);
+
+/* Thread state letters as words: running, sleeping, disk, stopped, zombie... */
+const char *xp_state_word(char state);
+
+/* Name of a system call number of this architecture, or NULL. */
+const char *xp_syscall_name(long nr);
+
+/* ---- memory --------------------------------------------------------- */
+
+/* A memory reader: read returns bytes read (may be short at an unmapped
+ * boundary) or -errno.  Backends: a live process, a snapshot of copied
+ * regions over another reader, our own address space (unit tests). */
+struct xp_mem {
+	ssize_t (*read)(struct xp_mem *m, uint64_t addr, void *buf, size_t len);
+	void (*close)(struct xp_mem *m);
+};
+
+static inline ssize_t xp_mem_read(struct xp_mem *m, uint64_t addr, void *buf, size_t len)
+{
+	return m->read(m, addr, buf, len);
+}
+/* All or nothing: 0 or -errno (-EFAULT on a short read). */
+int xp_mem_read_full(struct xp_mem *m, uint64_t addr, void *buf, size_t len);
+static inline void xp_mem_close(struct xp_mem *m)
+{
+	if (m)
+		m->close(m);
+}
+
+/* process_vm_readv, falling back to /proc/PID/mem when it is refused. */
+struct xp_mem *xp_mem_process(pid_t pid);
+struct xp_mem *xp_mem_local(void);
+
+struct xp_region {
+	uint64_t addr;
+	size_t len;
+	const uint8_t *data;
+};
+/* Reads from copied regions first, then from `below` (may be NULL).  The
+ * regions are borrowed and must outlive the reader. */
+struct xp_mem *xp_mem_snapshot(const struct xp_region *regions, size_t n, struct xp_mem *below);
+
+/* ---- stopping a thread group ---------------------------------------- */
+
+/* Caps on what one stop may copy. */
+#define XP_STACK_COPY_MAX (512 * 1024)  /* bytes of live stack per thread */
+#define XP_STOP_TIMEOUT_MS 1000         /* a thread that does not stop by then is skipped */
+#define XP_MAX_THREADS 200000
+
+struct xp_thread {
+	pid_t tid;
+	char name[64];
+	char state;            /* from /proc before the stop: R S D T t Z ... */
+	char wchan[64];        /* kernel function a sleeping thread waits in, or "" */
+	int stopped;           /* we got its ptrace stop: regs and stack valid */
+	int pending_sig;       /* signal caught in signal-delivery-stop, re-sent at detach */
+	int group_stopped;     /* it was in group-stop (SIGSTOP) when we came */
+	int exited;            /* it exited while we worked */
+	struct user_regs_struct regs;
+	uint64_t stack_addr;   /* copy of [stack_addr, stack_addr + stack_len) */
+	size_t stack_len;
+	uint8_t *stack;
+	int stack_truncated;   /* the live stack was longer than XP_STACK_COPY_MAX */
+	/* A thread blocked in futex(2): the futex word and the words after it,
+	 * read during the stop (a pthread mutex keeps its owner tid at +8). */
+	int have_futex;
+	uint64_t futex_addr;
+	uint32_t futex_words[4];
+};
+
+struct xp_snapshot {
+	pid_t pid;
+	struct xp_thread *threads;
+	size_t nthreads;
+	struct xp_maps maps;           /* read during the stop */
+	int64_t stopped_ns;            /* first interrupt to last detach */
+	int64_t time_ns;               /* CLOCK_REALTIME at the stop */
+	size_t not_stopped;            /* threads that never reached a stop */
+	int process_was_stopped;       /* it was SIGSTOPped when we came */
+	struct xp_region *regions;     /* the stack copies, for xp_mem_snapshot */
+	size_t nregions;
+};
+
+/* Stops every thread of pid together (PTRACE_SEIZE + PTRACE_INTERRUPT,
+ * re-reading the task list until stable), copies registers and the live part
+ * of each stack, and lets them all go.  A process found in group-stop is
+ * left stopped.  0, or -errno (-EPERM, -ESRCH). */
+int xp_snapshot_take(pid_t pid, struct xp_snapshot *s);
+void xp_snapshot_free(struct xp_snapshot *s);
+
+/* Detach every thread xprof holds, from a signal handler: async-signal-safe.
+ * Installed for SIGINT, SIGTERM, SIGHUP and SIGPIPE by xp_attach_signals. */
+void xp_attach_signals(void);
+
+#endif

@@ -1,0 +1,197 @@
+/* Memory readers: a live process (process_vm_readv in bulk, /proc/PID/mem
+ * when that is refused), a snapshot of copied regions layered over another
+ * reader, and our own address space for unit tests.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+
+int xp_mem_read_full(struct xp_mem *m, uint64_t addr, void *buf, size_t len)
+{
+	ssize_t n = m->read(m, addr, buf, len);
+
+	if (n < 0)
+		return (int)n;
+	return (size_t)n == len ? 0 : -EFAULT;
+}
+
+/* ---- live process --------------------------------------------------- */
+
+struct process_mem {
+	struct xp_mem m;
+	pid_t pid;
+	int memfd;      /* /proc/PID/mem, opened on first need */
+	int use_memfd;  /* process_vm_readv was refused (ENOSYS/EPERM) */
+};
+
+static ssize_t read_memfd(struct process_mem *pm, uint64_t addr, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (pm->memfd < 0) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pm->pid);
+		pm->memfd = open(path, O_RDONLY | O_CLOEXEC);
+		if (pm->memfd < 0)
+			return -errno;
+	}
+	do
+		n = pread(pm->memfd, buf, len, (off_t)addr);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t process_read(struct xp_mem *m, uint64_t addr, void *buf, size_t len)
+{
+	struct process_mem *pm = (struct process_mem *)m;
+	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+	ssize_t n;
+
+	if (len == 0)
+		return 0;
+	if (addr + len < addr)
+		return -EFAULT;
+	if (!pm->use_memfd) {
+		n = process_vm_readv(pm->pid, &local, 1, &remote, 1, 0);
+		if (n >= 0)
+			return n;
+		if (errno != ENOSYS && errno != EPERM)
+			return -errno;
+		pm->use_memfd = 1;
+	}
+	return read_memfd(pm, addr, buf, len);
+}
+
+static void process_close(struct xp_mem *m)
+{
+	struct process_mem *pm = (struct process_mem *)m;
+
+	if (pm->memfd >= 0)
+		close(pm->memfd);
+	free(pm);
+}
+
+struct xp_mem *xp_mem_process(pid_t pid)
+{
+	struct process_mem *pm = calloc(1, sizeof(*pm));
+
+	if (!pm)
+		return NULL;
+	pm->m.read = process_read;
+	pm->m.close = process_close;
+	pm->pid = pid;
+	pm->memfd = -1;
+	return &pm->m;
+}
+
+/* ---- our own address space ------------------------------------------ */
+
+static ssize_t local_read(struct xp_mem *m, uint64_t addr, void *buf, size_t len)
+{
+	(void)m;
+	/* process_vm_readv on ourselves checks the address instead of faulting */
+	struct iovec local = { buf, len }, remote = { (void *)(uintptr_t)addr, len };
+	ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+	return n < 0 ? -errno : n;
+}
+
+static void local_close(struct xp_mem *m)
+{
+	free(m);
+}
+
+struct xp_mem *xp_mem_local(void)
+{
+	struct xp_mem *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	m->read = local_read;
+	m->close = local_close;
+	return m;
+}
+
+/* ---- snapshot ------------------------------------------------------- */
+
+struct snapshot_mem {
+	struct xp_mem m;
+	struct xp_region *r; /* sorted by addr, non-overlapping */
+	size_t n;
+	struct xp_mem *below;
+};
+
+static int region_cmp(const void *a, const void *b)
+{
+	const struct xp_region *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static const struct xp_region *find_region(const struct snapshot_mem *s, uint64_t addr)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct xp_region *r = &s->r[mid];
+		if (addr < r->addr)
+			hi = mid;
+		else if (addr - r->addr >= r->len)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+static ssize_t snapshot_read(struct xp_mem *m, uint64_t addr, void *buf, size_t len)
+{
+	struct snapshot_mem *s = (struct snapshot_mem *)m;
+	const struct xp_region *r = find_region(s, addr);
+
+	if (r) {
+		size_t off = addr - r->addr, n = r->len - off;
+		if (n > len)
+			n = len;
+		memcpy(buf, r->data + off, n);
+		return (ssize_t)n;
+	}
+	if (!s->below)
+		return -EFAULT;
+	return s->below->read(s->below, addr, buf, len);
+}
+
+static void snapshot_close(struct xp_mem *m)
+{
+	struct snapshot_mem *s = (struct snapshot_mem *)m;
+
+	free(s->r);
+	free(s);
+}
+
+struct xp_mem *xp_mem_snapshot(const struct xp_region *regions, size_t n, struct xp_mem *below)
+{
+	struct snapshot_mem *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->r = malloc((n ? n : 1) * sizeof(*s->r));
+	if (!s->r) {
+		free(s);
+		return NULL;
+	}
+	memcpy(s->r, regions, n * sizeof(*regions));
+	qsort(s->r, n, sizeof(*s->r), region_cmp);
+	s->n = n;
+	s->below = below;
+	s->m.read = snapshot_read;
+	s->m.close = snapshot_close;
+	return &s->m;
+}

@@ -1,0 +1,295 @@
+/* /proc parsing: memory maps, process status, and the diagnosis of why a
+ * process cannot be attached.  Everything read here is target-controlled
+ * text (comm, paths), so every field is parsed with bounds.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+#include "attach/proc_internal.h"
+
+#define MAPS_MAX 1000000 /* a process with more mappings is refused */
+
+int xp_read_small_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n, total = 0;
+
+	if (fd < 0)
+		return -errno;
+	while ((size_t)total < len - 1) {
+		n = read(fd, buf + total, len - 1 - total);
+		if (n < 0) {
+			int err = errno;
+			if (err == EINTR)
+				continue;
+			close(fd);
+			return -err;
+		}
+		if (n == 0)
+			break;
+		total += n;
+	}
+	close(fd);
+	buf[total] = '\0';
+	return (int)total;
+}
+
+static int parse_map_line(char *line, struct xp_map *m)
+{
+	unsigned long long start, end, offset, inode;
+	unsigned int major, minor;
+	char perms[8];
+	int pathpos = 0;
+
+	if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu %n", &start, &end, perms, &offset, &major,
+		   &minor, &inode, &pathpos) < 7)
+		return -EINVAL;
+	if (end <= start)
+		return -EINVAL;
+	m->start = start;
+	m->end = end;
+	m->offset = offset;
+	m->inode = inode;
+	m->major = major;
+	m->minor = minor;
+	memcpy(m->perms, perms, 4);
+	m->perms[4] = '\0';
+	m->path = strdup(pathpos > 0 ? line + pathpos : "");
+	return m->path ? 0 : -ENOMEM;
+}
+
+int xp_maps_read(pid_t pid, struct xp_maps *out)
+{
+	char path[64];
+	FILE *f;
+	char *line = NULL;
+	size_t cap = 0, alloc = 0;
+	ssize_t n;
+	int err = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] == '\n')
+			line[n - 1] = '\0';
+		if (out->n == alloc) {
+			struct xp_map *v;
+			if (alloc >= MAPS_MAX) {
+				err = -E2BIG;
+				break;
+			}
+			alloc = alloc ? alloc * 2 : 256;
+			v = realloc(out->v, alloc * sizeof(*v));
+			if (!v) {
+				err = -ENOMEM;
+				break;
+			}
+			out->v = v;
+		}
+		if (parse_map_line(line, &out->v[out->n]) == 0)
+			out->n++;
+	}
+	free(line);
+	fclose(f);
+	if (err == 0 && out->n == 0)
+		err = -ESRCH; /* a process with no maps is gone or a kernel thread */
+	if (err)
+		xp_maps_free(out);
+	return err;
+}
+
+const struct xp_map *xp_maps_find(const struct xp_maps *maps, uint64_t addr)
+{
+	size_t lo = 0, hi = maps->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct xp_map *m = &maps->v[mid];
+		if (addr < m->start)
+			hi = mid;
+		else if (addr >= m->end)
+			lo = mid + 1;
+		else
+			return m;
+	}
+	return NULL;
+}
+
+void xp_maps_free(struct xp_maps *maps)
+{
+	size_t i;
+
+	for (i = 0; i < maps->n; i++)
+		free(maps->v[i].path);
+	free(maps->v);
+	maps->v = NULL;
+	maps->n = 0;
+}
+
+int xp_parse_stat(const char *buf, char *comm, size_t commlen, char *state, unsigned long *flags)
+{
+	/* comm may hold spaces and parentheses: it ends at the last ')' */
+	const char *open = strchr(buf, '(');
+	const char *close = strrchr(buf, ')');
+	size_t n;
+
+	if (!open || !close || close < open || close[1] != ' ' || !close[2])
+		return -EINVAL;
+	n = (size_t)(close - open - 1);
+	if (n >= commlen)
+		n = commlen - 1;
+	memcpy(comm, open + 1, n);
+	comm[n] = '\0';
+	*state = close[2];
+	if (flags) {
+		/* fields after state: ppid pgrp session tty_nr tpgid flags */
+		int ppid, pgrp, session, tty, tpgid;
+		if (sscanf(close + 4, "%d %d %d %d %d %lu", &ppid, &pgrp, &session, &tty, &tpgid,
+			   flags) != 6)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static long status_field(const char *status, const char *key)
+{
+	const char *p = strstr(status, key);
+
+	if (!p)
+		return -1;
+	return strtol(p + strlen(key), NULL, 10);
+}
+
+int xp_proc_check(pid_t pid, struct xp_proc *p, enum xp_proc_problem *problem)
+{
+	char path[64], buf[4096];
+	unsigned long flags = 0;
+	int n;
+
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	*problem = XP_PROC_OK;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	n = xp_read_small_file(path, buf, sizeof(buf));
+	if (n == -ENOENT || n == -ESRCH) {
+		*problem = XP_PROC_NO_SUCH;
+		return 0;
+	}
+	if (n < 0)
+		return n;
+	if (xp_parse_stat(buf, p->comm, sizeof(p->comm), &p->state, &flags) < 0)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	n = xp_read_small_file(path, buf, sizeof(buf));
+	if (n < 0) {
+		if (n == -ENOENT || n == -ESRCH)
+			*problem = XP_PROC_NO_SUCH;
+		return n == -ENOENT || n == -ESRCH ? 0 : n;
+	}
+	p->uid = (uid_t)status_field(buf, "\nUid:");
+	p->tracer = (pid_t)status_field(buf, "\nTracerPid:");
+	/* A thread id that is not a thread-group leader is still a valid
+	 * /proc entry; profile its whole group. */
+	p->pid = (pid_t)status_field(buf, "\nTgid:");
+	if (p->pid <= 0)
+		p->pid = pid;
+	p->kernel_thread = (flags & 0x00200000) != 0; /* PF_KTHREAD */
+
+	if (p->state == 'Z' || p->state == 'X')
+		*problem = XP_PROC_ZOMBIE;
+	else if (p->kernel_thread)
+		*problem = XP_PROC_KERNEL_THREAD;
+	else if (p->pid == getpid())
+		*problem = XP_PROC_SELF;
+	else if (p->tracer > 0 && p->tracer != getpid())
+		*problem = XP_PROC_TRACED;
+	return 0;
+}
+
+static int have_cap_sys_ptrace(void)
+{
+	char buf[4096];
+	const char *p;
+	unsigned long long eff;
+
+	if (xp_read_small_file("/proc/self/status", buf, sizeof(buf)) < 0)
+		return 0;
+	p = strstr(buf, "\nCapEff:");
+	if (!p || sscanf(p + 8, "%llx", &eff) != 1)
+		return 0;
+	return (eff >> 19) & 1; /* CAP_SYS_PTRACE */
+}
+
+void xp_explain_eperm(pid_t pid, char *buf, size_t len)
+{
+	struct xp_proc p;
+	enum xp_proc_problem problem;
+	char scope[16] = "";
+	int have_scope;
+
+	have_scope = xp_read_small_file("/proc/sys/kernel/yama/ptrace_scope", scope, sizeof(scope)) > 0;
+	if (xp_proc_check(pid, &p, &problem) == 0 && problem == XP_PROC_TRACED) {
+		snprintf(buf, len, "it is already traced by pid %d (a debugger or tracer); detach it first",
+			 (int)p.tracer);
+		return;
+	}
+	if (have_scope && atoi(scope) == 3) {
+		snprintf(buf, len, "kernel.yama.ptrace_scope is 3, which forbids all ptrace until reboot");
+		return;
+	}
+	if (!have_cap_sys_ptrace()) {
+		if (geteuid() == 0)
+			snprintf(buf, len,
+				 "xprof runs as root without CAP_SYS_PTRACE, as in a container; "
+				 "grant it (docker run --cap-add SYS_PTRACE)");
+		else if (p.uid != geteuid())
+			snprintf(buf, len,
+				 "pid %d belongs to uid %u and xprof runs as uid %u; run as root or as that user",
+				 (int)pid, (unsigned)p.uid, (unsigned)geteuid());
+		else if (have_scope && atoi(scope) >= 1)
+			snprintf(buf, len,
+				 "kernel.yama.ptrace_scope is %d; run as root, or "
+				 "sysctl -w kernel.yama.ptrace_scope=0",
+				 atoi(scope));
+		else
+			snprintf(buf, len, "run as root or with CAP_SYS_PTRACE");
+		return;
+	}
+	snprintf(buf, len, "the kernel refused ptrace (a security module such as SELinux or AppArmor?)");
+}
+
+const char *xp_state_word(char state)
+{
+	switch (state) {
+	case 'R':
+		return "running";
+	case 'S':
+		return "sleeping";
+	case 'D':
+		return "disk";
+	case 'T':
+		return "stopped";
+	case 't':
+		return "tracing stop";
+	case 'Z':
+	case 'X':
+		return "zombie";
+	case 'I':
+		return "idle";
+	case 'P':
+		return "parked";
+	default:
+		return "unknown";
+	}
+}

@@ -1,0 +1,511 @@
+/* Stopping a whole thread group for one consistent instant: seize every
+ * thread, interrupt them all, wait for every stop, copy registers and the
+ * live part of each stack, and let them go.  The pause is what the target
+ * feels, so everything that can happen before or after it does.
+ *
+ * The signals that end xprof are blocked while any thread is held, so no
+ * exit path can leave a thread stopped; SIGKILL makes the kernel detach.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+#include "attach/proc_internal.h"
+#include "attach/regs_x86_64.h"
+
+#define TASK_ROUNDS_MAX 100 /* re-reads of the task list before giving up on stability */
+
+static int64_t now_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- the thread table ------------------------------------------------- */
+
+struct table {
+	struct xp_thread *t;
+	size_t n, alloc;
+	/* open-addressed tid -> index+1, for waitpid results and task re-reads */
+	uint32_t *slot;
+	size_t nslot;
+};
+
+static size_t tid_hash(pid_t tid, size_t nslot)
+{
+	return ((uint32_t)tid * 2654435761u) & (nslot - 1);
+}
+
+static struct xp_thread *table_find(struct table *tb, pid_t tid)
+{
+	size_t h;
+
+	if (!tb->nslot)
+		return NULL;
+	for (h = tid_hash(tid, tb->nslot); tb->slot[h]; h = (h + 1) & (tb->nslot - 1))
+		if (tb->t[tb->slot[h] - 1].tid == tid)
+			return &tb->t[tb->slot[h] - 1];
+	return NULL;
+}
+
+static int table_rehash(struct table *tb, size_t nslot)
+{
+	uint32_t *slot = calloc(nslot, sizeof(*slot));
+	size_t i, h;
+
+	if (!slot)
+		return -ENOMEM;
+	for (i = 0; i < tb->n; i++) {
+		for (h = tid_hash(tb->t[i].tid, nslot); slot[h]; h = (h + 1) & (nslot - 1))
+			;
+		slot[h] = (uint32_t)(i + 1);
+	}
+	free(tb->slot);
+	tb->slot = slot;
+	tb->nslot = nslot;
+	return 0;
+}
+
+static struct xp_thread *table_add(struct table *tb, pid_t tid)
+{
+	struct xp_thread *t;
+	size_t h;
+
+	if (tb->n >= XP_MAX_THREADS)
+		return NULL;
+	if (tb->n == tb->alloc) {
+		size_t alloc = tb->alloc ? tb->alloc * 2 : 64;
+		struct xp_thread *v = realloc(tb->t, alloc * sizeof(*v));
+		if (!v)
+			return NULL;
+		tb->t = v;
+		tb->alloc = alloc;
+	}
+	if ((tb->n + 1) * 2 > tb->nslot && table_rehash(tb, tb->nslot ? tb->nslot * 2 : 256) < 0)
+		return NULL;
+	t = &tb->t[tb->n];
+	memset(t, 0, sizeof(*t));
+	t->tid = tid;
+	for (h = tid_hash(tid, tb->nslot); tb->slot[h]; h = (h + 1) & (tb->nslot - 1))
+		;
+	tb->slot[h] = (uint32_t)(++tb->n);
+	return t;
+}
+
+/* ---- /proc/PID/task ------------------------------------------------- */
+
+/* Reads name, state and wchan of one thread; before the stop, so that the
+ * state is the thread's own and not our tracing stop. */
+static void read_thread_info(pid_t pid, struct xp_thread *t)
+{
+	char path[96], buf[1024];
+	int n;
+	size_t k;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)t->tid);
+	if (xp_read_small_file(path, buf, sizeof(buf)) < 0 ||
+	    xp_parse_stat(buf, t->name, sizeof(t->name), &t->state, NULL) < 0) {
+		t->state = '?';
+		return;
+	}
+	if (t->state != 'S' && t->state != 'D')
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)pid, (int)t->tid);
+	n = xp_read_small_file(path, buf, sizeof(buf));
+	if (n > 0 && strcmp(buf, "0") != 0) {
+		for (k = 0; k + 1 < sizeof(t->wchan) && buf[k] && buf[k] != '\n'; k++)
+			t->wchan[k] = buf[k];
+		t->wchan[k] = '\0';
+	}
+}
+
+/* Adds the tids of /proc/PID/task not yet in the table; returns how many
+ * were new, or -errno. */
+static int scan_tasks(pid_t pid, struct table *tb, int read_info)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *e;
+	int added = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long tid = strtol(e->d_name, &end, 10);
+		struct xp_thread *t;
+
+		if (*end || tid <= 0 || table_find(tb, (pid_t)tid))
+			continue;
+		t = table_add(tb, (pid_t)tid);
+		if (!t) {
+			closedir(d);
+			return tb->n >= XP_MAX_THREADS ? -E2BIG : -ENOMEM;
+		}
+		if (read_info)
+			read_thread_info(pid, t);
+		added++;
+	}
+	closedir(d);
+	return added;
+}
+
+/* ---- ptrace ------------------------------------------------------------- */
+
+struct held {
+	size_t seized;  /* threads seized, interrupt sent */
+	size_t waiting; /* seized and not yet reported stopped or exited */
+};
+
+static int seize_and_interrupt(struct xp_thread *t, struct held *h)
+{
+	if (ptrace(PTRACE_SEIZE, t->tid, NULL, NULL) < 0) {
+		if (errno == ESRCH) { /* exited between readdir and now */
+			t->exited = 1;
+			return 0;
+		}
+		return -errno;
+	}
+	h->seized++;
+	if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0 && errno == ESRCH) {
+		/* it is dying; its exit is still reported to us through waitpid */
+	}
+	h->waiting++;
+	return 0;
+}
+
+static volatile sig_atomic_t deadline_hit;
+
+static void on_deadline(int sig)
+{
+	(void)sig;
+	deadline_hit = 1;
+}
+
+static void arm_deadline(int ms)
+{
+	struct itimerval it = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_deadline; /* no SA_RESTART: waitpid returns EINTR */
+	sigaction(SIGALRM, &sa, NULL);
+	deadline_hit = 0;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void disarm_deadline(void)
+{
+	struct itimerval it = { { 0, 0 }, { 0, 0 } };
+
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static int is_stop_signal(int sig)
+{
+	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+/* Collects stop and exit reports until every seized thread has one or the
+ * deadline passes. */
+static void wait_for_stops(struct table *tb, struct held *h)
+{
+	arm_deadline(XP_STOP_TIMEOUT_MS);
+	while (h->waiting > 0 && !deadline_hit) {
+		int status;
+		pid_t tid = waitpid(-1, &status, __WALL);
+		struct xp_thread *t;
+
+		if (tid < 0) {
+			if (errno == EINTR)
+				continue;
+			break; /* ECHILD: nothing left to wait for */
+		}
+		t = table_find(tb, tid);
+		if (!t || t->stopped || t->exited)
+			continue;
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			t->exited = 1;
+			h->waiting--;
+		} else if (WIFSTOPPED(status)) {
+			int event = status >> 16, sig = WSTOPSIG(status);
+			if (event == PTRACE_EVENT_STOP) {
+				t->group_stopped = is_stop_signal(sig);
+			} else if (event == 0) {
+				/* signal-delivery-stop: the signal goes back at detach */
+				t->pending_sig = sig;
+			}
+			t->stopped = 1;
+			h->waiting--;
+		}
+	}
+	disarm_deadline();
+}
+
+static void copy_stack(struct xp_thread *t, pid_t pid, const struct xp_maps *maps)
+{
+	uint64_t sp = xp_regs_sp(&t->regs), lo, hi;
+	const struct xp_map *m = xp_maps_find(maps, sp);
+	struct iovec local, remote;
+	ssize_t n;
+
+	if (!m)
+		return;
+	lo = sp - XP_REDZONE >= m->start && sp >= XP_REDZONE ? sp - XP_REDZONE : m->start;
+	hi = m->end;
+	if (hi - lo > XP_STACK_COPY_MAX) {
+		hi = lo + XP_STACK_COPY_MAX;
+		t->stack_truncated = 1;
+	}
+	t->stack = malloc(hi - lo);
+	if (!t->stack)
+		return;
+	local.iov_base = t->stack;
+	local.iov_len = hi - lo;
+	remote.iov_base = (void *)(uintptr_t)lo;
+	remote.iov_len = hi - lo;
+	n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	if (n <= 0) {
+		free(t->stack);
+		t->stack = NULL;
+		return;
+	}
+	t->stack_addr = lo;
+	t->stack_len = (size_t)n;
+}
+
+static void read_futex(struct xp_thread *t, pid_t pid)
+{
+	struct iovec local = { t->futex_words, sizeof(t->futex_words) };
+	struct iovec remote;
+
+	if (xp_regs_syscall(&t->regs) != XP_SYS_FUTEX)
+		return;
+	t->futex_addr = xp_regs_arg0(&t->regs);
+	remote.iov_base = (void *)(uintptr_t)t->futex_addr;
+	remote.iov_len = sizeof(t->futex_words);
+	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)sizeof(t->futex_words))
+		t->have_futex = 1;
+}
+
+static void detach(struct xp_thread *t)
+{
+	/* ESRCH: it died meanwhile; the kernel has already let it go */
+	ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(uintptr_t)t->pending_sig);
+}
+
+/* Threads that missed the deadline (stuck in uninterruptible sleep) still
+ * carry our interrupt: wait a little longer and let each go as it stops.
+ * Their copies were never taken, so they count as not stopped.  Any still
+ * running afterwards are released by the kernel when xprof exits. */
+static void release_late(struct table *tb, struct held *h)
+{
+	size_t i;
+	char *late;
+
+	if (h->waiting == 0)
+		return;
+	late = calloc(tb->n, 1);
+	if (!late)
+		return; /* the kernel lets them go when xprof exits */
+	for (i = 0; i < tb->n; i++)
+		late[i] = !tb->t[i].stopped && !tb->t[i].exited;
+	wait_for_stops(tb, h);
+	for (i = 0; i < tb->n; i++) {
+		if (!late[i])
+			continue;
+		if (tb->t[i].stopped && !tb->t[i].exited)
+			detach(&tb->t[i]);
+		tb->t[i].stopped = 0;
+	}
+	free(late);
+}
+
+static void block_fatal_signals(sigset_t *old)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGPIPE);
+	sigaddset(&set, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &set, old);
+}
+
+int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
+{
+	struct table tb = { 0 };
+	struct held h = { 0 };
+	sigset_t oldmask;
+	int64_t t0;
+	size_t i, nregions = 0;
+	int err = 0, rounds, added, maps_fresh = 0;
+	char leader_state = 0;
+
+	memset(s, 0, sizeof(s[0]));
+	s->pid = pid;
+	err = xp_maps_read(pid, &s->maps);
+	if (err < 0)
+		return err;
+	err = scan_tasks(pid, &tb, 1);
+	if (err < 0)
+		goto out_free;
+	if (tb.n > 0)
+		leader_state = table_find(&tb, pid) ? table_find(&tb, pid)->state : 0;
+	s->process_was_stopped = leader_state == 'T';
+
+	block_fatal_signals(&oldmask);
+	t0 = now_ns(CLOCK_MONOTONIC);
+	s->time_ns = now_ns(CLOCK_REALTIME);
+	err = 0;
+	for (i = 0; i < tb.n && err == 0; i++)
+		err = seize_and_interrupt(&tb.t[i], &h);
+	/* Threads created while we seized: catch them until the list is stable.
+	 * Stopped threads create nothing, so this converges. */
+	for (rounds = 0; err == 0 && rounds < TASK_ROUNDS_MAX; rounds++) {
+		size_t first = tb.n;
+		added = scan_tasks(pid, &tb, 0);
+		if (added < 0) {
+			err = added;
+			break;
+		}
+		if (added == 0)
+			break;
+		for (i = first; i < tb.n && err == 0; i++) {
+			tb.t[i].state = 'R'; /* new-born: it was running */
+			err = seize_and_interrupt(&tb.t[i], &h);
+		}
+	}
+	if (err == 0 || h.seized > 0)
+		wait_for_stops(&tb, &h);
+
+	if (err == 0) {
+		for (i = 0; i < tb.n; i++) {
+			struct xp_thread *t = &tb.t[i];
+			if (!t->stopped || t->exited)
+				continue;
+			if (ptrace(PTRACE_GETREGS, t->tid, NULL, &t->regs) < 0) {
+				t->stopped = 0; /* killed while stopped */
+				t->exited = errno == ESRCH;
+				continue;
+			}
+			if (!xp_maps_find(&s->maps, xp_regs_sp(&t->regs)) && !maps_fresh) {
+				/* a stack mapped after our first read */
+				xp_maps_free(&s->maps);
+				if (xp_maps_read(pid, &s->maps) < 0)
+					break;
+				maps_fresh = 1;
+			}
+			copy_stack(t, pid, &s->maps);
+			read_futex(t, pid);
+		}
+	}
+	for (i = 0; i < tb.n; i++)
+		if (tb.t[i].stopped && !tb.t[i].exited)
+			detach(&tb.t[i]);
+	s->stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
+	release_late(&tb, &h);
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+
+	if (err < 0)
+		goto out_free;
+
+	/* Keep the threads that were there, drop the ones that exited. */
+	s->threads = tb.t;
+	tb.t = NULL;
+	for (i = 0; i < tb.n; i++) {
+		struct xp_thread *t = &s->threads[i];
+		if (t->exited)
+			continue;
+		if (!t->stopped)
+			s->not_stopped++;
+		s->threads[s->nthreads++] = *t;
+	}
+	free(tb.slot);
+	if (s->maps.n == 0 && (err = xp_maps_read(pid, &s->maps)) < 0)
+		goto out_free;
+	s->regions = calloc(s->nthreads ? s->nthreads : 1, sizeof(*s->regions));
+	if (!s->regions) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	for (i = 0; i < s->nthreads; i++) {
+		if (!s->threads[i].stack)
+			continue;
+		s->regions[nregions].addr = s->threads[i].stack_addr;
+		s->regions[nregions].len = s->threads[i].stack_len;
+		s->regions[nregions].data = s->threads[i].stack;
+		nregions++;
+	}
+	s->nregions = nregions;
+	if (s->nthreads == 0) {
+		err = -ESRCH;
+		goto out_free;
+	}
+	return 0;
+
+out_free:
+	if (tb.t) {
+		for (i = 0; i < tb.n; i++)
+			free(tb.t[i].stack);
+		free(tb.t);
+	}
+	free(tb.slot);
+	xp_snapshot_free(s);
+	return err;
+}
+
+void xp_snapshot_free(struct xp_snapshot *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nthreads; i++)
+		free(s->threads[i].stack);
+	free(s->threads);
+	free(s->regions);
+	xp_maps_free(&s->maps);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- signals ---------------------------------------------------------- */
+
+static void on_fatal_signal(int sig)
+{
+	static const char msg[] = "xprof: interrupted, target left running\n";
+	ssize_t r = write(2, msg, sizeof(msg) - 1);
+
+	(void)r;
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void xp_attach_signals(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_fatal_signal;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	/* a closed stdout is an EPIPE from write, reported like any error */
+	signal(SIGPIPE, SIG_IGN);
+}

@@ -1,0 +1,44 @@
+/* cmd/ — what the commands share: exit codes, messages, pid parsing, and
+ * turning symbolized stacks into pprof locations.  Only cmd/ prints. */
+#ifndef XPROF_CMD_CMD_H
+#define XPROF_CMD_CMD_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto/profile.h"
+#include "symbolize/symbolize.h"
+#include "unwind/unwind.h"
+
+enum {
+	XP_EXIT_OK = 0,
+	XP_EXIT_PARTIAL = 1, /* some threads or samples failed; counted and reported */
+	XP_EXIT_FATAL = 2,
+	XP_EXIT_USAGE = 64,
+};
+
+#define XPROF_VERSION "0.1.0"
+
+/* "xprof: " + message + "\n" on stderr. */
+void xp_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parses a pid argument; prints a usage error and returns -1 when bad. */
+pid_t xp_parse_pid(const char *arg);
+
+/* Validates pid as a profiling target and prints the reason when it is
+ * not one.  Returns the thread-group id to profile, or -1. */
+pid_t xp_check_target(pid_t pid, char *comm, size_t commlen);
+
+/* Prints why attaching to pid failed with err (-errno), in one line. */
+void xp_report_attach_error(pid_t pid, int err);
+
+int64_t xp_now_ns(void);
+
+/* Adds the locations of one unwound stack (leaf first) to p; ids[] receives
+ * one id per pc.  pc[0] is a current pc, the rest return addresses. */
+int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc, size_t n,
+		       uint64_t *ids);
+
+int cmd_threads(int argc, char **argv);
+
+#endif

@@ -1,0 +1,154 @@
+/* What every command shares: messages, pid parsing and target checks, and
+ * the translation of symbolized stacks into pprof locations. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attach/attach.h"
+#include "cmd/cmd.h"
+
+void xp_msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("xprof: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int64_t xp_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+pid_t xp_parse_pid(const char *arg)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = arg ? strtol(arg, &end, 10) : 0;
+	if (!arg || !*arg || *end || errno || v <= 0 || v > 4194304) {
+		xp_msg("invalid pid '%s': want a positive process id", arg ? arg : "");
+		return -1;
+	}
+	return (pid_t)v;
+}
+
+pid_t xp_check_target(pid_t pid, char *comm, size_t commlen)
+{
+	struct xp_proc p;
+	enum xp_proc_problem problem;
+	int err = xp_proc_check(pid, &p, &problem);
+
+	if (err < 0) {
+		xp_msg("cannot read /proc/%d: %s", (int)pid, strerror(-err));
+		return -1;
+	}
+	switch (problem) {
+	case XP_PROC_OK:
+		break;
+	case XP_PROC_NO_SUCH:
+		xp_msg("no such process: %d", (int)pid);
+		return -1;
+	case XP_PROC_ZOMBIE:
+		xp_msg("pid %d (%s) is a zombie: it has exited and has no stacks left to read", (int)pid,
+		       p.comm);
+		return -1;
+	case XP_PROC_KERNEL_THREAD:
+		xp_msg("pid %d (%s) is a kernel thread: it has no user space to profile", (int)pid,
+		       p.comm);
+		return -1;
+	case XP_PROC_SELF:
+		xp_msg("pid %d is xprof itself", (int)pid);
+		return -1;
+	case XP_PROC_TRACED:
+		xp_msg("cannot attach to pid %d (%s): it is already traced by pid %d (a debugger or "
+		       "tracer); detach it first",
+		       (int)pid, p.comm, (int)p.tracer);
+		return -1;
+	}
+	if (comm)
+		snprintf(comm, commlen, "%s", p.comm);
+	return p.pid;
+}
+
+void xp_report_attach_error(pid_t pid, int err)
+{
+	char why[256];
+
+	if (err == -EPERM) {
+		xp_explain_eperm(pid, why, sizeof(why));
+		xp_msg("cannot attach to pid %d: operation not permitted (%s)", (int)pid, why);
+	} else if (err == -ESRCH) {
+		xp_msg("cannot attach to pid %d: the process exited", (int)pid);
+	} else {
+		xp_msg("cannot attach to pid %d: %s", (int)pid, strerror(-err));
+	}
+}
+
+/* ---- stacks into pprof ------------------------------------------------ */
+
+static int64_t mapping_id(struct xp_profile *p, const struct xp_module *m)
+{
+	struct xp_pmapping pm = {
+		.start = m->start,
+		.limit = m->end,
+		.offset = m->offset,
+		.file = m->path,
+		.build_id = m->build_id,
+		.has_functions = m->has_functions,
+		.has_filenames = m->has_lines,
+		.has_line_numbers = m->has_lines,
+		.has_inline_frames = m->has_inlines,
+	};
+
+	return xp_profile_mapping(p, &pm);
+}
+
+int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc, size_t n,
+		       uint64_t *ids)
+{
+	struct xp_pline lines[64];
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		int is_call = i > 0;
+		const struct xp_sym *sym = xp_symbolize(space, pc[i], is_call);
+		int64_t mid = 0, id;
+		size_t nl = 0;
+
+		if (!sym)
+			return -ENOMEM;
+		if (sym->module) {
+			mid = mapping_id(p, sym->module);
+			if (mid < 0)
+				return (int)mid;
+		}
+		for (k = 0; k < sym->nframes && nl < sizeof(lines) / sizeof(lines[0]); k++) {
+			const struct xp_frame *f = &sym->frames[k];
+			int64_t fid = xp_profile_function(p, f->function, f->system_name,
+							  f->file ? f->file : "", 0);
+			if (fid < 0)
+				return (int)fid;
+			lines[nl].function_id = (uint64_t)fid;
+			lines[nl].line = f->line;
+			nl++;
+		}
+		/* like Go, callers point into the call instruction */
+		id = xp_profile_location(p, (uint64_t)mid, pc[i] - (is_call ? 1 : 0), lines, nl);
+		if (id < 0)
+			return (int)id;
+		ids[i] = (uint64_t)id;
+	}
+	return 0;
+}

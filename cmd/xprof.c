@@ -1,0 +1,52 @@
+/* xprof: profiles a running Linux process from the outside.  main and the
+ * command table; each command lives in its own file and reads
+ * parse → validate → run → report. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "threads", cmd_threads, "every thread's stack, now (Go-dump style text or pprof)" },
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fputs("usage: xprof COMMAND [OPTIONS]\n\ncommands:\n", f);
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n'xprof COMMAND --help' for a command's options; --version for the version.\n"
+	      "Profiles open with: go tool pprof -http=: FILE\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return XP_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return XP_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("xprof %s\n", XPROF_VERSION);
+		return XP_EXIT_OK;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	xp_msg("unknown command '%s' (try 'xprof --help')", argv[1]);
+	return XP_EXIT_USAGE;
+}

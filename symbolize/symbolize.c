@@ -1,0 +1,578 @@
+/* The target's address space for libdw, and pc → frames.
+ *
+ * Modules are reported from the maps read during the stop.  ELF files are
+ * opened through /proc/PID/map_files (a deleted or replaced binary, another
+ * mount namespace) or /proc/PID/root; debug files come from libdw's standard
+ * search (build-id under /usr/lib/debug, .gnu_debuglink, MiniDebugInfo),
+ * extended with the target's own /usr/lib/debug.  Every pc is symbolized
+ * once: threads of one pool share most of their pcs.
+ */
+#define _GNU_SOURCE
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libelf.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "symbolize/symbolize.h"
+
+#define VDSO_MAX (64 * 1024 * 1024) /* a larger "vdso" is not one */
+
+/* One mapped ELF file. */
+struct modinfo {
+	struct xp_space *space;
+	char *path;        /* as in maps, " (deleted)" stripped */
+	uint64_t first_start, first_end; /* its first mapping, for map_files */
+	Dwfl_Module *mod;
+	int is_vdso;
+	int loaded;        /* flags and build id computed */
+	char build_id[2 * 64 + 1];
+	int has_functions, has_lines;
+	size_t first_mapping, nmappings; /* its entries in space->mappings */
+};
+
+struct mapping {
+	struct xp_module pub;
+	struct modinfo *mi;
+};
+
+struct symcache_entry {
+	uint64_t key; /* pc << 1 | is_call */
+	struct xp_sym sym;
+	int used;
+};
+
+struct xp_space {
+	pid_t pid;
+	Dwfl *dwfl;
+	Dwfl_Callbacks callbacks;
+	char *debuginfo_path;
+	struct xp_mem *mem;
+	struct modinfo *mods;
+	size_t nmods;
+	struct mapping *mappings; /* executable mappings, sorted by start */
+	size_t nmappings;
+	void *vdso_image;
+	struct symcache_entry *cache;
+	size_t ncache, cache_used;
+};
+
+static void strip_deleted(char *path)
+{
+	size_t n = strlen(path), k = strlen(" (deleted)");
+
+	if (n > k && strcmp(path + n - k, " (deleted)") == 0)
+		path[n - k] = '\0';
+}
+
+/* ---- finding ELF files ------------------------------------------------ */
+
+static int open_vdso(struct modinfo *mi, Elf **elfp)
+{
+	struct xp_space *s = mi->space;
+	size_t len = mi->first_end - mi->first_start;
+	Elf *elf;
+
+	if (len > VDSO_MAX || s->vdso_image)
+		return -1;
+	s->vdso_image = malloc(len);
+	if (!s->vdso_image || xp_mem_read_full(s->mem, mi->first_start, s->vdso_image, len) < 0)
+		return -1;
+	elf = elf_memory(s->vdso_image, len);
+	if (!elf)
+		return -1;
+	*elfp = elf;
+	return 0;
+}
+
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+		    char **file_name, Elf **elfp)
+{
+	struct modinfo *mi = *userdata;
+	char path[4096];
+	int fd;
+
+	(void)mod;
+	(void)modname;
+	(void)base;
+	*elfp = NULL;
+	*file_name = NULL;
+	if (!mi)
+		return -1;
+	if (mi->is_vdso) {
+		if (open_vdso(mi, elfp) < 0)
+			return -1;
+		return -1; /* no fd: the Elf lives in memory */
+	}
+	/* map_files names the very file that is mapped, even when the path now
+	 * names another or nothing; /proc/PID/root resolves the path in the
+	 * target's mount namespace. */
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", (int)mi->space->pid,
+		 (unsigned long)mi->first_start, (unsigned long)mi->first_end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)mi->space->pid, mi->path);
+	if (fd < 0)
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	*elfp = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!*elfp || elf_kind(*elfp) != ELF_K_ELF) {
+		if (*elfp)
+			elf_end(*elfp);
+		*elfp = NULL;
+		close(fd);
+		return -1;
+	}
+	/* the name .gnu_debuglink searches are relative to */
+	*file_name = strdup(path);
+	return fd;
+}
+
+/* ---- reporting modules ------------------------------------------------ */
+
+static int is_exec(const struct xp_map *m)
+{
+	return m->perms[2] == 'x';
+}
+
+static int mapping_cmp(const void *a, const void *b)
+{
+	const struct mapping *x = a, *y = b;
+
+	return x->pub.start < y->pub.start ? -1 : x->pub.start > y->pub.start;
+}
+
+static int report_modules(struct xp_space *s, const struct xp_maps *maps)
+{
+	size_t i, j, nexec = 0;
+
+	for (i = 0; i < maps->n; i++)
+		nexec += is_exec(&maps->v[i]);
+	s->mods = calloc(maps->n ? maps->n : 1, sizeof(*s->mods));
+	s->mappings = calloc(nexec ? nexec : 1, sizeof(*s->mappings));
+	if (!s->mods || !s->mappings)
+		return -ENOMEM;
+
+	dwfl_report_begin(s->dwfl);
+	for (i = 0; i < maps->n; i = j) {
+		const struct xp_map *first = &maps->v[i];
+		uint64_t end = first->end;
+		int any_exec = 0, vdso = strcmp(first->path, "[vdso]") == 0;
+		struct modinfo *mi;
+		Dwfl_Module *mod;
+		void **ud;
+
+		/* one file: consecutive mappings of the same path and inode */
+		for (j = i; j < maps->n && strcmp(maps->v[j].path, first->path) == 0 &&
+			    maps->v[j].inode == first->inode;
+		     j++) {
+			any_exec |= is_exec(&maps->v[j]);
+			end = maps->v[j].end;
+		}
+		if (!any_exec || (first->path[0] != '/' && !vdso))
+			continue;
+		mi = &s->mods[s->nmods];
+		mi->space = s;
+		mi->path = strdup(first->path);
+		if (!mi->path)
+			return -ENOMEM;
+		strip_deleted(mi->path);
+		mi->first_start = first->start;
+		mi->first_end = first->end;
+		mi->is_vdso = vdso;
+		mod = dwfl_report_module(s->dwfl, first->path, first->start, end);
+		if (!mod)
+			continue;
+		s->nmods++;
+		mi->mod = mod;
+		dwfl_module_info(mod, &ud, NULL, NULL, NULL, NULL, NULL, NULL);
+		*ud = mi;
+		mi->first_mapping = s->nmappings;
+		for (; i < j; i++) {
+			const struct xp_map *m = &maps->v[i];
+			struct mapping *mp;
+			if (!is_exec(m))
+				continue;
+			mp = &s->mappings[s->nmappings++];
+			mp->pub.start = m->start;
+			mp->pub.end = m->end;
+			mp->pub.offset = m->offset;
+			mp->pub.path = mi->path;
+			mp->pub.build_id = "";
+			mp->mi = mi;
+			mi->nmappings++;
+		}
+	}
+	if (dwfl_report_end(s->dwfl, NULL, NULL) != 0)
+		return -EINVAL;
+	qsort(s->mappings, s->nmappings, sizeof(*s->mappings), mapping_cmp);
+	return 0;
+}
+
+int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, struct xp_space **out)
+{
+	struct xp_space *s = calloc(1, sizeof(*s));
+	int err;
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	s->pid = pid;
+	s->mem = mem;
+	if (asprintf(&s->debuginfo_path, ":.debug:/usr/lib/debug:/proc/%d/root/usr/lib/debug", (int)pid) < 0) {
+		free(s);
+		return -ENOMEM;
+	}
+	elf_version(EV_CURRENT);
+	s->callbacks.find_elf = find_elf;
+	s->callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
+	s->callbacks.debuginfo_path = &s->debuginfo_path;
+	s->dwfl = dwfl_begin(&s->callbacks);
+	if (!s->dwfl) {
+		xp_space_close(s);
+		return -ENOMEM;
+	}
+	err = report_modules(s, maps);
+	if (err < 0) {
+		xp_space_close(s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+static void free_sym(struct xp_sym *sym)
+{
+	size_t i;
+
+	for (i = 0; i < sym->nframes; i++) {
+		struct xp_frame *f = (struct xp_frame *)&sym->frames[i];
+		if (f->system_name != f->function)
+			free((char *)f->system_name);
+		free((char *)f->function);
+		free((char *)f->file);
+	}
+	free((void *)sym->frames);
+}
+
+void xp_space_close(struct xp_space *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->ncache; i++)
+		if (s->cache[i].used)
+			free_sym(&s->cache[i].sym);
+	free(s->cache);
+	if (s->dwfl)
+		dwfl_end(s->dwfl);
+	for (i = 0; i < s->nmods; i++)
+		free(s->mods[i].path);
+	free(s->mods);
+	free(s->mappings);
+	free(s->vdso_image);
+	free(s->debuginfo_path);
+	free(s);
+}
+
+Dwfl *xp_space_dwfl(struct xp_space *s)
+{
+	return s->dwfl;
+}
+
+pid_t xp_space_pid(const struct xp_space *s)
+{
+	return s->pid;
+}
+
+/* ---- modules for pprof -------------------------------------------------- */
+
+static void load_modinfo(struct xp_space *s, struct modinfo *mi)
+{
+	const unsigned char *id;
+	GElf_Addr vaddr;
+	Dwarf_Addr bias;
+	int len, i;
+	size_t k;
+
+	if (mi->loaded)
+		return;
+	mi->loaded = 1;
+	len = dwfl_module_build_id(mi->mod, &id, &vaddr);
+	for (i = 0; i < len && i < 64; i++)
+		snprintf(mi->build_id + 2 * i, 3, "%02x", id[i]);
+	mi->has_functions = dwfl_module_getsymtab(mi->mod) > 0;
+	mi->has_lines = dwfl_module_getdwarf(mi->mod, &bias) != NULL;
+	if (mi->has_lines)
+		mi->has_functions = 1;
+	for (k = 0; k < s->nmappings; k++) {
+		struct mapping *mp = &s->mappings[k];
+		if (mp->mi != mi)
+			continue;
+		mp->pub.build_id = mi->build_id;
+		mp->pub.has_functions = mi->has_functions;
+		mp->pub.has_lines = mi->has_lines;
+		mp->pub.has_inlines = mi->has_lines;
+	}
+}
+
+static struct mapping *find_mapping(struct xp_space *s, uint64_t pc)
+{
+	size_t lo = 0, hi = s->nmappings;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		struct mapping *m = &s->mappings[mid];
+		if (pc < m->pub.start)
+			hi = mid;
+		else if (pc >= m->pub.end)
+			lo = mid + 1;
+		else
+			return m;
+	}
+	return NULL;
+}
+
+const struct xp_module *xp_space_module(struct xp_space *s, uint64_t pc)
+{
+	struct mapping *m = find_mapping(s, pc);
+
+	if (!m)
+		return NULL;
+	load_modinfo(s, m->mi);
+	return &m->pub;
+}
+
+/* ---- names ---------------------------------------------------------- */
+
+char *xp_demangle(const char *name);
+
+/* The name a DIE goes by: its linkage name when it has one (C++, and the
+ * internal aliases of glibc), else its plain name; through abstract origins. */
+static const char *die_name(Dwarf_Die *die)
+{
+	Dwarf_Attribute attr;
+	const char *name;
+
+	name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_linkage_name, &attr));
+	if (!name)
+		name = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr));
+	if (!name)
+		name = dwarf_diename(die);
+	return name;
+}
+
+static int is_function_scope(Dwarf_Die *die)
+{
+	int tag = dwarf_tag(die);
+
+	return tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine || tag == DW_TAG_entry_point;
+}
+
+static int set_names(struct xp_frame *f, const char *raw)
+{
+	char *d;
+
+	if (!raw)
+		raw = "??";
+	d = xp_demangle(raw);
+	f->function = d ? d : strdup(raw);
+	if (!f->function)
+		return -ENOMEM;
+	if (d) {
+		f->system_name = strdup(raw);
+		if (!f->system_name)
+			return -ENOMEM;
+	} else {
+		f->system_name = f->function;
+	}
+	return 0;
+}
+
+/* ---- pc → frames ------------------------------------------------------ */
+
+struct frames_buf {
+	struct xp_frame *v;
+	size_t n, alloc;
+};
+
+static struct xp_frame *push_frame(struct frames_buf *b)
+{
+	if (b->n == b->alloc) {
+		size_t alloc = b->alloc ? b->alloc * 2 : 4;
+		struct xp_frame *v = realloc(b->v, alloc * sizeof(*v));
+		if (!v)
+			return NULL;
+		b->v = v;
+		b->alloc = alloc;
+	}
+	memset(&b->v[b->n], 0, sizeof(b->v[0]));
+	return &b->v[b->n++];
+}
+
+/* Fills frames for one pc from DWARF: the chain of function scopes around
+ * it, innermost first, each inlined one placed at its caller's call site. */
+static int frames_from_dwarf(Dwfl_Module *mod, Dwarf_Addr pc, struct frames_buf *b)
+{
+	Dwarf_Addr bias = 0;
+	Dwarf_Die *cudie = dwfl_module_addrdie(mod, pc, &bias);
+	Dwarf_Die *scopes = NULL, *chain = NULL, inner;
+	Dwarf_Files *files = NULL;
+	Dwfl_Line *line;
+	const char *file = NULL;
+	int nscopes, nchain, i, lineno = 0, found = 0;
+
+	if (!cudie)
+		return 0;
+	/* dwarf_getscopes goes on into an inlined function's abstract origin,
+	 * so it only finds the innermost function scope; the physical nesting
+	 * of inline instances comes from dwarf_getscopes_die on that scope */
+	nscopes = dwarf_getscopes(cudie, pc - bias, &scopes);
+	for (i = 0; i < nscopes && !found; i++) {
+		if (is_function_scope(&scopes[i]) && die_name(&scopes[i])) {
+			inner = scopes[i];
+			found = 1;
+		}
+	}
+	free(scopes);
+	if (!found)
+		return 0;
+	nchain = dwarf_getscopes_die(&inner, &chain);
+	if (nchain <= 0) {
+		free(chain);
+		return 0;
+	}
+	line = dwfl_module_getsrc(mod, pc);
+	if (line)
+		file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
+	dwarf_getsrcfiles(cudie, &files, NULL);
+	for (i = 0; i < nchain; i++) {
+		Dwarf_Die *scope = &chain[i];
+		Dwarf_Attribute attr;
+		Dwarf_Word val;
+		struct xp_frame *f;
+
+		if (!is_function_scope(scope))
+			continue;
+		f = push_frame(b);
+		if (!f || set_names(f, die_name(scope)) < 0) {
+			free(chain);
+			return -ENOMEM;
+		}
+		f->file = file ? strdup(file) : NULL;
+		f->line = lineno;
+		if (dwarf_tag(scope) != DW_TAG_inlined_subroutine)
+			break;
+		f->inlined = 1;
+		/* the caller's position is this inline instance's call site */
+		file = NULL;
+		lineno = 0;
+		if (files && dwarf_formudata(dwarf_attr(scope, DW_AT_call_file, &attr), &val) == 0)
+			file = dwarf_filesrc(files, val, NULL, NULL);
+		if (dwarf_formudata(dwarf_attr(scope, DW_AT_call_line, &attr), &val) == 0)
+			lineno = (int)val;
+	}
+	free(chain);
+	/* the outermost must be physical even if the chain ended in an inline */
+	if (b->n > 0)
+		b->v[b->n - 1].inlined = 0;
+	return 0;
+}
+
+static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_sym *sym)
+{
+	Dwarf_Addr lookup = pc - (is_call ? 1 : 0);
+	struct mapping *mp = find_mapping(s, lookup);
+	struct frames_buf b = { 0 };
+	GElf_Off off = 0;
+	GElf_Sym esym;
+	const char *symname = NULL;
+	Dwfl_Module *mod;
+	int err;
+
+	sym->pc = pc;
+	sym->module = NULL;
+	sym->frames = NULL;
+	sym->nframes = 0;
+	if (!mp)
+		return 0;
+	load_modinfo(s, mp->mi);
+	sym->module = &mp->pub;
+	mod = mp->mi->mod;
+	symname = dwfl_module_addrinfo(mod, lookup, &off, &esym, NULL, NULL, NULL);
+	err = frames_from_dwarf(mod, lookup, &b);
+	if (err == 0 && b.n == 0 && symname) {
+		struct xp_frame *f = push_frame(&b);
+		Dwfl_Line *line = dwfl_module_getsrc(mod, lookup);
+		int lineno = 0;
+		const char *file = line ? dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL) : NULL;
+		if (!f || set_names(f, symname) < 0) {
+			err = -ENOMEM;
+		} else {
+			f->file = file ? strdup(file) : NULL;
+			f->line = lineno;
+		}
+	}
+	if (b.n > 0 && symname)
+		b.v[b.n - 1].offset = off + (is_call ? 1 : 0);
+	sym->frames = b.v;
+	sym->nframes = b.n;
+	return err;
+}
+
+static uint64_t hash64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	return x;
+}
+
+static int cache_grow(struct xp_space *s)
+{
+	size_t n = s->ncache ? s->ncache * 2 : 1024, i;
+	struct symcache_entry *c = calloc(n, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	for (i = 0; i < s->ncache; i++) {
+		size_t h;
+		if (!s->cache[i].used)
+			continue;
+		for (h = hash64(s->cache[i].key) & (n - 1); c[h].used; h = (h + 1) & (n - 1))
+			;
+		c[h] = s->cache[i];
+	}
+	free(s->cache);
+	s->cache = c;
+	s->ncache = n;
+	return 0;
+}
+
+const struct xp_sym *xp_symbolize(struct xp_space *s, uint64_t pc, int is_call)
+{
+	uint64_t key = pc << 1 | (is_call ? 1 : 0);
+	struct symcache_entry *e;
+	size_t h;
+
+	if ((s->cache_used + 1) * 2 > s->ncache && cache_grow(s) < 0)
+		return NULL;
+	for (h = hash64(key) & (s->ncache - 1); s->cache[h].used; h = (h + 1) & (s->ncache - 1))
+		if (s->cache[h].key == key)
+			return &s->cache[h].sym;
+	e = &s->cache[h];
+	if (symbolize_pc(s, pc, is_call, &e->sym) < 0) {
+		free_sym(&e->sym);
+		return NULL;
+	}
+	e->key = key;
+	e->used = 1;
+	s->cache_used++;
+	return &e->sym;
+}

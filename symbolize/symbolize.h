@@ -1,0 +1,65 @@
+/* symbolize/ — address → module → function, file:line and inline chain.
+ *
+ * An xp_space is a target's address space as libdw sees it: one module per
+ * mapped ELF file (opened through /proc/PID/map_files or /proc/PID/root, so
+ * containers and deleted binaries work), the vdso read from memory, separate
+ * debug files found by build-id and .gnu_debuglink, MiniDebugInfo.  The
+ * unwinder (unwind/) walks stacks over the same modules.
+ */
+#ifndef XPROF_SYMBOLIZE_SYMBOLIZE_H
+#define XPROF_SYMBOLIZE_SYMBOLIZE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "attach/attach.h"
+
+struct xp_space;
+typedef struct Dwfl Dwfl;
+
+/* One executable mapping of a module, as a pprof Mapping wants it. */
+struct xp_module {
+	uint64_t start, end, offset;
+	const char *path;      /* as in /proc/PID/maps, " (deleted)" stripped */
+	const char *build_id;  /* lowercase hex, "" when none */
+	int has_functions, has_lines, has_inlines;
+};
+
+/* One frame of a PC's inline chain: innermost first, the last one physical. */
+struct xp_frame {
+	const char *function;     /* demangled; "??" when unknown */
+	const char *system_name;  /* as in the symbol table (mangled), or function */
+	const char *file;         /* NULL when no line info */
+	int line;
+	uint64_t offset;          /* pc - start of the physical function; physical frame only */
+	int inlined;              /* 1 for every frame but the last */
+};
+
+struct xp_sym {
+	uint64_t pc;               /* as given (a return address for callers) */
+	const struct xp_module *module; /* NULL when the pc is in no module */
+	const struct xp_frame *frames;
+	size_t nframes;
+};
+
+/* Reports a module for every file-backed executable mapping of maps.  mem
+ * reads the vdso.  -errno on failure. */
+int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, struct xp_space **out);
+void xp_space_close(struct xp_space *s);
+Dwfl *xp_space_dwfl(struct xp_space *s);
+pid_t xp_space_pid(const struct xp_space *s);
+
+/* Symbolizes one pc; is_call: pc is a return address (look up pc - 1).
+ * Results are cached for the life of the space; never fails (unknown
+ * frames get "??"), but may return NULL on allocation failure. */
+const struct xp_sym *xp_symbolize(struct xp_space *s, uint64_t pc, int is_call);
+
+/* The module mapping that holds pc, or NULL. */
+const struct xp_module *xp_space_module(struct xp_space *s, uint64_t pc);
+
+/* Demangles C++ and Rust names; returns malloc'd text or NULL when name is
+ * not mangled. */
+char *xp_demangle(const char *name);
+
+#endif

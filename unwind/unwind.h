@@ -1,0 +1,40 @@
+/* unwind/ — from registers and memory to a list of return addresses.
+ *
+ * DWARF CFI (.eh_frame, .debug_frame) through libdw's unwinder, so code
+ * built -fomit-frame-pointer unwinds through libc, PLT stubs, the vdso and
+ * signal frames.  It unwinds from copies (a stopped thread's registers and
+ * stack, a perf sample) the same way as from a live thread: only the
+ * registers and the memory reader differ.
+ */
+#ifndef XPROF_UNWIND_UNWIND_H
+#define XPROF_UNWIND_UNWIND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/user.h>
+
+#include "attach/attach.h"
+#include "symbolize/symbolize.h"
+
+#define XP_MAX_FRAMES 256 /* deeper stacks are cut there, with a warning */
+
+struct xp_stack {
+	uint64_t pc[XP_MAX_FRAMES];
+	size_t n;
+	int complete;   /* the unwinder reached the outermost frame */
+	int capped;     /* stopped at XP_MAX_FRAMES */
+	char error[128];/* why it stopped early, when !complete && !capped */
+};
+
+struct xp_unwinder;
+
+/* One unwinder per address space; -errno on failure. */
+int xp_unwinder_new(struct xp_space *space, struct xp_unwinder **out);
+void xp_unwinder_free(struct xp_unwinder *u);
+
+/* Unwinds one stack.  pc[0] is the current pc, the others return addresses
+ * (symbolize them with is_call).  mem reads the stack (a snapshot). */
+int xp_unwind(struct xp_unwinder *u, const struct user_regs_struct *regs, struct xp_mem *mem,
+	      struct xp_stack *out);
+
+#endif
