@@ -62,7 +62,10 @@ UNIT_TESTS := $(patsubst %.c,%,$(wildcard tests/unit/test_*.c))
 tests/unit/test_%: tests/unit/test_%.c $(LIB_OBJS) $(HEADERS)
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-unit: $(UNIT_TESTS)
+tests/unit/pprofcheck: tests/unit/pprofcheck.c $(PROTO_OBJS)
+	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(PROTO_OBJS) -lprotobuf-c -lz
+
+unit: $(UNIT_TESTS) tests/unit/pprofcheck
 
 check: deps
 	$(MAKE) all fixtures unit
@@ -85,5 +88,5 @@ install: xprof
 	install -m 644 docs/xprof.1 $(DESTDIR)$(PREFIX)/share/man/man1/xprof.1
 
 clean:
-	rm -f xprof */*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS)
+	rm -f xprof */*.o tests/unit/*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS) tests/unit/pprofcheck
 	rm -rf build

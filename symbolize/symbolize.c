@@ -418,7 +418,8 @@ static struct xp_frame *push_frame(struct frames_buf *b)
 
 /* Fills frames for one pc from DWARF: the chain of function scopes around
  * it, innermost first, each inlined one placed at its caller's call site. */
-static int frames_from_dwarf(Dwfl_Module *mod, Dwarf_Addr pc, struct frames_buf *b)
+static int frames_from_dwarf(Dwfl_Module *mod, Dwarf_Addr pc, const char *symname,
+			     struct frames_buf *b)
 {
 	Dwarf_Addr bias = 0;
 	Dwarf_Die *cudie = dwfl_module_addrdie(mod, pc, &bias);
@@ -460,8 +461,13 @@ static int frames_from_dwarf(Dwfl_Module *mod, Dwarf_Addr pc, struct frames_buf 
 
 		if (!is_function_scope(scope))
 			continue;
+		const char *name = die_name(scope);
+		/* a physical function whose DIE has no name (some lambdas)
+		 * still has its symbol */
+		if (!name && dwarf_tag(scope) != DW_TAG_inlined_subroutine)
+			name = symname;
 		f = push_frame(b);
-		if (!f || set_names(f, die_name(scope)) < 0) {
+		if (!f || set_names(f, name) < 0) {
 			free(chain);
 			return -ENOMEM;
 		}
@@ -506,7 +512,7 @@ static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_
 	sym->module = &mp->pub;
 	mod = mp->mi->mod;
 	symname = dwfl_module_addrinfo(mod, lookup, &off, &esym, NULL, NULL, NULL);
-	err = frames_from_dwarf(mod, lookup, &b);
+	err = frames_from_dwarf(mod, lookup, symname, &b);
 	if (err == 0 && b.n == 0 && symname) {
 		struct xp_frame *f = push_frame(&b);
 		Dwfl_Line *line = dwfl_module_getsrc(mod, lookup);

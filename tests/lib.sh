@@ -1,0 +1,155 @@
+# tests/lib.sh — TAP helpers and fixture control for xprof's tests.
+# Source it from a test; run tests with prove from the repository root.
+#
+# Every fixture a test starts is killed by pid when the test exits, however
+# it exits.  Live tests skip with a reason when ptrace is not permitted.
+
+set -u
+cd "$(dirname "$0")/.." || exit 1
+XPROF=${XPROF:-./xprof}
+FIX=build/fixtures
+TMP=$(mktemp -d /tmp/xprof-test.XXXXXX)
+_tap_n=0
+_tap_failed=0
+_fixture_pids=""
+
+_cleanup() {
+	local p
+	for p in $_fixture_pids; do
+		kill -CONT "$p" 2>/dev/null
+		kill -KILL "$p" 2>/dev/null
+	done
+	for p in $_fixture_pids; do
+		wait "$p" 2>/dev/null
+	done
+	rm -rf "$TMP"
+}
+trap _cleanup EXIT
+trap 'exit 130' INT TERM
+
+plan() { echo "1..$1"; }
+diag() { local l; while IFS= read -r l; do echo "# $l"; done <<<"$*"; }
+
+ok() { # ok CONDITION_STATUS DESCRIPTION  (status 0 = pass)
+	local st=$1; shift
+	_tap_n=$((_tap_n + 1))
+	if [ "$st" -eq 0 ]; then
+		echo "ok $_tap_n - $*"
+	else
+		echo "not ok $_tap_n - $*"
+		_tap_failed=$((_tap_failed + 1))
+	fi
+	return "$st"
+}
+
+is() { # is GOT WANT DESCRIPTION
+	local got=$1 want=$2; shift 2
+	if [ "$got" = "$want" ]; then
+		ok 0 "$*"
+	else
+		ok 1 "$*"
+		diag "got:  $got" "want: $want"
+		return 1
+	fi
+}
+
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+
+need_ptrace() {
+	[ -x "$XPROF" ] || { echo "Bail out! $XPROF is not built (run make)"; exit 1; }
+	if [ "$(id -u)" != 0 ]; then
+		local scope
+		scope=$(cat /proc/sys/kernel/yama/ptrace_scope 2>/dev/null || echo 0)
+		[ "$scope" = 0 ] || skip_all "ptrace_scope is $scope and not root: live tests cannot attach"
+	fi
+}
+
+# start_fixture OUTVAR BINARY ARGS...: starts a fixture, waits (10 s) for its
+# "ready ..." line and stores that line's words after "ready" in OUTVAR
+# (the first is the pid).
+start_fixture() {
+	local var=$1 bin=$2; shift 2
+	local out="$TMP/fixture.$RANDOM.out" i
+	"$bin" "$@" >"$out" 2>&1 &
+	local pid=$!
+	_fixture_pids="$_fixture_pids $pid"
+	for i in $(seq 1 1000); do
+		if grep -q '^ready' "$out" 2>/dev/null; then
+			printf -v "$var" '%s' "$(sed -n 's/^ready //p' "$out" | head -n 1)"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.01
+	done
+	echo "Bail out! fixture $bin did not become ready: $(head -c 500 "$out")"
+	exit 1
+}
+
+# thread_states PID: one state letter per thread of PID
+thread_states() {
+	local f
+	for f in /proc/"$1"/task/*/stat; do
+		sed 's/.*) \(.\).*/\1/' "$f" 2>/dev/null
+	done
+}
+
+# no_thread_stopped PID: 0 when no thread is in tracing stop or group stop,
+# waiting up to 1 s for threads that are being released.
+no_thread_stopped() {
+	local i
+	for i in $(seq 1 100); do
+		thread_states "$1" | grep -q '[tT]' || return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+# thread_utime PID TID: user ticks of one thread
+thread_utime() {
+	sed 's/.*) //' "/proc/$1/task/$2/stat" | awk '{print $12}'
+}
+
+# pprof_check FILE: the profile passes xprof's own validity check (pprof's
+# CheckValid rules) and go tool pprof reads it.
+pprof_check() {
+	tests/unit/pprofcheck "$1" >"$TMP/check.out" 2>&1 || { diag "$(cat "$TMP/check.out")"; return 1; }
+	go tool pprof -raw "$1" >"$TMP/raw.out" 2>&1 || { diag "$(head -5 "$TMP/raw.out")"; return 1; }
+}
+
+# xprof_functions DUMPFILE TID: the function names of one thread of a text
+# dump, one per line, innermost first (decorations stripped).
+xprof_functions() {
+	awk -v tid="$2" '
+		/^thread / { on = ($2 == tid); next }
+		/^$/ { on = 0 }
+		on && !/^\t/ && !/^\.\.\./ { sub(/ \(inlined\)$/, ""); sub(/\(\.\.\.\)$/, ""); sub(/\(\)$/, ""); print }
+	' "$1"
+}
+
+# eustack_functions EUSTACKFILE TID: the same from `eu-stack -i` output.
+# A trailing "()" is dropped on both sides: C's f and C++'s f() print alike.
+# eu-stack leaves a frame blank when its DWARF scope has no name; that
+# shows as <unnamed>, which names_match accepts for any name.
+eustack_functions() {
+	awk -v tid="$2" '
+		/^TID / { on = ($2 == tid ":"); next }
+		on && /^#/ { $1 = ""; $2 = ""; sub(/^ +/, ""); sub(/ +$/, ""); sub(/\(\)$/, ""); if ($0 == "") $0 = "<unnamed>"; print }
+	' "$1"
+}
+
+# names_match EUSTACK_LIST XPROF_LIST: same length, same names, where
+# <unnamed> on the eu-stack side matches anything.
+names_match() {
+	awk 'NR == FNR { want[FNR] = $0; n = FNR; next }
+	     { got[FNR] = $0; m = FNR }
+	     END {
+		if (n != m) exit 1
+		for (i = 1; i <= n; i++)
+			if (want[i] != "<unnamed>" && want[i] != got[i]) exit 1
+	     }' "$1" "$2"
+}
+
+done_testing() {
+	[ "$_tap_failed" -eq 0 ]
+	exit $?
+}
