@@ -114,6 +114,7 @@ struct xp_thread {
 	char name[64];
 	char state;            /* from /proc before the stop: R S D T t Z ... */
 	char wchan[64];        /* kernel function a sleeping thread waits in, or "" */
+	int seized;            /* PTRACE_SEIZE succeeded */
 	int stopped;           /* we got its ptrace stop: regs and stack valid */
 	int pending_sig;       /* signal caught in signal-delivery-stop, re-sent at detach */
 	int group_stopped;     /* it was in group-stop (SIGSTOP) when we came */
@@ -135,7 +136,8 @@ struct xp_snapshot {
 	struct xp_thread *threads;
 	size_t nthreads;
 	struct xp_maps maps;           /* read during the stop */
-	int64_t stopped_ns;            /* first interrupt to last detach */
+	int64_t stopped_ns;            /* first interrupt to last detach: the pause */
+	int64_t all_stopped_ns;        /* first interrupt to last thread stopped and copied */
 	int64_t time_ns;               /* CLOCK_REALTIME at the stop */
 	size_t not_stopped;            /* threads that never reached a stop */
 	int process_was_stopped;       /* it was SIGSTOPped when we came */

@@ -172,7 +172,7 @@ struct held {
 	size_t waiting; /* seized and not yet reported stopped or exited */
 };
 
-static int seize_and_interrupt(struct xp_thread *t, struct held *h)
+static int seize(struct xp_thread *t, struct held *h)
 {
 	if (ptrace(PTRACE_SEIZE, t->tid, NULL, NULL) < 0) {
 		if (errno == ESRCH) { /* exited between readdir and now */
@@ -181,12 +181,17 @@ static int seize_and_interrupt(struct xp_thread *t, struct held *h)
 		}
 		return -errno;
 	}
+	t->seized = 1;
 	h->seized++;
-	if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0 && errno == ESRCH) {
-		/* it is dying; its exit is still reported to us through waitpid */
-	}
 	h->waiting++;
 	return 0;
+}
+
+static void interrupt(struct xp_thread *t)
+{
+	/* ESRCH: it is dying; its exit still reaches us through waitpid */
+	if (t->seized)
+		ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL);
 }
 
 static volatile sig_atomic_t deadline_hit;
@@ -221,9 +226,18 @@ static int is_stop_signal(int sig)
 	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
 }
 
+struct capture_ctx {
+	pid_t pid;
+	struct xp_maps *maps;
+	int maps_fresh;
+};
+
+static void capture(struct xp_thread *t, struct capture_ctx *c);
+
 /* Collects stop and exit reports until every seized thread has one or the
- * deadline passes. */
-static void wait_for_stops(struct table *tb, struct held *h)
+ * deadline passes; each thread is copied as soon as it stops (when c is
+ * set), while the others are still on their way to their stops. */
+static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx *c)
 {
 	arm_deadline(XP_STOP_TIMEOUT_MS);
 	while (h->waiting > 0 && !deadline_hit) {
@@ -252,6 +266,8 @@ static void wait_for_stops(struct table *tb, struct held *h)
 			}
 			t->stopped = 1;
 			h->waiting--;
+			if (c)
+				capture(t, c);
 		}
 	}
 	disarm_deadline();
@@ -303,6 +319,26 @@ static void read_futex(struct xp_thread *t, pid_t pid)
 		t->have_futex = 1;
 }
 
+static void capture(struct xp_thread *t, struct capture_ctx *c)
+{
+	if (ptrace(PTRACE_GETREGS, t->tid, NULL, &t->regs) < 0) {
+		t->stopped = 0; /* killed while stopped */
+		t->exited = errno == ESRCH;
+		return;
+	}
+	if (!xp_maps_find(c->maps, xp_regs_sp(&t->regs)) && !c->maps_fresh) {
+		/* a stack mapped after our first read of the maps */
+		struct xp_maps fresh;
+		c->maps_fresh = 1;
+		if (xp_maps_read(c->pid, &fresh) == 0) {
+			xp_maps_free(c->maps);
+			*c->maps = fresh;
+		}
+	}
+	copy_stack(t, c->pid, c->maps);
+	read_futex(t, c->pid);
+}
+
 static void detach(struct xp_thread *t)
 {
 	/* ESRCH: it died meanwhile; the kernel has already let it go */
@@ -325,7 +361,7 @@ static void release_late(struct table *tb, struct held *h)
 		return; /* the kernel lets them go when xprof exits */
 	for (i = 0; i < tb->n; i++)
 		late[i] = !tb->t[i].stopped && !tb->t[i].exited;
-	wait_for_stops(tb, h);
+	wait_for_stops(tb, h, NULL);
 	for (i = 0; i < tb->n; i++) {
 		if (!late[i])
 			continue;
@@ -356,8 +392,9 @@ int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 	sigset_t oldmask;
 	int64_t t0;
 	size_t i, nregions = 0;
-	int err = 0, rounds, added, maps_fresh = 0;
+	int err = 0, rounds, added;
 	char leader_state = 0;
+	struct capture_ctx cc = { 0 };
 
 	memset(s, 0, sizeof(s[0]));
 	s->pid = pid;
@@ -370,15 +407,19 @@ int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 	if (tb.n > 0)
 		leader_state = table_find(&tb, pid) ? table_find(&tb, pid)->state : 0;
 	s->process_was_stopped = leader_state == 'T';
+	err = 0;
 
 	block_fatal_signals(&oldmask);
+	/* Seizing does not stop a thread: do it for all before the pause. */
+	for (i = 0; i < tb.n && err == 0; i++)
+		err = seize(&tb.t[i], &h);
+
 	t0 = now_ns(CLOCK_MONOTONIC);
 	s->time_ns = now_ns(CLOCK_REALTIME);
-	err = 0;
 	for (i = 0; i < tb.n && err == 0; i++)
-		err = seize_and_interrupt(&tb.t[i], &h);
-	/* Threads created while we seized: catch them until the list is stable.
-	 * Stopped threads create nothing, so this converges. */
+		interrupt(&tb.t[i]);
+	/* Threads created meanwhile: catch them until the list is stable.
+	 * Interrupted threads create nothing, so this converges. */
 	for (rounds = 0; err == 0 && rounds < TASK_ROUNDS_MAX; rounds++) {
 		size_t first = tb.n;
 		added = scan_tasks(pid, &tb, 0);
@@ -390,33 +431,17 @@ int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 			break;
 		for (i = first; i < tb.n && err == 0; i++) {
 			tb.t[i].state = 'R'; /* new-born: it was running */
-			err = seize_and_interrupt(&tb.t[i], &h);
+			err = seize(&tb.t[i], &h);
+			interrupt(&tb.t[i]);
 		}
 	}
-	if (err == 0 || h.seized > 0)
-		wait_for_stops(&tb, &h);
+	cc.pid = pid;
+	cc.maps = &s->maps;
+	if (h.seized > 0)
+		wait_for_stops(&tb, &h, err == 0 ? &cc : NULL);
+	s->all_stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
 
-	if (err == 0) {
-		for (i = 0; i < tb.n; i++) {
-			struct xp_thread *t = &tb.t[i];
-			if (!t->stopped || t->exited)
-				continue;
-			if (ptrace(PTRACE_GETREGS, t->tid, NULL, &t->regs) < 0) {
-				t->stopped = 0; /* killed while stopped */
-				t->exited = errno == ESRCH;
-				continue;
-			}
-			if (!xp_maps_find(&s->maps, xp_regs_sp(&t->regs)) && !maps_fresh) {
-				/* a stack mapped after our first read */
-				xp_maps_free(&s->maps);
-				if (xp_maps_read(pid, &s->maps) < 0)
-					break;
-				maps_fresh = 1;
-			}
-			copy_stack(t, pid, &s->maps);
-			read_futex(t, pid);
-		}
-	}
+	/* Every thread has stopped (or missed the deadline): one instant. */
 	for (i = 0; i < tb.n; i++)
 		if (tb.t[i].stopped && !tb.t[i].exited)
 			detach(&tb.t[i]);
@@ -455,8 +480,8 @@ int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 		nregions++;
 	}
 	s->nregions = nregions;
-	if (s->nthreads == 0) {
-		err = -ESRCH;
+	if (s->nthreads == 0 || s->not_stopped == s->nthreads) {
+		err = s->nthreads == 0 ? -ESRCH : -ETIMEDOUT;
 		goto out_free;
 	}
 	return 0;

@@ -35,9 +35,9 @@ void xp_report_attach_error(pid_t pid, int err);
 int64_t xp_now_ns(void);
 
 /* Adds the locations of one unwound stack (leaf first) to p; ids[] receives
- * one id per pc.  pc[0] is a current pc, the rest return addresses. */
-int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc, size_t n,
-		       uint64_t *ids);
+ * one id per pc.  is_call[i]: pc[i] is a return address. */
+int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc,
+		       const unsigned char *is_call, size_t n, uint64_t *ids);
 
 int cmd_threads(int argc, char **argv);
 

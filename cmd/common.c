@@ -115,15 +115,14 @@ static int64_t mapping_id(struct xp_profile *p, const struct xp_module *m)
 	return xp_profile_mapping(p, &pm);
 }
 
-int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc, size_t n,
-		       uint64_t *ids)
+int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc,
+		       const unsigned char *is_call, size_t n, uint64_t *ids)
 {
 	struct xp_pline lines[64];
 	size_t i, k;
 
 	for (i = 0; i < n; i++) {
-		int is_call = i > 0;
-		const struct xp_sym *sym = xp_symbolize(space, pc[i], is_call);
+		const struct xp_sym *sym = xp_symbolize(space, pc[i], is_call[i]);
 		int64_t mid = 0, id;
 		size_t nl = 0;
 
@@ -145,7 +144,7 @@ int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint6
 			nl++;
 		}
 		/* like Go, callers point into the call instruction */
-		id = xp_profile_location(p, (uint64_t)mid, pc[i] - (is_call ? 1 : 0), lines, nl);
+		id = xp_profile_location(p, (uint64_t)mid, pc[i] - (is_call[i] ? 1 : 0), lines, nl);
 		if (id < 0)
 			return (int)id;
 		ids[i] = (uint64_t)id;

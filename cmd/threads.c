@@ -29,6 +29,7 @@ struct threads_opts {
 struct dumped {
 	const struct xp_thread *t;
 	uint64_t *pc;
+	unsigned char *is_call;
 	size_t n;
 	int complete, capped;
 	const char *syscall;  /* name of the system call it blocks in, or NULL */
@@ -129,7 +130,7 @@ static int waits_in_mutex_lock(struct dump *dp, const struct dumped *d)
 	/* pthread_mutex_lock, timedlock and clocklock all park in a futex
 	 * wait below a frame with one of these names */
 	for (i = 0; i < d->n && i < 8; i++) {
-		const struct xp_sym *s = xp_symbolize(dp->space, d->pc[i], i > 0);
+		const struct xp_sym *s = xp_symbolize(dp->space, d->pc[i], d->is_call[i]);
 		for (k = 0; s && k < s->nframes; k++) {
 			const char *fn = s->frames[k].function;
 			if (strstr(fn, "pthread_mutex_lock") || strstr(fn, "pthread_mutex_timedlock") ||
@@ -228,7 +229,7 @@ static void print_frames(struct dump *dp, const struct dumped *d)
 	size_t i, k;
 
 	for (i = 0; i < d->n; i++) {
-		const struct xp_sym *s = xp_symbolize(dp->space, d->pc[i], i > 0);
+		const struct xp_sym *s = xp_symbolize(dp->space, d->pc[i], d->is_call[i]);
 		if (!s || s->nframes == 0) {
 			const struct xp_module *m = s ? s->module : NULL;
 			printf("?" "?()\n\t");
@@ -290,7 +291,8 @@ static int stack_cmp(const void *a, const void *b)
 static int same_group(const struct dumped *x, const struct dumped *y)
 {
 	return x->n == y->n && x->t->state == y->t->state && !x->mutex && !y->mutex &&
-	       memcmp(x->pc, y->pc, x->n * sizeof(x->pc[0])) == 0;
+	       memcmp(x->pc, y->pc, x->n * sizeof(x->pc[0])) == 0 &&
+	       memcmp(x->is_call, y->is_call, x->n) == 0;
 }
 
 static int print_grouped(struct dump *dp)
@@ -354,7 +356,7 @@ static int write_profile(struct dump *dp, const char *path)
 			{ .key = "thread", .str = d->t->name },
 			{ .key = "state", .str = xp_state_word(d->t->state) },
 		};
-		err = xp_stack_locations(p, dp->space, d->pc, d->n, ids);
+		err = xp_stack_locations(p, dp->space, d->pc, d->is_call, d->n, ids);
 		if (err < 0)
 			goto out;
 		err = xp_profile_add_sample(p, ids, d->n, &one, 1, labels, 3);
@@ -406,11 +408,13 @@ static int unwind_all(struct dump *dp)
 			d->syscall = xp_syscall_name(nr);
 		xp_unwind(u, &t->regs, mem, st);
 		d->pc = malloc((st->n ? st->n : 1) * sizeof(d->pc[0]));
-		if (!d->pc) {
+		d->is_call = malloc(st->n ? st->n : 1);
+		if (!d->pc || !d->is_call) {
 			err = -ENOMEM;
 			goto out;
 		}
 		memcpy(d->pc, st->pc, st->n * sizeof(st->pc[0]));
+		memcpy(d->is_call, st->is_call, st->n);
 		d->n = st->n;
 		d->complete = st->complete;
 		d->capped = st->capped;
@@ -431,8 +435,10 @@ static void dump_free(struct dump *dp)
 {
 	size_t i;
 
-	for (i = 0; i < dp->n; i++)
+	for (i = 0; i < dp->n; i++) {
 		free(dp->d[i].pc);
+		free(dp->d[i].is_call);
+	}
 	free(dp->d);
 	xp_space_close(dp->space);
 	xp_mem_close(dp->live);

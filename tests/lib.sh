@@ -87,10 +87,8 @@ start_fixture() {
 
 # thread_states PID: one state letter per thread of PID
 thread_states() {
-	local f
-	for f in /proc/"$1"/task/*/stat; do
-		sed 's/.*) \(.\).*/\1/' "$f" 2>/dev/null
-	done
+	# comm may hold ") ": the state follows the last one (greedy .*)
+	cat /proc/"$1"/task/*/stat 2>/dev/null | sed 's/.*) \(.\).*/\1/'
 }
 
 # no_thread_stopped PID: 0 when no thread is in tracing stop or group stop,

@@ -96,13 +96,15 @@ static int frame_cb(Dwfl_Frame *frame, void *arg)
 	struct xp_unwinder *u = arg;
 	struct xp_stack *out = u->out;
 	Dwarf_Addr pc;
+	bool activation;
 
-	if (!dwfl_frame_pc(frame, &pc, NULL))
+	if (!dwfl_frame_pc(frame, &pc, &activation))
 		return DWARF_CB_ABORT;
 	if (out->n == XP_MAX_FRAMES) {
 		out->capped = 1;
 		return DWARF_CB_ABORT;
 	}
+	out->is_call[out->n] = !activation;
 	out->pc[out->n++] = pc;
 	return DWARF_CB_OK;
 }

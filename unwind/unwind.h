@@ -20,6 +20,9 @@
 
 struct xp_stack {
 	uint64_t pc[XP_MAX_FRAMES];
+	/* 1 when pc is a return address (look up pc - 1); 0 for the current pc
+	 * of the innermost frame and of a frame a signal interrupted */
+	unsigned char is_call[XP_MAX_FRAMES];
 	size_t n;
 	int complete;   /* the unwinder reached the outermost frame */
 	int capped;     /* stopped at XP_MAX_FRAMES */
@@ -32,8 +35,7 @@ struct xp_unwinder;
 int xp_unwinder_new(struct xp_space *space, struct xp_unwinder **out);
 void xp_unwinder_free(struct xp_unwinder *u);
 
-/* Unwinds one stack.  pc[0] is the current pc, the others return addresses
- * (symbolize them with is_call).  mem reads the stack (a snapshot). */
+/* Unwinds one stack, innermost first.  mem reads the stack (a snapshot). */
 int xp_unwind(struct xp_unwinder *u, const struct user_regs_struct *regs, struct xp_mem *mem,
 	      struct xp_stack *out);
 

@@ -1,0 +1,90 @@
+#!/bin/bash
+# Bad input gets one clear line on stderr, the documented exit code, and no
+# output file: usage errors (64), and each way a pid can be wrong (2).
+. "$(dirname "$0")/lib.sh"
+need_ptrace
+
+# expect_fail CODE PATTERN DESCRIPTION -- ARGS...
+expect_fail() {
+	local code=$1 pattern=$2 desc=$3; shift 4
+	"$XPROF" "$@" >"$TMP/out" 2>"$TMP/err"
+	local rc=$?
+	local lines
+	lines=$(wc -l <"$TMP/err")
+	if [ "$rc" = "$code" ] && [ "$lines" = 1 ] && grep -q -e "$pattern" "$TMP/err"; then
+		ok 0 "$desc (exit $code): $(cat "$TMP/err")"
+	else
+		ok 1 "$desc"
+		diag "exit $rc, want $code; stderr ($lines lines):" "$(cat "$TMP/err")"
+	fi
+}
+
+expect_fail 64 "unknown command 'frobnicate'" "unknown command" -- frobnicate
+expect_fail 64 "-p PID is required" "threads without -p" -- threads
+expect_fail 64 "invalid pid 'abc'" "non-numeric pid" -- threads -p abc
+expect_fail 64 "invalid pid '-5'" "negative pid" -- threads -p -5
+expect_fail 64 "invalid pid '0'" "pid 0" -- threads -p 0
+expect_fail 64 "unexpected argument 'extra'" "stray argument" -- threads -p 1 extra
+expect_fail 2 "no such process: 4194000" "no such process" -- threads -p 4194000
+expect_fail 2 "kernel thread" "a kernel thread (kthreadd, pid 2)" -- threads -p 2
+
+# a zombie: a child that exited and was not reaped
+bash -c 'sleep 0.05 & exec sleep 30' &
+parent=$!
+_fixture_pids="$_fixture_pids $parent"
+sleep 0.3
+zombie=$(ps -o pid= --ppid "$parent" | tr -d ' ' | head -n 1)
+expect_fail 2 "is a zombie" "a zombie" -- threads -p "$zombie"
+
+# xprof itself: exec keeps the shell's pid
+sh -c 'exec "$0" threads -p $$' "$XPROF" >"$TMP/out" 2>"$TMP/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'is xprof itself' "$TMP/err"
+ok $? "xprof refuses its own pid (exit $rc): $(cat "$TMP/err")"
+
+# already traced by someone else
+start_fixture ready "$FIX/parked-O2"
+pid=${ready%% *}
+gdb -batch -nx -p "$pid" -ex 'shell sleep 3' >/dev/null 2>&1 &
+gdbpid=$!
+for i in $(seq 1 300); do
+	grep -q "TracerPid:[[:space:]]*[1-9]" /proc/"$pid"/status && break
+	sleep 0.01
+done
+expect_fail 2 "already traced by pid" "a process under a debugger" -- threads -p "$pid"
+kill "$gdbpid" 2>/dev/null
+wait "$gdbpid" 2>/dev/null
+
+# output that cannot be written: error before touching the target
+expect_fail 2 "cannot write $TMP/nodir/x.pb.gz: No such file or directory" "-o into a missing directory" -- threads -p "$pid" -o "$TMP/nodir/x.pb.gz"
+mkdir "$TMP/isdir"
+expect_fail 2 "Is a directory" "-o naming a directory" -- threads -p "$pid" -o "$TMP/isdir"
+[ -z "$(ls -A "$TMP/isdir")" ]
+ok $? "no file left behind in the directory"
+
+# a full disk: the write fails, no partial file
+if [ "$(id -u)" = 0 ] && mkdir -p "$TMP/tiny" && mount -t tmpfs -o size=4k tmpfs "$TMP/tiny" 2>/dev/null; then
+	start_fixture ready "$FIX/parked-O2" 300
+	bigpid=${ready%% *}
+	head -c 4096 /dev/zero >"$TMP/tiny/filler" 2>/dev/null
+	"$XPROF" threads -p "$bigpid" -o "$TMP/tiny/x.pb.gz" >/dev/null 2>"$TMP/err"
+	rc=$?
+	[ "$rc" = 2 ] && grep -q 'cannot write' "$TMP/err"
+	ok $? "a full disk is a clear error (exit $rc): $(cat "$TMP/err")"
+	is "$(ls -A "$TMP/tiny")" "filler" "and leaves no partial or temporary file"
+	umount "$TMP/tiny"
+	no_thread_stopped "$bigpid"
+	ok $? "and the target runs"
+else
+	ok 0 "# SKIP full-disk case needs root to mount a tmpfs"
+	ok 0 "# SKIP"
+	ok 0 "# SKIP"
+fi
+
+# --help and --version tell the truth
+"$XPROF" threads --help | grep -q -- '--group'
+ok $? "threads --help documents --group"
+"$XPROF" --version | grep -q '^xprof [0-9]'
+ok $? "--version"
+plan "$_tap_n"
+done_testing

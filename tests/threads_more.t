@@ -1,0 +1,57 @@
+#!/bin/bash
+# Signal frames, deleted binaries, grouping, and a thread created during
+# the stop:
+# - a thread parked inside a signal handler unwinds through __restore_rt
+#   into the code the signal interrupted (as eu-stack -i does);
+# - a target whose binary was deleted from disk still symbolizes (through
+#   /proc/PID/map_files);
+# - --group prints a pool of identical stacks once, with count and tids.
+. "$(dirname "$0")/lib.sh"
+need_ptrace
+
+start_fixture ready "$FIX/sighandler"
+read -r pid tid <<<"$ready"
+"$XPROF" threads -p "$pid" >"$TMP/sig.txt" 2>"$TMP/sig.err"
+ok $? "dump of a thread inside a signal handler exits 0" || diag "$(cat "$TMP/sig.err")"
+got=$(xprof_functions "$TMP/sig.txt" "$tid" | tr '\n' ' ')
+want="__GI___clock_nanosleep __GI___nanosleep on_usr1 __restore_rt interrupted_here victim start_thread __clone3 "
+is "$got" "$want" "the handler's stack goes through __restore_rt into the interrupted function"
+eu-stack -i -p "$pid" >"$TMP/sig.eu" 2>/dev/null
+eustack_functions "$TMP/sig.eu" "$tid" >"$TMP/eu.fn"
+xprof_functions "$TMP/sig.txt" "$tid" >"$TMP/x.fn"
+names_match "$TMP/eu.fn" "$TMP/x.fn"
+ok $? "and matches eu-stack -i"
+
+# deleted binary
+cp "$FIX/parked-O2" "$TMP/doomed"
+start_fixture ready "$TMP/doomed"
+pid=${ready%% *}
+rm -f "$TMP/doomed"
+"$XPROF" threads -p "$pid" >"$TMP/del.txt" 2>"$TMP/del.err"
+ok $? "a process whose binary was deleted can be dumped" || diag "$(cat "$TMP/del.err")"
+grep -q '^hold_lock()' "$TMP/del.txt" && grep -q '^main()' "$TMP/del.txt"
+ok $? "and its own functions are still named"
+# a binary replaced on disk by another file
+cp "$FIX/parked-O0" "$TMP/replaced"
+start_fixture ready "$TMP/replaced"
+pid=${ready%% *}
+cp "$FIX/deadlock" "$TMP/replaced.new" && mv -f "$TMP/replaced.new" "$TMP/replaced"
+"$XPROF" threads -p "$pid" >"$TMP/rep.txt" 2>/dev/null
+grep -q '^hold_lock()' "$TMP/rep.txt"
+ok $? "a binary replaced on disk still symbolizes from the mapped file"
+
+# --group on a 200-thread pool
+start_fixture ready "$FIX/parked-O2" 200
+pid=${ready%% *}
+"$XPROF" threads -p "$pid" --group >"$TMP/group.txt" 2>"$TMP/group.err"
+ok $? "--group exits 0"
+line=$(grep '^200 threads "pool"' "$TMP/group.txt")
+ok $? "the pool is printed once: ${line:0:80}..."
+tids=$(echo "$line" | sed 's/.* tids \([0-9,-]*\) .*/\1/' | tr ',' '\n' |
+	awk -F- '{ if (NF == 2) n += $2 - $1 + 1; else n++ } END { print n }')
+is "$tids" 200 "its tid list (ranges folded) names 200 threads"
+n=$(grep -c '^thread ' "$TMP/group.txt")
+is "$n" 7 "the 7 others are printed one by one (main, holder, locker, waiter, reader, sleeper, spinner)" ||
+	diag "$(grep '^thread\|threads' "$TMP/group.txt")"
+plan "$_tap_n"
+done_testing
