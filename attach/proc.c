@@ -206,7 +206,8 @@ int xp_proc_check(pid_t pid, struct xp_proc *p, enum xp_proc_problem *problem)
 		p->pid = pid;
 	p->kernel_thread = (flags & 0x00200000) != 0; /* PF_KTHREAD */
 
-	if (p->state == 'Z' || p->state == 'X')
+	/* a leader that called pthread_exit is a zombie while its threads run */
+	if ((p->state == 'Z' || p->state == 'X') && status_field(buf, "\nThreads:") <= 1)
 		*problem = XP_PROC_ZOMBIE;
 	else if (p->kernel_thread)
 		*problem = XP_PROC_KERNEL_THREAD;

@@ -174,6 +174,12 @@ struct held {
 
 static int seize(struct xp_thread *t, struct held *h)
 {
+	/* a zombie (a leader that called pthread_exit) has no stack, and its
+	 * exit is not reported until the whole group exits */
+	if (t->state == 'Z' || t->state == 'X') {
+		t->exited = 1;
+		return 0;
+	}
 	if (ptrace(PTRACE_SEIZE, t->tid, NULL, NULL) < 0) {
 		if (errno == ESRCH) { /* exited between readdir and now */
 			t->exited = 1;
@@ -234,88 +240,104 @@ struct capture_ctx {
 
 static void capture(struct xp_thread *t, struct capture_ctx *c);
 
-/* Collects stop and exit reports until every seized thread has one or the
- * deadline passes; each thread is copied as soon as it stops (when c is
- * set), while the others are still on their way to their stops. */
+/* Records one wait status of a thread we wait for; 1 when it is now
+ * stopped or gone. */
+static int record_status(struct xp_thread *t, int status)
+{
+	if (WIFEXITED(status) || WIFSIGNALED(status)) {
+		t->exited = 1;
+		return 1;
+	}
+	if (WIFSTOPPED(status)) {
+		int event = status >> 16, sig = WSTOPSIG(status);
+		if (event == PTRACE_EVENT_STOP)
+			t->group_stopped = is_stop_signal(sig);
+		else if (event == 0)
+			t->pending_sig = sig; /* signal-delivery-stop: re-sent at detach */
+		t->stopped = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Waits for every seized thread to stop or exit, until the deadline; each
+ * thread is copied (when c is set) as soon as it stops, while the others
+ * are still on their way.  waitpid for one tid at a time: waitpid(-1)
+ * scans every tracee on each call, quadratic for a big process. */
 static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx *c)
 {
-	arm_deadline(XP_STOP_TIMEOUT_MS);
-	while (h->waiting > 0 && !deadline_hit) {
-		int status;
-		pid_t tid = waitpid(-1, &status, __WALL);
-		struct xp_thread *t;
+	size_t i;
 
-		if (tid < 0) {
-			if (errno == EINTR)
-				continue;
-			break; /* ECHILD: nothing left to wait for */
-		}
-		t = table_find(tb, tid);
-		if (!t || t->stopped || t->exited)
+	arm_deadline(XP_STOP_TIMEOUT_MS);
+	for (i = 0; i < tb->n && h->waiting > 0 && !deadline_hit; i++) {
+		struct xp_thread *t = &tb->t[i];
+		int status;
+		pid_t r;
+
+		if (!t->seized || t->stopped || t->exited)
 			continue;
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			t->exited = 1;
-			h->waiting--;
-		} else if (WIFSTOPPED(status)) {
-			int event = status >> 16, sig = WSTOPSIG(status);
-			if (event == PTRACE_EVENT_STOP) {
-				t->group_stopped = is_stop_signal(sig);
-			} else if (event == 0) {
-				/* signal-delivery-stop: the signal goes back at detach */
-				t->pending_sig = sig;
+		do {
+			r = waitpid(t->tid, &status, __WALL);
+		} while (r < 0 && errno == EINTR && !deadline_hit);
+		if (r < 0) {
+			if (errno == ECHILD) { /* gone, and reaped by someone else */
+				t->exited = 1;
+				h->waiting--;
 			}
-			t->stopped = 1;
-			h->waiting--;
-			if (c)
-				capture(t, c);
+			continue;
 		}
+		if (!record_status(t, status))
+			continue;
+		h->waiting--;
+		if (t->stopped && c)
+			capture(t, c);
 	}
 	disarm_deadline();
 }
 
+/* Copies the live part of the stack, from just below SP (the red zone)
+ * to the end of its mapping, and for a thread in futex(2) the futex word
+ * with the words after it: one process_vm_readv for both. */
 static void copy_stack(struct xp_thread *t, pid_t pid, const struct xp_maps *maps)
 {
-	uint64_t sp = xp_regs_sp(&t->regs), lo, hi;
+	uint64_t sp = xp_regs_sp(&t->regs), lo = 0, hi;
 	const struct xp_map *m = xp_maps_find(maps, sp);
-	struct iovec local, remote;
+	struct iovec local[2], remote[2];
+	int in_futex = xp_regs_syscall(&t->regs) == XP_SYS_FUTEX;
+	size_t len = 0;
 	ssize_t n;
 
-	if (!m)
-		return;
-	lo = sp - XP_REDZONE >= m->start && sp >= XP_REDZONE ? sp - XP_REDZONE : m->start;
-	hi = m->end;
-	if (hi - lo > XP_STACK_COPY_MAX) {
-		hi = lo + XP_STACK_COPY_MAX;
-		t->stack_truncated = 1;
+	if (m) {
+		lo = sp - XP_REDZONE >= m->start && sp >= XP_REDZONE ? sp - XP_REDZONE : m->start;
+		hi = m->end;
+		if (hi - lo > XP_STACK_COPY_MAX) {
+			hi = lo + XP_STACK_COPY_MAX;
+			t->stack_truncated = 1;
+		}
+		len = hi - lo;
+		t->stack = malloc(len);
+		if (!t->stack)
+			len = 0;
 	}
-	t->stack = malloc(hi - lo);
-	if (!t->stack)
-		return;
-	local.iov_base = t->stack;
-	local.iov_len = hi - lo;
-	remote.iov_base = (void *)(uintptr_t)lo;
-	remote.iov_len = hi - lo;
-	n = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-	if (n <= 0) {
+	local[0].iov_base = t->stack;
+	local[0].iov_len = len;
+	remote[0].iov_base = (void *)(uintptr_t)lo;
+	remote[0].iov_len = len;
+	t->futex_addr = in_futex ? xp_regs_arg0(&t->regs) : 0;
+	local[1].iov_base = t->futex_words;
+	local[1].iov_len = in_futex ? sizeof(t->futex_words) : 0;
+	remote[1].iov_base = (void *)(uintptr_t)t->futex_addr;
+	remote[1].iov_len = local[1].iov_len;
+	n = process_vm_readv(pid, local, 2, remote, 2, 0);
+	/* a short read ends at the first remote range that failed */
+	if (len > 0 && n > 0) {
+		t->stack_addr = lo;
+		t->stack_len = (size_t)n < len ? (size_t)n : len;
+	} else {
 		free(t->stack);
 		t->stack = NULL;
-		return;
 	}
-	t->stack_addr = lo;
-	t->stack_len = (size_t)n;
-}
-
-static void read_futex(struct xp_thread *t, pid_t pid)
-{
-	struct iovec local = { t->futex_words, sizeof(t->futex_words) };
-	struct iovec remote;
-
-	if (xp_regs_syscall(&t->regs) != XP_SYS_FUTEX)
-		return;
-	t->futex_addr = xp_regs_arg0(&t->regs);
-	remote.iov_base = (void *)(uintptr_t)t->futex_addr;
-	remote.iov_len = sizeof(t->futex_words);
-	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)sizeof(t->futex_words))
+	if (in_futex && n == (ssize_t)(len + sizeof(t->futex_words)))
 		t->have_futex = 1;
 }
 
@@ -336,7 +358,6 @@ static void capture(struct xp_thread *t, struct capture_ctx *c)
 		}
 	}
 	copy_stack(t, c->pid, c->maps);
-	read_futex(t, c->pid);
 }
 
 static void detach(struct xp_thread *t)

@@ -295,40 +295,69 @@ static int same_group(const struct dumped *x, const struct dumped *y)
 	       memcmp(x->is_call, y->is_call, x->n) == 0;
 }
 
+struct group {
+	size_t first, count; /* a run of the sorted thread list */
+	pid_t min_tid;
+};
+
+/* Biggest group first, as in Go's debug=1 dump; then by lowest tid. */
+static int group_cmp(const void *a, const void *b)
+{
+	const struct group *x = a, *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return x->min_tid - y->min_tid;
+}
+
 static int print_grouped(struct dump *dp)
 {
 	const struct dumped **v = malloc(dp->n * sizeof(*v));
-	size_t i, j, k;
+	struct group *g = malloc(dp->n * sizeof(*g));
+	size_t i, j, k, ng = 0;
 
-	if (!v)
+	if (!v || !g) {
+		free(v);
+		free(g);
 		return -ENOMEM;
+	}
 	for (i = 0; i < dp->n; i++)
 		v[i] = &dp->d[i];
 	qsort(v, dp->n, sizeof(*v), stack_cmp);
 	for (i = 0; i < dp->n; i = j) {
 		for (j = i + 1; j < dp->n && same_group(v[i], v[j]); j++)
 			;
-		if (j - i == 1) {
-			printf("thread %d \"%s\" ", (int)v[i]->t->tid, v[i]->t->name);
+		g[ng].first = i;
+		g[ng].count = j - i;
+		g[ng].min_tid = v[i]->t->tid; /* stack_cmp ends by tid */
+		ng++;
+	}
+	qsort(g, ng, sizeof(*g), group_cmp);
+	for (k = 0; k < ng; k++) {
+		const struct dumped **m = &v[g[k].first];
+		size_t n = g[k].count;
+		if (n == 1) {
+			printf("thread %d \"%s\" ", (int)m[0]->t->tid, m[0]->t->name);
 		} else {
 			/* tids, consecutive runs folded: 4101-4999 */
-			printf("%zu threads \"%s\" tids ", j - i, v[i]->t->name);
-			for (k = i; k < j;) {
-				size_t r = k;
-				while (r + 1 < j && v[r + 1]->t->tid == v[r]->t->tid + 1)
+			printf("%zu threads \"%s\" tids ", n, m[0]->t->name);
+			for (i = 0; i < n;) {
+				size_t r = i;
+				while (r + 1 < n && m[r + 1]->t->tid == m[r]->t->tid + 1)
 					r++;
-				printf("%s%d", k > i ? "," : "", (int)v[k]->t->tid);
-				if (r > k)
-					printf("-%d", (int)v[r]->t->tid);
-				k = r + 1;
+				printf("%s%d", i > 0 ? "," : "", (int)m[i]->t->tid);
+				if (r > i)
+					printf("-%d", (int)m[r]->t->tid);
+				i = r + 1;
 			}
 			printf(" ");
 		}
-		print_state(dp, v[i]);
+		print_state(dp, m[0]);
 		printf(":\n");
-		print_frames(dp, v[i]);
+		print_frames(dp, m[0]);
 		printf("\n");
 	}
+	free(g);
 	free(v);
 	return 0;
 }
@@ -487,14 +516,15 @@ int cmd_threads(int argc, char **argv)
 		}
 	} else {
 		static char obuf[1 << 16];
+		err = 0;
 		setvbuf(stdout, obuf, _IOFBF, sizeof(obuf));
 		deadlocks = report_deadlocks(&dp);
 		if (o.group)
-			print_grouped(&dp);
+			err = print_grouped(&dp);
 		else
 			print_dump(&dp);
-		if (fflush(stdout) != 0) {
-			xp_msg("cannot write the dump: %s", strerror(errno));
+		if (err < 0 || fflush(stdout) != 0) {
+			xp_msg("cannot write the dump: %s", strerror(err < 0 ? -err : errno));
 			dump_free(&dp);
 			return XP_EXIT_FATAL;
 		}

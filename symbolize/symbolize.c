@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "symbolize/symbolize.h"
+#include "symbolize/symbolize_internal.h"
 
 #define VDSO_MAX (64 * 1024 * 1024) /* a larger "vdso" is not one */
 
@@ -133,6 +134,50 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwar
 	return fd;
 }
 
+/* Separate debug info: first by build id under /usr/lib/debug and the
+ * target's own /usr/lib/debug, served from the decompressed cache; when
+ * the cache cannot help, libdw's standard search (build id, then
+ * .gnu_debuglink) exactly as it is.  The standard search must not run first:
+ * it keeps its own handle on the file it finds and ignores the fd we return. */
+static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
+			  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
+			  char **debuginfo_file_name)
+{
+	struct modinfo *mi = *userdata;
+	const unsigned char *id;
+	GElf_Addr vaddr;
+	char hex[2 * 64 + 1], path[4200];
+	const char *roots[2] = { "", NULL };
+	char root[64];
+	int len, i;
+
+	len = dwfl_module_build_id(mod, &id, &vaddr);
+	if (len >= 2 && len <= 64 && mi) {
+		for (i = 0; i < len; i++)
+			snprintf(hex + 2 * i, 3, "%02x", id[i]);
+		snprintf(root, sizeof(root), "/proc/%d/root", (int)mi->space->pid);
+		roots[1] = root;
+		for (i = 0; i < 2; i++) {
+			char *cached;
+			int fd, cfd;
+			snprintf(path, sizeof(path), "%s/usr/lib/debug/.build-id/%.2s/%s.debug", roots[i], hex,
+				 hex + 2);
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			cfd = xp_debugcache_open(fd, hex, &cached);
+			close(fd);
+			if (cfd >= 0) {
+				*debuginfo_file_name = cached;
+				return cfd;
+			}
+			break;
+		}
+	}
+	return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
+					    debuglink_crc, debuginfo_file_name);
+}
+
 /* ---- reporting modules ------------------------------------------------ */
 
 static int is_exec(const struct xp_map *m)
@@ -230,7 +275,7 @@ int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, str
 	}
 	elf_version(EV_CURRENT);
 	s->callbacks.find_elf = find_elf;
-	s->callbacks.find_debuginfo = dwfl_standard_find_debuginfo;
+	s->callbacks.find_debuginfo = find_debuginfo;
 	s->callbacks.debuginfo_path = &s->debuginfo_path;
 	s->dwfl = dwfl_begin(&s->callbacks);
 	if (!s->dwfl) {

@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.." || exit 1
 XPROF=${XPROF:-./xprof}
 FIX=build/fixtures
 TMP=$(mktemp -d /tmp/xprof-test.XXXXXX)
+# a private debug-info cache: tests never write into $HOME
+export XPROF_CACHE_DIR=$TMP/cache
 _tap_n=0
 _tap_failed=0
 _fixture_pids=""

@@ -1,0 +1,47 @@
+#!/bin/bash
+# The decompressed debug-info cache: libc's debug file (found by build id
+# under /usr/lib/debug, compressed sections) is copied once, decompressed,
+# named by build id; later dumps read it and print the same thing; a bad
+# entry is ignored, and XPROF_CACHE_DIR=off turns the cache off.
+. "$(dirname "$0")/lib.sh"
+need_ptrace
+
+libc=$(ldd "$FIX/parked-O2" | awk '/libc.so/ {print $3}')
+id=$(eu-readelf -n "$libc" | awk '/Build ID:/ {print $3}')
+dbg=/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug
+[ -f "$dbg" ] || { echo "Bail out! libc debug file $dbg missing (libc6-dbg; make deps)"; exit 1; }
+start_fixture ready "$FIX/parked-O2"
+pid=${ready%% *}
+# the frames, without the running spinner (its pc moves) and without the
+# header's system call (a first dump leaves sleepers in restart_syscall)
+strip_spinner() { sed '/"spinner"/,/^$/d; s/^\(thread [0-9]* "[^"]*"\) .*/\1/' "$1"; }
+
+"$XPROF" threads -p "$pid" >"$TMP/first.txt" 2>/dev/null
+ok $? "first dump"
+entry="$XPROF_CACHE_DIR/$id.debug"
+[ -f "$entry" ]
+ok $? "libc's debug file is cached under its build id"
+readelf -S -W "$entry" | awk '$2 ~ /^\.debug_/ && $9 ~ /C/' | grep -q . 
+ok $((! $?)) "the cached copy has no compressed sections"
+[ "$(stat -c %a "$XPROF_CACHE_DIR")" = 700 ] && [ "$(stat -c %a "$entry")" = 600 ]
+ok $? "the cache is private (0700 dir, 0600 file)"
+"$XPROF" threads -p "$pid" >"$TMP/second.txt" 2>/dev/null
+diff <(strip_spinner "$TMP/first.txt") <(strip_spinner "$TMP/second.txt") >"$TMP/d1"
+ok $? "a dump from the cache prints the same stacks and lines" || diag "$(head -20 "$TMP/d1")"
+XPROF_CACHE_DIR=off "$XPROF" threads -p "$pid" >"$TMP/nocache.txt" 2>/dev/null
+diff <(strip_spinner "$TMP/first.txt") <(strip_spinner "$TMP/nocache.txt") >/dev/null
+ok $? "and the same as without the cache"
+
+# a bad entry (another file under the name) is not used
+cp "$FIX/parked-O2" "$entry"
+"$XPROF" threads -p "$pid" >"$TMP/bad.txt" 2>/dev/null
+grep -A1 '^__GI___nanosleep()' "$TMP/bad.txt" | grep -q 'nanosleep.c:[0-9]'
+ok $? "an entry whose build id does not match is ignored: libc still has lines"
+ln -sf /etc/passwd "$entry.lnk"
+rm -f "$entry"
+ln -s /etc/hostname "$entry"
+"$XPROF" threads -p "$pid" >"$TMP/sym.txt" 2>/dev/null
+grep -A1 '^__GI___nanosleep()' "$TMP/sym.txt" | grep -q 'nanosleep.c:[0-9]'
+ok $? "a symlink planted as an entry is not followed"
+plan "$_tap_n"
+done_testing
