@@ -86,7 +86,8 @@ void xp_report_attach_error(pid_t pid, int err)
 {
 	char why[256];
 
-	if (err == -EPERM) {
+	/* EACCES: /proc/PID refused us before ptrace could */
+	if (err == -EPERM || err == -EACCES) {
 		xp_explain_eperm(pid, why, sizeof(why));
 		xp_msg("cannot attach to pid %d: operation not permitted (%s)", (int)pid, why);
 	} else if (err == -ESRCH) {

@@ -7,7 +7,7 @@ need_ptrace
 # expect_fail CODE PATTERN DESCRIPTION -- ARGS...
 expect_fail() {
 	local code=$1 pattern=$2 desc=$3; shift 4
-	"$XPROF" "$@" >"$TMP/out" 2>"$TMP/err"
+	$XPROF "$@" >"$TMP/out" 2>"$TMP/err"
 	local rc=$?
 	local lines
 	lines=$(wc -l <"$TMP/err")
@@ -54,6 +54,22 @@ done
 expect_fail 2 "already traced by pid" "a process under a debugger" -- threads -p "$pid"
 kill "$gdbpid" 2>/dev/null
 wait "$gdbpid" 2>/dev/null
+
+# not permitted: another user's process, and root without CAP_SYS_PTRACE.
+# expect_fail runs "$XPROF" unquoted-split, so a wrapper can go in front.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	xprof_saved=$XPROF
+	XPROF="setpriv --reuid=65534 --regid=65534 --clear-groups $xprof_saved"
+	expect_fail 2 "operation not permitted (pid $pid belongs to uid 0 and xprof runs as uid 65534; run as root or as that user)" \
+		"another user's process" -- threads -p "$pid"
+	XPROF="setpriv --bounding-set -sys_ptrace --inh-caps -sys_ptrace $xprof_saved"
+	expect_fail 2 "runs as root without CAP_SYS_PTRACE, as in a container; grant it" \
+		"root without CAP_SYS_PTRACE" -- threads -p "$pid"
+	XPROF=$xprof_saved
+else
+	ok 0 "# SKIP needs root and setpriv to run xprof as another user"
+	ok 0 "# SKIP needs root and setpriv to drop CAP_SYS_PTRACE"
+fi
 
 # output that cannot be written: error before touching the target
 expect_fail 2 "cannot write $TMP/nodir/x.pb.gz: No such file or directory" "-o into a missing directory" -- threads -p "$pid" -o "$TMP/nodir/x.pb.gz"

@@ -2,13 +2,13 @@
 # Every thread's stack from xprof matches eu-stack -i frame for frame
 # (function names, inline frames included), on every fixture variant:
 # -O2 without frame pointers, -O0, -O2 with frame pointers, non-PIE,
-# stripped with separate debug info, C++.  Also checks the ends of stacks:
+# stripped with separate debug info, stripped with only MiniDebugInfo, C++.  Also checks the ends of stacks:
 # start_thread / __clone3 for threads, main / _start for the main thread.
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 command -v eu-stack >/dev/null || { echo "Bail out! eu-stack missing (make deps)"; exit 1; }
 
-variants="parked-O2 parked-O0 parked-O2-fp parked-nopie parked-split parked-cxx"
+variants="parked-O2 parked-O0 parked-O2-fp parked-nopie parked-split parked-minidebug parked-cxx"
 for v in $variants; do
 	start_fixture ready "$FIX/$v"
 	pid=${ready%% *}

@@ -5,7 +5,9 @@
 #   into the code the signal interrupted (as eu-stack -i does);
 # - a target whose binary was deleted from disk still symbolizes (through
 #   /proc/PID/map_files);
-# - --group prints a pool of identical stacks once, with count and tids.
+# - --group prints a pool of identical stacks once, with count and tids;
+# - a thread caught inside the vdso unwinds out of it (the vdso's unwind
+#   info comes from its image in the target's memory).
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 
@@ -53,5 +55,20 @@ is "$tids" 200 "its tid list (ranges folded) names 200 threads"
 n=$(grep -c '^thread ' "$TMP/group.txt")
 is "$n" 7 "the 7 others are printed one by one (main, holder, locker, waiter, reader, sleeper, spinner)" ||
 	diag "$(grep '^thread\|threads' "$TMP/group.txt")"
+# vdso: the loop spends most of its time in the vdso; try a few dumps
+start_fixture ready "$FIX/vdso"
+read -r pid tid <<<"$ready"
+caught=""
+for i in $(seq 1 20); do
+	"$XPROF" threads -p "$pid" >"$TMP/vdso.txt" 2>/dev/null
+	got=$(xprof_functions "$TMP/vdso.txt" "$tid" | tr '\n' ' ')
+	case "$got" in __vdso_clock_gettime*) caught=$got; break ;; esac
+done
+[ -n "$caught" ]
+ok $? "a thread was caught inside the vdso (within 20 dumps)" || diag "last: $got"
+case "$caught" in
+*" clock_loop start_thread __clone3 ") ok 0 "it unwinds out of the vdso to clock_loop and start_thread: $caught" ;;
+*) ok 1 "it unwinds out of the vdso to clock_loop and start_thread" ; diag "got: $caught" ;;
+esac
 plan "$_tap_n"
 done_testing
