@@ -27,7 +27,7 @@ READY_TIMEOUT=30        # s, for the target's "ready" line
 TOOL_TIMEOUT=120        # s, per tool run
 GDB_SLOW_MS=60000       # a gdb run slower than this caps gdb's rounds ...
 GDB_SLOW_ROUNDS=3       # ... at this many
-TOOLS=(xprof eu-stack gdb)
+TOOLS=(xprof xprof-cold eu-stack gdb)  # xprof-cold: debug-info cache off
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -137,6 +137,7 @@ check_target() {
 tool_cmd() { # tool_cmd TOOL -> CMD array
 	case $1 in
 	xprof) CMD=("$XPROF" threads -p "$TPID") ;;
+	xprof-cold) CMD=(env XPROF_CACHE_DIR=off "$XPROF" threads -p "$TPID") ;;
 	eu-stack) CMD=(eu-stack -p "$TPID") ;;
 	gdb) CMD=(gdb -batch -nx -p "$TPID" -ex 'thread apply all bt') ;;
 	esac
@@ -161,7 +162,7 @@ judge() { # judge TOOL ERRFILE
 	esac
 	if [ -z "$FAIL" ]; then
 		case $1 in
-		xprof)
+		xprof | xprof-cold)
 			if [ "$RC" -gt 1 ]; then
 				FAIL="exit status $RC: $(tail -n 1 "$2")"
 			elif ! grep -q 'process stopped for [0-9.]* ms' "$2"; then
@@ -195,7 +196,7 @@ gdb_rounds=$ROUNDS
 gdb_capped=
 
 for tool in "${TOOLS[@]}"; do
-	if [ "$tool" = xprof ]; then
+	if [ "${tool%-cold}" = xprof ]; then
 		run_tool "$tool" /dev/null "$TMP/warm.$tool.err"
 		FRAMES[$tool]=$(sed -n 's/.*, \([0-9]*\) frames,.*/\1/p' "$TMP/warm.$tool.err" | tail -n 1)
 		THREADS[$tool]=$(sed -n 's/.*: \([0-9]*\) threads,.*/\1/p' "$TMP/warm.$tool.err" | tail -n 1)
@@ -228,7 +229,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			continue
 		fi
 		pause=
-		if [ "$tool" = xprof ]; then
+		if [ "${tool%-cold}" = xprof ]; then
 			run_tool "$tool" /dev/null "$TMP/run.err"
 			pause=$(xprof_pause "$TMP/run.err")
 		else
@@ -270,7 +271,7 @@ import os, statistics, sys
 
 section_path, table_path = sys.argv[1:3]
 E = os.environ
-tools = ["xprof", "eu-stack", "gdb"]
+tools = ["xprof", "xprof-cold", "eu-stack", "gdb"]
 rounds = int(E["ROUNDS"])
 
 rows = {t: [] for t in tools}          # timed runs: (round, ms, pause, fail)
@@ -311,9 +312,9 @@ table = [header, sep]
 for t in tools:
     s = stats[t]
     v = t.replace("-", "_")
-    if t == "xprof":
+    if t.startswith("xprof"):
         pause = fmt(s["pause"])
-        ratio = "1.0×" if base else "n/a"
+        ratio = "%.1f×" % (s["med"] / base) if base and s["med"] else "n/a"
     else:
         pause = "whole run"
         ratio = "%.1f×" % (s["med"] / base) if base and s["med"] else "n/a"
@@ -339,10 +340,16 @@ notes.append(
 notes.append(
     "- *ratio to xprof* is the tool's median total divided by xprof's median total.")
 notes.append(
+    "- `xprof` reads libc's debug info from its cache of decompressed debug files "
+    "(filled by the warm-up run); `xprof-cold` is the same run with the cache off "
+    "(`XPROF_CACHE_DIR=off`), paying the decompression of libc6-dbg's compressed "
+    "sections on every run, as eu-stack and gdb do.")
+notes.append(
     "- *frames* come from one untimed warm-up run of each tool on the same target: "
     "xprof's summary line; the lines starting with `#` in eu-stack's and gdb's "
     "output.  Threads seen: xprof %s, eu-stack %s, gdb %s (target: %s).  gdb's count "
-    "is higher because it also lists inlined frames and libc's internal frames."
+    "is higher because it counts inlined frames; xprof's and eu-stack's count "
+    "physical frames (xprof's text shows the inlined frames too, as eu-stack -i does)."
     % (E.get("THREADS_xprof") or "?", E.get("THREADS_eu_stack") or "?",
        E.get("THREADS_gdb") or "?", E["NTHREADS"]))
 notes.append(
@@ -380,7 +387,7 @@ for t in tools:
 
 body = []
 body.append("Measured %s; the whole benchmark took %s s.  %d timed rounds%s; "
-            "each round runs xprof, eu-stack and gdb once, in that order, on the "
+            "each round runs xprof, xprof-cold, eu-stack and gdb once, in that order, on the "
             "same target, after one untimed warm-up run of each (page cache, "
             "debug info)." % (
                 E["MEASURED"], E["BENCH_S"], rounds,
@@ -404,6 +411,7 @@ body.append(
 body.append("")
 body.append("```sh")
 body.append("./xprof threads -p PID >/dev/null 2>summary   # summary: stderr, for the pause")
+body.append("XPROF_CACHE_DIR=off ./xprof threads -p PID >/dev/null 2>summary   # xprof-cold")
 body.append("eu-stack -p PID >/dev/null 2>&1                # exit status 1 (a partial stack) is accepted")
 body.append("gdb -batch -nx -p PID -ex 'thread apply all bt' >/dev/null 2>&1")
 body.append("```")
