@@ -106,7 +106,10 @@ struct xp_mem *xp_mem_snapshot(const struct xp_region *regions, size_t n, struct
 
 /* Caps on what one stop may copy. */
 #define XP_STACK_COPY_MAX (512 * 1024)  /* bytes of live stack per thread */
-#define XP_STOP_TIMEOUT_MS 1000         /* a thread that does not stop by then is skipped */
+/* A thread that has not stopped by 100 ms + 100 us per thread (stops take
+ * about 20 us a thread) is skipped: it is in uninterruptible sleep. */
+#define XP_STOP_TIMEOUT_BASE_MS 100
+#define XP_STOP_TIMEOUT_PER_THREAD_US 100
 #define XP_MAX_THREADS 200000
 
 struct xp_thread {

@@ -268,7 +268,7 @@ static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx 
 {
 	size_t i;
 
-	arm_deadline(XP_STOP_TIMEOUT_MS);
+	arm_deadline(XP_STOP_TIMEOUT_BASE_MS + (int)(tb->n * XP_STOP_TIMEOUT_PER_THREAD_US / 1000));
 	for (i = 0; i < tb->n && h->waiting > 0 && !deadline_hit; i++) {
 		struct xp_thread *t = &tb->t[i];
 		int status;
@@ -293,6 +293,20 @@ static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx 
 			capture(t, c);
 	}
 	disarm_deadline();
+	/* past the deadline, one thread stuck (uninterruptible sleep) must not
+	 * keep the threads after it, already stopped, from being taken */
+	for (; i < tb->n && h->waiting > 0; i++) {
+		struct xp_thread *t = &tb->t[i];
+		int status;
+
+		if (!t->seized || t->stopped || t->exited)
+			continue;
+		if (waitpid(t->tid, &status, __WALL | WNOHANG) <= 0 || !record_status(t, status))
+			continue;
+		h->waiting--;
+		if (t->stopped && c)
+			capture(t, c);
+	}
 }
 
 /* Copies the live part of the stack, from just below SP (the red zone)
@@ -413,7 +427,7 @@ int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 	sigset_t oldmask;
 	int64_t t0;
 	size_t i, nregions = 0;
-	int err = 0, rounds, added;
+	int err = 0, rounds, added, interrupted = 0;
 	char leader_state = 0;
 	struct capture_ctx cc = { 0 };
 
@@ -437,8 +451,11 @@ int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 
 	t0 = now_ns(CLOCK_MONOTONIC);
 	s->time_ns = now_ns(CLOCK_REALTIME);
+	/* when a seize failed nothing is interrupted: the seized threads run
+	 * on, and the kernel releases them when xprof exits on the error */
 	for (i = 0; i < tb.n && err == 0; i++)
 		interrupt(&tb.t[i]);
+	interrupted = err == 0;
 	/* Threads created meanwhile: catch them until the list is stable.
 	 * Interrupted threads create nothing, so this converges. */
 	for (rounds = 0; err == 0 && rounds < TASK_ROUNDS_MAX; rounds++) {
@@ -453,12 +470,13 @@ int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 		for (i = first; i < tb.n && err == 0; i++) {
 			tb.t[i].state = 'R'; /* new-born: it was running */
 			err = seize(&tb.t[i], &h);
-			interrupt(&tb.t[i]);
+			if (err == 0)
+				interrupt(&tb.t[i]);
 		}
 	}
 	cc.pid = pid;
 	cc.maps = &s->maps;
-	if (h.seized > 0)
+	if (interrupted)
 		wait_for_stops(&tb, &h, err == 0 ? &cc : NULL);
 	s->all_stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
 

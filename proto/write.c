@@ -134,6 +134,7 @@ int xp_profile_write(const struct xp_profile *p, const char *path)
 	sigaddset(&fatal, SIGTERM);
 	sigaddset(&fatal, SIGHUP);
 	sigaddset(&fatal, SIGPIPE);
+	sigaddset(&fatal, SIGQUIT);
 	if (sigprocmask(SIG_BLOCK, &fatal, &saved) < 0) {
 		err = -errno;
 		goto out_free_tmp;

@@ -138,7 +138,7 @@ static int copy_file(int from, int to)
 /* Writes a copy of the debug file at fd with every section decompressed. */
 static int write_entry(int fd, const char *dir, const char *path, const char *hex)
 {
-	char tmp[4096];
+	char tmp[4096 + 160];
 	int out, ok = 0;
 	Elf *elf = NULL;
 	Elf_Scn *scn = NULL;

@@ -55,6 +55,25 @@ is "$tids" 200 "its tid list (ranges folded) names 200 threads"
 n=$(grep -c '^thread ' "$TMP/group.txt")
 is "$n" 7 "the 7 others are printed one by one (main, holder, locker, waiter, reader, sleeper, spinner)" ||
 	diag "$(grep '^thread\|threads' "$TMP/group.txt")"
+# a thread in uninterruptible sleep (a vfork parent) cannot stop: it is
+# reported without a stack, the others are dumped, the pause stays short
+start_fixture ready "$FIX/vforker"
+read -r pid tid child <<<"$ready"
+_fixture_pids="$_fixture_pids $child"
+"$XPROF" threads -p "$pid" >"$TMP/vf.txt" 2>"$TMP/vf.err"
+is "$?" 1 "a thread that cannot stop makes a partial dump (exit 1)"
+grep -q "^thread $tid \"stuck\" \[disk, .*did not stop: no stack\]" "$TMP/vf.txt"
+ok $? "the stuck thread is shown as disk, did not stop" || diag "$(grep stuck "$TMP/vf.txt")"
+grep -q '^sleep_long()' "$TMP/vf.txt"
+ok $? "the other threads are dumped"
+pause=$(sed -n 's/.*process stopped for \([0-9]*\)\..*/\1/p' "$TMP/vf.err")
+[ -n "$pause" ] && [ "$pause" -lt 500 ]
+ok $? "the others were stopped ${pause} ms, not a long timeout"
+kill -KILL "$child"
+sleep 0.2
+no_thread_stopped "$pid"
+ok $? "once the vfork child is gone, no thread is left stopped"
+
 # vdso: the loop spends most of its time in the vdso; try a few dumps
 start_fixture ready "$FIX/vdso"
 read -r pid tid <<<"$ready"
