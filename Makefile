@@ -23,10 +23,10 @@ all: xprof
 
 include proto/proto.mk
 
-ATTACH_OBJS := attach/proc.o attach/mem.o attach/stop.o attach/syscalls_x86_64.o
+ATTACH_OBJS := attach/proc.o attach/mem.o attach/stop.o attach/perf.o attach/syscalls_x86_64.o
 UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o
-SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o
-CMD_OBJS := cmd/common.o cmd/threads.o
+SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o
+CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/flame.o
 LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(PROTO_OBJS)
 HEADERS := $(wildcard */*.h) proto/profile.pb-c.h
 
@@ -61,6 +61,10 @@ UNIT_TESTS := $(patsubst %.c,%,$(wildcard tests/unit/test_*.c))
 
 tests/unit/test_%: tests/unit/test_%.c $(LIB_OBJS) $(HEADERS)
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+# cmd/flame.o is not library code, so test_flame links it by name.
+tests/unit/test_flame: tests/unit/test_flame.c cmd/flame.o $(LIB_OBJS) $(HEADERS)
+	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< cmd/flame.o $(LIB_OBJS) $(LDLIBS)
 
 tests/unit/pprofcheck: tests/unit/pprofcheck.c $(PROTO_OBJS)
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(PROTO_OBJS) -lprotobuf-c -lz

@@ -155,6 +155,51 @@ struct xp_snapshot {
 int xp_snapshot_take(pid_t pid, struct xp_snapshot *s);
 void xp_snapshot_free(struct xp_snapshot *s);
 
+/* ---- perf_event_open sampling -------------------------------------- */
+
+#define XP_PERF_STACK_DEFAULT 16384   /* bytes of user stack copied per sample */
+#define XP_PERF_RING_PAGES 1024       /* per-CPU ring buffer: 4 MiB of data */
+#define XP_PERF_KERNEL_FRAMES 127     /* the kernel's own cap (perf_event_max_stack) */
+
+/* One sample, valid only during the callback. */
+struct xp_perf_sample {
+	pid_t pid, tid;
+	uint64_t time;                  /* CLOCK_MONOTONIC ns (perf clock) */
+	int have_regs;                  /* 0: no user context (a kernel-only sample) */
+	struct user_regs_struct regs;   /* user registers at the sample */
+	uint64_t stack_addr;            /* the copy starts at the user SP */
+	const uint8_t *stack;
+	size_t stack_len;
+	const uint64_t *kernel_ips;     /* kernel call chain, innermost first */
+	size_t nkernel;
+};
+
+struct xp_perf_opts {
+	pid_t pid;             /* the thread group to sample (or the child to be exec'd) */
+	int freq;              /* samples per second per thread on CPU */
+	size_t stack_bytes;    /* user stack per sample, a multiple of 8 below 65528 */
+	int kernel;            /* try to include kernel call chains */
+	int enable_on_exec;    /* launch mode: start at the child's exec */
+};
+
+struct xp_perf;
+
+/* Opens a cpu-clock sampling event for every thread of the process on every
+ * CPU (inherited by threads they create), sharing one ring buffer per CPU.
+ * -EACCES/-EPERM when perf_event_open is refused, -errno otherwise. */
+int xp_perf_open(const struct xp_perf_opts *o, struct xp_perf **out);
+int xp_perf_kernel(const struct xp_perf *p); /* kernel chains were granted */
+size_t xp_perf_nthreads(const struct xp_perf *p);
+
+typedef void (*xp_perf_cb)(const struct xp_perf_sample *s, void *arg);
+/* Waits up to timeout_ms for data, then hands every sample to cb.  Returns
+ * the number of samples read, or -errno.  Also picks up threads that appeared
+ * without inheriting an event (created by a thread we had not yet opened). */
+int xp_perf_read(struct xp_perf *p, int timeout_ms, xp_perf_cb cb, void *arg);
+/* Samples the kernel reported lost (ring buffer full). */
+uint64_t xp_perf_lost(const struct xp_perf *p);
+void xp_perf_close(struct xp_perf *p);
+
 /* Detach every thread xprof holds, from a signal handler: async-signal-safe.
  * Installed for SIGINT, SIGTERM, SIGHUP and SIGPIPE by xp_attach_signals. */
 void xp_attach_signals(void);

@@ -34,11 +34,17 @@ void xp_report_attach_error(pid_t pid, int err);
 
 int64_t xp_now_ns(void);
 
+/* Interns the mapping of the main executable (the first file-backed
+ * executable mapping) so that it comes first: pprof takes mapping 1 for
+ * the profiled binary. */
+int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const struct xp_maps *maps);
+
 /* Adds the locations of one unwound stack (leaf first) to p; ids[] receives
  * one id per pc.  is_call[i]: pc[i] is a return address. */
 int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc,
 		       const unsigned char *is_call, size_t n, uint64_t *ids);
 
 int cmd_threads(int argc, char **argv);
+int cmd_cpu(int argc, char **argv);
 
 #endif

@@ -116,6 +116,23 @@ static int64_t mapping_id(struct xp_profile *p, const struct xp_module *m)
 	return xp_profile_mapping(p, &pm);
 }
 
+int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const struct xp_maps *maps)
+{
+	size_t i;
+
+	for (i = 0; i < maps->n; i++) {
+		const struct xp_map *m = &maps->v[i];
+		const struct xp_module *mod;
+		if (m->perms[2] != 'x' || m->path[0] != '/')
+			continue;
+		mod = xp_space_module(space, m->start);
+		if (!mod)
+			continue;
+		return mapping_id(p, mod) < 0 ? -ENOMEM : 0;
+	}
+	return 0;
+}
+
 int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc,
 		       const unsigned char *is_call, size_t n, uint64_t *ids)
 {

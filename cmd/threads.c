@@ -377,6 +377,8 @@ static int write_profile(struct dump *dp, const char *path)
 	    (err = xp_profile_set_period(p, "threads", "count", 1)) < 0)
 		goto out;
 	xp_profile_set_time(p, dp->snap.time_ns, 0);
+	if ((err = xp_profile_main_mapping(p, dp->space, &dp->snap.maps)) < 0)
+		goto out;
 	for (i = 0; i < dp->n; i++) {
 		const struct dumped *d = &dp->d[i];
 		int64_t one = 1;

@@ -13,6 +13,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "cpu", cmd_cpu, "where CPU time goes: sampled stacks (or --wall: every thread)" },
 	{ "threads", cmd_threads, "every thread's stack, now (Go-dump style text or pprof)" },
 };
 

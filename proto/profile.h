@@ -3,7 +3,8 @@
  * A builder interns strings, functions, locations and mappings the way
  * pprof's own profile.go keeps them, encodes with protobuf-c code generated
  * from proto/profile.proto, checks validity in the spirit of pprof's
- * CheckValid, and writes gzip atomically (temp file + rename).
+ * CheckValid, and writes gzip atomically (temp file + rename); the atomic
+ * writer is public for cmd/'s other outputs.
  *
  * Invariants of a built profile:
  *   - string_table[0] == "" and exists;
@@ -74,10 +75,14 @@ int xp_profile_encode(const struct xp_profile *p, uint8_t **buf, size_t *len);
  * valid, else -EINVAL with a one-line reason in err. */
 int xp_profile_check_encoded(const uint8_t *buf, size_t len, char *err, size_t errlen);
 
-/* Encode, check, gzip and write atomically: a temp file created O_EXCL in
- * the same directory, then rename(2); on any failure nothing is left at path
- * or at the temp name.  Signals that end xprof (INT, TERM, HUP, PIPE) are
- * blocked for the duration so no partial file can survive. */
+/* Writes len bytes to path atomically (temp file + rename): on failure
+ * nothing is left at path or at the temp name.  0 or -errno.
+ * The temp file is created O_EXCL|O_NOFOLLOW in path's directory, mode 0644,
+ * and the signals that end xprof (INT, TERM, HUP, PIPE, QUIT) are blocked
+ * while it exists so no partial file can survive. */
+int xp_write_file_atomic(const char *path, const void *buf, size_t len);
+
+/* Encode, check, gzip and write with xp_write_file_atomic. */
 int xp_profile_write(const struct xp_profile *p, const char *path);
 
 /* Fails early (before any work) when path cannot be written: its directory

@@ -1,6 +1,7 @@
 /* proto/write.c — puts a profile on disk: encode, check, gzip, then a temp
  * file in the target's directory renamed over the target, so neither a
- * reader nor an interrupted run ever sees half a profile.
+ * reader nor an interrupted run ever sees half a profile.  The temp-file
+ * writer is public (xp_write_file_atomic) for cmd/'s other output files.
  */
 #define _GNU_SOURCE /* mkostemp */
 #define ZLIB_CONST
@@ -85,8 +86,10 @@ static int temp_path_for(const char *path, char **tmp)
 	return 0;
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
+static int write_all(int fd, const void *data, size_t len)
 {
+	const uint8_t *buf = data;
+
 	while (len) {
 		ssize_t n = write(fd, buf, len);
 
@@ -101,31 +104,17 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-int xp_profile_write(const struct xp_profile *p, const char *path)
+int xp_write_file_atomic(const char *path, const void *buf, size_t len)
 {
-	uint8_t *raw = NULL, *gz = NULL;
-	size_t rawlen, gzlen;
 	sigset_t fatal, saved;
 	char *tmp = NULL;
-	char why[256];
 	int fd, err;
 
-	if (!p || !path || !*path)
+	if (!path || !*path || (!buf && len))
 		return -EINVAL;
-	err = xp_profile_encode(p, &raw, &rawlen);
-	if (err)
-		return err;
-	/* A file pprof would refuse is worse than none: the caller gets an
-	 * error now rather than the user a puzzle later. */
-	err = xp_profile_check_encoded(raw, rawlen, why, sizeof(why));
-	if (err)
-		goto out_free_raw;
-	err = gzip_buffer(raw, rawlen, &gz, &gzlen);
-	if (err)
-		goto out_free_raw;
 	err = temp_path_for(path, &tmp);
 	if (err)
-		goto out_free_gz;
+		return err;
 
 	/* Held back until the temp file is renamed or removed, so an INT or
 	 * TERM cannot leave it behind; they are delivered when we restore. */
@@ -148,7 +137,7 @@ int xp_profile_write(const struct xp_profile *p, const char *path)
 		err = -errno;
 		goto out_close;
 	}
-	err = write_all(fd, gz, gzlen);
+	err = write_all(fd, buf, len);
 	if (err)
 		goto out_close;
 	/* close can report a failed delayed write (NFS, quota). */
@@ -165,7 +154,30 @@ out_restore_signals:
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 out_free_tmp:
 	free(tmp);
-out_free_gz:
+	return err;
+}
+
+int xp_profile_write(const struct xp_profile *p, const char *path)
+{
+	uint8_t *raw = NULL, *gz = NULL;
+	size_t rawlen, gzlen;
+	char why[256];
+	int err;
+
+	if (!p || !path || !*path)
+		return -EINVAL;
+	err = xp_profile_encode(p, &raw, &rawlen);
+	if (err)
+		return err;
+	/* A file pprof would refuse is worse than none: the caller gets an
+	 * error now rather than the user a puzzle later. */
+	err = xp_profile_check_encoded(raw, rawlen, why, sizeof(why));
+	if (err)
+		goto out_free_raw;
+	err = gzip_buffer(raw, rawlen, &gz, &gzlen);
+	if (err)
+		goto out_free_raw;
+	err = xp_write_file_atomic(path, gz, gzlen);
 	free(gz);
 out_free_raw:
 	free(raw);

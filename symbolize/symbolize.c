@@ -256,6 +256,13 @@ static int report_modules(struct xp_space *s, const struct xp_maps *maps)
 	if (dwfl_report_end(s->dwfl, NULL, NULL) != 0)
 		return -EINVAL;
 	qsort(s->mappings, s->nmappings, sizeof(*s->mappings), mapping_cmp);
+	/* open every file now, while /proc/PID/map_files still names it: a
+	 * target that exits (or a launched command that ends) before we
+	 * symbolize must not take its binaries with it */
+	for (i = 0; i < s->nmods; i++) {
+		Dwarf_Addr bias;
+		dwfl_module_getelf(s->mods[i].mod, &bias);
+	}
 	return 0;
 }
 

@@ -58,6 +58,14 @@ const struct xp_sym *xp_symbolize(struct xp_space *s, uint64_t pc, int is_call);
 /* The module mapping that holds pc, or NULL. */
 const struct xp_module *xp_space_module(struct xp_space *s, uint64_t pc);
 
+/* Kernel symbols from /proc/kallsyms, for kernel frames of CPU samples. */
+struct xp_kallsyms;
+/* NULL when the kernel hides its addresses (kptr_restrict) or on failure. */
+struct xp_kallsyms *xp_kallsyms_load(void);
+/* The function holding addr and addr's offset into it, or NULL. */
+const char *xp_kallsyms_lookup(const struct xp_kallsyms *k, uint64_t addr, uint64_t *offset);
+void xp_kallsyms_free(struct xp_kallsyms *k);
+
 /* Demangles C++ and Rust names; returns malloc'd text or NULL when name is
  * not mangled. */
 char *xp_demangle(const char *name);

@@ -1,0 +1,438 @@
+/* Sampling with perf_event_open: the software cpu-clock event (no hardware
+ * counters needed), user registers and a copy of the user stack in every
+ * sample, so stacks unwind with DWARF CFI afterwards, and optionally the
+ * kernel call chain.
+ *
+ * One inherited event per (thread, CPU), all the events of a CPU writing
+ * into one ring buffer (PERF_EVENT_IOC_SET_OUTPUT): buffers scale with the
+ * CPUs, not the threads, and threads created during the run inherit events
+ * from their creator and are sampled from their start.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+#include "attach/perf_x86_64.h"
+
+#define MAX_CPUS 1024
+#define RECORD_MAX 65536 /* a record's size field is 16 bits */
+
+struct ring {
+	int fd;                           /* the CPU's first event: owns the buffer */
+	struct perf_event_mmap_page *meta;
+	uint8_t *data;
+	size_t size;                      /* data area, a power of two */
+};
+
+struct xp_perf {
+	struct xp_perf_opts o;
+	int ncpus;
+	struct ring *rings;               /* one per CPU */
+	int *fds;                         /* every event */
+	size_t nfds, fds_alloc;
+	pid_t *tids;                      /* threads with events, sorted as opened */
+	size_t ntids, tids_alloc;
+	int kernel;
+	uint64_t lost;
+	uint8_t *wrapbuf;                 /* a record that wraps the ring, made whole */
+	uint64_t kips[XP_PERF_KERNEL_FRAMES]; /* the current sample's kernel chain */
+	int64_t last_scan_ns;
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int perf_event_open(struct perf_event_attr *attr, pid_t pid, int cpu, int group, unsigned long flags)
+{
+	return (int)syscall(SYS_perf_event_open, attr, pid, cpu, group, flags);
+}
+
+static void fill_attr(const struct xp_perf *p, struct perf_event_attr *a, int kernel)
+{
+	memset(a, 0, sizeof(*a));
+	a->size = sizeof(*a);
+	a->type = PERF_TYPE_SOFTWARE;
+	a->config = PERF_COUNT_SW_CPU_CLOCK;
+	/* a fixed period, not a frequency: every sample stands for 1/F s */
+	a->sample_period = 1000000000ULL / (unsigned)p->o.freq;
+	a->sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER |
+			 PERF_SAMPLE_STACK_USER;
+	if (kernel) {
+		a->sample_type |= PERF_SAMPLE_CALLCHAIN;
+		a->exclude_callchain_user = 1; /* the user part comes from our unwinder */
+	} else {
+		a->exclude_kernel = 1;
+	}
+	a->exclude_hv = 1;
+	a->sample_regs_user = XP_PERF_REGS_MASK;
+	a->sample_stack_user = (uint32_t)p->o.stack_bytes;
+	a->inherit = 1;
+	a->disabled = p->o.enable_on_exec;
+	a->enable_on_exec = p->o.enable_on_exec;
+	a->use_clockid = 1;
+	a->clockid = CLOCK_MONOTONIC;
+	a->wakeup_watermark = (uint32_t)(XP_PERF_RING_PAGES * (size_t)getpagesize() / 4);
+	a->watermark = 1;
+}
+
+static int add_fd(struct xp_perf *p, int fd)
+{
+	if (p->nfds == p->fds_alloc) {
+		size_t n = p->fds_alloc ? p->fds_alloc * 2 : 64;
+		int *v = realloc(p->fds, n * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		p->fds = v;
+		p->fds_alloc = n;
+	}
+	p->fds[p->nfds++] = fd;
+	return 0;
+}
+
+static int map_ring(struct ring *r)
+{
+	size_t page = (size_t)getpagesize();
+	size_t len = (1 + XP_PERF_RING_PAGES) * page;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+
+	if (m == MAP_FAILED)
+		return -errno;
+	r->meta = m;
+	r->data = (uint8_t *)m + page;
+	r->size = XP_PERF_RING_PAGES * page;
+	return 0;
+}
+
+static int has_tid(const struct xp_perf *p, pid_t tid)
+{
+	size_t i;
+
+	for (i = 0; i < p->ntids; i++)
+		if (p->tids[i] == tid)
+			return 1;
+	return 0;
+}
+
+/* Opens the events of one thread, one per CPU.  A thread that exited in
+ * the meantime is not an error. */
+static int open_thread(struct xp_perf *p, pid_t tid)
+{
+	struct perf_event_attr a;
+	int cpu, err;
+
+	for (cpu = 0; cpu < p->ncpus; cpu++) {
+		struct ring *r = &p->rings[cpu];
+		int fd;
+
+		fill_attr(p, &a, p->kernel);
+		fd = perf_event_open(&a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0 && p->kernel && (errno == EACCES || errno == EPERM) && p->nfds == 0) {
+			/* kernel call chains refused: user space only */
+			p->kernel = 0;
+			fill_attr(p, &a, 0);
+			fd = perf_event_open(&a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		}
+		if (fd < 0) {
+			err = -errno;
+			if (err == -ESRCH)
+				return 0;
+			if (err == -ENODEV || err == -EINVAL) {
+				if (cpu > 0 && r->fd < 0)
+					continue; /* an offline CPU */
+			}
+			return err;
+		}
+		if ((err = add_fd(p, fd)) < 0) {
+			close(fd);
+			return err;
+		}
+		if (r->fd < 0) {
+			r->fd = fd;
+			if ((err = map_ring(r)) < 0)
+				return err;
+		} else if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) < 0) {
+			return -errno;
+		}
+	}
+	if (p->ntids == p->tids_alloc) {
+		size_t n = p->tids_alloc ? p->tids_alloc * 2 : 64;
+		pid_t *v = realloc(p->tids, n * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		p->tids = v;
+		p->tids_alloc = n;
+	}
+	p->tids[p->ntids++] = tid;
+	return 0;
+}
+
+/* Opens events for the threads of the process that have none: until the
+ * task list is stable at start, and then now and then, for a thread created
+ * by one that had no event yet. */
+static int scan_threads(struct xp_perf *p)
+{
+	char path[64];
+	int rounds, added, err;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->o.pid);
+	for (rounds = 0; rounds < 100; rounds++) {
+		DIR *d = opendir(path);
+		struct dirent *e;
+
+		if (!d)
+			return -errno;
+		added = 0;
+		while ((e = readdir(d)) != NULL) {
+			char *end;
+			long tid = strtol(e->d_name, &end, 10);
+			if (*end || tid <= 0 || has_tid(p, (pid_t)tid))
+				continue;
+			err = open_thread(p, (pid_t)tid);
+			if (err < 0) {
+				closedir(d);
+				return err;
+			}
+			added++;
+		}
+		closedir(d);
+		if (added == 0)
+			break;
+	}
+	p->last_scan_ns = mono_ns();
+	return 0;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+int xp_perf_open(const struct xp_perf_opts *o, struct xp_perf **out)
+{
+	struct xp_perf *p = calloc(1, sizeof(*p));
+	int cpu, err;
+
+	*out = NULL;
+	if (!p)
+		return -ENOMEM;
+	p->o = *o;
+	p->kernel = o->kernel;
+	p->ncpus = (int)sysconf(_SC_NPROCESSORS_CONF);
+	if (p->ncpus < 1 || p->ncpus > MAX_CPUS)
+		p->ncpus = p->ncpus < 1 ? 1 : MAX_CPUS;
+	p->rings = calloc((size_t)p->ncpus, sizeof(*p->rings));
+	p->wrapbuf = malloc(RECORD_MAX);
+	if (!p->rings || !p->wrapbuf) {
+		xp_perf_close(p);
+		return -ENOMEM;
+	}
+	for (cpu = 0; cpu < p->ncpus; cpu++)
+		p->rings[cpu].fd = -1;
+	raise_fd_limit();
+	if (o->enable_on_exec)
+		err = open_thread(p, o->pid); /* one thread, before its exec */
+	else
+		err = scan_threads(p);
+	if (err == 0 && p->nfds == 0)
+		err = -ESRCH;
+	if (err < 0) {
+		xp_perf_close(p);
+		return err;
+	}
+	*out = p;
+	return 0;
+}
+
+int xp_perf_kernel(const struct xp_perf *p)
+{
+	return p->kernel;
+}
+
+size_t xp_perf_nthreads(const struct xp_perf *p)
+{
+	return p->ntids;
+}
+
+uint64_t xp_perf_lost(const struct xp_perf *p)
+{
+	return p->lost;
+}
+
+void xp_perf_close(struct xp_perf *p)
+{
+	size_t i;
+	int cpu;
+
+	if (!p)
+		return;
+	for (cpu = 0; p->rings && cpu < p->ncpus; cpu++)
+		if (p->rings[cpu].meta)
+			munmap(p->rings[cpu].meta, (1 + XP_PERF_RING_PAGES) * (size_t)getpagesize());
+	for (i = 0; i < p->nfds; i++)
+		close(p->fds[i]);
+	free(p->fds);
+	free(p->tids);
+	free(p->rings);
+	free(p->wrapbuf);
+	free(p);
+}
+
+/* ---- records ---------------------------------------------------------- */
+
+struct cursor {
+	const uint8_t *p, *end;
+};
+
+static int take(struct cursor *c, void *out, size_t n)
+{
+	if ((size_t)(c->end - c->p) < n)
+		return -1;
+	memcpy(out, c->p, n);
+	c->p += n;
+	return 0;
+}
+
+/* Parses one PERF_RECORD_SAMPLE laid out as fill_attr asked; -1 when the
+ * record is shorter than its fields say. */
+static int parse_sample(struct xp_perf *p, const uint8_t *rec, size_t len,
+			struct xp_perf_sample *s)
+{
+	struct cursor c = { rec + sizeof(struct perf_event_header), rec + len };
+	uint64_t ip, nr, abi, size, dyn;
+	uint32_t pidtid[2];
+	uint64_t regs[XP_PERF_NREGS];
+
+	memset(s, 0, sizeof(*s));
+	if (take(&c, &ip, 8) || take(&c, pidtid, 8) || take(&c, &s->time, 8))
+		return -1;
+	s->pid = (pid_t)pidtid[0];
+	s->tid = (pid_t)pidtid[1];
+	if (p->kernel) {
+		uint64_t i, ip;
+		if (take(&c, &nr, 8) || nr > (size_t)(c.end - c.p) / 8)
+			return -1;
+		/* the chain opens with a PERF_CONTEXT_KERNEL marker and may end
+		 * with PERF_CONTEXT_USER: keep the addresses only */
+		for (i = 0; i < nr; i++) {
+			memcpy(&ip, c.p + 8 * i, 8);
+			if (ip < PERF_CONTEXT_MAX && s->nkernel < XP_PERF_KERNEL_FRAMES)
+				p->kips[s->nkernel++] = ip;
+		}
+		s->kernel_ips = p->kips;
+		c.p += nr * 8;
+	}
+	if (take(&c, &abi, 8))
+		return -1;
+	if (abi != PERF_SAMPLE_REGS_ABI_NONE) {
+		if (take(&c, regs, sizeof(regs)))
+			return -1;
+		xp_perf_regs_to_user(regs, &s->regs);
+		s->have_regs = 1;
+	}
+	if (take(&c, &size, 8))
+		return -1;
+	if (size > 0) {
+		const uint8_t *data = c.p;
+		if (size > (size_t)(c.end - c.p) || (c.p += size, take(&c, &dyn, 8)))
+			return -1;
+		s->stack = data;
+		s->stack_len = dyn < size ? (size_t)dyn : (size_t)size;
+		s->stack_addr = s->regs.rsp;
+	}
+	(void)ip;
+	return 0;
+}
+
+static int drain_ring(struct xp_perf *p, struct ring *r, xp_perf_cb cb, void *arg)
+{
+	uint64_t head = __atomic_load_n(&r->meta->data_head, __ATOMIC_ACQUIRE);
+	uint64_t tail = r->meta->data_tail;
+	int n = 0;
+
+	while (tail < head) {
+		size_t off = (size_t)(tail & (r->size - 1));
+		struct perf_event_header h;
+		const uint8_t *rec;
+
+		if (off + sizeof(h) <= r->size) {
+			memcpy(&h, r->data + off, sizeof(h));
+		} else {
+			size_t first = r->size - off;
+			memcpy(&h, r->data + off, first);
+			memcpy((uint8_t *)&h + first, r->data, sizeof(h) - first);
+		}
+		if (h.size < sizeof(h) || h.size > head - tail)
+			break; /* malformed: drop the rest of this batch */
+		if (off + h.size <= r->size) {
+			rec = r->data + off;
+		} else {
+			size_t first = r->size - off;
+			memcpy(p->wrapbuf, r->data + off, first);
+			memcpy(p->wrapbuf + first, r->data, h.size - first);
+			rec = p->wrapbuf;
+		}
+		if (h.type == PERF_RECORD_SAMPLE) {
+			struct xp_perf_sample s;
+			if (parse_sample(p, rec, h.size, &s) == 0 && s.pid == p->o.pid) {
+				cb(&s, arg);
+				n++;
+			}
+		} else if (h.type == PERF_RECORD_LOST && h.size >= sizeof(h) + 16) {
+			uint64_t lost;
+			memcpy(&lost, rec + sizeof(h) + 8, 8);
+			p->lost += lost;
+		}
+		tail += h.size;
+	}
+	__atomic_store_n(&r->meta->data_tail, head, __ATOMIC_RELEASE);
+	return n;
+}
+
+int xp_perf_read(struct xp_perf *p, int timeout_ms, xp_perf_cb cb, void *arg)
+{
+	struct pollfd pfd[MAX_CPUS];
+	int cpu, n = 0, np = 0;
+
+	for (cpu = 0; cpu < p->ncpus; cpu++) {
+		if (p->rings[cpu].fd < 0)
+			continue;
+		pfd[np].fd = p->rings[cpu].fd;
+		pfd[np].events = POLLIN;
+		np++;
+	}
+	if (timeout_ms > 0 && poll(pfd, (nfds_t)np, timeout_ms) < 0 && errno != EINTR)
+		return -errno;
+	for (cpu = 0; cpu < p->ncpus; cpu++)
+		if (p->rings[cpu].meta)
+			n += drain_ring(p, &p->rings[cpu], cb, arg);
+	/* a thread created by one that had no event yet has none: look for
+	 * such threads every 100 ms */
+	if (!p->o.enable_on_exec && mono_ns() - p->last_scan_ns > 100000000) {
+		int err = scan_threads(p);
+		if (err < 0 && err != -ENOENT && err != -ESRCH)
+			return err;
+	}
+	return n;
+}

@@ -1,0 +1,990 @@
+/* xprof cpu: where a process spends CPU time (perf_event_open cpu-clock
+ * samples, unwound as they arrive so only their pcs are kept) or, with
+ * --wall, where every thread is at each tick, running or not (ptrace
+ * snapshots).  Attaches to a pid or launches a command.
+ *
+ * parse options → validate → open the sampler → loop until the duration
+ * ends, the target exits or Ctrl-C → symbolize → write pprof, folded or SVG.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+#include "cmd/cmd.h"
+#include "cmd/flame.h"
+#include "proto/profile.h"
+#include "symbolize/symbolize.h"
+#include "unwind/unwind.h"
+
+#define FREQ_DEFAULT 99  /* not 100: samples must not phase-lock with 100 Hz timers */
+#define FREQ_MAX 10000
+#define DURATION_DEFAULT_NS (30LL * 1000000000)
+#define FRAMES_MAX (XP_MAX_FRAMES + XP_PERF_KERNEL_FRAMES)
+
+enum format { FORMAT_PPROF, FORMAT_FOLDED, FORMAT_SVG };
+
+struct cpu_opts {
+	pid_t pid;
+	int64_t duration_ns;
+	int duration_set;
+	int freq;
+	const char *out;
+	enum format format;
+	int wall;
+	int no_kernel;
+	char **cmd; /* launch mode: the command after -- */
+};
+
+/* frame flags */
+#define F_CALL 1   /* a return address: look up pc - 1 */
+#define F_KERNEL 2 /* a kernel address */
+
+/* One distinct (thread, state, stack) and its sample count. */
+struct agg {
+	uint64_t hash;
+	pid_t tid;
+	char state;
+	uint32_t n;
+	uint64_t count;
+	uint64_t *pc;
+	uint8_t *flag;
+};
+
+struct thread_name {
+	pid_t tid;
+	char name[64];
+};
+
+struct cpu_run {
+	struct cpu_opts o;
+	pid_t pid;
+	char comm[64];
+	int launched;
+	int child_status, child_exited;
+	struct xp_maps maps;
+	struct xp_mem *live;
+	struct xp_space *space;
+	struct xp_unwinder *unwinder;
+	struct xp_stack *stack;
+	struct xp_kallsyms *kallsyms;
+	/* aggregation: open addressing over pointers */
+	struct agg **tab;
+	size_t ntab, nagg;
+	struct thread_name *names;
+	size_t nnames, names_alloc;
+	uint64_t samples, complete, no_user, dropped;
+	int64_t start_ns, start_real_ns, end_ns;
+	int kernel;
+	int space_failed;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	if (stop_requested) { /* a second Ctrl-C: leave now */
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	stop_requested = 1;
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: xprof cpu -p PID [-d DURATION] [-F HZ] [-o FILE] [--format pprof|folded|svg] [--wall]\n"
+	      "       xprof cpu [OPTIONS] -- COMMAND [ARGS...]\n"
+	      "\n"
+	      "Samples every thread of a running process (or of COMMAND, launched and\n"
+	      "profiled until it exits) and writes where the time went.  Stacks are\n"
+	      "unwound with DWARF CFI from a copy of each sample's user stack: no frame\n"
+	      "pointers needed.  Ctrl-C stops early and still writes the profile.\n"
+	      "\n"
+	      "  -p, --pid PID       the process to profile\n"
+	      "  -d, --duration D    how long: 500ms, 30s, 2m (default 30s; a launched\n"
+	      "                      COMMAND: until it exits)\n"
+	      "  -F, --freq HZ       samples per second, 1 to 10000 (default 99)\n"
+	      "  -o, --output FILE   where to write (default xprof.COMM.PID.cpu.pb.gz,\n"
+	      "                      .folded or .svg by format)\n"
+	      "      --format F      pprof (default): open with go tool pprof -http=: FILE;\n"
+	      "                      folded: collapsed stacks for flamegraph.pl, inferno,\n"
+	      "                      speedscope; svg: an interactive flame graph\n"
+	      "      --wall          wall-clock: sample every thread, running or blocked,\n"
+	      "                      by stopping the process briefly at each tick (ptrace);\n"
+	      "                      label state = running, sleeping, disk\n"
+	      "      --no-kernel     leave out kernel frames\n"
+	      "  -h, --help          this help\n"
+	      "\n"
+	      "CPU mode uses perf_event_open (cpu-clock); when that is refused, xprof\n"
+	      "says so and samples with --wall instead.\n"
+	      "\n"
+	      "Exit status: 0 written, 1 written but the target exited early or samples\n"
+	      "were lost, 2 failure, 64 bad usage.\n",
+	      f);
+}
+
+/* "500ms", "30s", "2m", "1h"; a bare number is seconds. */
+static int parse_duration(const char *s, int64_t *ns)
+{
+	char *end;
+	double v;
+	int64_t unit;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno || v != v)
+		return -1;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		unit = 1000000000LL;
+	else if (strcmp(end, "ms") == 0)
+		unit = 1000000LL;
+	else if (strcmp(end, "m") == 0)
+		unit = 60LL * 1000000000;
+	else if (strcmp(end, "h") == 0)
+		unit = 3600LL * 1000000000;
+	else
+		return -2;
+	if (v <= 0 || v * (double)unit > 7 * 24 * 3600e9)
+		return -3;
+	*ns = (int64_t)(v * (double)unit);
+	return *ns > 0 ? 0 : -3;
+}
+
+static int parse(int argc, char **argv, struct cpu_opts *o)
+{
+	enum { OPT_FORMAT = 256, OPT_WALL, OPT_NO_KERNEL };
+	static const struct option longopts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "freq", required_argument, NULL, 'F' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, OPT_FORMAT },
+		{ "wall", no_argument, NULL, OPT_WALL },
+		{ "no-kernel", no_argument, NULL, OPT_NO_KERNEL },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	long v;
+	int c, rc;
+
+	memset(o, 0, sizeof(*o));
+	o->duration_ns = DURATION_DEFAULT_NS;
+	o->freq = FREQ_DEFAULT;
+	optind = 1;
+	/* "+": options stop at the first non-option, the command to launch */
+	while ((c = getopt_long(argc, argv, "+p:d:F:o:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			o->pid = xp_parse_pid(optarg);
+			if (o->pid < 0)
+				return XP_EXIT_USAGE;
+			break;
+		case 'd':
+			o->duration_set = 1;
+			rc = parse_duration(optarg, &o->duration_ns);
+			if (rc == -2) {
+				xp_msg("cpu: unknown duration unit in '%s': use ms, s, m or h (500ms, 30s, 2m)", optarg);
+				return XP_EXIT_USAGE;
+			}
+			if (rc < 0) {
+				xp_msg("cpu: invalid duration '%s': want a positive time such as 500ms, 30s or 2m", optarg);
+				return XP_EXIT_USAGE;
+			}
+			break;
+		case 'F':
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (!*optarg || *end || errno || v < 1 || v > FREQ_MAX) {
+				xp_msg("cpu: invalid frequency '%s': want 1 to %d samples per second", optarg, FREQ_MAX);
+				return XP_EXIT_USAGE;
+			}
+			o->freq = (int)v;
+			break;
+		case 'o':
+			o->out = optarg;
+			break;
+		case OPT_FORMAT:
+			if (strcmp(optarg, "pprof") == 0)
+				o->format = FORMAT_PPROF;
+			else if (strcmp(optarg, "folded") == 0)
+				o->format = FORMAT_FOLDED;
+			else if (strcmp(optarg, "svg") == 0)
+				o->format = FORMAT_SVG;
+			else {
+				xp_msg("cpu: unknown format '%s': want pprof, folded or svg", optarg);
+				return XP_EXIT_USAGE;
+			}
+			break;
+		case OPT_WALL:
+			o->wall = 1;
+			break;
+		case OPT_NO_KERNEL:
+			o->no_kernel = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return XP_EXIT_OK;
+		default:
+			fputs("try 'xprof cpu --help'\n", stderr);
+			return XP_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		if (strcmp(argv[optind - 1], "--") != 0) {
+			xp_msg("cpu: unexpected argument '%s' (a command to launch goes after --)", argv[optind]);
+			return XP_EXIT_USAGE;
+		}
+		o->cmd = &argv[optind];
+	}
+	if (o->cmd && o->pid > 0) {
+		xp_msg("cpu: give -p PID or a command after --, not both");
+		return XP_EXIT_USAGE;
+	}
+	if (!o->cmd && o->pid <= 0) {
+		xp_msg("cpu: -p PID or -- COMMAND is required (try 'xprof cpu --help')");
+		return XP_EXIT_USAGE;
+	}
+	/* a launched command is profiled until it exits, unless -d says less */
+	if (o->cmd && !o->duration_set)
+		o->duration_ns = INT64_MAX / 2;
+	return -1;
+}
+
+/* ---- aggregation ------------------------------------------------------ */
+
+static uint64_t hash_stack(pid_t tid, char state, const uint64_t *pc, const uint8_t *flag, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)tid ^ ((uint64_t)(unsigned char)state << 32);
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h = (h ^ pc[i] ^ ((uint64_t)flag[i] << 60)) * 1099511628211ULL;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
+static int agg_grow(struct cpu_run *r)
+{
+	size_t n = r->ntab ? r->ntab * 2 : 4096, i;
+	struct agg **t = calloc(n, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i < r->ntab; i++) {
+		size_t h;
+		if (!r->tab[i])
+			continue;
+		for (h = r->tab[i]->hash & (n - 1); t[h]; h = (h + 1) & (n - 1))
+			;
+		t[h] = r->tab[i];
+	}
+	free(r->tab);
+	r->tab = t;
+	r->ntab = n;
+	return 0;
+}
+
+static int agg_add(struct cpu_run *r, pid_t tid, char state, const uint64_t *pc, const uint8_t *flag,
+		   size_t n)
+{
+	uint64_t hash = hash_stack(tid, state, pc, flag, n);
+	struct agg *a;
+	size_t h;
+
+	if ((r->nagg + 1) * 2 > r->ntab && agg_grow(r) < 0)
+		return -ENOMEM;
+	for (h = hash & (r->ntab - 1); (a = r->tab[h]) != NULL; h = (h + 1) & (r->ntab - 1)) {
+		if (a->hash == hash && a->tid == tid && a->state == state && a->n == n &&
+		    memcmp(a->pc, pc, n * sizeof(*pc)) == 0 && memcmp(a->flag, flag, n) == 0) {
+			a->count++;
+			return 0;
+		}
+	}
+	a = malloc(sizeof(*a) + n * (sizeof(*pc) + 1));
+	if (!a)
+		return -ENOMEM;
+	a->hash = hash;
+	a->tid = tid;
+	a->state = state;
+	a->n = (uint32_t)n;
+	a->count = 1;
+	a->pc = (uint64_t *)(a + 1);
+	a->flag = (uint8_t *)(a->pc + n);
+	memcpy(a->pc, pc, n * sizeof(*pc));
+	memcpy(a->flag, flag, n);
+	r->tab[h] = a;
+	r->nagg++;
+	return 0;
+}
+
+static const char *thread_name(struct cpu_run *r, pid_t tid)
+{
+	char path[96], buf[64];
+	struct thread_name *t;
+	size_t i;
+	int fd;
+	ssize_t n;
+
+	for (i = 0; i < r->nnames; i++)
+		if (r->names[i].tid == tid)
+			return r->names[i].name;
+	if (r->nnames == r->names_alloc) {
+		size_t na = r->names_alloc ? r->names_alloc * 2 : 64;
+		struct thread_name *v = realloc(r->names, na * sizeof(*v));
+		if (!v)
+			return "?";
+		r->names = v;
+		r->names_alloc = na;
+	}
+	t = &r->names[r->nnames++];
+	t->tid = tid;
+	snprintf(t->name, sizeof(t->name), "?");
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)r->pid, (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			buf[strcspn(buf, "\n")] = '\0';
+			if (buf[0])
+				snprintf(t->name, sizeof(t->name), "%s", buf);
+		}
+	}
+	return t->name;
+}
+
+/* ---- the address space -------------------------------------------------- */
+
+/* Built from /proc/PID/maps; for a launched command at its first sample,
+ * once it has exec'd. */
+static int open_space(struct cpu_run *r)
+{
+	int err;
+
+	if (r->space || r->space_failed)
+		return r->space ? 0 : -ESRCH;
+	r->space_failed = 1;
+	if ((err = xp_maps_read(r->pid, &r->maps)) < 0)
+		return err;
+	if ((err = xp_space_open(r->pid, &r->maps, r->live, &r->space)) < 0)
+		return err;
+	if ((err = xp_unwinder_new(r->space, &r->unwinder)) < 0)
+		return err;
+	r->space_failed = 0;
+	return 0;
+}
+
+/* ---- one sample --------------------------------------------------------- */
+
+/* kips: kernel frames, innermost first; regs and mem: the user context to
+ * unwind (mem reads the copied stack), or NULL. */
+static void add_sample(struct cpu_run *r, pid_t tid, char state, const uint64_t *kips, size_t nk,
+		       const struct user_regs_struct *regs, struct xp_mem *mem)
+{
+	uint64_t pc[FRAMES_MAX];
+	uint8_t flag[FRAMES_MAX];
+	size_t n = 0, i;
+
+	for (i = 0; i < nk && n < FRAMES_MAX; i++, n++) {
+		pc[n] = kips[i];
+		flag[n] = F_KERNEL | (i > 0 ? F_CALL : 0);
+	}
+	if (regs && mem && open_space(r) == 0) {
+		xp_unwind(r->unwinder, regs, mem, r->stack);
+		for (i = 0; i < r->stack->n && n < FRAMES_MAX; i++, n++) {
+			pc[n] = r->stack->pc[i];
+			flag[n] = r->stack->is_call[i] ? F_CALL : 0;
+		}
+		r->complete += r->stack->complete;
+	} else if (!regs) {
+		r->no_user++;
+	}
+	r->samples++;
+	if (n == 0 || agg_add(r, tid, state, pc, flag, n) < 0)
+		r->dropped++;
+}
+
+static void on_perf_sample(const struct xp_perf_sample *s, void *arg)
+{
+	struct cpu_run *r = arg;
+	struct xp_region stack = { s->stack_addr, s->stack_len, s->stack };
+	/* only the copied stack: a read outside it would be a racy live read */
+	struct xp_mem *mem = xp_mem_snapshot(&stack, s->stack_len ? 1 : 0, NULL);
+
+	thread_name(r, s->tid);
+	add_sample(r, s->tid, 'R', s->kernel_ips, s->nkernel, s->have_regs ? &s->regs : NULL, mem);
+	xp_mem_close(mem);
+}
+
+/* ---- running --------------------------------------------------------- */
+
+static int target_gone(struct cpu_run *r)
+{
+	char path[64], buf[512], comm[64], state;
+	int fd;
+	ssize_t n;
+
+	if (r->launched) {
+		int status;
+		if (!r->child_exited && waitpid(r->pid, &status, WNOHANG) == r->pid) {
+			r->child_exited = 1;
+			r->child_status = status;
+		}
+		return r->child_exited;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)r->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	/* a zombie leader with no threads left is gone too */
+	if (sscanf(buf, "%*d (%63[^)]) %c", comm, &state) == 2 && (state == 'Z' || state == 'X')) {
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)r->pid);
+		return access(path, F_OK) != 0 || state == 'X';
+	}
+	return 0;
+}
+
+static void progress(struct cpu_run *r, int64_t now, int final)
+{
+	static int64_t last;
+
+	if (!isatty(2))
+		return;
+	if (final) {
+		fputs("\r\033[K", stderr);
+		return;
+	}
+	if (now - last < 250000000)
+		return;
+	last = now;
+	if (r->o.duration_set || !r->launched)
+		fprintf(stderr, "\rxprof: %.1fs of %.0fs, %" PRIu64 " samples, %zu threads\033[K",
+			(now - r->start_ns) / 1e9, r->o.duration_ns / 1e9, r->samples, r->nnames);
+	else
+		fprintf(stderr, "\rxprof: %.1fs, %" PRIu64 " samples, %zu threads\033[K",
+			(now - r->start_ns) / 1e9, r->samples, r->nnames);
+}
+
+static int run_perf(struct cpu_run *r, struct xp_perf *perf)
+{
+	int64_t deadline = r->start_ns + r->o.duration_ns, now;
+	int n;
+
+	while (!stop_requested && (now = xp_now_ns()) < deadline) {
+		int64_t left_ms = (deadline - now) / 1000000;
+		n = xp_perf_read(perf, left_ms < 100 ? (int)left_ms + 1 : 100, on_perf_sample, r);
+		if (n < 0)
+			return n;
+		progress(r, xp_now_ns(), 0);
+		if (target_gone(r))
+			break;
+	}
+	/* what is still in the buffers */
+	n = xp_perf_read(perf, 0, on_perf_sample, r);
+	return n < 0 ? n : 0;
+}
+
+static int run_wall(struct cpu_run *r)
+{
+	int64_t period = 1000000000LL / r->o.freq;
+	int64_t deadline = r->start_ns + r->o.duration_ns, next = r->start_ns;
+	int err;
+
+	while (!stop_requested && xp_now_ns() < deadline) {
+		struct xp_snapshot snap;
+		struct xp_mem *mem;
+		size_t i;
+
+		err = xp_snapshot_take(r->pid, &snap);
+		if (err == -ESRCH || target_gone(r))
+			break;
+		if (err < 0)
+			return err;
+		if (open_space(r) < 0) {
+			xp_snapshot_free(&snap);
+			return -ESRCH;
+		}
+		mem = xp_mem_snapshot(snap.regions, snap.nregions, NULL);
+		for (i = 0; mem && i < snap.nthreads; i++) {
+			const struct xp_thread *t = &snap.threads[i];
+			char state = t->state == 'S' || t->state == 'D' ? t->state : 'R';
+			if (!t->stopped)
+				continue;
+			thread_name(r, t->tid);
+			add_sample(r, t->tid, state, NULL, 0, &t->regs, mem);
+		}
+		xp_mem_close(mem);
+		xp_snapshot_free(&snap);
+		progress(r, xp_now_ns(), 0);
+		next += period;
+		while (!stop_requested) {
+			int64_t now = xp_now_ns(), wait = next - now;
+			struct timespec ts;
+			if (wait <= 0)
+				break;
+			if (now + wait > deadline)
+				wait = deadline - now;
+			if (wait <= 0)
+				break;
+			ts.tv_sec = wait / 1000000000;
+			ts.tv_nsec = wait % 1000000000;
+			if (nanosleep(&ts, NULL) == 0)
+				break;
+		}
+		if (xp_now_ns() > next + period) /* fell behind: skip, don't burst */
+			next = xp_now_ns();
+	}
+	return 0;
+}
+
+/* ---- launching ---------------------------------------------------------- */
+
+/* Forks COMMAND held before its exec, so sampling can be set up first;
+ * release_child lets it exec.  The exec's errno comes back through a
+ * close-on-exec pipe: end of file means the exec happened. */
+struct child {
+	pid_t pid;
+	int go;      /* write end: a byte lets the child exec */
+	int errfd;   /* read end: the exec's errno, or EOF */
+};
+
+static int spawn_held(char **cmd, struct child *c)
+{
+	int go[2], err[2];
+
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(err, O_CLOEXEC) < 0) {
+		int e = -errno;
+		close(go[0]);
+		close(go[1]);
+		return e;
+	}
+	c->pid = fork();
+	if (c->pid < 0) {
+		int e = -errno;
+		close(go[0]);
+		close(go[1]);
+		close(err[0]);
+		close(err[1]);
+		return e;
+	}
+	if (c->pid == 0) {
+		char b;
+		int e;
+		signal(SIGPIPE, SIG_DFL);
+		close(go[1]);
+		close(err[0]);
+		if (read(go[0], &b, 1) != 1)
+			_exit(127); /* xprof gave up */
+		execvp(cmd[0], cmd);
+		e = errno;
+		if (write(err[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(go[0]);
+	close(err[1]);
+	c->go = go[1];
+	c->errfd = err[0];
+	return 0;
+}
+
+/* 0 once the child has exec'd, else -errno of the failed exec. */
+static int release_child(struct child *c)
+{
+	int e = 0;
+	ssize_t n;
+
+	if (write(c->go, "x", 1) != 1)
+		e = errno;
+	close(c->go);
+	do
+		n = read(c->errfd, &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	close(c->errfd);
+	return n == (ssize_t)sizeof(e) ? -e : 0;
+}
+
+/* ---- output --------------------------------------------------------------- */
+
+static int64_t kernel_mapping(struct xp_profile *p, struct cpu_run *r)
+{
+	struct xp_pmapping m = {
+		.start = 0xffff800000000000ULL,
+		.limit = 0xffffffffffffffffULL,
+		.file = "[kernel.kallsyms]",
+		.has_functions = r->kallsyms != NULL,
+	};
+
+	return xp_profile_mapping(p, &m);
+}
+
+static int kernel_location(struct xp_profile *p, struct cpu_run *r, uint64_t pc, int is_call,
+			   uint64_t *id)
+{
+	uint64_t off;
+	const char *name = xp_kallsyms_lookup(r->kallsyms, pc - (is_call ? 1 : 0), &off);
+	int64_t mid = kernel_mapping(p, r), fid, lid;
+	struct xp_pline line;
+
+	if (mid < 0)
+		return (int)mid;
+	if (!name) {
+		lid = xp_profile_location(p, (uint64_t)mid, pc - (is_call ? 1 : 0), NULL, 0);
+	} else {
+		fid = xp_profile_function(p, name, name, "", 0);
+		if (fid < 0)
+			return (int)fid;
+		line.function_id = (uint64_t)fid;
+		line.line = 0;
+		lid = xp_profile_location(p, (uint64_t)mid, pc - (is_call ? 1 : 0), &line, 1);
+	}
+	if (lid < 0)
+		return (int)lid;
+	*id = (uint64_t)lid;
+	return 0;
+}
+
+static const char *state_word(char state)
+{
+	return state == 'S' ? "sleeping" : state == 'D' ? "disk" : "running";
+}
+
+static int write_pprof(struct cpu_run *r, const char *path)
+{
+	struct xp_profile *p = xp_profile_new();
+	int64_t period = 1000000000LL / r->o.freq;
+	const char *vtype = r->o.wall ? "wall" : "cpu";
+	uint64_t ids[FRAMES_MAX];
+	unsigned char is_call[FRAMES_MAX];
+	size_t i, k;
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	if ((err = xp_profile_add_sample_type(p, "samples", "count")) < 0 ||
+	    (err = xp_profile_add_sample_type(p, vtype, "nanoseconds")) < 0 ||
+	    (err = xp_profile_set_period(p, vtype, "nanoseconds", period)) < 0)
+		goto out;
+	xp_profile_set_time(p, r->start_real_ns, r->end_ns - r->start_ns);
+	if (r->space && (err = xp_profile_main_mapping(p, r->space, &r->maps)) < 0)
+		goto out;
+	for (i = 0; i < r->ntab; i++) {
+		struct agg *a = r->tab[i];
+		int64_t values[2];
+		struct xp_plabel labels[3];
+		size_t nl = 2, first_user;
+
+		if (!a)
+			continue;
+		for (k = 0; k < a->n && (a->flag[k] & F_KERNEL); k++) {
+			err = kernel_location(p, r, a->pc[k], a->flag[k] & F_CALL, &ids[k]);
+			if (err < 0)
+				goto out;
+		}
+		first_user = k;
+		for (; k < a->n; k++)
+			is_call[k] = (a->flag[k] & F_CALL) != 0;
+		if (a->n > first_user && r->space) {
+			err = xp_stack_locations(p, r->space, a->pc + first_user, is_call + first_user,
+						 a->n - first_user, ids + first_user);
+			if (err < 0)
+				goto out;
+		}
+		values[0] = (int64_t)a->count;
+		values[1] = (int64_t)a->count * period;
+		labels[0] = (struct xp_plabel){ .key = "thread", .str = thread_name(r, a->tid) };
+		labels[1] = (struct xp_plabel){ .key = "tid", .num = a->tid };
+		if (r->o.wall)
+			labels[nl++] = (struct xp_plabel){ .key = "state", .str = state_word(a->state) };
+		err = xp_profile_add_sample(p, ids, r->space ? a->n : first_user, values, 2, labels, nl);
+		if (err < 0)
+			goto out;
+	}
+	err = xp_profile_write(p, path);
+out:
+	xp_profile_free(p);
+	return err;
+}
+
+/* Frame names of one aggregated stack, root first, for flame graphs:
+ * inline frames expanded, kernel frames marked _[k]. */
+static size_t stack_names(struct cpu_run *r, const struct agg *a, char **names, size_t max)
+{
+	size_t n = 0, k, j;
+
+	for (k = a->n; k-- > 0 && n < max;) {
+		if (a->flag[k] & F_KERNEL) {
+			uint64_t off;
+			const char *name = xp_kallsyms_lookup(r->kallsyms, a->pc[k], &off);
+			if (asprintf(&names[n], "%s_[k]", name ? name : "[unknown]") >= 0)
+				n++;
+			continue;
+		}
+		const struct xp_sym *s = r->space ? xp_symbolize(r->space, a->pc[k], a->flag[k] & F_CALL) : NULL;
+		if (!s || s->nframes == 0) {
+			const struct xp_module *m = s ? s->module : NULL;
+			const char *base = m ? strrchr(m->path, '/') : NULL;
+			if (asprintf(&names[n], "[%s+0x%" PRIx64 "]", base ? base + 1 : "unknown",
+				     m ? a->pc[k] - m->start + m->offset : a->pc[k]) >= 0)
+				n++;
+			continue;
+		}
+		/* the inline chain is innermost first: root first is its reverse */
+		for (j = s->nframes; j-- > 0 && n < max;)
+			if ((names[n] = strdup(s->frames[j].function)) != NULL)
+				n++;
+	}
+	return n;
+}
+
+static int write_flame(struct cpu_run *r, const char *path)
+{
+	struct xp_flame_stack *v = calloc(r->nagg ? r->nagg : 1, sizeof(*v));
+	char title[256];
+	size_t i, k, n = 0;
+	int err = -ENOMEM;
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < r->ntab; i++) {
+		struct agg *a = r->tab[i];
+		size_t max;
+		char **names;
+		if (!a)
+			continue;
+		/* each pc may expand into its inline chain */
+		max = (size_t)a->n * 8 + 1;
+		names = calloc(max, sizeof(*names));
+		if (!names)
+			goto out;
+		v[n].nframes = stack_names(r, a, names, max);
+		v[n].frames = (const char *const *)names;
+		v[n].value = a->count;
+		n++;
+	}
+	if (r->o.format == FORMAT_FOLDED) {
+		err = xp_folded_write(path, v, n);
+	} else {
+		snprintf(title, sizeof(title), "%s profile of %s (pid %d), %.1f s at %d Hz",
+			 r->o.wall ? "Wall-clock" : "CPU", r->comm, (int)r->pid,
+			 (r->end_ns - r->start_ns) / 1e9, r->o.freq);
+		err = xp_flamegraph_write(path, title, "samples", v, n);
+	}
+out:
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < v[i].nframes; k++)
+			free((char *)v[i].frames[k]);
+		free((void *)v[i].frames);
+	}
+	free(v);
+	return err;
+}
+
+/* ---- the command ---------------------------------------------------------- */
+
+static void run_free(struct cpu_run *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->ntab; i++)
+		free(r->tab[i]);
+	free(r->tab);
+	free(r->names);
+	free(r->stack);
+	xp_unwinder_free(r->unwinder);
+	xp_space_close(r->space);
+	xp_mem_close(r->live);
+	xp_maps_free(&r->maps);
+	xp_kallsyms_free(r->kallsyms);
+}
+
+static void install_stop_signals(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop_signal; /* no SA_RESTART: poll and sleeps return */
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int cmd_cpu(int argc, char **argv)
+{
+	struct cpu_run r;
+	struct xp_perf *perf = NULL;
+	struct child child = { -1, -1, -1 };
+	char defpath[256];
+	const char *path;
+	int rc, err, gone = 0;
+
+	memset(&r, 0, sizeof(r));
+	rc = parse(argc, argv, &r.o);
+	if (rc >= 0)
+		return rc;
+	if (r.o.out && (err = xp_output_writable(r.o.out)) < 0) {
+		xp_msg("cannot write %s: %s", r.o.out, strerror(-err));
+		return XP_EXIT_FATAL;
+	}
+	r.stack = malloc(sizeof(*r.stack));
+	if (!r.stack)
+		return XP_EXIT_FATAL;
+
+	if (r.o.cmd) {
+		err = spawn_held(r.o.cmd, &child);
+		if (err < 0) {
+			xp_msg("cannot start %s: %s", r.o.cmd[0], strerror(-err));
+			run_free(&r);
+			return XP_EXIT_FATAL;
+		}
+		r.pid = child.pid;
+		r.launched = 1;
+		snprintf(r.comm, sizeof(r.comm), "%s", strrchr(r.o.cmd[0], '/') ? strrchr(r.o.cmd[0], '/') + 1 : r.o.cmd[0]);
+	} else {
+		r.pid = xp_check_target(r.o.pid, r.comm, sizeof(r.comm));
+		if (r.pid < 0) {
+			run_free(&r);
+			return XP_EXIT_FATAL;
+		}
+	}
+	r.live = xp_mem_process(r.pid);
+	install_stop_signals();
+
+	if (!r.o.wall) {
+		struct xp_perf_opts po = {
+			.pid = r.pid,
+			.freq = r.o.freq,
+			.stack_bytes = XP_PERF_STACK_DEFAULT,
+			.kernel = !r.o.no_kernel,
+			.enable_on_exec = r.launched,
+		};
+		err = xp_perf_open(&po, &perf);
+		if (err == -EACCES || err == -EPERM) {
+			xp_msg("perf_event_open refused for pid %d (%s): sampling with --wall (ptrace) instead",
+			       (int)r.pid, "kernel.perf_event_paranoid, or no CAP_PERFMON");
+			r.o.wall = 1;
+		} else if (err < 0) {
+			if (r.launched)
+				kill(r.pid, SIGKILL), waitpid(r.pid, NULL, 0);
+			xp_msg("cannot sample pid %d: %s", (int)r.pid, strerror(-err));
+			run_free(&r);
+			return XP_EXIT_FATAL;
+		} else {
+			r.kernel = xp_perf_kernel(perf);
+		}
+	}
+	if (r.launched) {
+		err = release_child(&child);
+		if (err < 0) {
+			waitpid(r.pid, NULL, 0);
+			xp_msg("cannot run %s: %s", r.o.cmd[0], strerror(-err));
+			xp_perf_close(perf);
+			run_free(&r);
+			return XP_EXIT_FATAL;
+		}
+	}
+	if (!r.o.out) {
+		static const char *const ext[] = { "pb.gz", "folded", "svg" };
+		snprintf(defpath, sizeof(defpath), "xprof.%s.%d.%s.%s", r.comm, (int)r.pid,
+			 r.o.wall ? "wall" : "cpu", ext[r.o.format]);
+		for (char *c = defpath; *c; c++)
+			if (*c == '/' || *c == ' ')
+				*c = '_';
+	}
+	path = r.o.out ? r.o.out : defpath;
+	if (r.kernel)
+		r.kallsyms = xp_kallsyms_load();
+
+	r.start_ns = xp_now_ns();
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r.start_real_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	}
+	if (!r.launched && !r.o.wall) {
+		/* attach mode: know the modules before the first sample */
+		if ((err = open_space(&r)) < 0) {
+			xp_msg("cannot read the memory map of pid %d: %s", (int)r.pid, strerror(-err));
+			xp_perf_close(perf);
+			run_free(&r);
+			return XP_EXIT_FATAL;
+		}
+	}
+	err = r.o.wall ? run_wall(&r) : run_perf(&r, perf);
+	r.end_ns = xp_now_ns();
+	progress(&r, r.end_ns, 1);
+	gone = target_gone(&r);
+	if (perf) {
+		uint64_t lost = xp_perf_lost(perf);
+		xp_perf_close(perf);
+		if (lost)
+			xp_msg("%" PRIu64 " samples were lost (the ring buffers were full)", lost);
+		rc = lost ? XP_EXIT_PARTIAL : XP_EXIT_OK;
+	} else {
+		rc = XP_EXIT_OK;
+	}
+	if (err < 0) {
+		xp_report_attach_error(r.pid, err);
+		run_free(&r);
+		return XP_EXIT_FATAL;
+	}
+	if (r.samples == 0) {
+		xp_msg("no samples: pid %d did not run on a CPU%s; nothing written", (int)r.pid,
+		       r.o.wall ? "" : " while sampled (try --wall to see where its threads wait)");
+		run_free(&r);
+		return XP_EXIT_FATAL;
+	}
+
+	err = r.o.format == FORMAT_PPROF ? write_pprof(&r, path) : write_flame(&r, path);
+	if (err < 0) {
+		xp_msg("cannot write %s: %s", path, strerror(-err));
+		run_free(&r);
+		return XP_EXIT_FATAL;
+	}
+	xp_msg("%s (pid %d): %" PRIu64 " samples over %.1f s at %d Hz, %zu threads, %.1f%% with a complete stack%s",
+	       r.comm, (int)r.pid, r.samples, (r.end_ns - r.start_ns) / 1e9, r.o.freq, r.nnames,
+	       r.samples ? 100.0 * (double)r.complete / (double)r.samples : 0.0,
+	       r.o.wall ? ", wall-clock" : r.kernel ? ", kernel frames included" : "");
+	if (stop_requested)
+		xp_msg("stopped early by a signal");
+	if (r.launched) {
+		if (r.child_exited && WIFEXITED(r.child_status))
+			xp_msg("%s exited with status %d", r.comm, WEXITSTATUS(r.child_status));
+		else if (r.child_exited && WIFSIGNALED(r.child_status))
+			xp_msg("%s was killed by signal %d", r.comm, WTERMSIG(r.child_status));
+		else
+			xp_msg("%s is still running as pid %d", r.comm, (int)r.pid);
+	} else if (gone) {
+		xp_msg("pid %d exited during the run", (int)r.pid);
+		rc = XP_EXIT_PARTIAL;
+	}
+	if (r.o.format == FORMAT_PPROF)
+		xp_msg("wrote %s; open it with: go tool pprof -http=: %s", path, path);
+	else if (r.o.format == FORMAT_SVG)
+		xp_msg("wrote %s; open it in a browser", path);
+	else
+		xp_msg("wrote %s; draw it with flamegraph.pl or inferno-flamegraph, or open it in speedscope", path);
+	run_free(&r);
+	return rc;
+}

@@ -1,0 +1,121 @@
+#!/bin/bash
+# xprof cpu: accuracy against a fixture whose CPU time is split 1:2:3 among
+# three functions (burn_a 16.7%, burn_b 33.3%, burn_c 50%, measured by the
+# fixture's own thread CPU clock), complete stacks, inline frames, the
+# profile's metadata, threads created during the run, wall mode, launch
+# mode, a target that exits, Ctrl-C.
+. "$(dirname "$0")/lib.sh"
+need_ptrace
+command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
+
+# cum_share FILE FUNCTION: cumulative percent of FUNCTION in go tool pprof -top
+cum_share() {
+	go tool pprof -top -cum -nodecount=500 "$1" 2>/dev/null |
+		awk -v f="$2" '$6 == f { sub(/%/, "", $5); print $5; exit }'
+}
+# within GOT WANT POINTS
+within() { awk -v g="$1" -v w="$2" -v p="$3" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(g != "" && d <= p) }'; }
+# complete_share FILE: percent of the samples whose outermost frame is where
+# a stack ends (start of a thread or of the program)
+complete_share() {
+	go tool pprof -traces -sample_index=samples "$1" 2>/dev/null | awk '
+		/^-----------\+/ { if (v != "") { total += v; if (last ~ /^(__clone3|clone3|clone|_start)$/) ok += v }; v = ""; next }
+		/^ *[a-z]+: / { next }
+		v == "" && $1 ~ /^[0-9]+$/ { v = $1; last = $2; next }
+		v != "" && NF >= 1 { last = $1 }
+		END { if (v != "") { total += v; if (last ~ /^(__clone3|clone3|clone|_start)$/) ok += v }
+		      printf "%.2f\n", total ? 100 * ok / total : 0 }'
+}
+
+start_fixture ready "$FIX/cpuburn" 2 1000
+pid=${ready%% *}
+out="$TMP/cpu.pb.gz"
+"$XPROF" cpu -p "$pid" -d 3s -F 999 -o "$out" >"$TMP/out" 2>"$TMP/err"
+ok $? "xprof cpu -p exits 0" || diag "$(cat "$TMP/err")"
+pprof_check "$out"
+ok $? "the profile is valid (CheckValid rules) and go tool pprof reads it"
+a=$(cum_share "$out" burn_a); b=$(cum_share "$out" burn_b); c=$(cum_share "$out" burn_c)
+within "$a" 16.67 3; ok $? "burn_a: $a% of samples, truth 16.7% (within 3 points)"
+within "$b" 33.33 3; ok $? "burn_b: $b% of samples, truth 33.3% (within 3 points)"
+within "$c" 50.00 3; ok $? "burn_c: $c% of samples, truth 50.0% (within 3 points)"
+share=$(complete_share "$out")
+awk -v s="$share" 'BEGIN { exit !(s >= 99) }'
+ok $? "$share% of samples have a complete stack (down to __clone3 or _start), at least 99%"
+go tool pprof -top "$out" 2>/dev/null | grep -q 'mix (inline)$'
+ok $? "the always-inline helper mix() shows as an inline frame"
+go tool pprof -raw "$out" >"$TMP/raw" 2>&1
+grep -q '^PeriodType: cpu nanoseconds$' "$TMP/raw" && grep -q '^Period: 1001001$' "$TMP/raw"
+ok $? "period type cpu/nanoseconds, period 1e9/999"
+grep -A1 '^Samples:' "$TMP/raw" | grep -q '^samples/count cpu/nanoseconds'
+ok $? "sample types samples/count and cpu/nanoseconds"
+grep -q '^Time: ' "$TMP/raw" && grep -q '^Duration: 3' "$TMP/raw"
+ok $? "time and duration are set"
+grep -A20 '^Mappings' "$TMP/raw" | grep 'cpuburn' | grep -q '[0-9a-f]\{40\}'
+ok $? "the binary's mapping carries its build ID"
+late=$(grep -l '^burn-late$' /proc/"$pid"/task/*/comm | cut -d/ -f5)
+grep -q "tid:\[$late\]" "$TMP/raw"
+ok $? "a thread created during the run (burn-late, tid $late) was sampled"
+grep -q "thread:\[burn-0\]" "$TMP/raw"
+ok $? "samples carry thread name labels"
+grep -q 'samples over 3.0 s at 999 Hz' "$TMP/err" && grep -q 'with a complete stack' "$TMP/err"
+ok $? "the summary gives samples, duration, rate and complete stacks"
+
+# folded and svg
+"$XPROF" cpu -p "$pid" -d 1s -F 499 --format folded -o "$TMP/cpu.folded" 2>"$TMP/err"
+ok $? "--format folded"
+grep -q '^__clone3;start_thread;worker;run_slices;burn_c;mix [0-9][0-9]*$' "$TMP/cpu.folded"
+ok $? "folded stacks are root first with inline frames, one count per line" || diag "$(head -3 "$TMP/cpu.folded")"
+"$XPROF" cpu -p "$pid" -d 1s -F 499 --format svg -o "$TMP/cpu.svg" 2>"$TMP/err"
+ok $? "--format svg"
+python3 -c "import xml.dom.minidom,sys; xml.dom.minidom.parse(sys.argv[1])" "$TMP/cpu.svg" && grep -q 'burn_c' "$TMP/cpu.svg" && grep -q '<script' "$TMP/cpu.svg"
+ok $? "the SVG is well-formed XML with the functions and its script"
+
+# wall mode: every thread, with its state
+start_fixture ready "$FIX/parked-O2"
+ppid=${ready%% *}
+"$XPROF" cpu -p "$ppid" -d 1s --wall -o "$TMP/wall.pb.gz" 2>"$TMP/err"
+ok $? "--wall exits 0" || diag "$(cat "$TMP/err")"
+pprof_check "$TMP/wall.pb.gz"
+ok $? "the wall profile is valid"
+go tool pprof -raw "$TMP/wall.pb.gz" >"$TMP/wraw" 2>&1
+grep -q '^PeriodType: wall nanoseconds' "$TMP/wraw" && grep -A1 '^Samples:' "$TMP/wraw" | grep -q 'wall/nanoseconds'
+ok $? "wall profile: sample type wall/nanoseconds"
+grep -q 'state:\[sleeping\] thread:\[holder\]' "$TMP/wraw" && grep -q 'state:\[running\] thread:\[spinner\]' "$TMP/wraw"
+ok $? "blocked and running threads are both sampled, labelled by state"
+no_thread_stopped "$ppid"
+ok $? "the target runs after a wall-clock run"
+
+# launch mode
+"$XPROF" cpu -F 499 -o "$TMP/launch.pb.gz" -- sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exit 3' 2>"$TMP/err"
+ok $? "launch mode exits 0" || diag "$(cat "$TMP/err")"
+grep -q 'exited with status 3' "$TMP/err"
+ok $? "the command's exit status is reported"
+pprof_check "$TMP/launch.pb.gz"
+ok $? "and its profile is valid"
+"$XPROF" cpu -o "$TMP/nope.pb.gz" -- /nonexistent/program 2>"$TMP/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'cannot run /nonexistent/program: No such file or directory' "$TMP/err" && [ ! -e "$TMP/nope.pb.gz" ]
+ok $? "a command that cannot run: clear error, exit 2, no file"
+
+# a target that exits mid-run: the profile is still written
+start_fixture ready "$FIX/cpuburn" 1
+epid=${ready%% *}
+( sleep 0.7; kill -KILL "$epid" ) &
+"$XPROF" cpu -p "$epid" -d 5s -F 499 -o "$TMP/exit.pb.gz" 2>"$TMP/err"
+rc=$?
+[ "$rc" = 1 ] && grep -q "pid $epid exited during the run" "$TMP/err"
+ok $? "a target that exits ends the run (exit 1, said so)" || diag "exit $rc: $(cat "$TMP/err")"
+pprof_check "$TMP/exit.pb.gz" && go tool pprof -top "$TMP/exit.pb.gz" 2>/dev/null | grep -q burn_
+ok $? "and its profile is written, symbolized"
+
+# Ctrl-C stops early and still writes
+"$XPROF" cpu -p "$pid" -d 30s -o "$TMP/int.pb.gz" 2>"$TMP/err" &
+xp=$!
+sleep 1
+kill -INT "$xp"
+wait "$xp"
+rc=$?
+[ "$rc" = 0 ] && grep -q 'stopped early' "$TMP/err" && pprof_check "$TMP/int.pb.gz"
+ok $? "SIGINT stops early and still writes the profile (exit $rc)"
+plan "$_tap_n"
+done_testing
