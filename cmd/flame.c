@@ -184,7 +184,7 @@ int xp_folded_write(const char *path, const struct xp_flame_stack *v, size_t n)
 	 * are neighbours and the output does not depend on input order. */
 	for (i = 0; i < n; i++) {
 		if (!v[i].value)
-			continue; /* no samples, nothing to draw */
+			continue; /* no samples, no line */
 		lines[nlines].off = text.len;
 		lines[nlines].value = v[i].value;
 		nlines++;
@@ -721,6 +721,13 @@ static const char svg_script_body[] =
 	"  });\n"
 	"})();\n";
 
+/* scale: pixels per sample.  A child is never wider than its parent, so a
+ * frame left out never has a drawn descendant. */
+static int drawn(const struct flame_node *node, double scale)
+{
+	return (double)node->value * scale >= MIN_FRAME_PX;
+}
+
 static void emit_svg(struct outbuf *o, const struct flame_tree *t, const char *title,
 		     const char *unit)
 {
@@ -731,7 +738,7 @@ static void emit_svg(struct outbuf *o, const struct flame_tree *t, const char *t
 	uint32_t i;
 
 	for (i = 0; !empty && i < t->count; i++) {
-		if ((double)t->nodes[i].value * scale >= MIN_FRAME_PX && t->nodes[i].depth > max_depth)
+		if (drawn(&t->nodes[i], scale) && t->nodes[i].depth > max_depth)
 			max_depth = t->nodes[i].depth;
 	}
 	height = PAD_TOP + (int)(max_depth + (empty ? 2 : 1)) * FRAME_HEIGHT + PAD_BOTTOM;
@@ -772,7 +779,7 @@ static void emit_svg(struct outbuf *o, const struct flame_tree *t, const char *t
 	put_xml(o, unit, SIZE_MAX);
 	out_puts(o, "\">\n");
 	for (i = 0; !empty && i < t->count; i++) {
-		if ((double)t->nodes[i].value * scale >= MIN_FRAME_PX)
+		if (drawn(&t->nodes[i], scale))
 			emit_frame(o, &t->nodes[i], total, unit, height);
 	}
 	out_puts(o, "</g>\n");
