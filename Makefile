@@ -69,7 +69,10 @@ tests/unit/test_flame: tests/unit/test_flame.c cmd/flame.o $(LIB_OBJS) $(HEADERS
 tests/unit/pprofcheck: tests/unit/pprofcheck.c $(PROTO_OBJS)
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(PROTO_OBJS) -lprotobuf-c -lz
 
-unit: $(UNIT_TESTS) tests/unit/pprofcheck
+tests/unit/noperf: tests/unit/noperf.c
+	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $<
+
+unit: $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf
 
 check: deps
 	$(MAKE) all fixtures unit
@@ -92,5 +95,5 @@ install: xprof
 	install -m 644 docs/xprof.1 $(DESTDIR)$(PREFIX)/share/man/man1/xprof.1
 
 clean:
-	rm -f xprof */*.o tests/unit/*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS) tests/unit/pprofcheck
+	rm -f xprof */*.o tests/unit/*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf
 	rm -rf build

@@ -438,11 +438,18 @@ static int target_gone(struct cpu_run *r)
 
 	if (r->launched) {
 		int status;
-		if (!r->child_exited && waitpid(r->pid, &status, WNOHANG) == r->pid) {
+		pid_t w;
+		if (r->child_exited)
+			return 1;
+		w = waitpid(r->pid, &status, WNOHANG);
+		if (w == r->pid) {
 			r->child_exited = 1;
 			r->child_status = status;
+		} else if (w < 0 && errno == ECHILD) {
+			/* reaped by a --wall snapshot's waitpid: gone, status unknown */
+			r->child_exited = -1;
 		}
-		return r->child_exited;
+		return r->child_exited != 0;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)r->pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -837,6 +844,7 @@ int cmd_cpu(int argc, char **argv)
 	struct child child = { -1, -1, -1 };
 	char defpath[256];
 	const char *path;
+	uint64_t lost = 0;
 	int rc, err, gone = 0;
 
 	memset(&r, 0, sizeof(r));
@@ -906,8 +914,7 @@ int cmd_cpu(int argc, char **argv)
 	}
 	if (!r.o.out) {
 		static const char *const ext[] = { "pb.gz", "folded", "svg" };
-		snprintf(defpath, sizeof(defpath), "xprof.%s.%d.%s.%s", r.comm, (int)r.pid,
-			 r.o.wall ? "wall" : "cpu", ext[r.o.format]);
+		snprintf(defpath, sizeof(defpath), "xprof.%s.%d.cpu.%s", r.comm, (int)r.pid, ext[r.o.format]);
 		for (char *c = defpath; *c; c++)
 			if (*c == '/' || *c == ' ')
 				*c = '_';
@@ -936,14 +943,10 @@ int cmd_cpu(int argc, char **argv)
 	progress(&r, r.end_ns, 1);
 	gone = target_gone(&r);
 	if (perf) {
-		uint64_t lost = xp_perf_lost(perf);
+		lost = xp_perf_lost(perf);
 		xp_perf_close(perf);
-		if (lost)
-			xp_msg("%" PRIu64 " samples were lost (the ring buffers were full)", lost);
-		rc = lost ? XP_EXIT_PARTIAL : XP_EXIT_OK;
-	} else {
-		rc = XP_EXIT_OK;
 	}
+	rc = lost ? XP_EXIT_PARTIAL : XP_EXIT_OK;
 	if (err < 0) {
 		xp_report_attach_error(r.pid, err);
 		run_free(&r);
@@ -962,14 +965,19 @@ int cmd_cpu(int argc, char **argv)
 		run_free(&r);
 		return XP_EXIT_FATAL;
 	}
-	xp_msg("%s (pid %d): %" PRIu64 " samples over %.1f s at %d Hz, %zu threads, %.1f%% with a complete stack%s",
+	xp_msg("%s (pid %d): %" PRIu64 " samples over %.1f s at %d Hz, %zu threads, %.1f%% with a complete stack, %" PRIu64 " lost%s",
 	       r.comm, (int)r.pid, r.samples, (r.end_ns - r.start_ns) / 1e9, r.o.freq, r.nnames,
-	       r.samples ? 100.0 * (double)r.complete / (double)r.samples : 0.0,
+	       r.samples ? 100.0 * (double)r.complete / (double)r.samples : 0.0, lost,
 	       r.o.wall ? ", wall-clock" : r.kernel ? ", kernel frames included" : "");
+	if (lost)
+		xp_msg("%" PRIu64 " samples were lost: the ring buffers filled faster than xprof drained them; "
+		       "a lower -F loses fewer", lost);
 	if (stop_requested)
 		xp_msg("stopped early by a signal");
 	if (r.launched) {
-		if (r.child_exited && WIFEXITED(r.child_status))
+		if (r.child_exited < 0)
+			xp_msg("%s exited", r.comm);
+		else if (r.child_exited && WIFEXITED(r.child_status))
 			xp_msg("%s exited with status %d", r.comm, WEXITSTATUS(r.child_status));
 		else if (r.child_exited && WIFSIGNALED(r.child_status))
 			xp_msg("%s was killed by signal %d", r.comm, WTERMSIG(r.child_status));

@@ -15,7 +15,9 @@ struct xp_flame_stack {
 };
 
 /* Writes "root;caller;leaf 42\n" per stack, atomically.  Names are made
- * safe for the format (';' and whitespace/newlines replaced).  0 or -errno. */
+ * safe for the format: ';' becomes ':' and control characters (newlines,
+ * tabs) spaces; spaces inside names (C++) stay, since consumers split a
+ * line at its last space.  0 or -errno. */
 int xp_folded_write(const char *path, const struct xp_flame_stack *v, size_t n);
 
 /* Writes an interactive SVG flame graph, atomically.  title: shown on top;

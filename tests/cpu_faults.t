@@ -60,6 +60,54 @@ expect_fail 64 "not both" "-p and a command" -- cpu -p "$pid" -o "$o" -- true
 expect_fail 64 "-p PID or -- COMMAND is required" "neither -p nor a command" -- cpu -o "$o"
 expect_fail 2 "cannot write $TMP/none/x.pb.gz: No such file or directory" "unwritable -o" -- cpu -p "$pid" -d 1s -o "$TMP/none/x.pb.gz"
 expect_fail 2 "no such process: 4194000" "no such pid" -- cpu -p 4194000 -d 1s -o "$o"
+# perf_event_open refused (a seccomp filter makes it fail with EACCES):
+# xprof says so and samples with --wall instead
+tests/unit/noperf "$XPROF" cpu -p "$pid" -d 1s -o "$TMP/fallback.pb.gz" >/dev/null 2>"$TMP/err"
+ok $? "with perf_event_open refused, cpu still succeeds" || diag "$(cat "$TMP/err")"
+grep -q 'perf_event_open refused for pid '"$pid"'.*sampling with --wall (ptrace) instead' "$TMP/err"
+ok $? "it announces the fallback to --wall"
+go tool pprof -raw "$TMP/fallback.pb.gz" 2>/dev/null | grep -q '^PeriodType: wall nanoseconds'
+ok $? "and writes a wall-clock profile"
+
+# an unprivileged user profiling its own process: no kernel call chains
+# (perf_event_paranoid), user-space stacks all the same
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	asnobody="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	nobody_dir "$XPROF" "$FIX/cpuburn"
+	$asnobody "$NOBODY_DIR/cpuburn" 1 >"$TMP/nb.out" 2>&1 &
+	nbpid=$!
+	_fixture_pids="$_fixture_pids $nbpid"
+	for i in $(seq 1 300); do grep -q '^ready' "$TMP/nb.out" && break; sleep 0.01; done
+	nbpid=$(sed -n 's/^ready //p' "$TMP/nb.out")
+	XPROF_CACHE_DIR=off $asnobody "$NOBODY_DIR/xprof" cpu -p "$nbpid" -d 1s -o "$NOBODY_DIR/u.pb.gz" 2>"$TMP/err"
+	rc=$?
+	paranoid=$(cat /proc/sys/kernel/perf_event_paranoid)
+	[ "$rc" = 0 ] && go tool pprof -top "$NOBODY_DIR/u.pb.gz" 2>/dev/null | grep -q burn_
+	ok $? "an unprivileged user samples its own process (exit $rc, perf_event_paranoid $paranoid)" || diag "$(cat "$TMP/err")"
+	if [ "$paranoid" -ge 2 ]; then
+		grep -q 'kernel frames included' "$TMP/err"
+		ok $((! $?)) "without kernel frames when perf_event_paranoid >= 2"
+	else
+		ok 0 "# SKIP perf_event_paranoid $paranoid lets users see kernel frames"
+	fi
+else
+	ok 0 "# SKIP needs root and setpriv"
+	ok 0 "# SKIP needs root and setpriv"
+fi
+
+# on a terminal: a progress line (elapsed of total, samples, threads)
+if command -v script >/dev/null; then
+	script -qec "$XPROF cpu -p $pid -d 1s -o $TMP/tty.pb.gz" /dev/null >"$TMP/tty.out" 2>&1
+	grep -a -q 'xprof: [0-9.]*s of 1s, [0-9]* samples, [0-9]* threads' "$TMP/tty.out"
+	ok $? "a progress line is shown on a terminal"
+	"$XPROF" cpu -p "$pid" -d 1s -o "$TMP/notty.pb.gz" 2>"$TMP/notty.err" </dev/null
+	grep -q ' of 1s, ' "$TMP/notty.err"
+	ok $((! $?)) "and not when stderr is not a terminal"
+else
+	ok 0 "# SKIP script(1) missing"
+	ok 0 "# SKIP"
+fi
+
 "$XPROF" cpu --help | grep -q -- '--wall'
 ok $? "cpu --help documents --wall"
 plan "$_tap_n"

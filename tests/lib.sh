@@ -17,6 +17,7 @@ _fixture_pids=""
 
 _cleanup() {
 	local p
+	[ -n "${NOBODY_DIR:-}" ] && rm -rf "$NOBODY_DIR"
 	for p in $_fixture_pids; do
 		kill -CONT "$p" 2>/dev/null
 		kill -KILL "$p" 2>/dev/null
@@ -85,6 +86,14 @@ start_fixture() {
 	done
 	echo "Bail out! fixture $bin did not become ready: $(head -c 500 "$out")"
 	exit 1
+}
+
+# nobody_dir FILE...: a world-readable directory (in $NOBODY_DIR, removed at
+# exit) holding copies of FILEs, for running them as another user: the
+# checkout's own path may not be open to other users.
+nobody_dir() {
+	[ -n "${NOBODY_DIR:-}" ] || { NOBODY_DIR=$(mktemp -d /tmp/xprof-nobody.XXXXXX) && chmod 1777 "$NOBODY_DIR"; }
+	cp "$@" "$NOBODY_DIR"/
 }
 
 # thread_states PID: one state letter per thread of PID

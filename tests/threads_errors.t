@@ -59,7 +59,8 @@ wait "$gdbpid" 2>/dev/null
 # expect_fail runs "$XPROF" unquoted-split, so a wrapper can go in front.
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	xprof_saved=$XPROF
-	XPROF="setpriv --reuid=65534 --regid=65534 --clear-groups $xprof_saved"
+	nobody_dir "$XPROF"
+	XPROF="setpriv --reuid=65534 --regid=65534 --clear-groups $NOBODY_DIR/xprof"
 	expect_fail 2 "operation not permitted (pid $pid belongs to uid 0 and xprof runs as uid 65534; run as root or as that user)" \
 		"another user's process" -- threads -p "$pid"
 	XPROF="setpriv --bounding-set -sys_ptrace --inh-caps -sys_ptrace $xprof_saved"
