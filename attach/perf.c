@@ -42,8 +42,8 @@ struct xp_perf {
 	struct ring *rings;               /* one per CPU */
 	int *fds;                         /* every event */
 	size_t nfds, fds_alloc;
-	pid_t *tids;                      /* threads with events, sorted as opened */
-	size_t ntids, tids_alloc;
+	pid_t *tids;                      /* threads with events: sorted up to nsorted */
+	size_t ntids, tids_alloc, nsorted;
 	int kernel;
 	uint64_t lost;
 	uint8_t *wrapbuf;                 /* a record that wraps the ring, made whole */
@@ -120,11 +120,21 @@ static int map_ring(struct ring *r)
 	return 0;
 }
 
+static int tid_cmp(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The sorted part by binary search, the few added since by a scan. */
 static int has_tid(const struct xp_perf *p, pid_t tid)
 {
 	size_t i;
 
-	for (i = 0; i < p->ntids; i++)
+	if (bsearch(&tid, p->tids, p->nsorted, sizeof(*p->tids), tid_cmp))
+		return 1;
+	for (i = p->nsorted; i < p->ntids; i++)
 		if (p->tids[i] == tid)
 			return 1;
 	return 0;
@@ -215,6 +225,8 @@ static int scan_threads(struct xp_perf *p)
 		if (added == 0)
 			break;
 	}
+	qsort(p->tids, p->ntids, sizeof(*p->tids), tid_cmp);
+	p->nsorted = p->ntids;
 	p->last_scan_ns = mono_ns();
 	return 0;
 }

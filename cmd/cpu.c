@@ -125,7 +125,8 @@ static void usage(FILE *f)
 	      "  -h, --help          this help\n"
 	      "\n"
 	      "CPU mode uses perf_event_open (cpu-clock); when that is refused, xprof\n"
-	      "says so and samples with --wall instead.\n"
+	      "says so and samples with --wall instead.  A launched COMMAND is profiled\n"
+	      "in its own process: processes it starts are not included.\n"
 	      "\n"
 	      "Exit status: 0 written, 1 written but the target exited early or samples\n"
 	      "were lost, 2 failure, 64 bad usage.\n",
