@@ -85,9 +85,11 @@ demo: deps
 	$(MAKE) all fixtures
 	@bash tests/demo.sh
 
+# threads first; the CPU benchmark after, once the threads target is gone
 bench: deps
 	$(MAKE) all fixtures
 	bash bench/run.sh
+	bash bench/cpu.sh
 
 install: xprof
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
