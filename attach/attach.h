@@ -191,11 +191,25 @@ int xp_perf_open(const struct xp_perf_opts *o, struct xp_perf **out);
 int xp_perf_kernel(const struct xp_perf *p); /* kernel chains were granted */
 size_t xp_perf_nthreads(const struct xp_perf *p);
 
-typedef void (*xp_perf_cb)(const struct xp_perf_sample *s, void *arg);
-/* Waits up to timeout_ms for data, then hands every sample to cb.  Returns
- * the number of samples read, or -errno.  Also picks up threads that appeared
- * without inheriting an event (created by a thread we had not yet opened). */
-int xp_perf_read(struct xp_perf *p, int timeout_ms, xp_perf_cb cb, void *arg);
+/* An executable mapping the process made while sampled (PERF_RECORD_MMAP2):
+ * libraries loaded after the start, or all of them for a launched command. */
+struct xp_perf_mapping {
+	pid_t pid;
+	uint64_t addr, len, pgoff, inode;
+	uint32_t prot;
+	const char *filename;
+};
+
+struct xp_perf_handlers {
+	void (*sample)(const struct xp_perf_sample *s, void *arg);
+	void (*mapping)(const struct xp_perf_mapping *m, void *arg);
+};
+
+/* Waits up to timeout_ms for data, then hands every record to h, in order.
+ * Returns the number of samples read, or -errno.  Also picks up threads that
+ * appeared without inheriting an event (created by a thread we had not yet
+ * opened). */
+int xp_perf_read(struct xp_perf *p, int timeout_ms, const struct xp_perf_handlers *h, void *arg);
 /* Samples the kernel reported lost (ring buffer full). */
 uint64_t xp_perf_lost(const struct xp_perf *p);
 void xp_perf_close(struct xp_perf *p);

@@ -48,6 +48,7 @@ struct xp_perf {
 	uint64_t lost;
 	uint8_t *wrapbuf;                 /* a record that wraps the ring, made whole */
 	uint64_t kips[XP_PERF_KERNEL_FRAMES]; /* the current sample's kernel chain */
+	uint64_t *heads;                  /* per CPU: the data_head this read stops at */
 	int64_t last_scan_ns;
 };
 
@@ -83,6 +84,8 @@ static void fill_attr(const struct xp_perf *p, struct perf_event_attr *a, int ke
 	a->exclude_hv = 1;
 	a->sample_regs_user = XP_PERF_REGS_MASK;
 	a->sample_stack_user = (uint32_t)p->o.stack_bytes;
+	a->mmap = 1;  /* executable mappings, as PERF_RECORD_MMAP2 */
+	a->mmap2 = 1;
 	a->inherit = 1;
 	a->disabled = p->o.enable_on_exec;
 	a->enable_on_exec = p->o.enable_on_exec;
@@ -255,8 +258,9 @@ int xp_perf_open(const struct xp_perf_opts *o, struct xp_perf **out)
 	if (p->ncpus < 1 || p->ncpus > MAX_CPUS)
 		p->ncpus = p->ncpus < 1 ? 1 : MAX_CPUS;
 	p->rings = calloc((size_t)p->ncpus, sizeof(*p->rings));
+	p->heads = calloc((size_t)p->ncpus, sizeof(*p->heads));
 	p->wrapbuf = malloc(RECORD_MAX);
-	if (!p->rings || !p->wrapbuf) {
+	if (!p->rings || !p->heads || !p->wrapbuf) {
 		xp_perf_close(p);
 		return -ENOMEM;
 	}
@@ -307,6 +311,7 @@ void xp_perf_close(struct xp_perf *p)
 	free(p->fds);
 	free(p->tids);
 	free(p->rings);
+	free(p->heads);
 	free(p->wrapbuf);
 	free(p);
 }
@@ -377,9 +382,36 @@ static int parse_sample(struct xp_perf *p, const uint8_t *rec, size_t len,
 	return 0;
 }
 
-static int drain_ring(struct xp_perf *p, struct ring *r, xp_perf_cb cb, void *arg)
+/* PERF_RECORD_MMAP2: pid, tid, addr, len, pgoff, 24 bytes of device/inode
+ * or build id, prot, flags, then the NUL-terminated file name. */
+static int parse_mmap2(const uint8_t *rec, size_t len, struct xp_perf_mapping *m)
 {
-	uint64_t head = __atomic_load_n(&r->meta->data_head, __ATOMIC_ACQUIRE);
+	struct cursor c = { rec + sizeof(struct perf_event_header), rec + len };
+	uint32_t pidtid[2], prot, flags;
+	uint8_t ids[24];
+	size_t n;
+
+	if (take(&c, pidtid, 8) || take(&c, &m->addr, 8) || take(&c, &m->len, 8) ||
+	    take(&c, &m->pgoff, 8) || take(&c, ids, sizeof(ids)) || take(&c, &prot, 4) ||
+	    take(&c, &flags, 4))
+		return -1;
+	n = strnlen((const char *)c.p, (size_t)(c.end - c.p));
+	if (n == (size_t)(c.end - c.p))
+		return -1; /* not terminated within the record */
+	m->pid = (pid_t)pidtid[0];
+	m->prot = prot;
+	memcpy(&m->inode, ids + 8, 8); /* maj u32, min u32, ino u64, ino_generation u64 */
+	m->filename = (const char *)c.p;
+	return 0;
+}
+
+/* Walks the records of one ring between tail and head.  Mappings and
+ * samples go in two passes over every ring (xp_perf_read), because the
+ * rings are per CPU: a library's MMAP2 in one CPU's ring must be known
+ * before the samples in the other rings that run code in it. */
+static int walk_ring(struct xp_perf *p, struct ring *r, uint64_t head, int want_samples,
+		     const struct xp_perf_handlers *hd, void *arg)
+{
 	uint64_t tail = r->meta->data_tail;
 	int n = 0;
 
@@ -397,6 +429,11 @@ static int drain_ring(struct xp_perf *p, struct ring *r, xp_perf_cb cb, void *ar
 		}
 		if (h.size < sizeof(h) || h.size > head - tail)
 			break; /* malformed: drop the rest of this batch */
+		if (want_samples ? (h.type != PERF_RECORD_SAMPLE && h.type != PERF_RECORD_LOST)
+				 : h.type != PERF_RECORD_MMAP2) {
+			tail += h.size;
+			continue;
+		}
 		if (off + h.size <= r->size) {
 			rec = r->data + off;
 		} else {
@@ -408,23 +445,27 @@ static int drain_ring(struct xp_perf *p, struct ring *r, xp_perf_cb cb, void *ar
 		if (h.type == PERF_RECORD_SAMPLE) {
 			struct xp_perf_sample s;
 			if (parse_sample(p, rec, h.size, &s) == 0 && s.pid == p->o.pid) {
-				cb(&s, arg);
+				hd->sample(&s, arg);
 				n++;
 			}
-		} else if (h.type == PERF_RECORD_LOST && h.size >= sizeof(h) + 16) {
+		} else if (h.type == PERF_RECORD_MMAP2) {
+			struct xp_perf_mapping m;
+			if (parse_mmap2(rec, h.size, &m) == 0 && m.pid == p->o.pid && hd->mapping)
+				hd->mapping(&m, arg);
+		} else if (h.size >= sizeof(h) + 16) { /* PERF_RECORD_LOST: id, lost */
 			uint64_t lost;
 			memcpy(&lost, rec + sizeof(h) + 8, 8);
 			p->lost += lost;
 		}
 		tail += h.size;
 	}
-	__atomic_store_n(&r->meta->data_tail, head, __ATOMIC_RELEASE);
 	return n;
 }
 
-int xp_perf_read(struct xp_perf *p, int timeout_ms, xp_perf_cb cb, void *arg)
+int xp_perf_read(struct xp_perf *p, int timeout_ms, const struct xp_perf_handlers *h, void *arg)
 {
 	struct pollfd pfd[MAX_CPUS];
+	uint64_t head = 0;
 	int cpu, n = 0, np = 0;
 
 	for (cpu = 0; cpu < p->ncpus; cpu++) {
@@ -436,9 +477,17 @@ int xp_perf_read(struct xp_perf *p, int timeout_ms, xp_perf_cb cb, void *arg)
 	}
 	if (timeout_ms > 0 && poll(pfd, (nfds_t)np, timeout_ms) < 0 && errno != EINTR)
 		return -errno;
+	for (cpu = 0; cpu < p->ncpus; p->heads[cpu] = head, cpu++)
+		head = p->rings[cpu].meta ? __atomic_load_n(&p->rings[cpu].meta->data_head, __ATOMIC_ACQUIRE) : 0;
 	for (cpu = 0; cpu < p->ncpus; cpu++)
 		if (p->rings[cpu].meta)
-			n += drain_ring(p, &p->rings[cpu], cb, arg);
+			walk_ring(p, &p->rings[cpu], p->heads[cpu], 0, h, arg);
+	for (cpu = 0; cpu < p->ncpus; cpu++) {
+		if (!p->rings[cpu].meta)
+			continue;
+		n += walk_ring(p, &p->rings[cpu], p->heads[cpu], 1, h, arg);
+		__atomic_store_n(&p->rings[cpu].meta->data_tail, p->heads[cpu], __ATOMIC_RELEASE);
+	}
 	/* a thread created by one that had no event yet has none: look for
 	 * such threads every 100 ms */
 	if (!p->o.enable_on_exec && mono_ns() - p->last_scan_ns > 100000000) {

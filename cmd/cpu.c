@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,7 +86,7 @@ struct cpu_run {
 	uint64_t samples, complete, no_user, dropped;
 	int64_t start_ns, start_real_ns, end_ns;
 	int kernel;
-	int space_failed;
+	int maps_dirty;   /* a mapping came in: rebuild the space before unwinding */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -368,23 +369,78 @@ static const char *thread_name(struct cpu_run *r, pid_t tid)
 
 /* ---- the address space -------------------------------------------------- */
 
-/* Built from /proc/PID/maps; for a launched command at its first sample,
- * once it has exec'd. */
+/* (Re)builds the modules and the unwinder from r->maps. */
+static int build_space(struct cpu_run *r)
+{
+	int err;
+
+	xp_unwinder_free(r->unwinder);
+	r->unwinder = NULL;
+	xp_space_close(r->space);
+	r->space = NULL;
+	r->maps_dirty = 0;
+	err = xp_space_open(r->pid, &r->maps, r->live, r->launched ? XP_SPACE_OWN_NAMESPACE : 0, &r->space);
+	if (err == 0)
+		err = xp_unwinder_new(r->space, &r->unwinder);
+	return err;
+}
+
+/* The modules as /proc/PID/maps lists them now: at the start of an
+ * attached run, right after a launched command's exec. */
 static int open_space(struct cpu_run *r)
 {
 	int err;
 
-	if (r->space || r->space_failed)
-		return r->space ? 0 : -ESRCH;
-	r->space_failed = 1;
+	if (r->space)
+		return 0;
+	xp_maps_free(&r->maps);
 	if ((err = xp_maps_read(r->pid, &r->maps)) < 0)
 		return err;
-	if ((err = xp_space_open(r->pid, &r->maps, r->live, &r->space)) < 0)
-		return err;
-	if ((err = xp_unwinder_new(r->space, &r->unwinder)) < 0)
-		return err;
-	r->space_failed = 0;
-	return 0;
+	return build_space(r);
+}
+
+/* A mapping reported while sampling (PERF_RECORD_MMAP2): it replaces what
+ * it overlaps; the space is rebuilt before the next unwind. */
+static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
+{
+	struct cpu_run *r = arg;
+	struct xp_map *v, nm;
+	size_t i, k = 0;
+
+	if (!(m->prot & PROT_EXEC) || m->len == 0 || m->addr + m->len < m->addr ||
+	    (m->filename[0] != '/' && strcmp(m->filename, "[vdso]") != 0))
+		return;
+	memset(&nm, 0, sizeof(nm));
+	nm.start = m->addr;
+	nm.end = m->addr + m->len;
+	nm.offset = m->pgoff;
+	nm.inode = m->inode;
+	memcpy(nm.perms, "r-xp", 5);
+	nm.path = strdup(m->filename);
+	v = malloc((r->maps.n + 1) * sizeof(*v));
+	if (!nm.path || !v) {
+		free(nm.path);
+		free(v);
+		return;
+	}
+	for (i = 0; i < r->maps.n; i++) {
+		struct xp_map *o = &r->maps.v[i];
+		if (o->start < nm.end && nm.start < o->end) {
+			free(o->path); /* replaced */
+			continue;
+		}
+		if (nm.path && o->start >= nm.end) {
+			v[k++] = nm;
+			nm.path = NULL;
+		}
+		v[k++] = *o;
+	}
+	if (nm.path)
+		v[k++] = nm;
+	free(r->maps.v);
+	r->maps.v = v;
+	r->maps.n = k;
+	r->maps_dirty = 1;
 }
 
 /* ---- one sample --------------------------------------------------------- */
@@ -402,7 +458,9 @@ static void add_sample(struct cpu_run *r, pid_t tid, char state, const uint64_t 
 		pc[n] = kips[i];
 		flag[n] = F_KERNEL | (i > 0 ? F_CALL : 0);
 	}
-	if (regs && mem && open_space(r) == 0) {
+	if (r->maps_dirty)
+		build_space(r);
+	if (regs && mem && r->unwinder) {
 		xp_unwind(r->unwinder, regs, mem, r->stack);
 		for (i = 0; i < r->stack->n && n < FRAMES_MAX; i++, n++) {
 			pc[n] = r->stack->pc[i];
@@ -490,6 +548,11 @@ static void progress(struct cpu_run *r, int64_t now, int final)
 			(now - r->start_ns) / 1e9, r->samples, r->nnames);
 }
 
+static const struct xp_perf_handlers perf_handlers = {
+	.sample = on_perf_sample,
+	.mapping = on_perf_mapping,
+};
+
 static int run_perf(struct cpu_run *r, struct xp_perf *perf)
 {
 	int64_t deadline = r->start_ns + r->o.duration_ns, now;
@@ -497,7 +560,7 @@ static int run_perf(struct cpu_run *r, struct xp_perf *perf)
 
 	while (!stop_requested && (now = xp_now_ns()) < deadline) {
 		int64_t left_ms = (deadline - now) / 1000000;
-		n = xp_perf_read(perf, left_ms < 100 ? (int)left_ms + 1 : 100, on_perf_sample, r);
+		n = xp_perf_read(perf, left_ms < 100 ? (int)left_ms + 1 : 100, &perf_handlers, r);
 		if (n < 0)
 			return n;
 		progress(r, xp_now_ns(), 0);
@@ -505,7 +568,7 @@ static int run_perf(struct cpu_run *r, struct xp_perf *perf)
 			break;
 	}
 	/* what is still in the buffers */
-	n = xp_perf_read(perf, 0, on_perf_sample, r);
+	n = xp_perf_read(perf, 0, &perf_handlers, r);
 	return n < 0 ? n : 0;
 }
 
@@ -921,8 +984,6 @@ int cmd_cpu(int argc, char **argv)
 				*c = '_';
 	}
 	path = r.o.out ? r.o.out : defpath;
-	if (r.kernel)
-		r.kallsyms = xp_kallsyms_load();
 
 	r.start_ns = xp_now_ns();
 	{
@@ -930,8 +991,10 @@ int cmd_cpu(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		r.start_real_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	}
-	if (!r.launched && !r.o.wall) {
-		/* attach mode: know the modules before the first sample */
+	if (!r.o.wall) {
+		/* know the modules before the first sample: an attached process's
+		 * now, a launched command's as its exec left them (its libraries
+		 * arrive as PERF_RECORD_MMAP2) */
 		if ((err = open_space(&r)) < 0) {
 			xp_msg("cannot read the memory map of pid %d: %s", (int)r.pid, strerror(-err));
 			xp_perf_close(perf);
@@ -960,6 +1023,11 @@ int cmd_cpu(int argc, char **argv)
 		return XP_EXIT_FATAL;
 	}
 
+	/* only now: reading kallsyms takes ~100 ms of CPU the target would feel */
+	if (r.kernel)
+		r.kallsyms = xp_kallsyms_load();
+	if (r.maps_dirty)
+		build_space(&r);
 	err = r.o.format == FORMAT_PPROF ? write_pprof(&r, path) : write_flame(&r, path);
 	if (err < 0) {
 		xp_msg("cannot write %s: %s", path, strerror(-err));

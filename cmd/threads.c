@@ -418,7 +418,7 @@ static int unwind_all(struct dump *dp)
 	mem = xp_mem_snapshot(dp->snap.regions, dp->snap.nregions, dp->live);
 	if (!mem)
 		goto out;
-	err = xp_space_open(dp->pid, &dp->snap.maps, dp->live, &dp->space);
+	err = xp_space_open(dp->pid, &dp->snap.maps, dp->live, 0, &dp->space);
 	if (err < 0)
 		goto out;
 	err = xp_unwinder_new(dp->space, &u);

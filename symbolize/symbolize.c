@@ -50,6 +50,7 @@ struct symcache_entry {
 
 struct xp_space {
 	pid_t pid;
+	int flags;
 	Dwfl *dwfl;
 	Dwfl_Callbacks callbacks;
 	char *debuginfo_path;
@@ -119,6 +120,11 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwar
 	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)mi->space->pid, mi->path);
 	if (fd < 0)
 		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && (mi->space->flags & XP_SPACE_OWN_NAMESPACE)) {
+		/* a launched command that has exited: its paths are ours */
+		snprintf(path, sizeof(path), "%s", mi->path);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return -1;
 	*elfp = elf_begin(fd, ELF_C_READ_MMAP, NULL);
@@ -230,7 +236,11 @@ static int report_modules(struct xp_space *s, const struct xp_maps *maps)
 		mi->first_start = first->start;
 		mi->first_end = first->end;
 		mi->is_vdso = vdso;
-		mod = dwfl_report_module(s->dwfl, first->path, first->start, end);
+		/* the file's load base: its first mapping less that mapping's
+		 * offset (a group may start at the text mapping, as PERF_RECORD_MMAP2
+		 * reports only executable ones) */
+		mod = dwfl_report_module(s->dwfl, first->path,
+					 first->start >= first->offset ? first->start - first->offset : first->start, end);
 		if (!mod)
 			continue;
 		s->nmods++;
@@ -266,7 +276,8 @@ static int report_modules(struct xp_space *s, const struct xp_maps *maps)
 	return 0;
 }
 
-int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, struct xp_space **out)
+int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, int flags,
+		  struct xp_space **out)
 {
 	struct xp_space *s = calloc(1, sizeof(*s));
 	int err;
@@ -275,6 +286,7 @@ int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, str
 	if (!s)
 		return -ENOMEM;
 	s->pid = pid;
+	s->flags = flags;
 	s->mem = mem;
 	if (asprintf(&s->debuginfo_path, ":.debug:/usr/lib/debug:/proc/%d/root/usr/lib/debug", (int)pid) < 0) {
 		free(s);

@@ -43,9 +43,14 @@ struct xp_sym {
 	size_t nframes;
 };
 
-/* Reports a module for every file-backed executable mapping of maps.  mem
- * reads the vdso.  -errno on failure. */
-int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, struct xp_space **out);
+/* The target shares xprof's mount namespace (a command xprof launched): once
+ * /proc/PID is gone, its files may be opened by their paths. */
+#define XP_SPACE_OWN_NAMESPACE 1
+
+/* Reports a module for every file-backed executable mapping of maps and
+ * opens its file.  mem reads the vdso.  -errno on failure. */
+int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, int flags,
+		  struct xp_space **out);
 void xp_space_close(struct xp_space *s);
 Dwfl *xp_space_dwfl(struct xp_space *s);
 pid_t xp_space_pid(const struct xp_space *s);

@@ -92,6 +92,15 @@ grep -q 'exited with status 3' "$TMP/err"
 ok $? "the command's exit status is reported"
 pprof_check "$TMP/launch.pb.gz"
 ok $? "and its profile is valid"
+# a short command: its libraries are mapped after the exec (PERF_RECORD_MMAP2,
+# in whichever CPU's ring) and it is gone before xprof symbolizes
+short_ok=0
+for i in 1 2 3; do
+	"$XPROF" cpu -F 499 --format folded -o "$TMP/short.folded" -- "$FIX/cpuwork" 100000000 2 >/dev/null 2>"$TMP/err"
+	grep -q '100.0% with a complete stack' "$TMP/err" && grep -q '^__clone3;start_thread;worker;work;stage_' "$TMP/short.folded" &&
+		short_ok=$((short_ok + 1))
+done
+is "$short_ok" 3 "a short launched command (0.1 s): complete, symbolized stacks in 3 of 3 runs" || diag "$(cat "$TMP/err")"
 "$XPROF" cpu -o "$TMP/nope.pb.gz" -- /nonexistent/program 2>"$TMP/err"
 rc=$?
 [ "$rc" = 2 ] && grep -q 'cannot run /nonexistent/program: No such file or directory' "$TMP/err" && [ ! -e "$TMP/nope.pb.gz" ]

@@ -99,7 +99,7 @@ int main(void)
 	mem = xp_mem_local();
 	ok(mem != NULL, "local memory reader");
 	ok(xp_maps_read(getpid(), &maps) == 0 && maps.n > 0, "our own maps");
-	ok(xp_space_open(getpid(), &maps, mem, &space) == 0, "address space of our own process");
+	ok(xp_space_open(getpid(), &maps, mem, XP_SPACE_OWN_NAMESPACE, &space) == 0, "address space of our own process");
 	ok(xp_unwinder_new(space, &unwinder) == 0, "unwinder");
 
 	level_one();
