@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/cpu.sh — xprof cpu against perf record (--call-graph dwarf and -g) on
 # one CPU-bound target; writes the "cpu" section of docs/benchmarks.md and
-# prints the table.  Run by bench/run.sh (so by `make bench`) from the
+# prints the table.  Run by `make bench` after bench/run.sh, from the
 # repository root after `make all fixtures`; running it directly works too.
 #
 #   BENCH_CPU_ROUNDS=N       timed rounds per frequency (default 5)
