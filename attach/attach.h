@@ -146,13 +146,22 @@ struct xp_snapshot {
 	int process_was_stopped;       /* it was SIGSTOPped when we came */
 	struct xp_region *regions;     /* the stack copies, for xp_mem_snapshot */
 	size_t nregions;
+	int hold_err;                  /* what xp_snapshot_take_with's fn returned */
 };
+
+struct xp_snapshot;
+/* Called while every thread is stopped; returns 0 or -errno (kept in
+ * hold_err).  Threads that did not stop have stopped == 0. */
+typedef int (*xp_while_stopped)(struct xp_snapshot *s, void *arg);
 
 /* Stops every thread of pid together (PTRACE_SEIZE + PTRACE_INTERRUPT,
  * re-reading the task list until stable), copies registers and the live part
  * of each stack, and lets them all go.  A process found in group-stop is
  * left stopped.  0, or -errno (-EPERM, -ESRCH). */
 int xp_snapshot_take(pid_t pid, struct xp_snapshot *s);
+/* The same, calling fn(s, arg) before letting the threads go: for reads
+ * that must see the process at the same instant (a heap walk). */
+int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void *arg);
 void xp_snapshot_free(struct xp_snapshot *s);
 
 /* ---- perf_event_open sampling -------------------------------------- */

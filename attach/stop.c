@@ -422,6 +422,11 @@ static void block_fatal_signals(sigset_t *old)
 
 int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 {
+	return xp_snapshot_take_with(pid, s, NULL, NULL);
+}
+
+int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void *arg)
+{
 	struct table tb = { 0 };
 	struct held h = { 0 };
 	sigset_t oldmask;
@@ -479,6 +484,16 @@ int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 	if (interrupted)
 		wait_for_stops(&tb, &h, err == 0 ? &cc : NULL);
 	s->all_stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
+
+	if (fn && err == 0) {
+		/* the caller's reads, with every thread still stopped; the
+		 * threads are seen as the table holds them (skip !stopped) */
+		s->threads = tb.t;
+		s->nthreads = tb.n;
+		s->hold_err = fn(s, arg);
+		s->threads = NULL;
+		s->nthreads = 0;
+	}
 
 	/* Every thread has stopped (or missed the deadline): one instant. */
 	for (i = 0; i < tb.n; i++)

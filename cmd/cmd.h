@@ -46,5 +46,6 @@ int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint6
 
 int cmd_threads(int argc, char **argv);
 int cmd_cpu(int argc, char **argv);
+int cmd_heap(int argc, char **argv);
 
 #endif

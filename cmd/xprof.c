@@ -14,6 +14,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "cpu", cmd_cpu, "where CPU time goes: sampled stacks (or --wall: every thread)" },
+	{ "heap", cmd_heap, "what glibc malloc's heap holds now: types, holders, leaks" },
 	{ "threads", cmd_threads, "every thread's stack, now (Go-dump style text or pprof)" },
 };
 

@@ -646,3 +646,54 @@ const struct xp_sym *xp_symbolize(struct xp_space *s, uint64_t pc, int is_call)
 	s->cache_used++;
 	return &e->sym;
 }
+
+/* ---- data symbols -------------------------------------------------------- */
+
+int xp_space_lookup(struct xp_space *s, const char *file, const char *name, uint64_t *value,
+		    int *is_tls, uint64_t *base)
+{
+	size_t i, flen = strlen(file);
+
+	for (i = 0; i < s->nmods; i++) {
+		struct modinfo *mi = &s->mods[i];
+		const char *slash = strrchr(mi->path, '/');
+		const char *bn = slash ? slash + 1 : mi->path;
+		Dwarf_Addr low;
+		int n, k;
+
+		if (strncmp(bn, file, flen) != 0)
+			continue;
+		n = dwfl_module_getsymtab(mi->mod);
+		for (k = 1; k < n; k++) {
+			GElf_Sym sym;
+			GElf_Addr addr;
+			GElf_Word shndx;
+			Elf *elf;
+			Dwarf_Addr bias;
+			const char *nm = dwfl_module_getsym_info(mi->mod, k, &sym, &addr, &shndx, &elf, &bias);
+			if (!nm || strcmp(nm, name) != 0)
+				continue;
+			*is_tls = GELF_ST_TYPE(sym.st_info) == STT_TLS;
+			*value = *is_tls ? sym.st_value : addr;
+			dwfl_module_info(mi->mod, NULL, &low, NULL, NULL, NULL, NULL, NULL);
+			*base = low;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+const char *xp_space_data_symbol(struct xp_space *s, uint64_t addr, uint64_t *offset)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(s->dwfl, addr);
+	GElf_Off off = 0;
+	GElf_Sym sym;
+	const char *name;
+
+	if (!mod)
+		return NULL;
+	name = dwfl_module_addrinfo(mod, addr, &off, &sym, NULL, NULL, NULL);
+	if (name)
+		*offset = off;
+	return name;
+}

@@ -60,6 +60,16 @@ pid_t xp_space_pid(const struct xp_space *s);
  * frames get "??"), but may return NULL on allocation failure. */
 const struct xp_sym *xp_symbolize(struct xp_space *s, uint64_t pc, int is_call);
 
+/* The symbol NAME of the module whose file name starts with FILE ("libc.so."):
+ * its run-time address, or for a TLS symbol its offset in the module's TLS
+ * block (*is_tls set); *base is the module's load base.  0 or -ENOENT. */
+int xp_space_lookup(struct xp_space *s, const char *file, const char *name, uint64_t *value,
+		    int *is_tls, uint64_t *base);
+
+/* The symbol (raw, as in the symbol table) covering a data address, such as
+ * a global variable or a vtable, with addr's offset into it; or NULL. */
+const char *xp_space_data_symbol(struct xp_space *s, uint64_t addr, uint64_t *offset);
+
 /* The module mapping that holds pc, or NULL. */
 const struct xp_module *xp_space_module(struct xp_space *s, uint64_t pc);
 

@@ -105,6 +105,8 @@ static int frame_cb(Dwfl_Frame *frame, void *arg)
 		return DWARF_CB_ABORT;
 	}
 	out->is_call[out->n] = !activation;
+	if (dwfl_frame_reg(frame, 7, &out->sp[out->n]) != 0) /* DWARF 7: rsp */
+		out->sp[out->n] = 0;
 	out->pc[out->n++] = pc;
 	return DWARF_CB_OK;
 }

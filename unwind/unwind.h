@@ -23,6 +23,7 @@ struct xp_stack {
 	/* 1 when pc is a return address (look up pc - 1); 0 for the current pc
 	 * of the innermost frame and of a frame a signal interrupted */
 	unsigned char is_call[XP_MAX_FRAMES];
+	uint64_t sp[XP_MAX_FRAMES];     /* the stack pointer in each frame (0: unknown) */
 	size_t n;
 	int complete;   /* the unwinder reached the outermost frame */
 	int capped;     /* stopped at XP_MAX_FRAMES */

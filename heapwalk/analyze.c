@@ -1,0 +1,321 @@
+/* What the heap's blocks are and what holds them, from the copies a walk
+ * made: a block whose first word points into a vtable (_ZTV...) is of that
+ * class; a block is reachable when some aligned word in a root (a global,
+ * a thread's stack or registers) or in a reachable block points into it
+ * (conservatively: interior pointers count); the first path found is its
+ * story.  Blocks nothing reaches are leaks: [unreachable].
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heapwalk/heapwalk.h"
+#include "unwind/unwind.h"
+
+static int64_t find_block(const struct xp_heap *h, uint64_t p)
+{
+	size_t lo = 0, hi = h->nblocks;
+
+	if (!h->nblocks || p < h->blocks[0].addr)
+		return -1;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (h->blocks[mid].addr <= p)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return p - h->blocks[lo].addr < h->blocks[lo].size ? (int64_t)lo : -1;
+}
+
+/* Each block's bytes in the copies, found by one merge of two sorted lists. */
+static int copy_cmp(const void *a, const void *b)
+{
+	const struct xp_heap_copy *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+static const uint8_t **block_data(struct xp_heap *h)
+{
+	const uint8_t **d = calloc(h->nblocks ? h->nblocks : 1, sizeof(*d));
+	size_t b, c = 0;
+
+	if (!d)
+		return NULL;
+	qsort(h->copies, h->ncopies, sizeof(*h->copies), copy_cmp);
+	for (b = 0; b < h->nblocks; b++) {
+		const struct xp_block *bl = &h->blocks[b];
+		while (c < h->ncopies && h->copies[c].addr + h->copies[c].len <= bl->addr)
+			c++;
+		if (c < h->ncopies && bl->addr >= h->copies[c].addr &&
+		    bl->size <= h->copies[c].len - (bl->addr - h->copies[c].addr))
+			d[b] = h->copies[c].data + (bl->addr - h->copies[c].addr);
+	}
+	return d;
+}
+
+static int32_t add_root(struct xp_heap *h, const char *prefix, const char *name)
+{
+	char *full;
+	size_t i;
+
+	for (i = 0; i < h->nroots; i++)
+		if (strncmp(h->roots[i].name, prefix, strlen(prefix)) == 0 &&
+		    strcmp(h->roots[i].name + strlen(prefix), name) == 0)
+			return (int32_t)i;
+	if (h->nroots == h->roots_alloc) {
+		size_t na = h->roots_alloc ? h->roots_alloc * 2 : 64;
+		struct xp_heap_root *v = realloc(h->roots, na * sizeof(*v));
+		if (!v)
+			return -1;
+		h->roots = v;
+		h->roots_alloc = na;
+	}
+	if (asprintf(&full, "%s%s", prefix, name) < 0)
+		return -1;
+	h->roots[h->nroots].name = full;
+	return (int32_t)h->nroots++;
+}
+
+struct queue {
+	int64_t *v;
+	size_t head, tail;
+};
+
+/* Marks the block a word points into as reached from (parent, root). */
+static void reach(struct xp_heap *h, struct queue *q, uint64_t word, int64_t parent, int32_t root)
+{
+	int64_t b = find_block(h, word);
+
+	if (b < 0 || h->blocks[b].parent != -2)
+		return;
+	h->blocks[b].parent = parent;
+	h->blocks[b].root = root;
+	q->v[q->tail++] = b;
+}
+
+static char *demangled_or_copy(const char *raw)
+{
+	char *d = xp_demangle(raw);
+	return d ? d : strdup(raw);
+}
+
+/* A global's name for the slot at addr: its symbol, else module+offset. */
+static int32_t global_root(struct xp_heap *h, uint64_t slot)
+{
+	uint64_t off;
+	const char *sym = xp_space_data_symbol(h->space, slot, &off);
+	char buf[64];
+	char *name;
+	int32_t r;
+
+	if (!sym) {
+		snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)slot);
+		return add_root(h, "[global] ", buf);
+	}
+	name = demangled_or_copy(sym);
+	r = name ? add_root(h, "[global] ", name) : -1;
+	free(name);
+	return r;
+}
+
+static int32_t frame_root(struct xp_heap *h, uint64_t pc, int is_call)
+{
+	const struct xp_sym *s = xp_symbolize(h->space, pc, is_call);
+	const char *fn = s && s->nframes ? s->frames[s->nframes - 1].function : "??";
+
+	return add_root(h, "[stack] ", fn);
+}
+
+/* The stacks and registers of the stopped threads: each slot named after
+ * the frame that owns it. */
+static void scan_threads(struct xp_heap *h, const struct xp_snapshot *s, struct queue *q)
+{
+	struct xp_unwinder *u = NULL;
+	struct xp_stack *st = malloc(sizeof(*st));
+	struct xp_mem *mem = xp_mem_snapshot(s->regions, s->nregions, NULL);
+	size_t t, f;
+
+	if (!st || !mem || xp_unwinder_new(h->space, &u) < 0)
+		goto out;
+	for (t = 0; t < s->nthreads; t++) {
+		const struct xp_thread *th = &s->threads[t];
+		const uint64_t *regs = (const uint64_t *)&th->regs;
+		uint64_t a;
+		int32_t leaf;
+
+		if (!th->stopped || !th->stack)
+			continue;
+		xp_unwind(u, &th->regs, mem, st);
+		if (st->n == 0)
+			continue;
+		leaf = frame_root(h, st->pc[0], 0);
+		for (f = 0; f < sizeof(th->regs) / 8; f++)
+			reach(h, q, regs[f], -1, leaf);
+		for (a = th->stack_addr & ~7ULL; a + 8 <= th->stack_addr + th->stack_len; a += 8) {
+			uint64_t word;
+			int32_t root;
+			if (a < th->stack_addr)
+				continue;
+			memcpy(&word, th->stack + (a - th->stack_addr), 8);
+			if (find_block(h, word) < 0 || h->blocks[find_block(h, word)].parent != -2)
+				continue;
+			/* the frame whose part of the stack holds the slot */
+			for (f = 0; f + 1 < st->n && st->sp[f + 1] && st->sp[f + 1] <= a; f++)
+				;
+			root = f == 0 ? leaf : frame_root(h, st->pc[f], st->is_call[f]);
+			reach(h, q, word, -1, root);
+		}
+	}
+out:
+	xp_unwinder_free(u);
+	xp_mem_close(mem);
+	free(st);
+}
+
+struct type_cache {
+	uint64_t vptr;
+	const char *type;
+};
+
+/* The class of an object whose first word points into "vtable for X". */
+static const char *vtable_type(struct xp_heap *h, uint64_t vptr, struct type_cache *cache, size_t ncache)
+{
+	struct type_cache *e = &cache[(vptr >> 3) % ncache];
+	uint64_t off;
+	const char *sym;
+	char *d;
+
+	if (e->vptr == vptr)
+		return e->type;
+	e->vptr = vptr;
+	e->type = NULL;
+	sym = xp_space_data_symbol(h->space, vptr, &off);
+	if (!sym || strncmp(sym, "_ZTV", 4) != 0)
+		return NULL;
+	d = xp_demangle(sym);
+	if (d && strncmp(d, "vtable for ", 11) == 0) {
+		/* kept for the life of the heap: a root entry owns it */
+		int32_t r = add_root(h, "", d + 11);
+		e->type = r >= 0 ? h->roots[r].name : NULL;
+	}
+	free(d);
+	return e->type;
+}
+
+int xp_heap_analyze(struct xp_heap *h, const struct xp_snapshot *s)
+{
+	const uint8_t **data = block_data(h);
+	struct queue q = { 0 };
+	struct type_cache *cache = calloc(4096, sizeof(*cache));
+	size_t i, b;
+
+	q.v = malloc((h->nblocks ? h->nblocks : 1) * sizeof(*q.v));
+	if (!data || !q.v || !cache) {
+		free(data);
+		free(q.v);
+		free(cache);
+		return -ENOMEM;
+	}
+	/* types first; their names are interned in h->roots beside the roots
+	 * (as heap strings, so pointers to them survive the array growing) */
+	for (b = 0; b < h->nblocks; b++) {
+		uint64_t vptr;
+		if (!data[b] || h->blocks[b].size < 8)
+			continue;
+		memcpy(&vptr, data[b], 8);
+		if (vptr & 7)
+			continue;
+		h->blocks[b].type = vtable_type(h, vptr, cache, 4096);
+	}
+	/* roots: globals, then the threads */
+	for (i = 0; i < h->ncopies; i++) {
+		const struct xp_heap_copy *c = &h->copies[i];
+		uint64_t a;
+		if (c->kind != XP_COPY_GLOBAL)
+			continue;
+		for (a = 0; a + 8 <= c->len; a += 8) {
+			uint64_t word, at = c->addr + a;
+			int64_t blk;
+			if ((at >= h->skip[0][0] && at < h->skip[0][1]) || (at >= h->skip[1][0] && at < h->skip[1][1]))
+				continue;
+			memcpy(&word, c->data + a, 8);
+			blk = find_block(h, word);
+			if (blk >= 0 && h->blocks[blk].parent == -2)
+				reach(h, &q, word, -1, global_root(h, c->addr + a));
+		}
+	}
+	scan_threads(h, s, &q);
+	/* then everything reachable, breadth first: the shortest stories */
+	while (q.head < q.tail) {
+		int64_t cur = q.v[q.head++];
+		const uint8_t *d = data[cur];
+		uint64_t off;
+		if (!d)
+			continue;
+		for (off = 0; off + 8 <= h->blocks[cur].size; off += 8) {
+			uint64_t word;
+			memcpy(&word, d + off, 8);
+			reach(h, &q, word, cur, h->blocks[cur].root);
+		}
+	}
+	for (b = 0; b < h->nblocks; b++) {
+		if (h->blocks[b].parent == -2) {
+			h->unreachable_blocks++;
+			h->unreachable_bytes += h->blocks[b].size;
+		}
+	}
+	free(cache);
+	free(q.v);
+	free(data);
+	return 0;
+}
+
+static const char *block_name(const struct xp_heap *h, size_t b, char *buf)
+{
+	if (h->blocks[b].type)
+		return h->blocks[b].type;
+	snprintf(buf, 48, "[malloc %llu]", (unsigned long long)h->blocks[b].size);
+	return buf;
+}
+
+size_t xp_heap_story(const struct xp_heap *h, size_t block, const char **names, char (*buf)[48])
+{
+	size_t n = 0;
+	int64_t cur = (int64_t)block;
+	const char *last = NULL;
+
+	while (n < XP_HEAP_PATH_MAX - 1) {
+		const char *name = block_name(h, (size_t)cur, buf[n]);
+		if (!last || strcmp(name, last) != 0) /* a list of one type: once */
+			names[n++] = last = name;
+		if (h->blocks[cur].parent < 0)
+			break;
+		cur = h->blocks[cur].parent;
+	}
+	if (h->blocks[cur].parent >= 0)
+		names[n - 1] = "..."; /* the story is longer than we keep */
+	/* every reached block carries its root */
+	if (h->blocks[block].parent != -2 && h->blocks[block].root >= 0)
+		names[n++] = h->roots[h->blocks[block].root].name;
+	else
+		names[n++] = "[unreachable]";
+	return n;
+}
+
+void xp_heap_free(struct xp_heap *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->ncopies; i++)
+		free(h->copies[i].data);
+	for (i = 0; i < h->nroots; i++)
+		free(h->roots[i].name);
+	free(h->copies);
+	free(h->roots);
+	free(h->blocks);
+	free(h->regs);
+}

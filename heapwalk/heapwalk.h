@@ -1,0 +1,107 @@
+/* heapwalk/ — the blocks a process's heap holds right now, without
+ * allocator hooks: glibc malloc's arenas walked from outside, each in-use
+ * block typed (C++ vtable, else a size class) and traced back to what holds
+ * it, down to a root (a global, a stack) or to nothing: a leak.
+ *
+ * Everything here reads copies made while the process was stopped; data
+ * from the target is checked (every pointer against the regions, every
+ * walk bounded).  Library code: 0 or -errno, no printing.
+ */
+#ifndef XPROF_HEAPWALK_HEAPWALK_H
+#define XPROF_HEAPWALK_HEAPWALK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "attach/attach.h"
+#include "symbolize/symbolize.h"
+
+#define XP_HEAP_MAX_CHUNKS 50000000ULL   /* per walk: a heap this big is refused */
+#define XP_HEAP_MAX_COPY (8ULL << 30)     /* bytes copied from the target in one walk */
+#define XP_HEAP_MAX_ARENAS 4096
+#define XP_HEAP_MAX_LIST 100000           /* entries of one free list */
+#define XP_HEAP_PATH_MAX 8                /* frames of a block's story */
+
+#define XP_BLOCK_ARENA_MMAP 0xffffffffu
+
+struct xp_block {
+	uint64_t addr;       /* the user pointer (chunk + 16) */
+	uint64_t size;       /* usable size, as malloc_usable_size reports */
+	uint32_t arena;      /* 0 main, 1.. thread arenas, XP_BLOCK_ARENA_MMAP */
+	int64_t parent;      /* block that first reached it; -1 a root; -2 unreachable */
+	int32_t root;        /* the root, when parent == -1 */
+	const char *type;    /* demangled class from the vtable, or NULL */
+};
+
+/* A root: where a pointer into the heap was found outside it. */
+struct xp_heap_root {
+	char *name; /* "[global] NAME", "[stack] FUNCTION" */
+};
+
+/* A copy of a range of target memory. */
+struct xp_heap_copy {
+	uint64_t addr;
+	size_t len;
+	uint8_t *data;
+	int kind; /* COPY_HEAP, COPY_GLOBAL, COPY_STACK */
+	pid_t tid;            /* COPY_STACK: the thread */
+};
+
+enum { XP_COPY_HEAP, XP_COPY_GLOBAL, XP_COPY_STACK };
+
+struct xp_heap {
+	pid_t pid;
+	struct xp_block *blocks;  /* sorted by addr */
+	size_t nblocks;
+	struct xp_heap_copy *copies;
+	size_t ncopies, copies_alloc;
+	struct xp_heap_root *roots;
+	size_t nroots, roots_alloc;
+	/* totals */
+	size_t narenas;
+	uint64_t inuse_bytes, free_bytes, free_chunks, mmapped_chunks;
+	uint64_t unreachable_blocks, unreachable_bytes;
+	uint64_t copied_bytes;
+	uint64_t libc_internal_bytes; /* the tcache structs: malloc's own, left out */
+	/* a problem met while walking: the walk stopped there (partial) */
+	char problem[256];
+	/* registers of the stopped threads, for roots */
+	struct xp_heap_regs {
+		pid_t tid;
+		uint64_t words[17];
+	} *regs;
+	size_t nregs;
+	struct xp_space *space;
+	/* malloc's own state in libc's .data (main_arena, mp_): it points at
+	 * chunk headers, inside their neighbours, so it is no root */
+	uint64_t skip[2][2];
+};
+
+/* Why a process's heap cannot be walked, for a clear message. */
+enum xp_heap_refusal {
+	XP_HEAP_OK = 0,
+	XP_HEAP_NO_GLIBC,      /* no libc.so.6 mapped: static binary or another libc */
+	XP_HEAP_OTHER_MALLOC,  /* jemalloc, tcmalloc or mimalloc is mapped */
+	XP_HEAP_NO_DEBUGINFO,  /* libc's debug info (main_arena, mp_) not found */
+};
+
+/* Checks the allocator before stopping anything; *what names what was
+ * found (a library path) for the message. */
+enum xp_heap_refusal xp_heap_check(struct xp_space *space, const struct xp_maps *maps,
+				   const char **what);
+
+/* Reads the heap while every thread of s is stopped (an xp_while_stopped
+ * callback: arg is the struct xp_heap, with space and pid set). */
+int xp_glibc_heap_read(struct xp_snapshot *s, void *arg);
+
+/* After the process is released: reachability from roots, types, stories. */
+int xp_heap_analyze(struct xp_heap *h, const struct xp_snapshot *s);
+
+/* A block's story, leaf first: its type, the types that hold it (runs of
+ * one type folded), its root.  Writes at most XP_HEAP_PATH_MAX names into
+ * names (pointers valid while h lives, buf holds generated ones). */
+size_t xp_heap_story(const struct xp_heap *h, size_t block, const char **names, char (*buf)[48]);
+
+void xp_heap_free(struct xp_heap *h);
+
+#endif
