@@ -504,16 +504,16 @@ int xp_glibc_heap_read(struct xp_snapshot *s, void *arg)
 	}
 	walk_tcaches(&w, s);
 
+	/* a corrupt arena stops its own walk (said in h->problem), not the
+	 * others' */
 	err = walk_main_arena(&w, arena, mp);
-	if (err == 0) {
-		memcpy(&a, arena + ARENA_NEXT, 8);
-		for (; a && a != main_arena && index < XP_HEAP_MAX_ARENAS && err == 0; index++) {
-			err = walk_thread_arena(&w, a, index);
-			if (err == 0 && rd64(&w, a + ARENA_NEXT, &a) < 0)
-				break;
-		}
+	memcpy(&a, arena + ARENA_NEXT, 8);
+	for (; a && a != main_arena && index < XP_HEAP_MAX_ARENAS && err != -ENOMEM; index++) {
+		err = walk_thread_arena(&w, a, index);
+		if (rd64(&w, a + ARENA_NEXT, &a) < 0)
+			break;
 	}
-	if (err == 0)
+	if (err != -ENOMEM)
 		err = walk_mmapped(&w, &s->maps);
 	copy_globals(&w, &s->maps);
 	free(w.set);
