@@ -103,17 +103,31 @@ static char *demangled_or_copy(const char *raw)
 	return d ? d : strdup(raw);
 }
 
-/* A global's name for the slot at addr: its symbol, else module+offset. */
-static int32_t global_root(struct xp_heap *h, uint64_t slot)
+/* A global's name for the slot at addr: its symbol, else the file it
+ * lies in and the offset from that file's first mapping (a .bss mapping
+ * counts as its file's). */
+static int32_t global_root(struct xp_heap *h, const struct xp_maps *maps, uint64_t slot)
 {
 	uint64_t off;
 	const char *sym = xp_space_data_symbol(h->space, slot, &off);
-	char buf[64];
+	char buf[320];
 	char *name;
 	int32_t r;
 
 	if (!sym) {
+		const struct xp_map *m = xp_maps_find(maps, slot), *file = m;
+		size_t i;
 		snprintf(buf, sizeof(buf), "0x%llx", (unsigned long long)slot);
+		if (m && !m->path[0] && m > maps->v)
+			file = m - 1;
+		if (file && file->path[0] == '/') {
+			const char *bn = strrchr(file->path, '/') + 1;
+			uint64_t base = file->start;
+			/* the file's first mapping */
+			for (i = (size_t)(file - maps->v); i-- > 0 && strcmp(maps->v[i].path, file->path) == 0;)
+				base = maps->v[i].start;
+			snprintf(buf, sizeof(buf), "%s+0x%llx", bn, (unsigned long long)(slot - base));
+		}
 		return add_root(h, "[global] ", buf);
 	}
 	name = demangled_or_copy(sym);
@@ -245,7 +259,7 @@ int xp_heap_analyze(struct xp_heap *h, const struct xp_snapshot *s)
 			memcpy(&word, c->data + a, 8);
 			blk = find_block(h, word);
 			if (blk >= 0 && h->blocks[blk].parent == -2)
-				reach(h, &q, word, -1, global_root(h, c->addr + a));
+				reach(h, &q, word, -1, global_root(h, &s->maps, c->addr + a));
 		}
 	}
 	scan_threads(h, s, &q);

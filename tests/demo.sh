@@ -31,11 +31,25 @@ echo "\$ ./xprof cpu -p $burn -d 2s --format svg -o /tmp/xprof-demo.cpu.svg"
 ./xprof cpu -p "$burn" -d 2s --format svg -o /tmp/xprof-demo.cpu.svg || exit 1
 kill -KILL "$burn"; wait "$burn" 2>/dev/null; burn=
 
+build/fixtures/heapcxx 3000 2000 >"$out" 2>&1 &
+pid=$!
+wait_ready "$out"
+echo
+echo "== 2. Heap: a C++ program holding 3000 Circles and 2000 Squares in a"
+echo "==    vector, a 500-node list, and glibc's own blocks (pid $pid)"
+echo
+echo "\$ ./xprof heap -p $pid -o /tmp/xprof-demo.heap.pb.gz"
+./xprof heap -p "$pid" -o /tmp/xprof-demo.heap.pb.gz || exit 1
+echo
+echo "\$ go tool pprof -traces -sample_index=inuse_objects /tmp/xprof-demo.heap.pb.gz"
+go tool pprof -traces -sample_index=inuse_objects /tmp/xprof-demo.heap.pb.gz 2>&1 | sed -n '5,40p'
+kill -KILL "$pid"; wait "$pid" 2>/dev/null; pid=
+
 build/fixtures/parked-O2 40 >"$out" 2>&1 &
 pid=$!
 wait_ready "$out"
 echo
-echo "== 2. Threads: 47 threads: a mutex holder and waiter, a condition variable,"
+echo "== 3. Threads: 47 threads: a mutex holder and waiter, a condition variable,"
 echo "==    a pipe read, a sleep, a busy loop and a pool of 40 (pid $pid)"
 echo
 echo "\$ ./xprof threads -p $pid --group"
@@ -46,5 +60,6 @@ echo "\$ ./xprof threads -p $pid -o /tmp/xprof-demo.threads.pb.gz"
 echo
 echo "Open them in a browser:"
 echo "  go tool pprof -http=: /tmp/xprof-demo.cpu.pb.gz"
+echo "  go tool pprof -http=: /tmp/xprof-demo.heap.pb.gz"
 echo "  go tool pprof -http=: /tmp/xprof-demo.threads.pb.gz"
 echo "  /tmp/xprof-demo.cpu.svg (an interactive flame graph)"
