@@ -90,62 +90,119 @@ static int parse(int argc, char **argv, struct heap_opts *o)
 	return -1;
 }
 
-/* One distinct story and its totals. */
+/* One distinct story and its totals.  Generated names (size classes) live
+ * in the story's own buf, marked in own[]: the array moves as it grows. */
 struct story {
 	const char *names[XP_HEAP_PATH_MAX];
 	char buf[XP_HEAP_PATH_MAX][48];
+	unsigned char own[XP_HEAP_PATH_MAX];
 	size_t n;
 	uint64_t count, bytes;
 };
 
-static int same_story(const struct story *a, const char *const *names, size_t n)
+static const char *story_name(const struct story *st, size_t k)
+{
+	return st->own[k] ? st->buf[k] : st->names[k];
+}
+
+static uint64_t story_hash(const struct story *st)
+{
+	uint64_t h = 1469598103934665603ULL;
+	size_t i;
+	const char *c;
+
+	for (i = 0; i < st->n; i++) {
+		for (c = story_name(st, i); *c; c++)
+			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+		h = (h ^ 0x1f) * 1099511628211ULL;
+	}
+	return h;
+}
+
+static int same_story(const struct story *a, const struct story *b)
 {
 	size_t i;
 
-	if (a->n != n)
+	if (a->n != b->n)
 		return 0;
-	for (i = 0; i < n; i++)
-		if (strcmp(a->names[i], names[i]) != 0)
+	for (i = 0; i < a->n; i++)
+		if (strcmp(story_name(a, i), story_name(b, i)) != 0)
 			return 0;
 	return 1;
+}
+
+/* Stories grouped in a hash table: a heap of millions of blocks has
+ * thousands of stories. */
+struct stories {
+	struct story *v;
+	size_t n, alloc;
+	size_t *tab; /* story index + 1 */
+	size_t ntab;
+};
+
+static int stories_rehash(struct stories *ss)
+{
+	size_t nt = ss->ntab ? ss->ntab * 2 : 1024, i, slot;
+	size_t *t = calloc(nt, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i < ss->n; i++) {
+		for (slot = story_hash(&ss->v[i]) & (nt - 1); t[slot]; slot = (slot + 1) & (nt - 1))
+			;
+		t[slot] = i + 1;
+	}
+	free(ss->tab);
+	ss->tab = t;
+	ss->ntab = nt;
+	return 0;
+}
+
+static int stories_add(struct stories *ss, const struct story *cur, uint64_t bytes)
+{
+	size_t slot;
+
+	if ((ss->n + 1) * 2 > ss->ntab && stories_rehash(ss) < 0)
+		return -ENOMEM;
+	for (slot = story_hash(cur) & (ss->ntab - 1); ss->tab[slot]; slot = (slot + 1) & (ss->ntab - 1)) {
+		struct story *st = &ss->v[ss->tab[slot] - 1];
+		if (same_story(st, cur)) {
+			st->count++;
+			st->bytes += bytes;
+			return 0;
+		}
+	}
+	if (ss->n == ss->alloc) {
+		size_t na = ss->alloc ? ss->alloc * 2 : 256;
+		struct story *v = realloc(ss->v, na * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		ss->v = v;
+		ss->alloc = na;
+	}
+	ss->v[ss->n] = *cur;
+	ss->v[ss->n].count = 1;
+	ss->v[ss->n].bytes = bytes;
+	ss->tab[slot] = ++ss->n;
+	return 0;
 }
 
 static int write_profile(struct xp_heap *h, const char *path, int64_t time_ns)
 {
 	struct xp_profile *p = xp_profile_new();
-	struct story *v = NULL, cur;
-	size_t nv = 0, alloc = 0, b, i, k;
+	struct stories ss = { 0 };
+	struct story cur;
+	size_t b, i, k;
 	int err = -ENOMEM;
 
 	if (!p)
 		return -ENOMEM;
-	/* aggregate: a hash of the joined names would be faster; the stories
-	 * of one heap are few (types x holders x roots), so a sorted probe is
-	 * enough */
 	for (b = 0; b < h->nblocks; b++) {
 		cur.n = xp_heap_story(h, b, cur.names, cur.buf);
-		for (i = 0; i < nv; i++)
-			if (same_story(&v[i], cur.names, cur.n))
-				break;
-		if (i == nv) {
-			if (nv == alloc) {
-				size_t na = alloc ? alloc * 2 : 256;
-				struct story *nvv = realloc(v, na * sizeof(*v));
-				if (!nvv)
-					goto out;
-				v = nvv;
-				alloc = na;
-			}
-			v[nv] = cur;
-			/* names pointing into cur.buf must point into the copy */
-			for (k = 0; k < cur.n; k++)
-				if (cur.names[k] == cur.buf[k])
-					v[nv].names[k] = v[nv].buf[k];
-			v[nv].count = v[nv].bytes = 0;
-			nv++;
-		}
-		v[i].count++;
-		v[i].bytes += h->blocks[b].size;
+		for (k = 0; k < cur.n; k++)
+			cur.own[k] = cur.names[k] == cur.buf[k];
+		if ((err = stories_add(&ss, &cur, h->blocks[b].size)) < 0)
+			goto out;
 	}
 	if ((err = xp_profile_add_sample_type(p, "inuse_objects", "count")) < 0 ||
 	    (err = xp_profile_add_sample_type(p, "inuse_space", "bytes")) < 0 ||
@@ -153,12 +210,14 @@ static int write_profile(struct xp_heap *h, const char *path, int64_t time_ns)
 	    (err = xp_profile_set_default_sample_type(p, "inuse_space")) < 0)
 		goto out;
 	xp_profile_set_time(p, time_ns, 0);
-	for (i = 0; i < nv; i++) {
+	for (i = 0; i < ss.n; i++) {
+		const struct story *st = &ss.v[i];
 		uint64_t ids[XP_HEAP_PATH_MAX];
-		int64_t values[2] = { (int64_t)v[i].count, (int64_t)v[i].bytes };
-		for (k = 0; k < v[i].n; k++) {
+		int64_t values[2] = { (int64_t)st->count, (int64_t)st->bytes };
+		for (k = 0; k < st->n; k++) {
+			const char *name = story_name(st, k);
 			struct xp_pline line;
-			int64_t fid = xp_profile_function(p, v[i].names[k], v[i].names[k], "", 0), lid;
+			int64_t fid = xp_profile_function(p, name, name, "", 0), lid;
 			if (fid < 0) {
 				err = (int)fid;
 				goto out;
@@ -172,13 +231,14 @@ static int write_profile(struct xp_heap *h, const char *path, int64_t time_ns)
 			}
 			ids[k] = (uint64_t)lid;
 		}
-		err = xp_profile_add_sample(p, ids, v[i].n, values, 2, NULL, 0);
+		err = xp_profile_add_sample(p, ids, st->n, values, 2, NULL, 0);
 		if (err < 0)
 			goto out;
 	}
 	err = xp_profile_write(p, path);
 out:
-	free(v);
+	free(ss.tab);
+	free(ss.v);
 	xp_profile_free(p);
 	return err;
 }

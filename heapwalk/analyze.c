@@ -18,7 +18,9 @@ static int64_t find_block(const struct xp_heap *h, uint64_t p)
 {
 	size_t lo = 0, hi = h->nblocks;
 
-	if (!h->nblocks || p < h->blocks[0].addr)
+	/* most scanned words are no heap pointers: reject them cheaply */
+	if (!h->nblocks || p < h->blocks[0].addr ||
+	    p >= h->blocks[h->nblocks - 1].addr + h->blocks[h->nblocks - 1].size)
 		return -1;
 	while (hi - lo > 1) {
 		size_t mid = lo + (hi - lo) / 2;
