@@ -91,6 +91,7 @@ bench: deps
 	$(MAKE) all fixtures
 	bash bench/run.sh
 	bash bench/cpu.sh
+	bash bench/heap.sh
 
 install: xprof
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

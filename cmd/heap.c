@@ -302,6 +302,7 @@ int cmd_heap(int argc, char **argv)
 
 	h.pid = pid;
 	h.space = space;
+	xp_heap_prepare(&h, pid, &maps);
 	xp_attach_signals();
 	err = xp_snapshot_take_with(pid, &snap, xp_glibc_heap_read, &h);
 	if (err < 0) {
@@ -312,7 +313,9 @@ int cmd_heap(int argc, char **argv)
 		xp_msg("cannot walk the heap of pid %d: %s", (int)pid, strerror(-snap.hold_err));
 		goto out;
 	}
-	err = xp_heap_analyze(&h, &snap);
+	err = xp_glibc_heap_walk(&h);
+	if (err == 0)
+		err = xp_heap_analyze(&h, &snap);
 	if (err < 0) {
 		xp_msg("cannot analyze the heap of pid %d: %s", (int)pid, strerror(-err));
 		goto out;

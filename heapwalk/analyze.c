@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "heapwalk/heapwalk.h"
 #include "unwind/unwind.h"
@@ -327,10 +328,15 @@ void xp_heap_free(struct xp_heap *h)
 	size_t i;
 
 	for (i = 0; i < h->ncopies; i++)
-		free(h->copies[i].data);
+		if (!h->copies[i].pooled)
+			free(h->copies[i].data);
+	if (h->pool)
+		munmap(h->pool, h->pool_len);
 	for (i = 0; i < h->nroots; i++)
 		free(h->roots[i].name);
 	free(h->copies);
+	free(h->plan);
+	free(h->tcaches);
 	free(h->roots);
 	free(h->blocks);
 	free(h->regs);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 
 #include "heapwalk/heapwalk.h"
@@ -43,7 +44,6 @@ struct walk {
 	/* chunks in fastbins and tcaches, and the tcache structs */
 	uint64_t *set;
 	size_t nset, setcap;
-	size_t blocks_alloc;
 	uint64_t main_arena;
 };
 
@@ -99,9 +99,13 @@ static struct xp_heap_copy *copy_region(struct walk *w, uint64_t addr, size_t le
 	struct iovec l, r;
 	ssize_t n;
 
-	if (len == 0 || h->copied_bytes + len > XP_HEAP_MAX_COPY) {
+	if (len == 0 || h->copied_bytes + h->planned + len > XP_HEAP_MAX_COPY) {
 		if (len)
 			problem(w, "more than %llu GiB of heap to copy", XP_HEAP_MAX_COPY >> 30);
+		return NULL;
+	}
+	if (h->dry) {
+		h->planned += len;
 		return NULL;
 	}
 	if (h->ncopies == h->copies_alloc) {
@@ -114,7 +118,13 @@ static struct xp_heap_copy *copy_region(struct walk *w, uint64_t addr, size_t le
 	}
 	c = &h->copies[h->ncopies];
 	memset(c, 0, sizeof(*c));
-	c->data = malloc(len);
+	if (h->pool && h->pool_len - h->pool_used >= len) {
+		c->data = h->pool + h->pool_used;
+		c->pooled = 1;
+		h->pool_used += (len + 15) & ~(size_t)15;
+	} else {
+		c->data = malloc(len);
+	}
 	if (!c->data)
 		return NULL;
 	l.iov_base = c->data;
@@ -123,7 +133,8 @@ static struct xp_heap_copy *copy_region(struct walk *w, uint64_t addr, size_t le
 	r.iov_len = len;
 	n = process_vm_readv(w->pid, &l, 1, &r, 1, 0);
 	if (n <= 0) {
-		free(c->data);
+		if (!c->pooled)
+			free(c->data);
 		return NULL;
 	}
 	c->addr = addr;
@@ -243,10 +254,10 @@ static int libc_tls_offset(struct walk *w, uint64_t *off)
 	return -ENOENT;
 }
 
-static void walk_tcaches(struct walk *w, struct xp_snapshot *s)
+/* In the stop: each thread's tcache pointer, from its TLS. */
+static void find_tcaches(struct walk *w, struct xp_snapshot *s)
 {
-	uint64_t tls_off, var;
-	uint64_t libc_base;
+	uint64_t tls_off, var, libc_base, tc;
 	int tls;
 	size_t t;
 
@@ -255,18 +266,30 @@ static void walk_tcaches(struct walk *w, struct xp_snapshot *s)
 		problem(w, "cannot find the threads' tcaches (libc's link_map): their free chunks count as in use");
 		return;
 	}
+	w->h->tcaches = calloc(s->nthreads ? s->nthreads : 1, sizeof(*w->h->tcaches));
+	if (!w->h->tcaches)
+		return;
 	for (t = 0; t < s->nthreads; t++) {
 		const struct xp_thread *th = &s->threads[t];
-		uint16_t counts[TCACHE_BINS];
-		uint64_t entries[TCACHE_BINS], tc;
-		int i;
-
 		if (!th->stopped || th->exited || !th->regs.fs_base)
 			continue;
-		if (rd64(w, th->regs.fs_base - tls_off + var, &tc) < 0 || !tc)
-			continue; /* this thread never called malloc */
+		if (rd64(w, th->regs.fs_base - tls_off + var, &tc) == 0 && tc)
+			w->h->tcaches[w->h->ntcaches++] = tc; /* 0: it never called malloc */
+	}
+}
+
+/* After the release, in the copies: every tcache's free chunks. */
+static void walk_tcaches(struct walk *w)
+{
+	size_t t;
+
+	for (t = 0; t < w->h->ntcaches; t++) {
+		uint16_t counts[TCACHE_BINS];
+		uint64_t entries[TCACHE_BINS], tc = w->h->tcaches[t];
+		int i;
+
 		if (rd(w, tc, counts, sizeof(counts)) < 0 || rd(w, tc + TCACHE_ENTRIES, entries, sizeof(entries)) < 0) {
-			problem(w, "tcache of thread %d unreadable at 0x%llx", (int)th->tid, (unsigned long long)tc);
+			problem(w, "a tcache is unreadable at 0x%llx", (unsigned long long)tc);
 			continue;
 		}
 		set_add(w, tc - CHUNK_HDR); /* the tcache itself is malloc's own */
@@ -276,8 +299,8 @@ static void walk_tcaches(struct walk *w, struct xp_snapshot *s)
 			size_t n = 0;
 			for (; e && n <= counts[i] && n < XP_HEAP_MAX_LIST; n++) {
 				if ((e & 15) || set_add(w, e - CHUNK_HDR) < 0 || rd64(w, e, &next) < 0) {
-					problem(w, "tcache bin %d of thread %d is corrupt at 0x%llx", i, (int)th->tid,
-						(unsigned long long)e);
+					problem(w, "tcache bin %d at 0x%llx is corrupt at 0x%llx", i,
+						(unsigned long long)tc, (unsigned long long)e);
 					break;
 				}
 				e = reveal(e, next);
@@ -297,13 +320,13 @@ static int add_block(struct walk *w, uint64_t chunk, uint64_t usable, uint32_t a
 		problem(w, "more than %llu blocks", XP_HEAP_MAX_CHUNKS);
 		return -E2BIG;
 	}
-	if (h->nblocks == w->blocks_alloc) {
-		size_t na = w->blocks_alloc ? w->blocks_alloc * 2 : 4096;
+	if (h->nblocks == h->blocks_alloc) {
+		size_t na = h->blocks_alloc ? h->blocks_alloc * 2 : 4096;
 		struct xp_block *v = realloc(h->blocks, na * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		h->blocks = v;
-		w->blocks_alloc = na;
+		h->blocks_alloc = na;
 	}
 	b = &h->blocks[h->nblocks++];
 	memset(b, 0, sizeof(*b));
@@ -338,6 +361,11 @@ static int walk_chunks(struct walk *w, const struct xp_heap_copy *c, uint64_t st
 			memcpy(&nsz, c->data + (next - c->addr) + 8, 8);
 		else
 			nsz = PREV_INUSE; /* the last chunk of a heap without fencepost */
+		/* glibc ends an old heap with a fencepost: a chunk followed by a
+		 * header of size 0 (when the old top was too small to free, that
+		 * chunk is up to 63 bytes and marked in use): no block */
+		if ((nsz & ~SIZE_BITS) == 0)
+			break;
 		if ((nsz & PREV_INUSE) && !set_has(w, ch)) {
 			int err = add_block(w, ch, sz - 8, arena);
 			if (err < 0)
@@ -352,6 +380,30 @@ static int walk_chunks(struct walk *w, const struct xp_heap_copy *c, uint64_t st
 		memcpy(&sz, c->data + (top - c->addr) + 8, 8);
 		w->h->free_bytes += sz & ~SIZE_BITS;
 	}
+	return 0;
+}
+
+/* Records a region for the walk after the release. */
+static int plan(struct walk *w, const struct xp_heap_copy *c, uint64_t start, uint64_t end, uint64_t top,
+		uint32_t arena)
+{
+	struct xp_heap *h = w->h;
+	struct xp_heap_plan *pl;
+
+	if (h->nplan == h->plan_alloc) {
+		size_t na = h->plan_alloc ? h->plan_alloc * 2 : 64;
+		struct xp_heap_plan *v = realloc(h->plan, na * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		h->plan = v;
+		h->plan_alloc = na;
+	}
+	pl = &h->plan[h->nplan++];
+	pl->copy = (size_t)(c - h->copies);
+	pl->start = start;
+	pl->end = end;
+	pl->top = top;
+	pl->arena = arena;
 	return 0;
 }
 
@@ -377,9 +429,11 @@ static int walk_main_arena(struct walk *w, const uint8_t *arena, const uint8_t *
 	}
 	topsz &= ~SIZE_BITS;
 	c = copy_region(w, base, top + CHUNK_HDR - base, XP_COPY_HEAP);
+	if (w->h->dry)
+		return 0;
 	if (!c)
 		return -EFAULT;
-	return walk_chunks(w, c, align_chunk(base), top + CHUNK_HDR, top, 0);
+	return plan(w, c, align_chunk(base), top + CHUNK_HDR, top, 0);
 }
 
 static int walk_thread_arena(struct walk *w, uint64_t arena, uint32_t index)
@@ -409,9 +463,13 @@ static int walk_thread_arena(struct walk *w, uint64_t arena, uint32_t index)
 		start = arena >= heap && arena < heap + info[2] ? align_chunk(arena + ARENA_SIZE)
 							   : heap + HEAP_INFO_SIZE;
 		c = copy_region(w, heap, end - heap, XP_COPY_HEAP);
+		if (w->h->dry) {
+			heap = info[1];
+			continue;
+		}
 		if (!c)
 			return -EFAULT;
-		err = walk_chunks(w, c, start, end, top, index);
+		err = plan(w, c, start, end, top, index);
 		if (err < 0)
 			return err;
 		heap = info[1];
@@ -440,12 +498,14 @@ static int walk_mmapped(struct walk *w, const struct xp_maps *maps)
 			if (!(hdr[1] & IS_MMAPPED) || hdr[0] > 4096 || ((hdr[0] + sz) & 4095) || sz < 4096 ||
 			    sz > m->end - ch - hdr[0])
 				break;
-			if (!copy_region(w, ch + hdr[0], sz, XP_COPY_HEAP))
+			if (!copy_region(w, ch + hdr[0], sz, XP_COPY_HEAP) && !w->h->dry)
 				return -EFAULT;
-			if (add_block(w, ch + hdr[0], sz - CHUNK_HDR, XP_BLOCK_ARENA_MMAP) < 0)
+			ch += hdr[0] + sz;
+			if (w->h->dry)
+				continue;
+			if (add_block(w, ch - sz, sz - CHUNK_HDR, XP_BLOCK_ARENA_MMAP) < 0)
 				return -E2BIG;
 			w->h->mmapped_chunks++;
-			ch += hdr[0] + sz;
 		}
 	}
 	return 0;
@@ -486,40 +546,75 @@ int xp_glibc_heap_read(struct xp_snapshot *s, void *arg)
 	if (xp_space_lookup(h->space, "libc.so", "main_arena", &main_arena, &tls, &base) < 0 ||
 	    xp_space_lookup(h->space, "libc.so", "mp_", &mp_addr, &tls, &base) < 0)
 		return -ENOENT;
-	w.main_arena = main_arena;
+	if (rd(&w, main_arena, arena, sizeof(arena)) < 0 || rd(&w, mp_addr, mp, sizeof(mp)) < 0)
+		return -EFAULT;
 	h->skip[0][0] = main_arena;
 	h->skip[0][1] = main_arena + ARENA_SIZE;
 	h->skip[1][0] = mp_addr;
 	h->skip[1][1] = mp_addr + MP_SIZE;
-	if (rd(&w, main_arena, arena, sizeof(arena)) < 0 || rd(&w, mp_addr, mp, sizeof(mp)) < 0)
-		return -EFAULT;
 
-	/* free chunks that keep PREV_INUSE: every arena's fastbins, every
-	 * thread's tcache */
-	for (a = main_arena, h->narenas = 0; h->narenas < XP_HEAP_MAX_ARENAS;) {
-		h->narenas++;
-		walk_fastbins(&w, a);
+	/* the arenas: main_arena's next ring */
+	h->narenas = 0;
+	for (a = main_arena; h->narenas < XP_HEAP_MAX_ARENAS;) {
+		h->arena_addrs[h->narenas++] = a;
 		if (rd64(&w, a + ARENA_NEXT, &a) < 0 || !a || a == main_arena)
 			break;
 	}
-	walk_tcaches(&w, s);
-
+	if (!h->dry)
+		find_tcaches(&w, s);
 	/* a corrupt arena stops its own walk (said in h->problem), not the
 	 * others' */
 	err = walk_main_arena(&w, arena, mp);
-	memcpy(&a, arena + ARENA_NEXT, 8);
-	for (; a && a != main_arena && index < XP_HEAP_MAX_ARENAS && err != -ENOMEM; index++) {
-		err = walk_thread_arena(&w, a, index);
-		if (rd64(&w, a + ARENA_NEXT, &a) < 0)
-			break;
-	}
+	for (; index < h->narenas && err != -ENOMEM; index++)
+		err = walk_thread_arena(&w, h->arena_addrs[index], index);
 	if (err != -ENOMEM)
 		err = walk_mmapped(&w, &s->maps);
 	copy_globals(&w, &s->maps);
+	return err == -ENOMEM ? err : 0;
+}
+
+int xp_glibc_heap_walk(struct xp_heap *h)
+{
+	struct walk w = { .h = h, .pid = h->pid };
+	size_t i;
+	int err = 0;
+
+	/* free chunks that keep PREV_INUSE: every arena's fastbins, every
+	 * thread's tcache */
+	for (i = 0; i < h->narenas; i++)
+		walk_fastbins(&w, h->arena_addrs[i]);
+	walk_tcaches(&w);
+	for (i = 0; i < h->nplan && err != -ENOMEM; i++) {
+		const struct xp_heap_plan *pl = &h->plan[i];
+		err = walk_chunks(&w, &h->copies[pl->copy], pl->start, pl->end, pl->top, pl->arena);
+	}
 	free(w.set);
 	qsort(h->blocks, h->nblocks, sizeof(*h->blocks), block_cmp);
-	/* a corrupt heap gives a partial walk, said in h->problem, not a failure */
 	return err == -ENOMEM ? err : 0;
+}
+
+int xp_heap_prepare(struct xp_heap *h, pid_t pid, const struct xp_maps *maps)
+{
+	struct xp_snapshot none = { .pid = pid, .maps = *maps };
+	size_t len;
+	void *p;
+
+	/* the same walk, live and dry: it reads only malloc's metadata */
+	h->dry = 1;
+	h->planned = 0;
+	xp_glibc_heap_read(&none, h);
+	h->dry = 0;
+	h->problem[0] = '\0';
+	/* room for growth between now and the stop */
+	len = (size_t)(h->planned + h->planned / 8 + (1 << 20));
+	len = (len + 4095) & ~(size_t)4095;
+	h->planned = 0;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED)
+		return 0; /* copies fall back to malloc: slower, still right */
+	h->pool = p;
+	h->pool_len = len;
+	return 0;
 }
 
 /* ---- which allocator ------------------------------------------------------ */

@@ -43,6 +43,7 @@ struct xp_heap_copy {
 	uint64_t addr;
 	size_t len;
 	uint8_t *data;
+	int pooled;           /* data is in the pre-faulted pool, not malloc'd */
 	int kind; /* COPY_HEAP, COPY_GLOBAL, COPY_STACK */
 	pid_t tid;            /* COPY_STACK: the thread */
 };
@@ -52,7 +53,7 @@ enum { XP_COPY_HEAP, XP_COPY_GLOBAL, XP_COPY_STACK };
 struct xp_heap {
 	pid_t pid;
 	struct xp_block *blocks;  /* sorted by addr */
-	size_t nblocks;
+	size_t nblocks, blocks_alloc;
 	struct xp_heap_copy *copies;
 	size_t ncopies, copies_alloc;
 	struct xp_heap_root *roots;
@@ -75,6 +76,22 @@ struct xp_heap {
 	/* malloc's own state in libc's .data (main_arena, mp_): it points at
 	 * chunk headers, inside their neighbours, so it is no root */
 	uint64_t skip[2][2];
+	/* copies go into memory allocated and touched before the stop: page
+	 * faults on fresh buffers were most of the pause */
+	uint8_t *pool;
+	size_t pool_len, pool_used;
+	int dry;              /* sizing run: count what would be copied */
+	uint64_t planned;
+	/* what the stop recorded for the walk after the release */
+	struct xp_heap_plan {
+		size_t copy;          /* index into copies */
+		uint64_t start, end, top;
+		uint32_t arena;
+	} *plan;
+	size_t nplan, plan_alloc;
+	uint64_t arena_addrs[XP_HEAP_MAX_ARENAS];
+	uint64_t *tcaches;    /* each thread's tcache_perthread_struct */
+	size_t ntcaches;
 };
 
 /* Why a process's heap cannot be walked, for a clear message. */
@@ -90,9 +107,19 @@ enum xp_heap_refusal {
 enum xp_heap_refusal xp_heap_check(struct xp_space *space, const struct xp_maps *maps,
 				   const char **what);
 
-/* Reads the heap while every thread of s is stopped (an xp_while_stopped
- * callback: arg is the struct xp_heap, with space and pid set). */
+/* Before stopping: walks malloc's metadata live (no chunk data) to size
+ * the copies, and allocates and pre-faults a pool for them. */
+int xp_heap_prepare(struct xp_heap *h, pid_t pid, const struct xp_maps *maps);
+
+/* Copies the heap while every thread of s is stopped (an xp_while_stopped
+ * callback: arg is the struct xp_heap, with space and pid set): only
+ * malloc's metadata is read and the regions copied in bulk. */
 int xp_glibc_heap_read(struct xp_snapshot *s, void *arg);
+
+/* After the release: the free lists and the chunks, walked in the copies;
+ * the blocks sorted.  0, or -ENOMEM (a corrupt heap is a partial walk,
+ * said in h->problem). */
+int xp_glibc_heap_walk(struct xp_heap *h);
 
 /* After the process is released: reachability from roots, types, stories. */
 int xp_heap_analyze(struct xp_heap *h, const struct xp_snapshot *s);

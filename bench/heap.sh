@@ -1,0 +1,495 @@
+#!/usr/bin/env bash
+# bench/heap.sh — xprof heap on glibc heaps of small blocks (10 MB, 100 MB,
+# 1 GB): how long the target is stopped, how long the whole run takes, how
+# much is copied, xprof's peak memory; writes the "heap" section of
+# docs/benchmarks.md and prints the table.  Run by `make bench` after
+# bench/cpu.sh, from the repository root after `make all fixtures`; running
+# it directly works too.
+#
+#   BENCH_HEAP_SIZES="MB ..."  heap sizes, in MiB of blocks (default
+#                              "10 100 1000"; 1..16384 each)
+#   BENCH_HEAP_ROUNDS=N        timed xprof runs per size (default 3)
+#
+# For each size one target is started (build/fixtures/heapbig MB: about MB
+# MiB of 16..256-byte blocks in lists and arrays, from 3 threads, ~10%
+# freed again, ~5% unreachable; it prints "ready PID BLOCKS BYTES
+# UNREACHABLE UNREACHABLE_BYTES" and sleeps), xprof heap runs on it ROUNDS
+# times (once more, untimed, before the first size: debug-info cache), and
+# the target is killed, by pid.  After every run the target's threads are
+# checked not to be left stopped (state t or T in /proc/PID/task/*/stat);
+# a run that leaves them stopped counts as a failure and the target is
+# continued.  Only the targets started here are ever killed, by pid, also
+# on error or interrupt.
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+ROUNDS=${BENCH_HEAP_ROUNDS:-3}
+read -r -a SIZES <<<"${BENCH_HEAP_SIZES:-10 100 1000}"
+XPROF=./xprof
+TARGET=build/fixtures/heapbig
+DOC=docs/benchmarks.md
+KEY=heap
+READY_TIMEOUT=120 # s, for the target's "ready" line
+RUN_TIMEOUT=600   # s, per xprof run
+PAUSE_AIM_MS=500  # "well under a second", for the largest heap of 1000 MB or more
+
+die() { echo "bench/heap: $*" >&2; exit 1; }
+
+# ---- checks ----------------------------------------------------------------
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_HEAP_ROUNDS must be a positive integer (got '$ROUNDS')"
+[ "${#SIZES[@]}" -gt 0 ] || die "BENCH_HEAP_SIZES is empty"
+for mb in "${SIZES[@]}"; do
+	[[ $mb =~ ^[1-9][0-9]*$ ]] && [ "$mb" -le 16384 ] ||
+		die "BENCH_HEAP_SIZES: '$mb' is not a size in MB between 1 and 16384"
+done
+[ -x "$XPROF" ] || die "$XPROF is not built: run 'make all fixtures' (or 'make bench')"
+[ -x "$TARGET" ] || die "$TARGET is not built: run 'make fixtures' (or 'make bench')"
+for t in timeout python3 awk; do
+	command -v "$t" >/dev/null 2>&1 || die "'$t' not found in PATH"
+done
+[ -f bench/md-section.sh ] || die "bench/md-section.sh is missing"
+if [ -x /usr/bin/time ] && /usr/bin/time --version 2>&1 | grep -q GNU; then
+	GNU_TIME=1
+else
+	GNU_TIME=
+	echo "bench/heap: /usr/bin/time (GNU time) not found; no peak memory" >&2
+fi
+if [ "$(id -u)" != 0 ] && [ "$(cat /proc/sys/kernel/yama/ptrace_scope 2>/dev/null || echo 0)" != 0 ]; then
+	echo "bench/heap: warning: not root and kernel.yama.ptrace_scope != 0: attaching may be refused" >&2
+fi
+# no network lookups for debug info
+unset DEBUGINFOD_URLS
+
+# heading from the sizes: "10 MB, 100 MB, 1 GB" for the default ones
+size_label() { # size_label MB
+	if [ "$1" -ge 1000 ] && [ $(($1 % 1000)) -eq 0 ]; then
+		echo "$(($1 / 1000)) GB"
+	else
+		echo "$1 MB"
+	fi
+}
+labels=()
+for mb in "${SIZES[@]}"; do labels+=("$(size_label "$mb")"); done
+HEADING="xprof heap (glibc heaps of $(IFS=,; echo "${labels[*]}" | sed 's/,/, /g'))"
+
+# clock: microseconds, no subshell when bash has EPOCHREALTIME
+if [[ -n ${EPOCHREALTIME-} ]]; then
+	stamp() { _now=${EPOCHREALTIME//[!0-9]/}; }
+else
+	stamp() { _now=$(($(date +%s%N) / 1000)); }
+fi
+
+SECONDS=0
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/xprof-bench-heap.XXXXXX")
+TPID=
+
+# ---- the target, killed by pid however we exit -------------------------------
+
+kill_target() {
+	if [ -n "$TPID" ] && kill -0 "$TPID" 2>/dev/null; then
+		kill -CONT "$TPID" 2>/dev/null || true
+		kill -KILL "$TPID" 2>/dev/null || true
+	fi
+	[ -n "$TPID" ] && { wait "$TPID" 2>/dev/null || true; }
+	TPID=
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	kill_target
+	rm -rf "$TMP"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# CPUs kept busy by other processes, from /proc/stat over SECS seconds
+busy_cpus() {
+	python3 - "$1" <<'PY'
+import os, sys, time
+def snap():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v), v[3] + v[4]          # total, idle + iowait
+t0, i0 = snap(); time.sleep(float(sys.argv[1])); t1, i1 = snap()
+print("%.2f" % ((1 - (i1 - i0) / max(t1 - t0, 1)) * os.cpu_count()))
+PY
+}
+
+mem_available_kb() { awk '$1 == "MemAvailable:" { print $2 }' /proc/meminfo; }
+
+BUSY_START=$(busy_cpus 1)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+if python3 -c "import sys; sys.exit(0 if float('$BUSY_START') > 0.3 else 1)"; then
+	echo "bench/heap: warning: $BUSY_START CPUs were busy with other work before the start; times will be noisy" >&2
+fi
+
+# Starts the target for MB and waits for its "ready" line.  Sets TPID and
+# T_BLOCKS T_BYTES T_UNREACH T_UNREACH_BYTES T_READY_MS T_RSS_KB.
+start_target() {
+	local mb=$1 t0 deadline rpid
+	stamp
+	t0=$_now
+	"$TARGET" "$mb" >"$TMP/target.out" 2>&1 &
+	TPID=$!
+	deadline=$((t0 + READY_TIMEOUT * 1000000))
+	until grep -q '^ready ' "$TMP/target.out" 2>/dev/null; do
+		kill -0 "$TPID" 2>/dev/null || die "target ($TARGET $mb) exited before it was ready: $(cat "$TMP/target.out")"
+		stamp
+		[ "$_now" -lt "$deadline" ] || die "target ($TARGET $mb) not ready after ${READY_TIMEOUT} s"
+		sleep 0.05
+	done
+	stamp
+	T_READY_MS=$(((_now - t0) / 1000))
+	read -r _ rpid T_BLOCKS T_BYTES T_UNREACH T_UNREACH_BYTES <"$TMP/target.out"
+	[ "$rpid" = "$TPID" ] || die "target says it is pid $rpid, started as $TPID"
+	T_RSS_KB=$(awk '$1 == "VmRSS:" { print $2 }' /proc/"$TPID"/status)
+}
+
+# Threads of the target in state t or T (the state is the first field after
+# the last ')' of /proc/PID/task/TID/stat; RS never occurs: one record a file)
+count_stopped() {
+	awk 'BEGIN { RS = "\001" }
+	     { s = $0; sub(/^.*\)/, "", s); split(s, f, " ")
+	       if (f[1] == "t" || f[1] == "T") n++ }
+	     END { print n + 0 }' /proc/"$TPID"/task/*/stat 2>/dev/null || true
+}
+
+# Wait up to 1 s for no thread to be stopped.  Sets STOPPED (the count left).
+wait_running() {
+	local end
+	stamp
+	end=$((_now + 1000000))
+	while :; do
+		kill -0 "$TPID" 2>/dev/null || die "the target (pid $TPID) died"
+		STOPPED=$(count_stopped)
+		[ "$STOPPED" -eq 0 ] && return 0
+		stamp
+		[ "$_now" -lt "$end" ] || return 1
+		sleep 0.02
+	done
+}
+
+DATA=$TMP/runs.tsv # mb round rc wall_us maxrss_kb size stopped errfile
+TARGETS=$TMP/targets.tsv # mb blocks bytes unreach unreach_bytes ready_ms rss_kb skipped
+: >"$DATA"
+: >"$TARGETS"
+
+# One xprof heap run on the current target.  Sets LAST (a short summary).
+run_one() { # run_one MB ROUND
+	local mb=$1 round=$2 t0 rc wall mx=NA size=NA stopped=0 err=$TMP/err.$1.$2 pause
+	local pre=()
+	[ -n "$GNU_TIME" ] && pre=(/usr/bin/time -o "$TMP/time" -f '%M')
+	: >"$TMP/time"
+	rm -f "$TMP/h.pb.gz"
+	stamp
+	t0=$_now
+	timeout -k 5 "$RUN_TIMEOUT" "${pre[@]}" "$XPROF" heap -p "$TPID" -o "$TMP/h.pb.gz" >/dev/null 2>"$err" && rc=0 || rc=$?
+	stamp
+	wall=$((_now - t0))
+	[ -n "$GNU_TIME" ] && mx=$(tail -n 1 "$TMP/time" | grep -E '^[0-9]+$' || echo NA)
+	[ -f "$TMP/h.pb.gz" ] && size=$(stat -c %s "$TMP/h.pb.gz")
+	if ! wait_running; then
+		stopped=$STOPPED
+		echo "bench/heap: $(size_label "$mb") round $round: xprof left $STOPPED threads stopped; sending SIGCONT to $TPID" >&2
+		kill -CONT "$TPID" 2>/dev/null || true
+		wait_running || die "target still has $STOPPED stopped threads after SIGCONT"
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mb" "$round" "$rc" "$wall" "$mx" "$size" "$stopped" "$err" >>"$DATA"
+	pause=$(sed -n 's/.*process stopped for \([0-9.]*\) ms.*/\1/p' "$err" | tail -n 1)
+	LAST="$((wall / 1000)) ms, pause ${pause:-?} ms"
+	[ "$rc" -eq 0 ] || LAST+=", exit status $rc"
+	[ "$stopped" -eq 0 ] || LAST+=", LEFT $stopped THREADS STOPPED"
+	if grep -q 'the walk is partial' "$err"; then
+		LAST+=", $(grep -o 'the walk is partial.*' "$err" | tail -n 1)"
+	fi
+	return 0
+}
+
+# ---- the sizes ---------------------------------------------------------------
+
+echo "bench/heap: sizes ${SIZES[*]} MB, $ROUNDS rounds each" >&2
+warm=1
+for mb in "${SIZES[@]}"; do
+	need_kb=$((mb * 1024 * 3 + 512 * 1024)) # the target, xprof's copy, its tables
+	avail_kb=$(mem_available_kb)
+	if [ "${avail_kb:-0}" -lt "$need_kb" ]; then
+		echo "bench/heap: skipping $(size_label "$mb"): $((avail_kb / 1024)) MiB available, about $((need_kb / 1024)) MiB needed" >&2
+		printf '%s\tNA\tNA\tNA\tNA\tNA\tNA\t%s\n' "$mb" "only $((avail_kb / 1024)) MiB available, about $((need_kb / 1024)) MiB needed" >>"$TARGETS"
+		continue
+	fi
+	start_target "$mb"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t-\n' "$mb" "$T_BLOCKS" "$T_BYTES" "$T_UNREACH" "$T_UNREACH_BYTES" \
+		"$T_READY_MS" "$T_RSS_KB" >>"$TARGETS"
+	echo "bench/heap: $(size_label "$mb"): target pid $TPID ready in $T_READY_MS ms, $T_BLOCKS blocks, $T_BYTES bytes, RSS $((T_RSS_KB / 1024)) MiB" >&2
+	if [ -n "$warm" ]; then
+		run_one "$mb" 0
+		echo "bench/heap: warm-up (not counted): $LAST" >&2
+		warm=
+	fi
+	for ((r = 1; r <= ROUNDS; r++)); do
+		run_one "$mb" "$r"
+		echo "bench/heap: $(size_label "$mb") round $r/$ROUNDS: $LAST" >&2
+	done
+	kill_target
+done
+
+BENCH_S=$SECONDS
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+BUSY_END=$(busy_cpus 1)
+
+# ---- statistics, the Markdown section, the table on stdout -------------------
+
+cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+export DATA TARGETS ROUNDS BENCH_S LOAD_START LOAD_END BUSY_START BUSY_END RUN_TIMEOUT READY_TIMEOUT
+export GNU_TIME TARGET PAUSE_AIM_MS
+export XPROF_VERSION=$("$XPROF" --version 2>&1 | head -n 1 || true)
+export GLIBC_VERSION=$(ldd --version 2>&1 | head -n 1 || true)
+export MEASURED="$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores (${cpu_model:-unknown CPU}), $(awk '$1 == "MemTotal:" { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
+export SIZE_LIST="${SIZES[*]}"
+
+python3 - "$TMP/section.md" "$TMP/table.md" <<'PY'
+import os, re, statistics, sys
+
+section_path, table_path = sys.argv[1:3]
+E = os.environ
+sizes = [int(s) for s in E["SIZE_LIST"].split()]
+rounds = int(E["ROUNDS"])
+aim = float(E["PAUSE_AIM_MS"])
+
+def label(mb):
+    return "%d GB" % (mb // 1000) if mb >= 1000 and mb % 1000 == 0 else "%d MB" % mb
+
+def num(s):
+    return None if s in ("NA", "", "-") else float(s)
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+T = {}
+with open(E["TARGETS"]) as f:
+    for line in f:
+        mb, blocks, byts, un, unb, ready, rss, skipped = line.rstrip("\n").split("\t")
+        T[int(mb)] = dict(blocks=num(blocks), bytes=num(byts), unreach=num(un), unreach_bytes=num(unb),
+                          ready=num(ready), rss=num(rss), skipped=None if skipped == "-" else skipped)
+
+SUM = re.compile(r"\): (\d+) arenas, (\d+) blocks in use, ([0-9.]+) MiB; ([0-9.]+) MiB free; "
+                 r"(\d+) mmapped; (\d+) unreachable blocks, ([0-9.]+) MiB")
+STOP = re.compile(r"process stopped for ([0-9.]+) ms while ([0-9.]+) MiB were copied; total ([0-9.]+) ms")
+runs = []
+with open(E["DATA"]) as f:
+    for line in f:
+        mb, rnd, rc, wall, mx, size, stopped, errf = line.rstrip("\n").split("\t")
+        with open(errf, errors="replace") as ef:
+            err = ef.read()
+        r = dict(mb=int(mb), round=int(rnd), rc=int(rc), wall=int(wall) / 1000.0, mx=num(mx),
+                 size=num(size), stopped=int(stopped), fail=[], other=[])
+        m = SUM.findall(err)
+        s = STOP.findall(err)
+        if m:
+            a = m[-1]
+            r.update(arenas=int(a[0]), blocks=int(a[1]), inuse=float(a[2]), free=float(a[3]),
+                     mmapped=int(a[4]), unreach=int(a[5]), unreach_mib=float(a[6]))
+        if s:
+            r.update(pause=float(s[-1][0]), copied=float(s[-1][1]), own=float(s[-1][2]))
+        partial = re.findall(r"the walk is partial: (.*)", err)
+        if r["rc"] in (124, 137):
+            r["fail"].append("timed out after %s s" % E["RUN_TIMEOUT"])
+        elif r["rc"] == 1 and partial:
+            r["fail"].append("partial walk (exit status 1): " + partial[-1].strip())
+        elif r["rc"] != 0:
+            last = [l for l in err.splitlines() if l.strip()]
+            r["fail"].append("exit status %d: %s" % (r["rc"], last[-1] if last else "no output"))
+        if not (m and s) and r["rc"] not in (124, 137):
+            r["fail"].append("no summary lines on stderr")
+        if r["stopped"]:
+            r["fail"].append("left %d threads stopped" % r["stopped"])
+        for l in err.splitlines():
+            if l and not any(k in l for k in (" blocks in use, ", "process stopped for", ": wrote ",
+                                                "the walk is partial")):
+                r["other"].append(l.strip())
+        runs.append(r)
+
+S = {}
+for mb in sizes:
+    rs = [r for r in runs if r["mb"] == mb and r["round"] > 0]
+    # the medians take every run that measured something (a partial walk
+    # too: its pause is real, though it covers less of the heap); the
+    # failures are counted and listed
+    got = [r for r in rs if "pause" in r and not any(x.startswith("timed out") for x in r["fail"])]
+    S[mb] = dict(rs=rs, got=got, nf=sum(1 for r in rs if r["fail"]),
+                 pause=med(r["pause"] for r in got), wall=med(r["wall"] for r in got),
+                 own=med(r["own"] for r in got), copied=med(r["copied"] for r in got),
+                 blocks=med(r.get("blocks") for r in got), mx=med(r["mx"] for r in got),
+                 size=med(r["size"] for r in got), unreach=med(r.get("unreach") for r in got),
+                 partial=sum(1 for r in got if any(x.startswith("partial") for x in r["fail"])))
+
+def f1(x):
+    return "n/a" if x is None else ("%.1f" % x if x < 100 else "%.0f" % x)
+
+def fint(x):
+    return "n/a" if x is None else "{:,}".format(int(round(x)))
+
+def fdiff(a, b):
+    if a is None or b is None:
+        return "n/a"
+    d = int(round(a - b))
+    return "{:+,}".format(d).replace("-", "−")
+
+header = "| heap | blocks | median pause (ms) | median total (ms) | MiB copied | xprof peak RSS (MiB) | failed runs |"
+sep = "|---|--:|--:|--:|--:|--:|--:|"
+table = [header, sep]
+for mb in sizes:
+    s, t = S[mb], T.get(mb, {})
+    if t.get("skipped"):
+        table.append("| %s | — | skipped | — | — | — | — |" % label(mb))
+        continue
+    blocks = fint(s["blocks"])
+    if s["blocks"] is not None and t.get("blocks") is not None:
+        blocks += " (%s)" % fdiff(s["blocks"], t["blocks"])
+    mx = "%.0f" % (s["mx"] / 1024.0) if s["mx"] else "n/a"
+    failed = "%d of %d" % (s["nf"], len(s["rs"]))
+    if s["partial"]:
+        failed += " (partial walk)"
+    table.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+        label(mb), blocks, f1(s["pause"]), f1(s["wall"]), f1(s["copied"]), mx, failed))
+table = "\n".join(table) + "\n"
+
+# ---- aim: a heap of about 1 GB (millions of blocks) stopped well under 1 s
+aims = []
+big = [mb for mb in sizes if mb >= 1000 and S[mb]["pause"] is not None]
+if big:
+    mb = max(big)
+    s = S[mb]
+    verdict = "met" if s["pause"] <= aim and not s["partial"] else "not met"
+    why = ""
+    if s["partial"]:
+        why = " (and the walk was partial, so not the whole heap was covered)"
+    aims.append("- Pause: with %s blocks in use (%s heap) the target was stopped for %s ms "
+                "(median; aim: well under a second, taken as ≤ %.0f ms): **%s**%s." % (
+                    fint(s["blocks"]), label(mb), f1(s["pause"]), aim, verdict, why))
+else:
+    aims.append("- Pause: no heap of 1 GB or more was measured.")
+
+notes = []
+notes.append(
+    "- *blocks*: xprof's \"blocks in use\" (median), and in parentheses its difference from the "
+    "blocks the target itself holds (the BLOCKS of its ready line).  A few more are expected: "
+    "libc's own blocks, such as each worker thread's DTV, calloc'ed by pthread_create.")
+for mb in sizes:
+    s, t = S[mb], T.get(mb, {})
+    if t.get("skipped"):
+        notes.append("- %s: skipped, %s." % (label(mb), t["skipped"]))
+        continue
+    notes.append(
+        "- %s: the target holds %s blocks, %.1f MiB (usable sizes), %s of them (%.1f MiB) "
+        "unreachable; xprof counted %s blocks in use (%s) and %s unreachable (%s); it was "
+        "ready after %s ms with an RSS of %.0f MiB.  xprof's own \"total\" (median): %s ms; "
+        "profile written: %s KiB." % (
+            label(mb), fint(t["blocks"]), t["bytes"] / 1048576.0, fint(t["unreach"]),
+            t["unreach_bytes"] / 1048576.0, fint(s["blocks"]), fdiff(s["blocks"], t["blocks"]),
+            fint(s["unreach"]), fdiff(s["unreach"], t["unreach"]), fint(t["ready"]),
+            t["rss"] / 1024.0, f1(s["own"]), f1(s["size"] / 1024.0 if s["size"] else None)))
+notes.append(
+    "- *median pause* is xprof's \"process stopped for\" figure: from the first thread "
+    "interrupted to the last one released, which covers copying every arena's heaps, the "
+    "mmapped chunks, the globals and the stacks, and walking the chunks (the block list is "
+    "built and sorted while the threads are stopped).  Reachability, types and the profile "
+    "come after the release.")
+notes.append(
+    "- *median total* is the wall time of the whole xprof run, measured around it (bash "
+    "`$EPOCHREALTIME`), start-up and writing the profile included.  *MiB copied*: xprof's "
+    "\"MiB were copied\".  *xprof peak RSS*: GNU time's `%M` (maximum resident set size of "
+    "xprof; the target is not its child).")
+notes.append(
+    "- *failed runs* counts runs that timed out, exited non-zero (status 1: xprof wrote a "
+    "profile but says the walk is partial), printed no summary, or left any of the target's "
+    "threads stopped (state `t`/`T` in `/proc/PID/task/*/stat` 1 s after xprof exited).  "
+    "The medians take every run that printed its summary lines, partial walks included (their "
+    "pause is real, but covers less than the whole heap).")
+notes.append(
+    "- CPUs busy with other processes, measured over 1 s from /proc/stat: %s before the "
+    "start, %s after the end; load average (1, 5, 15 min) %s at the start, %s at the end." % (
+        E["BUSY_START"], E["BUSY_END"], E["LOAD_START"], E["LOAD_END"]))
+
+fails, odd = [], []
+for r in runs:
+    where = "%s, %s" % (label(r["mb"]), "warm-up" if r["round"] == 0 else "round %d" % r["round"])
+    if r["fail"]:
+        fails.append("- %s: %s" % (where, "; ".join(r["fail"])))
+    if r["other"]:
+        odd.append("- %s: %s" % (where, " / ".join(r["other"][:3])))
+
+raw = []
+for mb in sizes:
+    parts = []
+    for r in S[mb]["rs"]:
+        p = "pause %s, total %s (own %s) ms" % (f1(r.get("pause")), f1(r["wall"]), f1(r.get("own")))
+        if r["fail"]:
+            p += " !"
+        parts.append(p)
+    if parts:
+        raw.append("- %s: %s" % (label(mb), "; ".join(parts)))
+
+body = []
+body.append("Measured %s; the whole benchmark took %s s.  %d timed xprof runs per heap size, "
+            "one target per size (started fresh, then killed); one untimed warm-up run on the "
+            "first target (debug-info cache)." % (E["MEASURED"], E["BENCH_S"], rounds))
+body.append("")
+body.append(table.rstrip("\n"))
+body.append("")
+body.extend(aims)
+body.append("")
+body.extend(notes)
+body.append("")
+if fails:
+    body.append("Failed runs:")
+    body.append("")
+    body.extend(fails)
+    body.append("")
+if odd:
+    body.append("Other messages from xprof:")
+    body.append("")
+    body.extend(odd)
+    body.append("")
+body.append(
+    "The target is `%s MB` (`fixtures/heapbig.c`, built -O2 -fomit-frame-pointer): the main "
+    "thread and 2 workers (the main arena and 2 thread arenas) each malloc MB/3 MiB of usable "
+    "bytes in blocks of 16, 32, ..., 256 requested bytes (cycling), half of the kept ones in "
+    "4 singly linked lists per thread (heads in the global `lists`), half in arrays of 65536 "
+    "pointers (512 KiB each, mmapped; in the global `arrays`); a pseudo-random ~10%% of the "
+    "allocations are freed again (free chunks between the blocks in use), and the last 10%% "
+    "of every list is dropped (unreachable).  Each block holds its next pointer or 0, its "
+    "index, then text.  The commands (MB = %s):" % (E["TARGET"], ", ".join(str(m) for m in sizes)))
+body.append("")
+body.append("```sh")
+body.append("%s MB   # prints: ready PID BLOCKS BYTES UNREACHABLE UNREACHABLE_BYTES" % E["TARGET"])
+body.append("timeout -k 5 %s /usr/bin/time -o T -f %%M ./xprof heap -p PID -o h.pb.gz" % E["RUN_TIMEOUT"])
+body.append("```")
+body.append("")
+body.append("Versions: %s; %s.  `DEBUGINFOD_URLS` is unset." % (
+    E.get("XPROF_VERSION") or "xprof ?", E.get("GLIBC_VERSION") or "glibc ?"))
+body.append("")
+body.append("Raw runs (pause, wall total and xprof's own total; `!` marks a failed run):")
+body.append("")
+body.extend(raw)
+
+with open(section_path, "w") as f:
+    f.write("\n".join(body) + "\n")
+with open(table_path, "w") as f:
+    f.write(table + "\n" + "\n".join(aims) + "\n")
+PY
+
+bash bench/md-section.sh "$DOC" "$KEY" "$HEADING" "$TMP/section.md"
+
+echo
+echo "## $HEADING"
+echo
+cat "$TMP/table.md"
+echo
+echo "$ROUNDS rounds per size (${SIZES[*]} MB); whole heap benchmark ${BENCH_S} s; written to $DOC"
