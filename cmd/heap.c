@@ -90,45 +90,27 @@ static int parse(int argc, char **argv, struct heap_opts *o)
 	return -1;
 }
 
-/* One distinct story and its totals.  Generated names (size classes) live
- * in the story's own buf, marked in own[]: the array moves as it grows. */
+/* One distinct story and its totals.  Its names are interned, so stories
+ * compare and hash by pointer. */
 struct story {
 	const char *names[XP_HEAP_PATH_MAX];
-	char buf[XP_HEAP_PATH_MAX][48];
-	unsigned char own[XP_HEAP_PATH_MAX];
 	size_t n;
 	uint64_t count, bytes;
 };
-
-static const char *story_name(const struct story *st, size_t k)
-{
-	return st->own[k] ? st->buf[k] : st->names[k];
-}
 
 static uint64_t story_hash(const struct story *st)
 {
 	uint64_t h = 1469598103934665603ULL;
 	size_t i;
-	const char *c;
 
-	for (i = 0; i < st->n; i++) {
-		for (c = story_name(st, i); *c; c++)
-			h = (h ^ (unsigned char)*c) * 1099511628211ULL;
-		h = (h ^ 0x1f) * 1099511628211ULL;
-	}
-	return h;
+	for (i = 0; i < st->n; i++)
+		h = (h ^ (uint64_t)(uintptr_t)st->names[i]) * 1099511628211ULL;
+	return h ^ (h >> 29);
 }
 
 static int same_story(const struct story *a, const struct story *b)
 {
-	size_t i;
-
-	if (a->n != b->n)
-		return 0;
-	for (i = 0; i < a->n; i++)
-		if (strcmp(story_name(a, i), story_name(b, i)) != 0)
-			return 0;
-	return 1;
+	return a->n == b->n && memcmp(a->names, b->names, a->n * sizeof(a->names[0])) == 0;
 }
 
 /* Stories grouped in a hash table: a heap of millions of blocks has
@@ -198,9 +180,7 @@ static int write_profile(struct xp_heap *h, const char *path, int64_t time_ns)
 	if (!p)
 		return -ENOMEM;
 	for (b = 0; b < h->nblocks; b++) {
-		cur.n = xp_heap_story(h, b, cur.names, cur.buf);
-		for (k = 0; k < cur.n; k++)
-			cur.own[k] = cur.names[k] == cur.buf[k];
+		cur.n = xp_heap_story(h, b, cur.names);
 		if ((err = stories_add(&ss, &cur, h->blocks[b].size)) < 0)
 			goto out;
 	}
@@ -215,7 +195,7 @@ static int write_profile(struct xp_heap *h, const char *path, int64_t time_ns)
 		uint64_t ids[XP_HEAP_PATH_MAX];
 		int64_t values[2] = { (int64_t)st->count, (int64_t)st->bytes };
 		for (k = 0; k < st->n; k++) {
-			const char *name = story_name(st, k);
+			const char *name = st->names[k];
 			struct xp_pline line;
 			int64_t fid = xp_profile_function(p, name, name, "", 0), lid;
 			if (fid < 0) {

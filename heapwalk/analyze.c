@@ -15,6 +15,8 @@
 #include "heapwalk/heapwalk.h"
 #include "unwind/unwind.h"
 
+static const char *size_name(struct xp_heap *h, uint64_t size);
+
 static int64_t find_block(const struct xp_heap *h, uint64_t p)
 {
 	size_t lo = 0, hi = h->nblocks;
@@ -285,29 +287,61 @@ int xp_heap_analyze(struct xp_heap *h, const struct xp_snapshot *s)
 			h->unreachable_bytes += h->blocks[b].size;
 		}
 	}
+	for (b = 0; b < h->nblocks; b++)
+		h->blocks[b].name = h->blocks[b].type ? h->blocks[b].type : size_name(h, h->blocks[b].size);
 	free(cache);
 	free(q.v);
 	free(data);
 	return 0;
 }
 
-static const char *block_name(const struct xp_heap *h, size_t b, char *buf)
+/* "[malloc N]", one string per size for the life of the heap. */
+static const char *size_name(struct xp_heap *h, uint64_t size)
 {
-	if (h->blocks[b].type)
-		return h->blocks[b].type;
-	snprintf(buf, 48, "[malloc %llu]", (unsigned long long)h->blocks[b].size);
-	return buf;
+	struct xp_heap_size_name *e;
+	size_t i;
+
+	if ((h->nsize_names + 1) * 2 > h->size_names_cap) {
+		size_t nc = h->size_names_cap ? h->size_names_cap * 2 : 256;
+		struct xp_heap_size_name *t = calloc(nc, sizeof(*t));
+		if (!t)
+			return "[malloc]";
+		for (i = 0; i < h->size_names_cap; i++) {
+			size_t k;
+			if (!h->size_names[i].name)
+				continue;
+			for (k = (h->size_names[i].size * 0x9e3779b97f4a7c15ULL) >> 40 & (nc - 1); t[k].name;
+			     k = (k + 1) & (nc - 1))
+				;
+			t[k] = h->size_names[i];
+		}
+		free(h->size_names);
+		h->size_names = t;
+		h->size_names_cap = nc;
+	}
+	for (i = (size * 0x9e3779b97f4a7c15ULL) >> 40 & (h->size_names_cap - 1); h->size_names[i].name;
+	     i = (i + 1) & (h->size_names_cap - 1))
+		if (h->size_names[i].size == size)
+			return h->size_names[i].name;
+	e = &h->size_names[i];
+	if (asprintf(&e->name, "[malloc %llu]", (unsigned long long)size) < 0) {
+		e->name = NULL;
+		return "[malloc]";
+	}
+	e->size = size;
+	h->nsize_names++;
+	return e->name;
 }
 
-size_t xp_heap_story(const struct xp_heap *h, size_t block, const char **names, char (*buf)[48])
+size_t xp_heap_story(const struct xp_heap *h, size_t block, const char **names)
 {
 	size_t n = 0;
 	int64_t cur = (int64_t)block;
 	const char *last = NULL;
 
 	while (n < XP_HEAP_PATH_MAX - 1) {
-		const char *name = block_name(h, (size_t)cur, buf[n]);
-		if (!last || strcmp(name, last) != 0) /* a list of one type: once */
+		const char *name = h->blocks[cur].name;
+		if (name != last) /* a list of one type: once */
 			names[n++] = last = name;
 		if (h->blocks[cur].parent < 0)
 			break;
@@ -337,6 +371,9 @@ void xp_heap_free(struct xp_heap *h)
 	free(h->copies);
 	free(h->plan);
 	free(h->tcaches);
+	for (i = 0; i < h->size_names_cap; i++)
+		free(h->size_names[i].name);
+	free(h->size_names);
 	free(h->roots);
 	free(h->blocks);
 	free(h->regs);

@@ -31,6 +31,7 @@ struct xp_block {
 	int64_t parent;      /* block that first reached it; -1 a root; -2 unreachable */
 	int32_t root;        /* the root, when parent == -1 */
 	const char *type;    /* demangled class from the vtable, or NULL */
+	const char *name;    /* its type, else its size class "[malloc 48]": interned */
 };
 
 /* A root: where a pointer into the heap was found outside it. */
@@ -92,6 +93,12 @@ struct xp_heap {
 	uint64_t arena_addrs[XP_HEAP_MAX_ARENAS];
 	uint64_t *tcaches;    /* each thread's tcache_perthread_struct */
 	size_t ntcaches;
+	/* interned size-class names, by usable size */
+	struct xp_heap_size_name {
+		uint64_t size;
+		char *name;
+	} *size_names;
+	size_t nsize_names, size_names_cap;
 };
 
 /* Why a process's heap cannot be walked, for a clear message. */
@@ -126,8 +133,9 @@ int xp_heap_analyze(struct xp_heap *h, const struct xp_snapshot *s);
 
 /* A block's story, leaf first: its type, the types that hold it (runs of
  * one type folded), its root.  Writes at most XP_HEAP_PATH_MAX names into
- * names (pointers valid while h lives, buf holds generated ones). */
-size_t xp_heap_story(const struct xp_heap *h, size_t block, const char **names, char (*buf)[48]);
+ * names.  Every name is interned (valid while h lives): two stories are the
+ * same exactly when their name pointers are. */
+size_t xp_heap_story(const struct xp_heap *h, size_t block, const char **names);
 
 void xp_heap_free(struct xp_heap *h);
 
