@@ -172,15 +172,18 @@ static void scan_threads(struct xp_heap *h, const struct xp_snapshot *s, struct 
 		if (st->n == 0)
 			continue;
 		leaf = frame_root(h, st->pc[0], 0);
-		for (f = 0; f < sizeof(th->regs) / 8; f++)
-			reach(h, q, regs[f], -1, leaf);
-		for (a = th->stack_addr & ~7ULL; a + 8 <= th->stack_addr + th->stack_len; a += 8) {
+		/* stack slots first, outermost frame first: a callee spills the
+		 * callee-saved registers holding its callers' values into its own
+		 * frame, so the outer frame that holds a pointer owns it; the
+		 * registers only get what no slot has */
+		for (a = (th->stack_addr + th->stack_len) & ~7ULL; a >= th->stack_addr + 8;) {
 			uint64_t word;
+			int64_t blk;
 			int32_t root;
-			if (a < th->stack_addr)
-				continue;
+			a -= 8;
 			memcpy(&word, th->stack + (a - th->stack_addr), 8);
-			if (find_block(h, word) < 0 || h->blocks[find_block(h, word)].parent != -2)
+			blk = find_block(h, word);
+			if (blk < 0 || h->blocks[blk].parent != -2)
 				continue;
 			/* the frame whose part of the stack holds the slot */
 			for (f = 0; f + 1 < st->n && st->sp[f + 1] && st->sp[f + 1] <= a; f++)
@@ -188,6 +191,8 @@ static void scan_threads(struct xp_heap *h, const struct xp_snapshot *s, struct 
 			root = f == 0 ? leaf : frame_root(h, st->pc[f], st->is_call[f]);
 			reach(h, q, word, -1, root);
 		}
+		for (f = 0; f < sizeof(th->regs) / 8; f++)
+			reach(h, q, regs[f], -1, leaf);
 	}
 out:
 	xp_unwinder_free(u);

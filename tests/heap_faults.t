@@ -26,6 +26,24 @@ is "$(count_of "$TMP/cxx.pb.gz" shapes::Node)" 500 "a 500-node list of one type,
 go tool pprof -traces "$TMP/cxx.pb.gz" 2>/dev/null | grep -A2 'shapes::Circle' | grep -q '\[global\] registry'
 ok $? "shapes are traced through the vector's buffer to [global] registry"
 
+go tool pprof -traces "$TMP/cxx.pb.gz" 2>/dev/null | grep -A1 'shapes::Triangle' | grep -q '\[stack\] park_with'
+ok $? "an object held only by a local variable is rooted at [stack] park_with"
+
+# another allocator: a clear refusal, not a wrong walk
+if [ -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ]; then
+	LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 sleep 60 &
+	jpid=$!
+	_fixture_pids="$_fixture_pids $jpid"
+	sleep 0.3
+	"$XPROF" heap -p "$jpid" -o "$TMP/je.pb.gz" >/dev/null 2>"$TMP/err"
+	rc=$?
+	[ "$rc" = 2 ] && grep -q 'allocates with .*libjemalloc.so.2: only glibc.s malloc is supported yet' "$TMP/err" &&
+		[ ! -e "$TMP/je.pb.gz" ] && [ "$(wc -l <"$TMP/err")" = 1 ]
+	ok $? "a jemalloc program: one clear line, exit 2, no file ($(cat "$TMP/err"))"
+else
+	ok 0 "# SKIP libjemalloc2 not installed (make deps installs it)"
+fi
+
 for mode in corrupt-size corrupt-list; do
 	start_fixture ready "$FIX/heapfix" "$mode"
 	cpid=${ready%% *}
