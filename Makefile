@@ -29,7 +29,7 @@ SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcach
 HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o
 CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/flame.o
 LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(PROTO_OBJS)
-HEADERS := $(wildcard */*.h) proto/profile.pb-c.h
+HEADERS := $(wildcard */*.h) tests/unit/tap.h proto/profile.pb-c.h
 
 %.o: %.c $(HEADERS)
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -c -o $@ $<
