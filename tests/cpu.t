@@ -112,6 +112,7 @@ epid=${ready%% *}
 ( sleep 0.7; kill -KILL "$epid" ) &
 "$XPROF" cpu -p "$epid" -d 5s -F 499 -o "$TMP/exit.pb.gz" 2>"$TMP/err"
 rc=$?
+wait "$epid" 2>/dev/null # reap it quietly: its death is the point
 [ "$rc" = 1 ] && grep -q "pid $epid exited during the run" "$TMP/err"
 ok $? "a target that exits ends the run (exit 1, said so)" || diag "exit $rc: $(cat "$TMP/err")"
 pprof_check "$TMP/exit.pb.gz" && go tool pprof -top "$TMP/exit.pb.gz" 2>/dev/null | grep -q burn_
