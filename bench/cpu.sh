@@ -33,6 +33,7 @@ HEADING="xprof cpu vs perf record (CPU-bound target)"
 RUN_TIMEOUT=120 # s, per run
 
 die() { echo "bench/cpu: $*" >&2; exit 1; }
+. bench/lib.sh # the scripts run from the repository root
 
 # ---- checks ----------------------------------------------------------------
 
@@ -73,20 +74,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# CPUs kept busy by other processes, from /proc/stat over SECS seconds
-busy_cpus() {
-	python3 - "$1" <<'PY'
-import sys, time
-def snap():
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return sum(v), v[3] + v[4]          # total, idle + iowait
-t0, i0 = snap(); time.sleep(float(sys.argv[1])); t1, i1 = snap()
-import os
-print("%.2f" % ((1 - (i1 - i0) / max(t1 - t0, 1)) * os.cpu_count()))
-PY
-}
 
 BUSY_START=$(busy_cpus 1)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -35,6 +35,7 @@ RUN_TIMEOUT=600   # s, per xprof run
 PAUSE_AIM_MS=500  # "well under a second", for the largest heap of 1000 MB or more
 
 die() { echo "bench/heap: $*" >&2; exit 1; }
+. bench/lib.sh # the scripts run from the repository root
 
 # ---- checks ----------------------------------------------------------------
 
@@ -74,12 +75,6 @@ labels=()
 for mb in "${SIZES[@]}"; do labels+=("$(size_label "$mb")"); done
 HEADING="xprof heap (glibc heaps of $(IFS=,; echo "${labels[*]}" | sed 's/,/, /g'))"
 
-# clock: microseconds, no subshell when bash has EPOCHREALTIME
-if [[ -n ${EPOCHREALTIME-} ]]; then
-	stamp() { _now=${EPOCHREALTIME//[!0-9]/}; }
-else
-	stamp() { _now=$(($(date +%s%N) / 1000)); }
-fi
 
 SECONDS=0
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/xprof-bench-heap.XXXXXX")
@@ -106,19 +101,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# CPUs kept busy by other processes, from /proc/stat over SECS seconds
-busy_cpus() {
-	python3 - "$1" <<'PY'
-import os, sys, time
-def snap():
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return sum(v), v[3] + v[4]          # total, idle + iowait
-t0, i0 = snap(); time.sleep(float(sys.argv[1])); t1, i1 = snap()
-print("%.2f" % ((1 - (i1 - i0) / max(t1 - t0, 1)) * os.cpu_count()))
-PY
-}
 
 mem_available_kb() { awk '$1 == "MemAvailable:" { print $2 }' /proc/meminfo; }
 
@@ -148,30 +130,6 @@ start_target() {
 	read -r _ rpid T_BLOCKS T_BYTES T_UNREACH T_UNREACH_BYTES <"$TMP/target.out"
 	[ "$rpid" = "$TPID" ] || die "target says it is pid $rpid, started as $TPID"
 	T_RSS_KB=$(awk '$1 == "VmRSS:" { print $2 }' /proc/"$TPID"/status)
-}
-
-# Threads of the target in state t or T (the state is the first field after
-# the last ')' of /proc/PID/task/TID/stat; RS never occurs: one record a file)
-count_stopped() {
-	awk 'BEGIN { RS = "\001" }
-	     { s = $0; sub(/^.*\)/, "", s); split(s, f, " ")
-	       if (f[1] == "t" || f[1] == "T") n++ }
-	     END { print n + 0 }' /proc/"$TPID"/task/*/stat 2>/dev/null || true
-}
-
-# Wait up to 1 s for no thread to be stopped.  Sets STOPPED (the count left).
-wait_running() {
-	local end
-	stamp
-	end=$((_now + 1000000))
-	while :; do
-		kill -0 "$TPID" 2>/dev/null || die "the target (pid $TPID) died"
-		STOPPED=$(count_stopped)
-		[ "$STOPPED" -eq 0 ] && return 0
-		stamp
-		[ "$_now" -lt "$end" ] || return 1
-		sleep 0.02
-	done
 }
 
 DATA=$TMP/runs.tsv # mb round rc wall_us maxrss_kb size stopped errfile

@@ -30,6 +30,7 @@ GDB_SLOW_ROUNDS=3       # ... at this many
 TOOLS=(xprof xprof-cold eu-stack gdb)  # xprof-cold: debug-info cache off
 
 die() { echo "bench: $*" >&2; exit 1; }
+. bench/lib.sh # the scripts run from the repository root
 
 # ---- checks ----------------------------------------------------------------
 
@@ -47,14 +48,6 @@ fi
 # no network lookups for debug info: every tool uses what is on disk
 unset DEBUGINFOD_URLS
 
-# clock: microseconds, no subshell when bash has EPOCHREALTIME
-if [[ -n ${EPOCHREALTIME-} ]]; then
-	stamp() { _now=${EPOCHREALTIME//[!0-9]/}; }
-	CLOCK='bash $EPOCHREALTIME'
-else
-	stamp() { _now=$(($(date +%s%N) / 1000)); }
-	CLOCK='date +%s%N'
-fi
 
 stamp
 BENCH_T0=$_now
@@ -97,31 +90,6 @@ nthr=$(ls /proc/"$TPID"/task | wc -l)
 echo "bench: target pid $TPID, $nthr threads; $ROUNDS rounds" >&2
 
 # ---- helpers -----------------------------------------------------------------
-
-# Threads of the target in state t or T.  The state is the first field after
-# the last ')' of /proc/PID/task/TID/stat (comm may hold spaces and parens);
-# RS is a byte that never occurs, so each file is one record.
-count_stopped() {
-	awk 'BEGIN { RS = "\001" }
-	     { s = $0; sub(/^.*\)/, "", s); split(s, f, " ")
-	       if (f[1] == "t" || f[1] == "T") n++ }
-	     END { print n + 0 }' /proc/"$TPID"/task/*/stat 2>/dev/null || true
-}
-
-# Wait up to 1 s for no thread to be stopped.  Sets STOPPED (the count left).
-wait_running() {
-	local end
-	stamp
-	end=$((_now + 1000000))
-	while :; do
-		kill -0 "$TPID" 2>/dev/null || die "the target (pid $TPID) died"
-		STOPPED=$(count_stopped)
-		[ "$STOPPED" -eq 0 ] && return 0
-		stamp
-		[ "$_now" -lt "$end" ] || return 1
-		sleep 0.02
-	done
-}
 
 # After a run: check the target runs again.  Sets VIOLATION ("" when fine).
 # A target left stopped is continued so the remaining runs stay meaningful.
