@@ -25,7 +25,7 @@ include proto/proto.mk
 
 ATTACH_OBJS := attach/proc.o attach/mem.o attach/stop.o attach/perf.o attach/syscalls_x86_64.o
 UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o
-SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o
+SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o
 HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o
 CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/flame.o
 LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(PROTO_OBJS)

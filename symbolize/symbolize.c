@@ -35,6 +35,8 @@ struct modinfo {
 	char build_id[2 * 64 + 1];
 	int has_functions, has_lines;
 	size_t first_mapping, nmappings; /* its entries in space->mappings */
+	struct xp_gopclntab *gopcln;     /* a Go binary's own table, when it has no symbols */
+	Dwarf_Addr gopcln_bias;
 };
 
 struct mapping {
@@ -336,8 +338,10 @@ void xp_space_close(struct xp_space *s)
 	free(s->cache);
 	if (s->dwfl)
 		dwfl_end(s->dwfl);
-	for (i = 0; i < s->nmods; i++)
+	for (i = 0; i < s->nmods; i++) {
 		free(s->mods[i].path);
+		xp_gopclntab_close(s->mods[i].gopcln);
+	}
 	free(s->mods);
 	free(s->mappings);
 	free(s->vdso_image);
@@ -375,6 +379,11 @@ static void load_modinfo(struct xp_space *s, struct modinfo *mi)
 	mi->has_lines = dwfl_module_getdwarf(mi->mod, &bias) != NULL;
 	if (mi->has_lines)
 		mi->has_functions = 1;
+	/* a Go binary's own table: names and lines even when stripped, and
+	 * lines where its DWARF gives none */
+	mi->gopcln = xp_gopclntab_open(dwfl_module_getelf(mi->mod, &mi->gopcln_bias));
+	if (mi->gopcln)
+		mi->has_functions = mi->has_lines = 1;
 	for (k = 0; k < s->nmappings; k++) {
 		struct mapping *mp = &s->mappings[k];
 		if (mp->mi != mi)
@@ -577,6 +586,23 @@ static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_
 	mod = mp->mi->mod;
 	symname = dwfl_module_addrinfo(mod, lookup, &off, &esym, NULL, NULL, NULL);
 	err = frames_from_dwarf(mod, lookup, symname, &b);
+	if (err == 0 && b.n == 0 && mp->mi->gopcln) {
+		const char *fn, *file;
+		uint64_t entry;
+		int lineno;
+		struct xp_frame *f;
+		if (xp_gopclntab_lookup(mp->mi->gopcln, lookup - mp->mi->gopcln_bias, &fn, &file, &lineno, &entry) == 0) {
+			f = push_frame(&b);
+			if (!f || set_names(f, fn) < 0) {
+				err = -ENOMEM;
+			} else {
+				f->file = file ? strdup(file) : NULL;
+				f->line = lineno;
+				f->offset = pc - (entry + mp->mi->gopcln_bias);
+				symname = NULL; /* the offset is the table's */
+			}
+		}
+	}
 	if (err == 0 && b.n == 0 && symname) {
 		struct xp_frame *f = push_frame(&b);
 		Dwfl_Line *line = dwfl_module_getsrc(mod, lookup);

@@ -100,6 +100,13 @@ static int frame_cb(Dwfl_Frame *frame, void *arg)
 
 	if (!dwfl_frame_pc(frame, &pc, &activation))
 		return DWARF_CB_ABORT;
+	/* a return address lies in some module: one that does not is a wrong
+	 * guess (libdw's frame-pointer heuristic where there is no CFI) */
+	if (out->n > 0 && !dwfl_addrmodule(u->dwfl, pc - (activation ? 0 : 1))) {
+		snprintf(out->error, sizeof(out->error), "a return address in no module: 0x%llx",
+			 (unsigned long long)pc);
+		return DWARF_CB_ABORT;
+	}
 	if (out->n == XP_MAX_FRAMES) {
 		out->capped = 1;
 		return DWARF_CB_ABORT;
@@ -126,7 +133,7 @@ int xp_unwind(struct xp_unwinder *u, const struct user_regs_struct *regs, struct
 	rc = dwfl_getthread_frames(u->dwfl, CURRENT_TID, frame_cb, u);
 	if (rc == 0) {
 		out->complete = 1;
-	} else if (!out->capped) {
+	} else if (!out->capped && !out->error[0]) {
 		snprintf(out->error, sizeof(out->error), "%s", dwfl_errmsg(-1));
 	}
 	return 0;
