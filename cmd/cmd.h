@@ -34,6 +34,10 @@ void xp_report_attach_error(pid_t pid, int err);
 
 int64_t xp_now_ns(void);
 
+/* The default output name "xprof.COMM.PID.KIND" in buf, with the target's
+ * name made safe for a file name ('/' and ' ' become '_'). */
+void xp_default_output(char *buf, size_t len, const char *comm, pid_t pid, const char *kind);
+
 /* Interns the mapping of the main executable (the first file-backed
  * executable mapping) so that it comes first: pprof takes mapping 1 for
  * the profiled binary. */

@@ -30,6 +30,16 @@ int64_t xp_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+void xp_default_output(char *buf, size_t len, const char *comm, pid_t pid, const char *kind)
+{
+	char *c;
+
+	snprintf(buf, len, "xprof.%s.%d.%s", comm, (int)pid, kind);
+	for (c = buf; *c; c++)
+		if (*c == '/' || *c == ' ')
+			*c = '_';
+}
+
 pid_t xp_parse_pid(const char *arg)
 {
 	char *end;

@@ -83,7 +83,7 @@ struct cpu_run {
 	size_t ntab, nagg;
 	struct thread_name *names;
 	size_t nnames, names_alloc;
-	uint64_t samples, complete, no_user, dropped;
+	uint64_t samples, complete;
 	int64_t start_ns, start_real_ns, end_ns;
 	int kernel;
 	int maps_dirty;   /* a mapping came in: rebuild the space before unwinding */
@@ -467,12 +467,10 @@ static void add_sample(struct cpu_run *r, pid_t tid, char state, const uint64_t 
 			flag[n] = r->stack->is_call[i] ? F_CALL : 0;
 		}
 		r->complete += r->stack->complete;
-	} else if (!regs) {
-		r->no_user++;
 	}
 	r->samples++;
-	if (n == 0 || agg_add(r, tid, state, pc, flag, n) < 0)
-		r->dropped++;
+	if (n > 0)
+		agg_add(r, tid, state, pc, flag, n); /* on -ENOMEM the sample is counted, not kept */
 }
 
 static void on_perf_sample(const struct xp_perf_sample *s, void *arg)
@@ -978,10 +976,9 @@ int cmd_cpu(int argc, char **argv)
 	}
 	if (!r.o.out) {
 		static const char *const ext[] = { "pb.gz", "folded", "svg" };
-		snprintf(defpath, sizeof(defpath), "xprof.%s.%d.cpu.%s", r.comm, (int)r.pid, ext[r.o.format]);
-		for (char *c = defpath; *c; c++)
-			if (*c == '/' || *c == ' ')
-				*c = '_';
+		char kind[16];
+		snprintf(kind, sizeof(kind), "cpu.%s", ext[r.o.format]);
+		xp_default_output(defpath, sizeof(defpath), r.comm, r.pid, kind);
 	}
 	path = r.o.out ? r.o.out : defpath;
 

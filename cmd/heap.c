@@ -301,10 +301,7 @@ int cmd_heap(int argc, char **argv)
 		goto out;
 	}
 	if (!o.out) {
-		snprintf(defpath, sizeof(defpath), "xprof.%s.%d.heap.pb.gz", comm, (int)pid);
-		for (char *c = defpath; *c; c++)
-			if (*c == '/' || *c == ' ')
-				*c = '_';
+		xp_default_output(defpath, sizeof(defpath), comm, pid, "heap.pb.gz");
 	}
 	path = o.out ? o.out : defpath;
 	err = write_profile(&h, path, snap.time_ns);

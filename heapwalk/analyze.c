@@ -381,5 +381,4 @@ void xp_heap_free(struct xp_heap *h)
 	free(h->size_names);
 	free(h->roots);
 	free(h->blocks);
-	free(h->regs);
 }

@@ -44,7 +44,6 @@ struct walk {
 	/* chunks in fastbins and tcaches, and the tcache structs */
 	uint64_t *set;
 	size_t nset, setcap;
-	uint64_t main_arena;
 };
 
 static void problem(struct walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -45,11 +45,10 @@ struct xp_heap_copy {
 	size_t len;
 	uint8_t *data;
 	int pooled;           /* data is in the pre-faulted pool, not malloc'd */
-	int kind; /* COPY_HEAP, COPY_GLOBAL, COPY_STACK */
-	pid_t tid;            /* COPY_STACK: the thread */
+	int kind; /* XP_COPY_HEAP, XP_COPY_GLOBAL */
 };
 
-enum { XP_COPY_HEAP, XP_COPY_GLOBAL, XP_COPY_STACK };
+enum { XP_COPY_HEAP, XP_COPY_GLOBAL };
 
 struct xp_heap {
 	pid_t pid;
@@ -67,12 +66,6 @@ struct xp_heap {
 	uint64_t libc_internal_bytes; /* the tcache structs: malloc's own, left out */
 	/* a problem met while walking: the walk stopped there (partial) */
 	char problem[256];
-	/* registers of the stopped threads, for roots */
-	struct xp_heap_regs {
-		pid_t tid;
-		uint64_t words[17];
-	} *regs;
-	size_t nregs;
 	struct xp_space *space;
 	/* malloc's own state in libc's .data (main_arena, mp_): it points at
 	 * chunk headers, inside their neighbours, so it is no root */
