@@ -204,17 +204,28 @@ size_t xp_perf_nthreads(const struct xp_perf *p);
  * libraries loaded after the start, or all of them for a launched command. */
 struct xp_perf_mapping {
 	pid_t pid;
+	uint64_t time;                  /* CLOCK_MONOTONIC ns, as samples */
 	uint64_t addr, len, pgoff, inode;
 	uint32_t prot;
 	const char *filename;
 };
 
+/* The process exec'd a new program (PERF_RECORD_COMM with the exec flag):
+ * its old modules are gone; the new program's mappings follow. */
+struct xp_perf_exec {
+	pid_t pid, tid;
+	uint64_t time;
+	char comm[16];
+};
+
 struct xp_perf_handlers {
 	void (*sample)(const struct xp_perf_sample *s, void *arg);
 	void (*mapping)(const struct xp_perf_mapping *m, void *arg);
+	void (*exec)(const struct xp_perf_exec *e, void *arg);
 };
 
-/* Waits up to timeout_ms for data, then hands every record to h, in order.
+/* Waits up to timeout_ms for data, then hands every record to h: first the
+ * mappings and execs of every CPU's ring in time order, then the samples.
  * Returns the number of samples read, or -errno.  Also picks up threads that
  * appeared without inheriting an event (created by a thread we had not yet
  * opened). */

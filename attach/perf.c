@@ -28,6 +28,17 @@
 
 #define MAX_CPUS 1024
 #define RECORD_MAX 65536 /* a record's size field is 16 bits */
+#define SAMPLE_ID_TIME_END 8 /* sample_id_all with TID|TIME: the time is a record's last 8 bytes */
+
+/* A mapping or an exec seen in a ring, held until every ring is read so
+ * that they reach the caller in time order. */
+struct ring_event {
+	uint64_t time;
+	size_t seq;               /* tie-break: the order read */
+	int is_exec;
+	struct xp_perf_mapping m; /* m.filename is owned */
+	struct xp_perf_exec e;
+};
 
 struct ring {
 	int fd;                           /* the CPU's first event: owns the buffer */
@@ -50,6 +61,8 @@ struct xp_perf {
 	uint64_t kips[XP_PERF_KERNEL_FRAMES]; /* the current sample's kernel chain */
 	uint64_t *heads;                  /* per CPU: the data_head this read stops at */
 	int64_t last_scan_ns;
+	struct ring_event *ev;            /* this read's mappings and execs */
+	size_t nev, ev_alloc;
 };
 
 static int64_t mono_ns(void)
@@ -86,6 +99,11 @@ static void fill_attr(const struct xp_perf *p, struct perf_event_attr *a, int ke
 	a->sample_stack_user = (uint32_t)p->o.stack_bytes;
 	a->mmap = 1;  /* executable mappings, as PERF_RECORD_MMAP2 */
 	a->mmap2 = 1;
+	/* an exec replaces every module: PERF_RECORD_COMM with the exec flag,
+	 * and the time on every record to place it among the samples */
+	a->comm = 1;
+	a->comm_exec = 1;
+	a->sample_id_all = 1;
 	a->inherit = 1;
 	a->disabled = p->o.enable_on_exec;
 	a->enable_on_exec = p->o.enable_on_exec;
@@ -313,6 +331,7 @@ void xp_perf_close(struct xp_perf *p)
 	free(p->rings);
 	free(p->heads);
 	free(p->wrapbuf);
+	free(p->ev);
 	free(p);
 }
 
@@ -405,10 +424,84 @@ static int parse_mmap2(const uint8_t *rec, size_t len, struct xp_perf_mapping *m
 	return 0;
 }
 
-/* Walks the records of one ring between tail and head.  Mappings and
- * samples go in two passes over every ring (xp_perf_read), because the
- * rings are per CPU: a library's MMAP2 in one CPU's ring must be known
- * before the samples in the other rings that run code in it. */
+/* PERF_RECORD_COMM: pid, tid, the NUL-terminated name; an exec when the
+ * header's misc says so. */
+static int parse_comm(const uint8_t *rec, size_t len, struct xp_perf_exec *e)
+{
+	struct cursor c = { rec + sizeof(struct perf_event_header), rec + len };
+	uint32_t pidtid[2];
+	size_t n;
+
+	if (take(&c, pidtid, 8))
+		return -1;
+	n = strnlen((const char *)c.p, (size_t)(c.end - c.p));
+	if (n == (size_t)(c.end - c.p))
+		return -1;
+	e->pid = (pid_t)pidtid[0];
+	e->tid = (pid_t)pidtid[1];
+	snprintf(e->comm, sizeof(e->comm), "%.*s", (int)n, (const char *)c.p);
+	return 0;
+}
+
+static uint64_t record_time(const uint8_t *rec, size_t len)
+{
+	uint64_t t = 0;
+
+	if (len >= sizeof(struct perf_event_header) + 16)
+		memcpy(&t, rec + len - SAMPLE_ID_TIME_END, 8);
+	return t;
+}
+
+static struct ring_event *push_event(struct xp_perf *p, uint64_t time)
+{
+	struct ring_event *ev;
+
+	if (p->nev == p->ev_alloc) {
+		size_t n = p->ev_alloc ? p->ev_alloc * 2 : 16;
+		struct ring_event *v = realloc(p->ev, n * sizeof(*v));
+		if (!v)
+			return NULL;
+		p->ev = v;
+		p->ev_alloc = n;
+	}
+	ev = &p->ev[p->nev];
+	memset(ev, 0, sizeof(*ev));
+	ev->time = time;
+	ev->seq = p->nev++;
+	return ev;
+}
+
+static int event_cmp(const void *a, const void *b)
+{
+	const struct ring_event *x = a, *y = b;
+
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Hands this read's mappings and execs to the caller, oldest first. */
+static void dispatch_events(struct xp_perf *p, const struct xp_perf_handlers *hd, void *arg)
+{
+	size_t i;
+
+	qsort(p->ev, p->nev, sizeof(*p->ev), event_cmp);
+	for (i = 0; i < p->nev; i++) {
+		struct ring_event *ev = &p->ev[i];
+		if (ev->is_exec && hd->exec)
+			hd->exec(&ev->e, arg);
+		else if (!ev->is_exec && hd->mapping)
+			hd->mapping(&ev->m, arg);
+		free((char *)ev->m.filename);
+	}
+	p->nev = 0;
+}
+
+/* Walks the records of one ring between tail and head.  Mappings and execs
+ * go first, from every ring and in time order (xp_perf_read), then the
+ * samples, because the rings are per CPU: a library's MMAP2 in one CPU's
+ * ring must be known before the samples in the other rings that run code
+ * in it. */
 static int walk_ring(struct xp_perf *p, struct ring *r, uint64_t head, int want_samples,
 		     const struct xp_perf_handlers *hd, void *arg)
 {
@@ -430,7 +523,8 @@ static int walk_ring(struct xp_perf *p, struct ring *r, uint64_t head, int want_
 		if (h.size < sizeof(h) || h.size > head - tail)
 			break; /* malformed: drop the rest of this batch */
 		if (want_samples ? (h.type != PERF_RECORD_SAMPLE && h.type != PERF_RECORD_LOST)
-				 : h.type != PERF_RECORD_MMAP2) {
+				 : (h.type != PERF_RECORD_MMAP2 &&
+				    !(h.type == PERF_RECORD_COMM && (h.misc & PERF_RECORD_MISC_COMM_EXEC)))) {
 			tail += h.size;
 			continue;
 		}
@@ -450,8 +544,23 @@ static int walk_ring(struct xp_perf *p, struct ring *r, uint64_t head, int want_
 			}
 		} else if (h.type == PERF_RECORD_MMAP2) {
 			struct xp_perf_mapping m;
-			if (parse_mmap2(rec, h.size, &m) == 0 && m.pid == p->o.pid && hd->mapping)
-				hd->mapping(&m, arg);
+			struct ring_event *ev;
+			if (parse_mmap2(rec, h.size, &m) == 0 && m.pid == p->o.pid && hd->mapping &&
+			    (ev = push_event(p, record_time(rec, h.size))) != NULL) {
+				m.time = ev->time;
+				ev->m = m;
+				if (!(ev->m.filename = strdup(m.filename)))
+					p->nev--;
+			}
+		} else if (h.type == PERF_RECORD_COMM) {
+			struct xp_perf_exec e;
+			struct ring_event *ev;
+			if (parse_comm(rec, h.size, &e) == 0 && e.pid == p->o.pid && hd->exec &&
+			    (ev = push_event(p, record_time(rec, h.size))) != NULL) {
+				e.time = ev->time;
+				ev->e = e;
+				ev->is_exec = 1;
+			}
 		} else if (h.size >= sizeof(h) + 16) { /* PERF_RECORD_LOST: id, lost */
 			uint64_t lost;
 			memcpy(&lost, rec + sizeof(h) + 8, 8);
@@ -482,6 +591,7 @@ int xp_perf_read(struct xp_perf *p, int timeout_ms, const struct xp_perf_handler
 	for (cpu = 0; cpu < p->ncpus; cpu++)
 		if (p->rings[cpu].meta)
 			walk_ring(p, &p->rings[cpu], p->heads[cpu], 0, h, arg);
+	dispatch_events(p, h, arg);
 	for (cpu = 0; cpu < p->ncpus; cpu++) {
 		if (!p->rings[cpu].meta)
 			continue;

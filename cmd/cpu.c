@@ -31,6 +31,9 @@
 #define FREQ_MAX 10000
 #define DURATION_DEFAULT_NS (30LL * 1000000000)
 #define FRAMES_MAX (XP_MAX_FRAMES + XP_PERF_KERNEL_FRAMES)
+/* Programs one run keeps apart: a target that execs more often than this
+ * ends the run (each program's modules stay open until the output). */
+#define PROGRAMS_MAX 64
 
 enum format { FORMAT_PPROF, FORMAT_FOLDED, FORMAT_SVG };
 
@@ -50,11 +53,12 @@ struct cpu_opts {
 #define F_CALL 1   /* a return address: look up pc - 1 */
 #define F_KERNEL 2 /* a kernel address */
 
-/* One distinct (thread, state, stack) and its sample count. */
+/* One distinct (program, thread, state, stack) and its sample count. */
 struct agg {
 	uint64_t hash;
 	pid_t tid;
 	char state;
+	uint8_t prog;
 	uint32_t n;
 	uint64_t count;
 	uint64_t *pc;
@@ -66,16 +70,27 @@ struct thread_name {
 	char name[64];
 };
 
+/* One program the process ran: all of the run, or the part between two
+ * execs.  Its samples are unwound and symbolized against its own modules. */
+struct program {
+	struct xp_maps maps;
+	struct xp_space *space;
+	struct xp_unwinder *unwinder;
+	int dirty;        /* a mapping came in: rebuild the space before unwinding */
+	uint64_t since;   /* perf time of the exec that started it; 0 for the first */
+	char comm[64];
+};
+
 struct cpu_run {
 	struct cpu_opts o;
 	pid_t pid;
 	char comm[64];
 	int launched;
 	int child_status, child_exited;
-	struct xp_maps maps;
 	struct xp_mem *live;
-	struct xp_space *space;
-	struct xp_unwinder *unwinder;
+	struct program prog[PROGRAMS_MAX];
+	size_t nprog;     /* 1 once the first space is open */
+	int too_many_execs;
 	struct xp_stack *stack;
 	struct xp_kallsyms *kallsyms;
 	/* aggregation: open addressing over pointers */
@@ -86,7 +101,6 @@ struct cpu_run {
 	uint64_t samples, complete;
 	int64_t start_ns, start_real_ns, end_ns;
 	int kernel;
-	int maps_dirty;   /* a mapping came in: rebuild the space before unwinding */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -264,9 +278,11 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 
 /* ---- aggregation ------------------------------------------------------ */
 
-static uint64_t hash_stack(pid_t tid, char state, const uint64_t *pc, const uint8_t *flag, size_t n)
+static uint64_t hash_stack(unsigned prog, pid_t tid, char state, const uint64_t *pc, const uint8_t *flag,
+			   size_t n)
 {
-	uint64_t h = 1469598103934665603ULL ^ (uint64_t)tid ^ ((uint64_t)(unsigned char)state << 32);
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)tid ^ ((uint64_t)(unsigned char)state << 32) ^
+		     ((uint64_t)prog << 40);
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -297,17 +313,17 @@ static int agg_grow(struct cpu_run *r)
 	return 0;
 }
 
-static int agg_add(struct cpu_run *r, pid_t tid, char state, const uint64_t *pc, const uint8_t *flag,
-		   size_t n)
+static int agg_add(struct cpu_run *r, unsigned prog, pid_t tid, char state, const uint64_t *pc,
+		   const uint8_t *flag, size_t n)
 {
-	uint64_t hash = hash_stack(tid, state, pc, flag, n);
+	uint64_t hash = hash_stack(prog, tid, state, pc, flag, n);
 	struct agg *a;
 	size_t h;
 
 	if ((r->nagg + 1) * 2 > r->ntab && agg_grow(r) < 0)
 		return -ENOMEM;
 	for (h = hash & (r->ntab - 1); (a = r->tab[h]) != NULL; h = (h + 1) & (r->ntab - 1)) {
-		if (a->hash == hash && a->tid == tid && a->state == state && a->n == n &&
+		if (a->hash == hash && a->tid == tid && a->state == state && a->prog == prog && a->n == n &&
 		    memcmp(a->pc, pc, n * sizeof(*pc)) == 0 && memcmp(a->flag, flag, n) == 0) {
 			a->count++;
 			return 0;
@@ -319,6 +335,7 @@ static int agg_add(struct cpu_run *r, pid_t tid, char state, const uint64_t *pc,
 	a->hash = hash;
 	a->tid = tid;
 	a->state = state;
+	a->prog = (uint8_t)prog;
 	a->n = (uint32_t)n;
 	a->count = 1;
 	a->pc = (uint64_t *)(a + 1);
@@ -369,19 +386,19 @@ static const char *thread_name(struct cpu_run *r, pid_t tid)
 
 /* ---- the address space -------------------------------------------------- */
 
-/* (Re)builds the modules and the unwinder from r->maps. */
-static int build_space(struct cpu_run *r)
+/* (Re)builds a program's modules and unwinder from its maps. */
+static int build_space(struct cpu_run *r, struct program *g)
 {
 	int err;
 
-	xp_unwinder_free(r->unwinder);
-	r->unwinder = NULL;
-	xp_space_close(r->space);
-	r->space = NULL;
-	r->maps_dirty = 0;
-	err = xp_space_open(r->pid, &r->maps, r->live, r->launched ? XP_SPACE_OWN_NAMESPACE : 0, &r->space);
+	xp_unwinder_free(g->unwinder);
+	g->unwinder = NULL;
+	xp_space_close(g->space);
+	g->space = NULL;
+	g->dirty = 0;
+	err = xp_space_open(r->pid, &g->maps, r->live, r->launched ? XP_SPACE_OWN_NAMESPACE : 0, &g->space);
 	if (err == 0)
-		err = xp_unwinder_new(r->space, &r->unwinder);
+		err = xp_unwinder_new(g->space, &g->unwinder);
 	return err;
 }
 
@@ -389,21 +406,70 @@ static int build_space(struct cpu_run *r)
  * attached run, right after a launched command's exec. */
 static int open_space(struct cpu_run *r)
 {
+	struct program *g = &r->prog[0];
 	int err;
 
-	if (r->space)
+	if (r->nprog)
 		return 0;
-	xp_maps_free(&r->maps);
-	if ((err = xp_maps_read(r->pid, &r->maps)) < 0)
+	xp_maps_free(&g->maps);
+	if ((err = xp_maps_read(r->pid, &g->maps)) < 0)
 		return err;
-	return build_space(r);
+	snprintf(g->comm, sizeof(g->comm), "%s", r->comm);
+	r->nprog = 1;
+	return build_space(r, g);
+}
+
+static void program_free(struct program *g)
+{
+	xp_unwinder_free(g->unwinder);
+	xp_space_close(g->space);
+	xp_maps_free(&g->maps);
+	memset(g, 0, sizeof(*g));
+}
+
+/* The program that ran at perf time t: the last one started by then. */
+static unsigned program_at(const struct cpu_run *r, uint64_t t)
+{
+	unsigned k = r->nprog ? (unsigned)r->nprog - 1 : 0;
+
+	while (k > 0 && r->prog[k].since > t)
+		k--;
+	return k;
+}
+
+/* The process exec'd: what follows belongs to a new program, with modules
+ * of its own (its mappings come as PERF_RECORD_MMAP2 right after).  The old
+ * program's space stays open: its samples are symbolized with it. */
+static void start_program(struct cpu_run *r, uint64_t since, const char *comm)
+{
+	struct program *g;
+
+	if (r->nprog == 0)
+		return;
+	if (r->nprog == PROGRAMS_MAX) {
+		r->too_many_execs = 1;
+		return;
+	}
+	g = &r->prog[r->nprog++];
+	memset(g, 0, sizeof(*g));
+	g->since = since;
+	g->dirty = 1;
+	snprintf(g->comm, sizeof(g->comm), "%s", comm);
+	snprintf(r->comm, sizeof(r->comm), "%s", comm);
+}
+
+static void on_perf_exec(const struct xp_perf_exec *e, void *arg)
+{
+	start_program(arg, e->time, e->comm);
 }
 
 /* A mapping reported while sampling (PERF_RECORD_MMAP2): it replaces what
- * it overlaps; the space is rebuilt before the next unwind. */
+ * it overlaps in the program that made it; that program's space is rebuilt
+ * before its next unwind. */
 static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
 {
 	struct cpu_run *r = arg;
+	struct program *g;
 	struct xp_map *v, nm;
 	size_t i, k = 0;
 
@@ -416,15 +482,18 @@ static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
 	nm.offset = m->pgoff;
 	nm.inode = m->inode;
 	memcpy(nm.perms, "r-xp", 5);
+	if (r->nprog == 0)
+		return;
+	g = &r->prog[program_at(r, m->time)];
 	nm.path = strdup(m->filename);
-	v = malloc((r->maps.n + 1) * sizeof(*v));
+	v = malloc((g->maps.n + 1) * sizeof(*v));
 	if (!nm.path || !v) {
 		free(nm.path);
 		free(v);
 		return;
 	}
-	for (i = 0; i < r->maps.n; i++) {
-		struct xp_map *o = &r->maps.v[i];
+	for (i = 0; i < g->maps.n; i++) {
+		struct xp_map *o = &g->maps.v[i];
 		if (o->start < nm.end && nm.start < o->end) {
 			free(o->path); /* replaced */
 			continue;
@@ -437,19 +506,20 @@ static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
 	}
 	if (nm.path)
 		v[k++] = nm;
-	free(r->maps.v);
-	r->maps.v = v;
-	r->maps.n = k;
-	r->maps_dirty = 1;
+	free(g->maps.v);
+	g->maps.v = v;
+	g->maps.n = k;
+	g->dirty = 1;
 }
 
 /* ---- one sample --------------------------------------------------------- */
 
-/* kips: kernel frames, innermost first; regs and mem: the user context to
- * unwind (mem reads the copied stack), or NULL. */
-static void add_sample(struct cpu_run *r, pid_t tid, char state, const uint64_t *kips, size_t nk,
-		       const struct user_regs_struct *regs, struct xp_mem *mem)
+/* prog: the program that ran; kips: kernel frames, innermost first; regs
+ * and mem: the user context to unwind (mem reads the copied stack), or NULL. */
+static void add_sample(struct cpu_run *r, unsigned prog, pid_t tid, char state, const uint64_t *kips,
+		       size_t nk, const struct user_regs_struct *regs, struct xp_mem *mem)
 {
+	struct program *g = &r->prog[prog];
 	uint64_t pc[FRAMES_MAX];
 	uint8_t flag[FRAMES_MAX];
 	size_t n = 0, i;
@@ -458,10 +528,10 @@ static void add_sample(struct cpu_run *r, pid_t tid, char state, const uint64_t 
 		pc[n] = kips[i];
 		flag[n] = F_KERNEL | (i > 0 ? F_CALL : 0);
 	}
-	if (r->maps_dirty)
-		build_space(r);
-	if (regs && mem && r->unwinder) {
-		xp_unwind(r->unwinder, regs, mem, r->stack);
+	if (g->dirty)
+		build_space(r, g);
+	if (regs && mem && g->unwinder) {
+		xp_unwind(g->unwinder, regs, mem, r->stack);
 		for (i = 0; i < r->stack->n && n < FRAMES_MAX; i++, n++) {
 			pc[n] = r->stack->pc[i];
 			flag[n] = r->stack->is_call[i] ? F_CALL : 0;
@@ -470,7 +540,7 @@ static void add_sample(struct cpu_run *r, pid_t tid, char state, const uint64_t 
 	}
 	r->samples++;
 	if (n > 0)
-		agg_add(r, tid, state, pc, flag, n); /* on -ENOMEM the sample is counted, not kept */
+		agg_add(r, prog, tid, state, pc, flag, n); /* on -ENOMEM the sample is counted, not kept */
 }
 
 static void on_perf_sample(const struct xp_perf_sample *s, void *arg)
@@ -481,7 +551,9 @@ static void on_perf_sample(const struct xp_perf_sample *s, void *arg)
 	struct xp_mem *mem = xp_mem_snapshot(&stack, s->stack_len ? 1 : 0, NULL);
 
 	thread_name(r, s->tid);
-	add_sample(r, s->tid, 'R', s->kernel_ips, s->nkernel, s->have_regs ? &s->regs : NULL, mem);
+	if (r->nprog)
+		add_sample(r, program_at(r, s->time), s->tid, 'R', s->kernel_ips, s->nkernel,
+			   s->have_regs ? &s->regs : NULL, mem);
 	xp_mem_close(mem);
 }
 
@@ -549,6 +621,7 @@ static void progress(struct cpu_run *r, int64_t now, int final)
 static const struct xp_perf_handlers perf_handlers = {
 	.sample = on_perf_sample,
 	.mapping = on_perf_mapping,
+	.exec = on_perf_exec,
 };
 
 static int run_perf(struct cpu_run *r, struct xp_perf *perf)
@@ -562,12 +635,88 @@ static int run_perf(struct cpu_run *r, struct xp_perf *perf)
 		if (n < 0)
 			return n;
 		progress(r, xp_now_ns(), 0);
-		if (target_gone(r))
+		if (target_gone(r) || r->too_many_execs)
 			break;
 	}
 	/* what is still in the buffers */
 	n = xp_perf_read(perf, 0, &perf_handlers, r);
 	return n < 0 ? n : 0;
+}
+
+static int same_map(const struct xp_map *a, const struct xp_map *b)
+{
+	return a->start == b->start && a->end == b->end && a->inode == b->inode && strcmp(a->path, b->path) == 0;
+}
+
+static int is_file_code(const struct xp_map *m)
+{
+	return m->perms[2] == 'x' && m->path[0] == '/';
+}
+
+/* 1 when maps holds a mapping the same as m. */
+static int has_map(const struct xp_maps *maps, const struct xp_map *m)
+{
+	const struct xp_map *f = xp_maps_find(maps, m->start);
+
+	return f && same_map(f, m);
+}
+
+static int maps_copy(const struct xp_maps *from, struct xp_maps *to)
+{
+	to->v = calloc(from->n ? from->n : 1, sizeof(*to->v));
+	to->n = 0;
+	if (!to->v)
+		return -ENOMEM;
+	for (; to->n < from->n; to->n++) {
+		to->v[to->n] = from->v[to->n];
+		if (!(to->v[to->n].path = strdup(from->v[to->n].path))) {
+			xp_maps_free(to);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* --wall: the maps of each stop against the current program's.  Its main
+ * executable gone means an exec (a new program); new code mapped means a
+ * library loaded (the space is rebuilt).  Unmapped code changes nothing. */
+static void follow_maps(struct cpu_run *r, const struct xp_maps *now)
+{
+	struct program *g = &r->prog[r->nprog - 1];
+	const struct xp_map *main_map = NULL;
+	struct xp_maps copy;
+	size_t i;
+	int grew = 0;
+
+	for (i = 0; i < g->maps.n && !main_map; i++)
+		if (is_file_code(&g->maps.v[i]))
+			main_map = &g->maps.v[i];
+	for (i = 0; i < now->n && !grew; i++)
+		grew = is_file_code(&now->v[i]) && !has_map(&g->maps, &now->v[i]);
+	if (!grew && (!main_map || has_map(now, main_map)))
+		return;
+	if (maps_copy(now, &copy) < 0)
+		return;
+	if (main_map && !has_map(now, main_map)) {
+		char path[64], comm[64] = "";
+		int fd, n;
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)r->pid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+			n = (int)read(fd, comm, sizeof(comm) - 1);
+			comm[n > 0 ? n : 0] = '\0';
+			comm[strcspn(comm, "\n")] = '\0';
+			close(fd);
+		}
+		start_program(r, (uint64_t)xp_now_ns(), comm[0] ? comm : r->comm);
+		if (r->too_many_execs) {
+			xp_maps_free(&copy);
+			return;
+		}
+		g = &r->prog[r->nprog - 1];
+	}
+	xp_maps_free(&g->maps);
+	g->maps = copy;
+	g->dirty = 1;
 }
 
 static int run_wall(struct cpu_run *r)
@@ -590,6 +739,11 @@ static int run_wall(struct cpu_run *r)
 			xp_snapshot_free(&snap);
 			return -ESRCH;
 		}
+		follow_maps(r, &snap.maps);
+		if (r->too_many_execs) {
+			xp_snapshot_free(&snap);
+			break;
+		}
 		mem = xp_mem_snapshot(snap.regions, snap.nregions, NULL);
 		for (i = 0; mem && i < snap.nthreads; i++) {
 			const struct xp_thread *t = &snap.threads[i];
@@ -597,7 +751,7 @@ static int run_wall(struct cpu_run *r)
 			if (!t->stopped)
 				continue;
 			thread_name(r, t->tid);
-			add_sample(r, t->tid, state, NULL, 0, &t->regs, mem);
+			add_sample(r, (unsigned)r->nprog - 1, t->tid, state, NULL, 0, &t->regs, mem);
 		}
 		xp_mem_close(mem);
 		xp_snapshot_free(&snap);
@@ -754,16 +908,19 @@ static int write_pprof(struct cpu_run *r, const char *path)
 	    (err = xp_profile_set_period(p, vtype, "nanoseconds", period)) < 0)
 		goto out;
 	xp_profile_set_time(p, r->start_real_ns, r->end_ns - r->start_ns);
-	if (r->space && (err = xp_profile_main_mapping(p, r->space, &r->maps)) < 0)
+	if (r->nprog && r->prog[0].space &&
+	    (err = xp_profile_main_mapping(p, r->prog[0].space, &r->prog[0].maps)) < 0)
 		goto out;
 	for (i = 0; i < r->ntab; i++) {
 		struct agg *a = r->tab[i];
+		struct xp_space *space;
 		int64_t values[2];
 		struct xp_plabel labels[3];
 		size_t nl = 2, first_user;
 
 		if (!a)
 			continue;
+		space = a->prog < r->nprog ? r->prog[a->prog].space : NULL;
 		for (k = 0; k < a->n && (a->flag[k] & F_KERNEL); k++) {
 			err = kernel_location(p, r, a->pc[k], a->flag[k] & F_CALL, &ids[k]);
 			if (err < 0)
@@ -772,8 +929,8 @@ static int write_pprof(struct cpu_run *r, const char *path)
 		first_user = k;
 		for (; k < a->n; k++)
 			is_call[k] = (a->flag[k] & F_CALL) != 0;
-		if (a->n > first_user && r->space) {
-			err = xp_stack_locations(p, r->space, a->pc + first_user, is_call + first_user,
+		if (a->n > first_user && space) {
+			err = xp_stack_locations(p, space, a->pc + first_user, is_call + first_user,
 						 a->n - first_user, ids + first_user);
 			if (err < 0)
 				goto out;
@@ -784,7 +941,7 @@ static int write_pprof(struct cpu_run *r, const char *path)
 		labels[1] = (struct xp_plabel){ .key = "tid", .num = a->tid };
 		if (r->o.wall)
 			labels[nl++] = (struct xp_plabel){ .key = "state", .str = state_word(a->state) };
-		err = xp_profile_add_sample(p, ids, r->space ? a->n : first_user, values, 2, labels, nl);
+		err = xp_profile_add_sample(p, ids, space ? a->n : first_user, values, 2, labels, nl);
 		if (err < 0)
 			goto out;
 	}
@@ -798,6 +955,7 @@ out:
  * inline frames expanded, kernel frames marked _[k]. */
 static size_t stack_names(struct cpu_run *r, const struct agg *a, char **names, size_t max)
 {
+	struct xp_space *space = a->prog < r->nprog ? r->prog[a->prog].space : NULL;
 	size_t n = 0, k, j;
 
 	for (k = a->n; k-- > 0 && n < max;) {
@@ -808,7 +966,7 @@ static size_t stack_names(struct cpu_run *r, const struct agg *a, char **names, 
 				n++;
 			continue;
 		}
-		const struct xp_sym *s = r->space ? xp_symbolize(r->space, a->pc[k], a->flag[k] & F_CALL) : NULL;
+		const struct xp_sym *s = space ? xp_symbolize(space, a->pc[k], a->flag[k] & F_CALL) : NULL;
 		if (!s || s->nframes == 0) {
 			const struct xp_module *m = s ? s->module : NULL;
 			const char *base = m ? strrchr(m->path, '/') : NULL;
@@ -879,10 +1037,9 @@ static void run_free(struct cpu_run *r)
 	free(r->tab);
 	free(r->names);
 	free(r->stack);
-	xp_unwinder_free(r->unwinder);
-	xp_space_close(r->space);
+	for (i = 0; i < r->nprog; i++)
+		program_free(&r->prog[i]);
 	xp_mem_close(r->live);
-	xp_maps_free(&r->maps);
 	xp_kallsyms_free(r->kallsyms);
 }
 
@@ -908,6 +1065,7 @@ int cmd_cpu(int argc, char **argv)
 	const char *path;
 	uint64_t lost = 0;
 	int rc, err, gone = 0;
+	size_t i;
 
 	memset(&r, 0, sizeof(r));
 	rc = parse(argc, argv, &r.o);
@@ -1023,8 +1181,9 @@ int cmd_cpu(int argc, char **argv)
 	/* only now: reading kallsyms takes ~100 ms of CPU the target would feel */
 	if (r.kernel)
 		r.kallsyms = xp_kallsyms_load();
-	if (r.maps_dirty)
-		build_space(&r);
+	for (i = 0; i < r.nprog; i++)
+		if (r.prog[i].dirty)
+			build_space(&r, &r.prog[i]);
 	err = r.o.format == FORMAT_PPROF ? write_pprof(&r, path) : write_flame(&r, path);
 	if (err < 0) {
 		xp_msg("cannot write %s: %s", path, strerror(-err));
@@ -1040,6 +1199,15 @@ int cmd_cpu(int argc, char **argv)
 		       "a lower -F loses fewer", lost);
 	if (stop_requested)
 		xp_msg("stopped early by a signal");
+	if (r.nprog > 1)
+		xp_msg("pid %d exec'd %zu time%s during the run (from %s to %s): each program's samples "
+		       "are symbolized with its own modules",
+		       (int)r.pid, r.nprog - 1, r.nprog > 2 ? "s" : "", r.prog[0].comm, r.prog[r.nprog - 1].comm);
+	if (r.too_many_execs) {
+		xp_msg("stopped early: pid %d exec'd more than %d times; later programs are not sampled",
+		       (int)r.pid, PROGRAMS_MAX - 1);
+		rc = XP_EXIT_PARTIAL;
+	}
 	if (r.launched) {
 		if (r.child_exited < 0)
 			xp_msg("%s exited", r.comm);
