@@ -74,7 +74,10 @@ tests/unit/pprofcheck: tests/unit/pprofcheck.c $(PROTO_OBJS)
 tests/unit/noperf: tests/unit/noperf.c
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $<
 
-unit: $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf
+tests/unit/pidreuse: tests/unit/pidreuse.c
+	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $<
+
+unit: $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf tests/unit/pidreuse
 
 check: deps
 	$(MAKE) all fixtures unit
@@ -100,5 +103,5 @@ install: xprof
 	install -m 644 docs/xprof.1 $(DESTDIR)$(PREFIX)/share/man/man1/xprof.1
 
 clean:
-	rm -f xprof */*.o tests/unit/*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf
+	rm -f xprof */*.o tests/unit/*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf tests/unit/pidreuse
 	rm -rf build

@@ -56,6 +56,12 @@ enum xp_proc_problem {
  * a readable process still cannot be profiled. */
 int xp_proc_check(pid_t pid, struct xp_proc *p, enum xp_proc_problem *problem);
 
+/* xp_proc_check pins the process it validated (a pidfd), so that later
+ * steps can ask whether that very process still lives: a pid reused by a
+ * new process after the target exited is never taken for the target.
+ * 1 alive (or not pinned: no pidfd before Linux 5.3), 0 gone. */
+int xp_proc_alive(pid_t pid);
+
 /* Explains an EPERM from ptrace or perf_event_open on pid: which check
  * failed (ptrace_scope, missing CAP_SYS_PTRACE, another user's process)
  * and the one command that fixes it.  Writes one line without newline. */

@@ -289,7 +289,7 @@ int xp_perf_open(const struct xp_perf_opts *o, struct xp_perf **out)
 		err = open_thread(p, o->pid); /* one thread, before its exec */
 	else
 		err = scan_threads(p);
-	if (err == 0 && p->nfds == 0)
+	if (err == 0 && (p->nfds == 0 || !xp_proc_alive(o->pid)))
 		err = -ESRCH;
 	if (err < 0) {
 		xp_perf_close(p);
@@ -600,10 +600,16 @@ int xp_perf_read(struct xp_perf *p, int timeout_ms, const struct xp_perf_handler
 	}
 	/* a thread created by one that had no event yet has none: look for
 	 * such threads every 100 ms */
-	if (!p->o.enable_on_exec && mono_ns() - p->last_scan_ns > 100000000) {
+	if (!p->o.enable_on_exec && mono_ns() - p->last_scan_ns > 100000000 && xp_proc_alive(p->o.pid)) {
+		size_t nfds = p->nfds;
 		int err = scan_threads(p);
 		if (err < 0 && err != -ENOENT && err != -ESRCH)
 			return err;
+		/* the target exited while we looked: the threads just found
+		 * may be a new process's under the same pid */
+		if (!xp_proc_alive(p->o.pid))
+			while (p->nfds > nfds)
+				close(p->fds[--p->nfds]);
 	}
 	return n;
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "attach/attach.h"
@@ -171,6 +172,35 @@ static long status_field(const char *status, const char *key)
 	return strtol(p + strlen(key), NULL, 10);
 }
 
+/* The validated target, pinned.  One per run: xprof profiles one process. */
+static pid_t pinned_pid;
+static int pinned_fd = -1;
+
+static void pin(pid_t pid)
+{
+	int fd;
+
+	if (pinned_fd >= 0 && pinned_pid == pid)
+		return; /* keep the first: a re-check must not re-pin a reused pid */
+	fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return;
+	if (pinned_fd >= 0)
+		close(pinned_fd);
+	pinned_fd = fd;
+	pinned_pid = pid;
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+int xp_proc_alive(pid_t pid)
+{
+	if (pinned_fd < 0 || pinned_pid != pid)
+		return 1;
+	/* signal 0 through the pidfd: ESRCH once that process has exited,
+	 * whatever now holds its pid */
+	return syscall(SYS_pidfd_send_signal, pinned_fd, 0, NULL, 0) == 0 || errno != ESRCH;
+}
+
 int xp_proc_check(pid_t pid, struct xp_proc *p, enum xp_proc_problem *problem)
 {
 	char path[64], buf[4096];
@@ -215,6 +245,8 @@ int xp_proc_check(pid_t pid, struct xp_proc *p, enum xp_proc_problem *problem)
 		*problem = XP_PROC_SELF;
 	else if (p->tracer > 0 && p->tracer != getpid())
 		*problem = XP_PROC_TRACED;
+	if (*problem == XP_PROC_OK)
+		pin(p->pid);
 	return 0;
 }
 

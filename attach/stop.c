@@ -453,6 +453,10 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 	/* Seizing does not stop a thread: do it for all before the pause. */
 	for (i = 0; i < tb.n && err == 0; i++)
 		err = seize(&tb.t[i], &h);
+	/* the threads seized are the target's only if it still lives: its
+	 * pid may have gone to a new process since it was validated */
+	if (err == 0 && !xp_proc_alive(pid))
+		err = -ESRCH;
 
 	t0 = now_ns(CLOCK_MONOTONIC);
 	s->time_ns = now_ns(CLOCK_REALTIME);
@@ -484,6 +488,8 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 	if (interrupted)
 		wait_for_stops(&tb, &h, err == 0 ? &cc : NULL);
 	s->all_stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
+	if (err == 0 && !xp_proc_alive(pid))
+		err = -ESRCH;
 
 	if (fn && err == 0) {
 		/* the caller's reads, with every thread still stopped; the

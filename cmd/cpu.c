@@ -580,6 +580,8 @@ static int target_gone(struct cpu_run *r)
 		}
 		return r->child_exited != 0;
 	}
+	if (!xp_proc_alive(r->pid))
+		return 1; /* whatever holds its pid now is another process */
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)r->pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)

@@ -124,5 +124,38 @@ for i in 0 1 2; do
 	done
 done
 is "$bad" 0 "a target exiting as threads, threads -o and heap start: exit 0/1 with a file, or 2 with a message and none"
+# --- the pid is reused: the target exits and a new process gets its pid ---------
+# (tests/unit/pidreuse starts the new one the moment the first is reaped)
+if [ "$(id -u)" = 0 ] && [ -w /proc/sys/kernel/ns_last_pid ]; then
+	for mode in "" --wall; do
+		tests/unit/pidreuse "$H" exit 700 -- "$FIX/cpuburn" 1 >"$TMP/reuse.out" 2>&1 &
+		helper=$!
+		_fixture_pids="$_fixture_pids $helper"
+		for i in $(seq 1 300); do grep -q '^ready' "$TMP/reuse.out" && break; sleep 0.01; done
+		rpid=$(awk '/^ready/ { print $2; exit }' "$TMP/reuse.out")
+		"$XPROF" cpu $mode -p "$rpid" -d 2.5s -F 199 -o "$TMP/reuse.pb.gz" 2>"$TMP/err"
+		rc=$?
+		if ! grep -q "^reused $rpid" "$TMP/reuse.out"; then
+			ok 0 "# SKIP another process took pid $rpid first"
+			ok 0 "# SKIP"
+		else
+			[ "$rc" = 1 ] && grep -q "pid $rpid exited during the run" "$TMP/err"
+			ok $? "cpu ${mode:-(perf)}: the target exits and its pid is reused: exit 1, said so" ||
+				diag "exit $rc: $(cat "$TMP/err")"
+			go tool pprof -top "$TMP/reuse.pb.gz" 2>/dev/null | grep -q 'burn_'
+			rc2=$?
+			no_thread_stopped "$rpid"
+			[ "$rc2" != 0 ] && [ $? = 0 ]
+			ok $? "cpu ${mode:-(perf)}: the new process under that pid is neither sampled nor stopped"
+		fi
+		kill -KILL "$rpid" 2>/dev/null
+		wait "$helper" 2>/dev/null
+	done
+else
+	ok 0 "# SKIP pid reuse needs root (ns_last_pid)"
+	ok 0 "# SKIP"
+	ok 0 "# SKIP"
+	ok 0 "# SKIP"
+fi
 plan "$_tap_n"
 done_testing
