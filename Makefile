@@ -10,7 +10,7 @@ PREFIX ?= /usr/local
 CFLAGS ?= -O2 -g
 XP_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-missing-field-initializers $(CFLAGS)
 CPPFLAGS += -I.
-LDLIBS := -ldw -lelf -lprotobuf-c -lz -liberty
+LDLIBS := -ldw -lelf -lprotobuf-c -lz -liberty -lm
 
 # Debian packages: building, then testing and benchmarking.
 BUILD_PKGS := gcc make pkg-config libelf-dev libdw-dev libprotobuf-c-dev \
@@ -27,8 +27,9 @@ ATTACH_OBJS := attach/proc.o attach/mem.o attach/stop.o attach/perf.o attach/sys
 UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o
 SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o
 HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o
-CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/flame.o
-LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(PROTO_OBJS)
+GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o
+CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/flame.o cmd/go.o
+LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(GORT_OBJS) $(PROTO_OBJS)
 HEADERS := $(wildcard */*.h) tests/unit/tap.h proto/profile.pb-c.h
 
 %.o: %.c $(HEADERS)

@@ -4,6 +4,7 @@
 #define XPROF_CMD_CMD_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "proto/profile.h"
@@ -47,6 +48,28 @@ int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const 
  * one id per pc.  is_call[i]: pc[i] is a return address. */
 int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc,
 		       const unsigned char *is_call, size_t n, uint64_t *ids);
+
+/* ---- Go (cmd/go.c) ---- */
+struct xp_go;
+struct xp_goroutines;
+struct xp_go_target {
+	struct xp_maps maps;
+	struct xp_mem *live;
+	struct xp_space *space;
+	struct xp_go *go;
+};
+/* 1: pid is a Go program whose runtime xprof reads (gt filled); 0: it is
+ * not Go; -ENOTSUP: it is, but its runtime cannot be read (said);
+ * -errno on failure. */
+int xp_go_target_open(pid_t pid, const char *comm, struct xp_go_target *gt);
+void xp_go_target_close(struct xp_go_target *gt);
+/* Go's own dump of the user goroutines; returns how many it printed, and
+ * in *incomplete how many tracebacks stopped early. */
+size_t xp_go_print_goroutines(struct xp_go *go, const struct xp_goroutines *gs, FILE *out, size_t *incomplete);
+int xp_go_goroutine_profile(struct xp_go_target *gt, const struct xp_goroutines *gs,
+			    const struct xp_snapshot *snap, const char *path);
+/* xprof heap on a Go program: an exit code. */
+int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char *path, int64_t t0);
 
 int cmd_threads(int argc, char **argv);
 int cmd_cpu(int argc, char **argv);

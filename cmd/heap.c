@@ -39,6 +39,12 @@ static void usage(FILE *f)
 	      "[unreachable] when nothing reaches it: a leak (found conservatively).\n"
 	      "Sample types inuse_objects/count and inuse_space/bytes (usable size).\n"
 	      "\n"
+	      "A Go program (1.18 or later) gets instead the heap profile its runtime\n"
+	      "keeps (runtime.mbuckets), as runtime/pprof would write it at that moment:\n"
+	      "alloc_objects, alloc_space, inuse_objects, inuse_space with allocation\n"
+	      "stacks, sampled every runtime.MemProfileRate bytes and scaled as pprof\n"
+	      "scales them.  Needs the binary's symbol table (not -ldflags=-s).\n"
+	      "\n"
 	      "  -p, --pid PID       the process\n"
 	      "  -o, --output FILE   where to write (default xprof.COMM.PID.heap.pb.gz)\n"
 	      "  -h, --help          this help\n"
@@ -236,6 +242,7 @@ int cmd_heap(int argc, char **argv)
 	struct xp_maps maps = { 0 };
 	struct xp_mem *live = NULL;
 	struct xp_space *space = NULL;
+	struct xp_go_target gt;
 	char comm[64], defpath[256];
 	const char *path, *what;
 	pid_t pid;
@@ -255,6 +262,19 @@ int cmd_heap(int argc, char **argv)
 	memset(&h, 0, sizeof(h));
 	memset(&snap, 0, sizeof(snap));
 	rc = XP_EXIT_FATAL;
+	if (!o.out)
+		xp_default_output(defpath, sizeof(defpath), comm, pid, "heap.pb.gz");
+	path = o.out ? o.out : defpath;
+	/* a Go program: the Go runtime's own heap profile */
+	err = xp_go_target_open(pid, comm, &gt);
+	if (err != 0) {
+		if (err == 1)
+			rc = xp_go_heap(&gt, pid, comm, path, t0);
+		else if (err != -ENOTSUP)
+			xp_report_attach_error(pid, err);
+		xp_go_target_close(&gt);
+		return rc;
+	}
 	live = xp_mem_process(pid);
 	if ((err = xp_maps_read(pid, &maps)) < 0 || !live ||
 	    (err = xp_space_open(pid, &maps, live, 0, &space)) < 0) {
@@ -282,7 +302,13 @@ int cmd_heap(int argc, char **argv)
 
 	h.pid = pid;
 	h.space = space;
-	xp_heap_prepare(&h, pid, &maps);
+	if (xp_heap_prepare(&h, pid, &maps) == -ENOMEM) {
+		xp_msg("cannot walk the heap of pid %d (%s): the walk needs %.0f MiB for %.0f MiB of heap and "
+		       "only %.0f MiB of memory is available (MemAvailable or the cgroup's limit, less a "
+		       "tenth); nothing was stopped",
+		       (int)pid, comm, mib(h.need_bytes), mib(h.planned), mib(h.avail_bytes));
+		goto out;
+	}
 	xp_attach_signals();
 	err = xp_snapshot_take_with(pid, &snap, xp_glibc_heap_read, &h);
 	if (err < 0) {
@@ -300,10 +326,6 @@ int cmd_heap(int argc, char **argv)
 		xp_msg("cannot analyze the heap of pid %d: %s", (int)pid, strerror(-err));
 		goto out;
 	}
-	if (!o.out) {
-		xp_default_output(defpath, sizeof(defpath), comm, pid, "heap.pb.gz");
-	}
-	path = o.out ? o.out : defpath;
 	err = write_profile(&h, path, snap.time_ns);
 	if (err < 0) {
 		xp_msg("cannot write %s: %s", path, strerror(-err));

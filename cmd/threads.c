@@ -15,6 +15,7 @@
 
 #include "attach/attach.h"
 #include "cmd/cmd.h"
+#include "gort/gort.h"
 #include "proto/profile.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"
@@ -22,6 +23,7 @@
 struct threads_opts {
 	pid_t pid;
 	int group;
+	int native;
 	const char *out;
 };
 
@@ -52,7 +54,7 @@ struct dump {
 
 static void usage(FILE *f)
 {
-	fputs("usage: xprof threads -p PID [--group] [-o FILE.pb.gz]\n"
+	fputs("usage: xprof threads -p PID [--group] [--native] [-o FILE.pb.gz]\n"
 	      "\n"
 	      "Stops every thread of a running process for as short a time as possible,\n"
 	      "copies its registers and live stack, lets the process go, then unwinds\n"
@@ -63,8 +65,15 @@ static void usage(FILE *f)
 	      "                    count and tids\n"
 	      "  -o, --output FILE write a pprof profile instead of text: one sample per\n"
 	      "                    thread (threads/count), labels tid, thread, state;\n"
-	      "                    open it with: go tool pprof -http=: FILE\n"
+	      "                    for a Go program one sample per goroutine\n"
+	      "                    (goroutine/count), labels goroutine, state and its\n"
+	      "                    own pprof labels; open it with: go tool pprof -http=: FILE\n"
+	      "      --native      for a Go program, print the OS threads' own stacks\n"
+	      "                    (cgo, system calls, the runtime) after the goroutines\n"
 	      "  -h, --help        this help\n"
+	      "\n"
+	      "A Go program (1.18 or later) gets its goroutines, printed as Go's own\n"
+	      "runtime.Stack dump prints them, read while its threads are stopped.\n"
 	      "\n"
 	      "A thread blocked on a pthread mutex shows the mutex and the thread that\n"
 	      "holds it; threads waiting for each other in a cycle are reported as a\n"
@@ -81,6 +90,7 @@ static int parse(int argc, char **argv, struct threads_opts *o)
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "group", no_argument, NULL, 'g' },
+		{ "native", no_argument, NULL, 'N' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -98,6 +108,9 @@ static int parse(int argc, char **argv, struct threads_opts *o)
 			break;
 		case 'g':
 			o->group = 1;
+			break;
+		case 'N':
+			o->native = 1;
 			break;
 		case 'o':
 			o->out = optarg;
@@ -476,11 +489,60 @@ static void dump_free(struct dump *dp)
 	xp_snapshot_free(&dp->snap);
 }
 
+/* The goroutines of a Go program: printed or written.  An exit code, or -1
+ * when they could not be read (said): the native dump goes on. */
+static int go_dump(const struct threads_opts *o, struct dump *dp, struct xp_go_target *gt,
+		   const struct xp_goroutines *gs, int64_t t0)
+{
+	size_t i, shown = 0, incomplete = 0, system = 0;
+	int err;
+
+	if (gs->n == 0 || (dp->snap.hold_err < 0 && !gs->problem[0])) {
+		xp_msg("cannot read the goroutines of pid %d: %s; dumping its threads instead", (int)dp->pid,
+		       gs->problem[0] ? gs->problem : strerror(-dp->snap.hold_err));
+		return -1;
+	}
+	for (i = 0; i < gs->n; i++)
+		system += gs->v[i].system;
+	if (o->out) {
+		err = xp_go_goroutine_profile(gt, gs, &dp->snap, o->out);
+		if (err < 0) {
+			xp_msg("cannot write %s: %s", o->out, strerror(-err));
+			return XP_EXIT_FATAL;
+		}
+		shown = gs->n - system;
+	} else {
+		static char obuf[1 << 16];
+		setvbuf(stdout, obuf, _IOFBF, sizeof(obuf));
+		shown = xp_go_print_goroutines(gt->go, gs, stdout, &incomplete);
+		if (fflush(stdout) != 0) {
+			xp_msg("cannot write the dump: %s", strerror(errno));
+			return XP_EXIT_FATAL;
+		}
+	}
+	xp_msg("pid %d (%s): %s, %zu goroutines (and %zu of the runtime's, not shown), "
+	       "process stopped for %.2f ms, total %.0f ms",
+	       (int)dp->pid, dp->comm, xp_go_version(gt->go), shown, system, dp->snap.stopped_ns / 1e6,
+	       (xp_now_ns() - t0) / 1e6);
+	if (gs->problem[0])
+		xp_msg("the dump is partial: %s", gs->problem);
+	if (gs->truncated)
+		xp_msg("%zu goroutine stacks were longer than %d KiB: their outer frames are missing", gs->truncated,
+		       XP_GO_STACK_COPY_MAX / 1024);
+	if (incomplete)
+		xp_msg("%zu of %zu goroutine tracebacks are incomplete", incomplete, shown);
+	if (o->out)
+		xp_msg("wrote %s; open it with: go tool pprof -http=: %s", o->out, o->out);
+	return gs->problem[0] || incomplete ? XP_EXIT_PARTIAL : XP_EXIT_OK;
+}
+
 int cmd_threads(int argc, char **argv)
 {
 	struct threads_opts o;
 	struct dump dp;
-	int rc, err, deadlocks = 0;
+	struct xp_go_target gt;
+	struct xp_goroutines gs;
+	int rc, err, deadlocks = 0, go_rc = -1, is_go;
 	int64_t t0 = xp_now_ns();
 
 	rc = parse(argc, argv, &o);
@@ -496,10 +558,37 @@ int cmd_threads(int argc, char **argv)
 		return XP_EXIT_FATAL;
 
 	xp_attach_signals();
-	err = xp_snapshot_take(dp.pid, &dp.snap);
+	memset(&gs, 0, sizeof(gs));
+	is_go = xp_go_target_open(dp.pid, dp.comm, &gt);
+	if (is_go == -ENOTSUP) {
+		xp_msg("dumping its OS threads instead");
+		is_go = 0;
+	}
+	if (is_go < 0) {
+		xp_report_attach_error(dp.pid, is_go);
+		return XP_EXIT_FATAL;
+	}
+	gs.go = gt.go;
+	if (is_go)
+		err = xp_snapshot_take_with(dp.pid, &dp.snap, xp_go_read_goroutines, &gs);
+	else
+		err = xp_snapshot_take(dp.pid, &dp.snap);
 	if (err < 0) {
 		xp_report_attach_error(dp.pid, err);
+		xp_goroutines_free(&gs);
+		xp_go_target_close(&gt);
 		return XP_EXIT_FATAL;
+	}
+	if (is_go) {
+		go_rc = go_dump(&o, &dp, &gt, &gs, t0);
+		xp_goroutines_free(&gs);
+		xp_go_target_close(&gt);
+		if (go_rc >= 0 && (!o.native || o.out || go_rc == XP_EXIT_FATAL)) {
+			xp_snapshot_free(&dp.snap);
+			return go_rc;
+		}
+		if (go_rc >= 0)
+			fputs("\n", stdout);
 	}
 	err = unwind_all(&dp);
 	if (err < 0) {
@@ -548,6 +637,8 @@ int cmd_threads(int argc, char **argv)
 	if (o.out)
 		xp_msg("wrote %s; open it with: go tool pprof -http=: %s", o.out, o.out);
 	rc = dp.incomplete ? XP_EXIT_PARTIAL : XP_EXIT_OK;
+	if (go_rc > rc)
+		rc = go_rc;
 	dump_free(&dp);
 	return rc;
 }

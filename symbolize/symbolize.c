@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "symbolize/symbolize.h"
+#include "symbolize/gopclntab.h"
 #include "symbolize/symbolize_internal.h"
 
 #define VDSO_MAX (64 * 1024 * 1024) /* a larger "vdso" is not one */
@@ -35,7 +36,7 @@ struct modinfo {
 	char build_id[2 * 64 + 1];
 	int has_functions, has_lines;
 	size_t first_mapping, nmappings; /* its entries in space->mappings */
-	struct xp_gopclntab *gopcln;     /* a Go binary's own table, when it has no symbols */
+	struct xp_gopclntab *gopcln;     /* a Go binary's own table */
 	Dwarf_Addr gopcln_bias;
 };
 
@@ -564,6 +565,42 @@ static int frames_from_dwarf(Dwfl_Module *mod, Dwarf_Addr pc, const char *symnam
 	return 0;
 }
 
+/* Fills frames for a pc of Go code from .gopclntab (file addresses):
+ * the inline tree's chain at lookup, then the physical function. */
+static int frames_from_go(const struct xp_gopclntab *t, uint64_t lookup, uint64_t pc, struct frames_buf *b)
+{
+	struct xp_gofunc gf;
+	struct xp_goinline in;
+	uint64_t at = lookup;
+	const char *file;
+	struct xp_frame *f;
+	int line, depth;
+
+	if (xp_gopclntab_func(t, lookup, &gf) < 0)
+		return 0;
+	for (depth = 0; depth < 100; depth++) {
+		int64_t ix = xp_gopclntab_pcdata(t, &gf, XP_GO_PCDATA_INLTREE, at);
+		if (ix < 0 || xp_gopclntab_inline(t, &gf, ix, &in) < 0)
+			break;
+		xp_gopclntab_fileline(t, &gf, at, &file, &line);
+		f = push_frame(b);
+		if (!f || set_names(f, in.name) < 0)
+			return -ENOMEM;
+		f->file = file ? strdup(file) : NULL;
+		f->line = line;
+		f->inlined = 1;
+		at = gf.entry + (uint64_t)in.parent_pc;
+	}
+	xp_gopclntab_fileline(t, &gf, at, &file, &line);
+	f = push_frame(b);
+	if (!f || set_names(f, gf.name) < 0)
+		return -ENOMEM;
+	f->file = file ? strdup(file) : NULL;
+	f->line = line;
+	f->offset = pc - gf.entry;
+	return 0;
+}
+
 static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_sym *sym)
 {
 	Dwarf_Addr lookup = pc - (is_call ? 1 : 0);
@@ -573,7 +610,7 @@ static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_
 	GElf_Sym esym;
 	const char *symname = NULL;
 	Dwfl_Module *mod;
-	int err;
+	int err = 0;
 
 	sym->pc = pc;
 	sym->module = NULL;
@@ -585,24 +622,14 @@ static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_
 	sym->module = &mp->pub;
 	mod = mp->mi->mod;
 	symname = dwfl_module_addrinfo(mod, lookup, &off, &esym, NULL, NULL, NULL);
-	err = frames_from_dwarf(mod, lookup, symname, &b);
-	if (err == 0 && b.n == 0 && mp->mi->gopcln) {
-		const char *fn, *file;
-		uint64_t entry;
-		int lineno;
-		struct xp_frame *f;
-		if (xp_gopclntab_lookup(mp->mi->gopcln, lookup - mp->mi->gopcln_bias, &fn, &file, &lineno, &entry) == 0) {
-			f = push_frame(&b);
-			if (!f || set_names(f, fn) < 0) {
-				err = -ENOMEM;
-			} else {
-				f->file = file ? strdup(file) : NULL;
-				f->line = lineno;
-				f->offset = pc - (entry + mp->mi->gopcln_bias);
-				symname = NULL; /* the offset is the table's */
-			}
-		}
-	}
+	/* Go code: the runtime's own table names functions as Go does and
+	 * has the inline tree; Go's DWARF gives libdw no lines */
+	if (mp->mi->gopcln)
+		err = frames_from_go(mp->mi->gopcln, lookup - mp->mi->gopcln_bias, pc - mp->mi->gopcln_bias, &b);
+	if (err == 0 && b.n > 0)
+		symname = NULL; /* the offset is the table's */
+	else if (err == 0)
+		err = frames_from_dwarf(mod, lookup, symname, &b);
 	if (err == 0 && b.n == 0 && symname) {
 		struct xp_frame *f = push_frame(&b);
 		Dwfl_Line *line = dwfl_module_getsrc(mod, lookup);
@@ -722,4 +749,35 @@ const char *xp_space_data_symbol(struct xp_space *s, uint64_t addr, uint64_t *of
 	if (name)
 		*offset = off;
 	return name;
+}
+
+/* ---- Go ------------------------------------------------------------------ */
+
+const struct xp_gopclntab *xp_space_gopclntab(struct xp_space *s, uint64_t pc, uint64_t *bias)
+{
+	struct mapping *m = find_mapping(s, pc);
+
+	if (!m)
+		return NULL;
+	load_modinfo(s, m->mi);
+	*bias = m->mi->gopcln_bias;
+	return m->mi->gopcln;
+}
+
+const struct xp_gopclntab *xp_space_go(struct xp_space *s, uint64_t *bias, Dwfl_Module **mod)
+{
+	size_t i;
+
+	for (i = 0; i < s->nmods; i++) {
+		struct modinfo *mi = &s->mods[i];
+		if (mi->is_vdso)
+			continue;
+		load_modinfo(s, mi);
+		if (mi->gopcln) {
+			*bias = mi->gopcln_bias;
+			*mod = mi->mod;
+			return mi->gopcln;
+		}
+	}
+	return NULL;
 }

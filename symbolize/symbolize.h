@@ -73,6 +73,16 @@ const char *xp_space_data_symbol(struct xp_space *s, uint64_t addr, uint64_t *of
 /* The module mapping that holds pc, or NULL. */
 const struct xp_module *xp_space_module(struct xp_space *s, uint64_t pc);
 
+/* Go binaries (see symbolize/gopclntab.h).  The .gopclntab of the module
+ * holding pc, with the module's load bias (file address = pc - bias); NULL
+ * when that module is not Go. */
+struct xp_gopclntab;
+typedef struct Dwfl_Module Dwfl_Module;
+const struct xp_gopclntab *xp_space_gopclntab(struct xp_space *s, uint64_t pc, uint64_t *bias);
+/* The first mapped Go binary: its table, load bias and libdw module (for
+ * its DWARF and symbols); NULL when the process maps none. */
+const struct xp_gopclntab *xp_space_go(struct xp_space *s, uint64_t *bias, Dwfl_Module **mod);
+
 /* Kernel symbols from /proc/kallsyms, for kernel frames of CPU samples. */
 struct xp_kallsyms;
 /* NULL when the kernel hides its addresses (kptr_restrict) or on failure. */

@@ -2,6 +2,11 @@
  * thread callbacks of our own: the "thread" is whatever registers and memory
  * reader the current xp_unwind call holds, so one Dwfl attached once serves
  * every stopped thread and every sample.
+ *
+ * Go code is unwound as Go's own traceback does it, from .gopclntab's frame
+ * sizes (pcsp): a stripped Go binary has no CFI at all, and Go's CFI, when
+ * there is some, knows nothing the table does not.  A stack may go back and
+ * forth between the two (cgo, a Go signal handler called from the kernel).
  */
 #define _GNU_SOURCE
 #include <elfutils/libdwfl.h>
@@ -10,17 +15,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "symbolize/gopclntab.h"
 #include "unwind/unwind.h"
 #include "unwind/unwind_internal.h"
 
 /* The one "tid" we hand libdw; the real thread is in the unwinder. */
 #define CURRENT_TID 1
 
+#define MAX_HANDOFFS 16 /* switches between Go and native code in one stack */
+
 struct xp_unwinder {
 	Dwfl *dwfl;
+	struct xp_space *space;
 	const struct user_regs_struct *regs;
 	struct xp_mem *mem;
 	struct xp_stack *out;
+	/* a native frame whose pc is Go code: libdw stops there */
+	int to_go, first_is_call;
+	size_t native_start;
+	uint64_t go_pc, go_sp;
 };
 
 static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
@@ -78,6 +91,7 @@ int xp_unwinder_new(struct xp_space *space, struct xp_unwinder **out)
 	if (!u)
 		return -ENOMEM;
 	u->dwfl = xp_space_dwfl(space);
+	u->space = space;
 	if (!dwfl_attach_state(u->dwfl, NULL, xp_space_pid(space), &callbacks, u)) {
 		free(u);
 		return -EINVAL;
@@ -91,15 +105,38 @@ void xp_unwinder_free(struct xp_unwinder *u)
 	free(u);
 }
 
+/* The Go function holding pc (a return address when is_call), or NULL. */
+static const struct xp_gopclntab *go_func(struct xp_unwinder *u, uint64_t pc, int is_call, struct xp_gofunc *f,
+					  uint64_t *bias)
+{
+	const struct xp_gopclntab *t = xp_space_gopclntab(u->space, pc - is_call, bias);
+
+	if (!t || xp_gopclntab_func(t, pc - is_call - *bias, f) < 0)
+		return NULL;
+	return t;
+}
+
 static int frame_cb(Dwfl_Frame *frame, void *arg)
 {
 	struct xp_unwinder *u = arg;
 	struct xp_stack *out = u->out;
+	struct xp_gofunc gf;
 	Dwarf_Addr pc;
+	Dwarf_Word sp;
+	uint64_t bias;
 	bool activation;
 
 	if (!dwfl_frame_pc(frame, &pc, &activation))
 		return DWARF_CB_ABORT;
+	if (dwfl_frame_reg(frame, 7, &sp) != 0) /* DWARF 7: rsp */
+		sp = 0;
+	/* a caller in Go code: Go's table takes over */
+	if (out->n > u->native_start && !activation && sp && go_func(u, pc, 1, &gf, &bias)) {
+		u->to_go = 1;
+		u->go_pc = pc;
+		u->go_sp = sp;
+		return DWARF_CB_ABORT;
+	}
 	/* a return address lies in some module: one that does not is a wrong
 	 * guess (libdw's frame-pointer heuristic where there is no CFI) */
 	if (out->n > 0 && !dwfl_addrmodule(u->dwfl, pc - (activation ? 0 : 1))) {
@@ -111,30 +148,111 @@ static int frame_cb(Dwfl_Frame *frame, void *arg)
 		out->capped = 1;
 		return DWARF_CB_ABORT;
 	}
-	out->is_call[out->n] = !activation;
-	if (dwfl_frame_reg(frame, 7, &out->sp[out->n]) != 0) /* DWARF 7: rsp */
-		out->sp[out->n] = 0;
+	/* resumed from Go code: the first pc is a return address */
+	out->is_call[out->n] = out->n == u->native_start ? u->first_is_call : !activation;
+	out->sp[out->n] = sp;
 	out->pc[out->n++] = pc;
 	return DWARF_CB_OK;
+}
+
+/* Go frames from pc, sp as Go's traceback walks them: the frame size at pc
+ * from the table, the return address above it.  Returns 1 when the stack
+ * ended (complete or not), 0 when pc is not Go code: *pc, *sp and *bp are
+ * then where native unwinding goes on. */
+static int go_frames(struct xp_unwinder *u, uint64_t *pcp, uint64_t *spp, uint64_t *bpp, int is_call)
+{
+	struct xp_stack *out = u->out;
+	uint64_t pc = *pcp, sp = *spp, bias;
+	struct xp_gofunc f;
+	const struct xp_gopclntab *t;
+
+	while ((t = go_func(u, pc, is_call, &f, &bias)) != NULL) {
+		int64_t delta;
+		uint64_t fp, ra;
+
+		if (out->n == XP_MAX_FRAMES) {
+			out->capped = 1;
+			return 1;
+		}
+		out->is_call[out->n] = (unsigned char)is_call;
+		out->sp[out->n] = sp;
+		out->pc[out->n++] = pc;
+		if (f.flag & XP_GO_FLAG_TOPFRAME) {
+			out->complete = 1; /* runtime.goexit, mstart, rt0_go */
+			return 1;
+		}
+		if (out->n > 1 && (f.flag & XP_GO_FLAG_SPWRITE)) {
+			/* it switched stacks (systemstack, mcall): where it
+			 * came from is not above its frame */
+			snprintf(out->error, sizeof(out->error), "stack switch in %s", f.name);
+			return 1;
+		}
+		delta = xp_gopclntab_spdelta(t, &f, pc - is_call - bias);
+		fp = sp + (uint64_t)delta + 8;
+		if (delta < 0 || xp_mem_read_full(u->mem, fp - 8, &ra, 8) < 0) {
+			snprintf(out->error, sizeof(out->error), "no frame size or return address in %s", f.name);
+			return 1;
+		}
+		/* a Go function with a frame saved the caller's frame pointer
+		 * just below its return address */
+		if (delta > 0 && xp_mem_read_full(u->mem, fp - 16, bpp, 8) < 0)
+			*bpp = 0;
+		if (ra == 0) {
+			snprintf(out->error, sizeof(out->error), "return address 0 above %s", f.name);
+			return 1;
+		}
+		pc = ra;
+		sp = fp;
+		is_call = 1;
+	}
+	if (out->n > 0 && !dwfl_addrmodule(u->dwfl, pc - is_call)) {
+		snprintf(out->error, sizeof(out->error), "a return address in no module: 0x%llx",
+			 (unsigned long long)pc);
+		return 1;
+	}
+	*pcp = pc;
+	*spp = sp;
+	return 0;
 }
 
 int xp_unwind(struct xp_unwinder *u, const struct user_regs_struct *regs, struct xp_mem *mem,
 	      struct xp_stack *out)
 {
-	int rc;
+	struct user_regs_struct cur = *regs;
+	uint64_t pc = regs->rip, sp = regs->rsp, bp = regs->rbp;
+	int rc, round, is_call = 0;
 
 	out->n = 0;
 	out->complete = 0;
 	out->capped = 0;
 	out->error[0] = '\0';
-	u->regs = regs;
 	u->mem = mem;
 	u->out = out;
-	rc = dwfl_getthread_frames(u->dwfl, CURRENT_TID, frame_cb, u);
-	if (rc == 0) {
-		out->complete = 1;
-	} else if (!out->capped && !out->error[0]) {
-		snprintf(out->error, sizeof(out->error), "%s", dwfl_errmsg(-1));
+	for (round = 0; round < MAX_HANDOFFS; round++) {
+		if (go_frames(u, &pc, &sp, &bp, is_call))
+			return 0;
+		if (out->n > 0) { /* from Go code back into native code */
+			cur.rip = pc;
+			cur.rsp = sp;
+			cur.rbp = bp;
+		}
+		u->regs = &cur;
+		u->to_go = 0;
+		u->first_is_call = is_call;
+		u->native_start = out->n;
+		rc = dwfl_getthread_frames(u->dwfl, CURRENT_TID, frame_cb, u);
+		if (rc == 0) {
+			out->complete = 1;
+			return 0;
+		}
+		if (!u->to_go)
+			break;
+		pc = u->go_pc;
+		sp = u->go_sp;
+		is_call = 1;
 	}
+	if (!out->capped && !out->error[0])
+		snprintf(out->error, sizeof(out->error), "%s",
+			 round == MAX_HANDOFFS ? "too many switches between Go and native code" : dwfl_errmsg(-1));
 	return 0;
 }

@@ -1,0 +1,286 @@
+/* The Go side of xprof threads and xprof heap: goroutine dumps and
+ * profiles, and the Go runtime's own heap profile. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "gort/gort.h"
+
+int xp_go_target_open(pid_t pid, const char *comm, struct xp_go_target *gt)
+{
+	char why[256];
+	int err;
+
+	memset(gt, 0, sizeof(*gt));
+	gt->live = xp_mem_process(pid);
+	if (!gt->live)
+		return -ENOMEM;
+	if ((err = xp_maps_read(pid, &gt->maps)) < 0 ||
+	    (err = xp_space_open(pid, &gt->maps, gt->live, 0, &gt->space)) < 0) {
+		xp_go_target_close(gt);
+		return err;
+	}
+	err = xp_go_open(gt->space, &gt->go, why, sizeof(why));
+	if (err == -ENOTSUP)
+		xp_msg("pid %d (%s) is a Go program, but xprof cannot read its runtime: %s", (int)pid, comm, why);
+	if (err < 0) {
+		xp_go_target_close(gt);
+		return err == -ENOENT ? 0 : err;
+	}
+	return 1;
+}
+
+void xp_go_target_close(struct xp_go_target *gt)
+{
+	xp_go_close(gt->go);
+	xp_space_close(gt->space);
+	xp_mem_close(gt->live);
+	xp_maps_free(&gt->maps);
+	memset(gt, 0, sizeof(*gt));
+}
+
+/* ---- goroutines ------------------------------------------------------------ */
+
+size_t xp_go_print_goroutines(struct xp_go *go, const struct xp_goroutines *gs, FILE *out, size_t *incomplete)
+{
+	size_t i, shown = 0;
+
+	*incomplete = 0;
+	for (i = 0; i < gs->n; i++) {
+		if (gs->v[i].system)
+			continue;
+		if (shown++)
+			fputc('\n', out);
+		if (!xp_go_print(go, gs, &gs->v[i], out))
+			(*incomplete)++;
+	}
+	return shown;
+}
+
+int xp_go_goroutine_profile(struct xp_go_target *gt, const struct xp_goroutines *gs, const struct xp_snapshot *snap,
+			    const char *path)
+{
+	struct xp_profile *p = xp_profile_new();
+	struct xp_go_frame fr[XP_GO_MAX_FRAMES];
+	uint64_t pcs[XP_GO_MAX_FRAMES], ids[XP_GO_MAX_FRAMES];
+	unsigned char is_call[XP_GO_MAX_FRAMES];
+	size_t i, k;
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	if ((err = xp_profile_add_sample_type(p, "goroutine", "count")) < 0 ||
+	    (err = xp_profile_set_period(p, "goroutine", "count", 1)) < 0)
+		goto out;
+	xp_profile_set_time(p, snap->time_ns, 0);
+	if ((err = xp_profile_main_mapping(p, gt->space, &gt->maps)) < 0)
+		goto out;
+	for (i = 0; i < gs->n; i++) {
+		const struct xp_goroutine *g = &gs->v[i];
+		struct xp_plabel labels[3 + XP_GO_MAX_LABELS];
+		size_t n, nl = 0;
+		int64_t one = 1;
+		int complete;
+
+		if (g->system)
+			continue;
+		n = xp_go_traceback(gt->go, g, fr, XP_GO_MAX_FRAMES, &complete);
+		for (k = 0; k < n; k++) {
+			pcs[k] = fr[k].pc;
+			is_call[k] = (unsigned char)fr[k].is_call;
+		}
+		labels[nl++] = (struct xp_plabel){ .key = "goroutine", .num = g->goid };
+		labels[nl++] = (struct xp_plabel){ .key = "state", .str = xp_go_status(gt->go, g) };
+		for (k = 0; k < g->nlabels; k++)
+			labels[nl++] = (struct xp_plabel){ .key = g->label_key[k], .str = g->label_value[k] };
+		if ((err = xp_stack_locations(p, gt->space, pcs, is_call, n, ids)) < 0 ||
+		    (err = xp_profile_add_sample(p, ids, n, &one, 1, labels, nl)) < 0)
+			goto out;
+	}
+	err = xp_profile_write(p, path);
+out:
+	xp_profile_free(p);
+	return err;
+}
+
+/* ---- heap -------------------------------------------------------------------- */
+
+static int is_runtime(struct xp_go *go, uint64_t pc)
+{
+	const char *file, *name;
+	int line;
+
+	/* runtime/pprof asks runtime.FuncForPC(pc), which looks at pc */
+	name = xp_go_funcname(go, pc + 1, &file, &line);
+	return name && strncmp(name, "runtime.", 8) == 0;
+}
+
+/* runtime/pprof's scaleHeapSample */
+static void scale(int64_t count, int64_t size, int64_t rate, int64_t *c, int64_t *s)
+{
+	double avg, k;
+
+	if (count == 0 || size == 0) {
+		*c = *s = 0;
+		return;
+	}
+	if (rate <= 1) {
+		*c = count;
+		*s = size;
+		return;
+	}
+	avg = (double)size / (double)count;
+	k = 1 / (1 - exp(-avg / (double)rate));
+	*c = (int64_t)((double)count * k);
+	*s = (int64_t)((double)size * k);
+}
+
+static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, int64_t time_ns, const char *path)
+{
+	struct xp_profile *p = xp_profile_new();
+	uint64_t *ids = NULL;
+	size_t i, k, nids = 0;
+	int64_t mid;
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	if ((err = xp_profile_set_period(p, "space", "bytes", h->rate)) < 0 ||
+	    (err = xp_profile_add_sample_type(p, "alloc_objects", "count")) < 0 ||
+	    (err = xp_profile_add_sample_type(p, "alloc_space", "bytes")) < 0 ||
+	    (err = xp_profile_add_sample_type(p, "inuse_objects", "count")) < 0 ||
+	    (err = xp_profile_add_sample_type(p, "inuse_space", "bytes")) < 0)
+		goto out;
+	xp_profile_set_time(p, time_ns, 0);
+	mid = xp_profile_main_mapping(p, gt->space, &gt->maps);
+	if (mid < 0) {
+		err = (int)mid;
+		goto out;
+	}
+	for (i = 0; i < h->n; i++) {
+		const struct xp_go_bucket *b = &h->v[i];
+		size_t start = 0, len = 0, n = 0;
+		int64_t v[4], block = b->allocs > 0 ? b->alloc_bytes / b->allocs : 0;
+		struct xp_plabel label = { .key = "bytes", .num = block };
+
+		while (len < b->nstk && b->stk[len])
+			len++;
+		if (len > nids) {
+			uint64_t *ni = realloc(ids, len * sizeof(*ids));
+			if (!ni) {
+				err = -ENOMEM;
+				goto out;
+			}
+			ids = ni;
+			nids = len;
+		}
+		/* as runtime/pprof: leading runtime frames dropped, unless
+		 * that leaves none */
+		while (start < len && is_runtime(gt->go, b->stk[start]))
+			start++;
+		if (start == len)
+			start = 0;
+		/* each pc is one frame: inlined calls have pcs of their own */
+		for (k = start; k < len; k++) {
+			struct xp_pline line;
+			const char *file;
+			int lineno;
+			const char *name = xp_go_funcname(gt->go, b->stk[k], &file, &lineno);
+			int64_t fid, lid;
+			/* runtime/pprof leaves runtime.goexit out */
+			if (!name || strcmp(name, "runtime.goexit") == 0)
+				continue;
+			fid = xp_profile_function(p, name, name, file ? file : "", 0);
+			if (fid < 0) {
+				err = (int)fid;
+				goto out;
+			}
+			line.function_id = (uint64_t)fid;
+			line.line = lineno;
+			lid = xp_profile_location(p, (uint64_t)mid, b->stk[k] - 1, &line, 1);
+			if (lid < 0) {
+				err = (int)lid;
+				goto out;
+			}
+			ids[n++] = (uint64_t)lid;
+		}
+		scale(b->allocs, b->alloc_bytes, h->rate, &v[0], &v[1]);
+		scale(b->allocs - b->frees, b->alloc_bytes - b->free_bytes, h->rate, &v[2], &v[3]);
+		err = xp_profile_add_sample(p, ids, n, v, 4, &label, block ? 1 : 0);
+		if (err < 0)
+			goto out;
+	}
+	err = xp_profile_write(p, path);
+out:
+	free(ids);
+	xp_profile_free(p);
+	return err;
+}
+
+static double mib(int64_t bytes)
+{
+	return (double)bytes / (1 << 20);
+}
+
+int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char *path, int64_t t0)
+{
+	struct xp_go_heap h = { .go = gt->go };
+	struct xp_snapshot snap;
+	int64_t inuse = 0, inuse_bytes = 0;
+	char why[256];
+	size_t i;
+	int err, rc = XP_EXIT_FATAL;
+
+	memset(&snap, 0, sizeof(snap));
+	if (xp_go_heap_check(gt->go, why, sizeof(why)) < 0) {
+		xp_msg("pid %d (%s) is a Go program (%s), but its heap profile cannot be read: %s", (int)pid, comm,
+		       xp_go_version(gt->go), why);
+		return XP_EXIT_FATAL;
+	}
+	xp_attach_signals();
+	err = xp_snapshot_take_with(pid, &snap, xp_go_read_heap, &h);
+	if (err < 0) {
+		xp_report_attach_error(pid, err);
+		goto out;
+	}
+	if (snap.hold_err < 0) {
+		xp_msg("cannot read the Go heap profile of pid %d: %s", (int)pid,
+		       h.problem[0] ? h.problem : strerror(-snap.hold_err));
+		goto out;
+	}
+	if (h.rate == 0) {
+		xp_msg("pid %d (%s) does not record a heap profile: its runtime.MemProfileRate is 0. Go sets it to 0 "
+		       "when a program never references runtime.MemProfile (it imports neither runtime/pprof nor "
+		       "net/http/pprof); import one of them, or set runtime.MemProfileRate, to have one",
+		       (int)pid, comm);
+		goto out;
+	}
+	err = go_heap_profile(gt, &h, snap.time_ns, path);
+	if (err < 0) {
+		xp_msg("cannot write %s: %s", path, strerror(-err));
+		goto out;
+	}
+	for (i = 0; i < h.n; i++) {
+		int64_t c, s;
+		scale(h.v[i].allocs - h.v[i].frees, h.v[i].alloc_bytes - h.v[i].free_bytes, h.rate, &c, &s);
+		inuse += c;
+		inuse_bytes += s;
+	}
+	xp_msg("pid %d (%s): %s, heap profile of %zu allocation sites: %" PRId64 " objects, %.1f MiB in use "
+	       "(sampled every %" PRId64 " bytes, scaled as runtime/pprof scales)",
+	       (int)pid, comm, xp_go_version(gt->go), h.n, inuse, mib(inuse_bytes), h.rate);
+	xp_msg("process stopped for %.2f ms; total %.0f ms", snap.stopped_ns / 1e6, (xp_now_ns() - t0) / 1e6);
+	if (h.problem[0])
+		xp_msg("the profile is partial: %s", h.problem);
+	xp_msg("wrote %s; open it with: go tool pprof -http=: %s", path, path);
+	rc = h.problem[0] ? XP_EXIT_PARTIAL : XP_EXIT_OK;
+out:
+	xp_go_heap_free(&h);
+	xp_snapshot_free(&snap);
+	return rc;
+}

@@ -1,0 +1,345 @@
+/* A Go program's runtime: which Go, where its runtime variables are, and
+ * the layouts of the structures xprof reads (runtime.g, runtime.m,
+ * runtime.bucket, runtime.memRecord), from the binary's DWARF or, without
+ * DWARF, from the layouts of known versions.
+ */
+#define _GNU_SOURCE
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gort/gort_internal.h"
+
+const char *const xp_go_known_versions = "go1.19";
+
+/* go1.19's layouts (linux/amd64), for binaries built without DWARF. */
+static const struct xp_go_layout go119 = {
+	.g_size = 392, .g_stack_lo = 0, .g_stack_hi = 8, .g_m = 48,
+	.g_sched_sp = 56, .g_sched_pc = 64, .g_sched_bp = 104,
+	.g_syscallsp = 112, .g_syscallpc = 120, .g_status = 144, .g_goid = 152,
+	.g_waitsince = 168, .g_waitreason = 176, .g_lockedm = 232, .g_gopc = 296,
+	.g_startpc = 312, .g_labels = 360,
+	.m_procid = 72,
+	.b_size = 48, .b_allnext = 8, .b_typ = 16, .b_nstk = 40,
+	.mr_active = 0, .mr_future = 32, .mrc_size = 32,
+	.mrc_allocs = 0, .mrc_frees = 8, .mrc_alloc_bytes = 16, .mrc_free_bytes = 24,
+};
+
+int xp_go_func(struct xp_go *go, uint64_t pc, struct xp_gofunc *f)
+{
+	if (pc < go->bias)
+		return -1;
+	return xp_gopclntab_func(go->t, pc - go->bias, f);
+}
+
+/* ---- DWARF --------------------------------------------------------------- */
+
+struct want {
+	const char *name;
+	Dwarf_Die die;
+	int found;
+};
+
+/* Top-level structure types by name, over every unit. */
+static void find_structs(Dwarf *dw, struct want *w, size_t n)
+{
+	Dwarf_Off off = 0, next;
+	size_t hsize, left = n;
+
+	while (left && dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
+		Dwarf_Die cu, child;
+		if (dwarf_offdie(dw, off + hsize, &cu) && dwarf_child(&cu, &child) == 0) {
+			do {
+				const char *nm;
+				size_t i;
+				if (dwarf_tag(&child) != DW_TAG_structure_type || !(nm = dwarf_diename(&child)))
+					continue;
+				for (i = 0; i < n; i++) {
+					if (!w[i].found && strcmp(nm, w[i].name) == 0) {
+						w[i].die = child;
+						w[i].found = 1;
+						left--;
+					}
+				}
+			} while (left && dwarf_siblingof(&child, &child) == 0);
+		}
+		off = next;
+	}
+}
+
+/* The offset of member name of st, its type in *type; -1 when none. */
+static int64_t member(Dwarf_Die *st, const char *name, Dwarf_Die *type)
+{
+	Dwarf_Die m;
+
+	if (!st || dwarf_child(st, &m) != 0)
+		return -1;
+	do {
+		Dwarf_Attribute a;
+		Dwarf_Word off;
+		const char *nm = dwarf_diename(&m);
+		if (dwarf_tag(&m) != DW_TAG_member || !nm || strcmp(nm, name) != 0)
+			continue;
+		if (dwarf_formudata(dwarf_attr(&m, DW_AT_data_member_location, &a), &off) != 0)
+			return -1;
+		if (type && !dwarf_formref_die(dwarf_attr(&m, DW_AT_type, &a), type))
+			return -1;
+		return (int64_t)off;
+	} while (dwarf_siblingof(&m, &m) == 0);
+	return -1;
+}
+
+/* name, or "outer.inner" one level down. */
+static int64_t path(Dwarf_Die *st, const char *p)
+{
+	char outer[64];
+	const char *dot = strchr(p, '.');
+	Dwarf_Die type;
+	int64_t a, b;
+
+	if (!dot)
+		return member(st, p, NULL);
+	snprintf(outer, sizeof(outer), "%.*s", (int)(dot - p), p);
+	a = member(st, outer, &type);
+	if (a < 0)
+		return -1;
+	b = member(&type, dot + 1, NULL);
+	return b < 0 ? -1 : a + b;
+}
+
+static int64_t size_of(struct want *w)
+{
+	Dwarf_Attribute a;
+	Dwarf_Word v;
+
+	if (!w->found || dwarf_formudata(dwarf_attr(&w->die, DW_AT_byte_size, &a), &v) != 0)
+		return -1;
+	return (int64_t)v;
+}
+
+/* 0, or -1 with the missing field in why. */
+static int layout_from_dwarf(Dwarf *dw, struct xp_go_layout *l, char *why, size_t whylen)
+{
+	struct want w[] = {
+		{ "runtime.g" }, { "runtime.m" }, { "runtime.bucket" },
+		{ "runtime.memRecord" }, { "runtime.memRecordCycle" },
+	};
+	struct { int64_t *dst; int which; const char *path; int required; } fields[] = {
+		{ &l->g_stack_lo, 0, "stack.lo", 1 }, { &l->g_stack_hi, 0, "stack.hi", 1 },
+		{ &l->g_m, 0, "m", 1 }, { &l->g_sched_sp, 0, "sched.sp", 1 },
+		{ &l->g_sched_pc, 0, "sched.pc", 1 }, { &l->g_sched_bp, 0, "sched.bp", 1 },
+		{ &l->g_syscallsp, 0, "syscallsp", 1 }, { &l->g_syscallpc, 0, "syscallpc", 1 },
+		{ &l->g_status, 0, "atomicstatus", 1 }, { &l->g_goid, 0, "goid", 1 },
+		{ &l->g_waitsince, 0, "waitsince", 1 }, { &l->g_waitreason, 0, "waitreason", 1 },
+		{ &l->g_lockedm, 0, "lockedm", 1 }, { &l->g_gopc, 0, "gopc", 1 },
+		{ &l->g_startpc, 0, "startpc", 1 }, { &l->g_labels, 0, "labels", 0 },
+		{ &l->m_procid, 1, "procid", 1 },
+		{ &l->b_allnext, 2, "allnext", 0 }, { &l->b_typ, 2, "typ", 0 }, { &l->b_nstk, 2, "nstk", 0 },
+		{ &l->mr_active, 3, "active", 0 }, { &l->mr_future, 3, "future", 0 },
+		{ &l->mrc_allocs, 4, "allocs", 0 }, { &l->mrc_frees, 4, "frees", 0 },
+		{ &l->mrc_alloc_bytes, 4, "alloc_bytes", 0 }, { &l->mrc_free_bytes, 4, "free_bytes", 0 },
+	};
+	size_t i;
+
+	find_structs(dw, w, sizeof(w) / sizeof(w[0]));
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		*fields[i].dst = w[fields[i].which].found ? path(&w[fields[i].which].die, fields[i].path) : -1;
+		if (*fields[i].dst < 0 && fields[i].required) {
+			snprintf(why, whylen, "its DWARF has no %s.%s", w[fields[i].which].name, fields[i].path);
+			return -1;
+		}
+	}
+	l->g_size = size_of(&w[0]);
+	l->b_size = size_of(&w[2]);
+	l->mrc_size = size_of(&w[4]);
+	return l->g_size > 0 ? 0 : -1;
+}
+
+/* ---- symbols ------------------------------------------------------------- */
+
+static void find_symbols(struct xp_go *go, Dwfl_Module *mod, uint64_t *wrs_addr, uint64_t *wrs_size)
+{
+	int n = dwfl_module_getsymtab(mod), k;
+
+	go->stripped = n <= 1;
+	for (k = 1; k < n; k++) {
+		GElf_Sym sym;
+		GElf_Addr addr;
+		const char *nm = dwfl_module_getsym_info(mod, k, &sym, &addr, NULL, NULL, NULL);
+		if (!nm || strncmp(nm, "runtime.", 8) != 0)
+			continue;
+		nm += 8;
+		if (strcmp(nm, "allglen") == 0)
+			go->allglen = addr;
+		else if (strcmp(nm, "allgptr") == 0)
+			go->allgptr = addr;
+		else if (strcmp(nm, "mbuckets") == 0)
+			go->mbuckets = addr;
+		else if (strcmp(nm, "mProfCycle") == 0)
+			go->mprofcycle = addr;
+		else if (strcmp(nm, "MemProfileRate") == 0)
+			go->memprofilerate = addr;
+		else if (strcmp(nm, "fingRunning") == 0)
+			go->fingrunning = addr;
+		else if (strcmp(nm, "waitReasonStrings") == 0) {
+			*wrs_addr = sym.st_value; /* a file address: read from the file */
+			*wrs_size = sym.st_size;
+		}
+	}
+}
+
+/* A Go string header in the file: its text, malloc'd, or NULL. */
+static char *file_string(struct xp_go *go, uint64_t hdr_addr)
+{
+	uint64_t h[2];
+	char *s;
+
+	if (xp_gopclntab_read(go->t, hdr_addr, h, sizeof(h)) < 0 || h[1] > 256)
+		return NULL;
+	s = malloc(h[1] + 1);
+	if (!s)
+		return NULL;
+	if (h[1] && xp_gopclntab_read(go->t, h[0], s, h[1]) < 0) {
+		free(s);
+		return NULL;
+	}
+	s[h[1]] = '\0';
+	return s;
+}
+
+/* waitReasonStrings without a symbol: the array in .data whose entry 1 is
+ * "GC assist marking" (true of every Go since the table exists). */
+static int find_waitreasons(struct xp_go *go, uint64_t *addr, uint64_t *size)
+{
+	uint64_t data, dsize, off;
+
+	if (xp_gopclntab_section(go->t, ".data", &data, &dsize) < 0)
+		return -1;
+	for (off = 16; off + 32 <= dsize; off += 8) {
+		uint64_t h[2];
+		char text[18];
+		if (xp_gopclntab_read(go->t, data + off, h, sizeof(h)) < 0 || h[1] != 17 ||
+		    xp_gopclntab_read(go->t, h[0], text, 17) < 0 || memcmp(text, "GC assist marking", 17) != 0)
+			continue;
+		*addr = data + off - 16;
+		*size = 16 * XP_GO_NWAIT; /* read on while entries look like text */
+		return 0;
+	}
+	return -1;
+}
+
+static void load_waitreasons(struct xp_go *go, uint64_t addr, uint64_t size)
+{
+	size_t i, n = size / 16;
+
+	if (n > XP_GO_NWAIT)
+		n = XP_GO_NWAIT;
+	for (i = 0; i < n; i++) {
+		char *s = file_string(go, addr + 16 * i);
+		size_t k;
+		if (!s)
+			break;
+		for (k = 0; s[k]; k++)
+			if (s[k] < 0x20 || s[k] > 0x7e)
+				break;
+		if (s[k] || (i > 0 && !s[0])) {
+			free(s);
+			break;
+		}
+		go->waitreason[go->nwaitreason++] = s;
+	}
+}
+
+int xp_go_open(struct xp_space *space, struct xp_go **out, char *why, size_t whylen)
+{
+	struct xp_go *go;
+	Dwfl_Module *mod = NULL;
+	Dwarf *dw;
+	Dwarf_Addr dwbias;
+	uint64_t wrs_addr = 0, wrs_size = 0;
+	const struct xp_gopclntab *t;
+	uint64_t bias;
+	int minor = 0;
+
+	*out = NULL;
+	why[0] = '\0';
+	t = xp_space_go(space, &bias, &mod);
+	if (!t)
+		return -ENOENT;
+	go = calloc(1, sizeof(*go));
+	if (!go)
+		return -ENOMEM;
+	go->space = space;
+	go->t = t;
+	go->bias = bias;
+	snprintf(go->version, sizeof(go->version), "%s", xp_gopclntab_version(t));
+	go->wrapper_id = xp_gopclntab_wrapper_id(t);
+	sscanf(go->version, "go1.%d", &minor);
+
+	dw = dwfl_module_getdwarf(mod, &dwbias);
+	if (dw && layout_from_dwarf(dw, &go->l, why, whylen) == 0) {
+		go->layout_source = "DWARF";
+	} else if (minor == 19) {
+		go->l = go119;
+		go->layout_source = "known go1.19 layout";
+		why[0] = '\0';
+	} else {
+		if (!why[0])
+			snprintf(why, whylen, "it was built without DWARF (-ldflags=-w) and xprof knows the runtime "
+				 "layouts of %s only, not of %s", xp_go_known_versions,
+				 go->version[0] ? go->version : "this Go version");
+		xp_go_close(go);
+		return -ENOTSUP;
+	}
+	find_symbols(go, mod, &wrs_addr, &wrs_size);
+	if (!wrs_addr)
+		find_waitreasons(go, &wrs_addr, &wrs_size);
+	if (wrs_addr)
+		load_waitreasons(go, wrs_addr, wrs_size);
+	*out = go;
+	return 0;
+}
+
+void xp_go_close(struct xp_go *go)
+{
+	size_t i;
+
+	if (!go)
+		return;
+	for (i = 0; i < go->nwaitreason; i++)
+		free(go->waitreason[i]);
+	free(go);
+}
+
+const char *xp_go_version(const struct xp_go *go)
+{
+	return go->version[0] ? go->version : "unknown Go version";
+}
+
+const char *xp_go_layout_source(const struct xp_go *go)
+{
+	return go->layout_source;
+}
+
+const char *xp_go_funcname(struct xp_go *go, uint64_t pc, const char **file, int *line)
+{
+	struct xp_gofunc f;
+	struct xp_goinline in;
+	int64_t ix;
+	const char *name;
+
+	*file = NULL;
+	*line = 0;
+	if (xp_go_func(go, pc - 1, &f) < 0)
+		return NULL;
+	name = f.name;
+	ix = xp_gopclntab_pcdata(go->t, &f, XP_GO_PCDATA_INLTREE, pc - 1 - go->bias);
+	if (ix >= 0 && xp_gopclntab_inline(go->t, &f, ix, &in) == 0)
+		name = in.name;
+	xp_gopclntab_fileline(go->t, &f, pc - 1 - go->bias, file, line);
+	return name;
+}

@@ -1,0 +1,181 @@
+/* Go's heap profile, read from the runtime's own buckets (runtime.mbuckets)
+ * while the process is stopped, published as runtime.MemProfile would
+ * publish it at that moment (runtime/mprof.go): the active cycle plus the
+ * cycle a flush would add, or every cycle when no GC has run yet.
+ * Nothing in the target is changed: the flush is done on our copy.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gort/gort_internal.h"
+
+#define MEM_PROFILE 1       /* bucketType memProfile */
+#define MAX_STACK 1024      /* Go's maxStack is 32 (128 from 1.23) */
+#define NFUTURE 3
+
+int xp_go_heap_check(struct xp_go *go, char *why, size_t whylen)
+{
+	const struct xp_go_layout *l = &go->l;
+
+	if (go->stripped) {
+		snprintf(why, whylen, "the binary has no symbol table (built with -ldflags=-s): xprof cannot find "
+			 "runtime.mbuckets and runtime.MemProfileRate");
+		return -ENOTSUP;
+	}
+	if (!go->mbuckets || !go->memprofilerate || !go->mprofcycle) {
+		snprintf(why, whylen, "its runtime has no %s", !go->mbuckets ? "runtime.mbuckets" :
+			 !go->memprofilerate ? "runtime.MemProfileRate" : "runtime.mProfCycle");
+		return -ENOTSUP;
+	}
+	if (l->b_size <= 0 || l->b_allnext < 0 || l->b_typ < 0 || l->b_nstk < 0 || l->mr_active < 0 ||
+	    l->mr_future < 0 || l->mrc_size <= 0 || l->mrc_allocs < 0 || l->mrc_frees < 0 ||
+	    l->mrc_alloc_bytes < 0 || l->mrc_free_bytes < 0) {
+		snprintf(why, whylen, "the layout of runtime.bucket or runtime.memRecord is unknown");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+struct cycle {
+	int64_t allocs, frees, alloc_bytes, free_bytes;
+};
+
+static void cycle_at(const struct xp_go_layout *l, const uint8_t *rec, struct cycle *c)
+{
+	int64_t v[4];
+
+	memcpy(&v[0], rec + l->mrc_allocs, 8);
+	memcpy(&v[1], rec + l->mrc_frees, 8);
+	memcpy(&v[2], rec + l->mrc_alloc_bytes, 8);
+	memcpy(&v[3], rec + l->mrc_free_bytes, 8);
+	c->allocs = v[0];
+	c->frees = v[1];
+	c->alloc_bytes = v[2];
+	c->free_bytes = v[3];
+}
+
+static void cycle_add(struct xp_go_bucket *b, const struct cycle *c)
+{
+	b->allocs += c->allocs;
+	b->frees += c->frees;
+	b->alloc_bytes += c->alloc_bytes;
+	b->free_bytes += c->free_bytes;
+}
+
+int xp_go_read_heap(struct xp_snapshot *s, void *arg)
+{
+	struct xp_go_heap *h = arg;
+	struct xp_go *go = h->go;
+	const struct xp_go_layout *l = &go->l;
+	struct xp_mem *mem = xp_mem_process(s->pid);
+	struct cycle (*future)[NFUTURE] = NULL;
+	size_t alloc = 0, nfut = 0, i;
+	uint64_t b, rate;
+	uint32_t pcycle;
+	int clear = 1, err = 0;
+	size_t rec_len = (size_t)(l->mr_future + NFUTURE * l->mrc_size);
+	uint8_t *hdr = malloc((size_t)l->b_size), *rec = malloc(rec_len);
+
+	if (!mem || !hdr || !rec) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (xp_mem_read_full(mem, go->memprofilerate, &rate, 8) < 0 ||
+	    xp_mem_read_full(mem, go->mprofcycle, &pcycle, 4) < 0 || xp_mem_read_full(mem, go->mbuckets, &b, 8) < 0) {
+		snprintf(h->problem, sizeof(h->problem), "cannot read the runtime's profiling state");
+		err = -EFAULT;
+		goto out;
+	}
+	h->rate = (int64_t)rate;
+	pcycle >>= 1; /* bit 0 is the flushed flag */
+	while (b) {
+		struct xp_go_bucket *bk;
+		uint64_t next, typ, nstk;
+		struct cycle active;
+
+		if (h->n == XP_GO_MAX_BUCKETS) {
+			snprintf(h->problem, sizeof(h->problem), "more than %d buckets: the rest left out",
+				 XP_GO_MAX_BUCKETS);
+			break;
+		}
+		if (xp_mem_read_full(mem, b, hdr, (size_t)l->b_size) < 0) {
+			snprintf(h->problem, sizeof(h->problem), "cannot read bucket 0x%llx", (unsigned long long)b);
+			break;
+		}
+		memcpy(&next, hdr + l->b_allnext, 8);
+		memcpy(&typ, hdr + l->b_typ, 8);
+		memcpy(&nstk, hdr + l->b_nstk, 8);
+		if ((typ & 0xffffffff) != MEM_PROFILE || nstk > MAX_STACK) {
+			snprintf(h->problem, sizeof(h->problem), "bucket 0x%llx is not a memory bucket (type %llu, "
+				 "%llu frames)", (unsigned long long)b, (unsigned long long)typ,
+				 (unsigned long long)nstk);
+			break;
+		}
+		if (h->n == alloc) {
+			size_t na = alloc ? alloc * 2 : 256;
+			void *v = realloc(h->v, na * sizeof(*h->v)), *f = realloc(future, na * sizeof(*future));
+			if (v)
+				h->v = v;
+			if (f)
+				future = f;
+			if (!v || !f) {
+				err = -ENOMEM;
+				goto out;
+			}
+			alloc = na;
+		}
+		bk = &h->v[h->n];
+		memset(bk, 0, sizeof(*bk));
+		bk->stk = malloc((nstk ? nstk : 1) * 8);
+		if (!bk->stk) {
+			err = -ENOMEM;
+			goto out;
+		}
+		if (xp_mem_read_full(mem, b + (uint64_t)l->b_size, bk->stk, nstk * 8) < 0 ||
+		    xp_mem_read_full(mem, b + (uint64_t)l->b_size + nstk * 8, rec, rec_len) < 0) {
+			free(bk->stk);
+			snprintf(h->problem, sizeof(h->problem), "cannot read bucket 0x%llx", (unsigned long long)b);
+			break;
+		}
+		bk->nstk = nstk;
+		cycle_at(l, rec + l->mr_active, &active);
+		cycle_add(bk, &active);
+		for (i = 0; i < NFUTURE; i++)
+			cycle_at(l, rec + l->mr_future + (int64_t)i * l->mrc_size, &future[h->n][i]);
+		/* mProf_FlushLocked: cycle C % 3 joins the published profile */
+		cycle_add(bk, &future[h->n][pcycle % NFUTURE]);
+		if (bk->allocs || bk->frees)
+			clear = 0;
+		h->n++;
+		nfut = h->n;
+		b = next;
+	}
+	/* MemProfile: no data at all means no GC has run; it publishes every
+	 * cycle then */
+	if (clear) {
+		for (i = 0; i < nfut; i++) {
+			size_t c;
+			for (c = 0; c < NFUTURE; c++)
+				if (c != pcycle % NFUTURE)
+					cycle_add(&h->v[i], &future[i][c]);
+		}
+	}
+out:
+	free(future);
+	free(hdr);
+	free(rec);
+	xp_mem_close(mem);
+	return err;
+}
+
+void xp_go_heap_free(struct xp_go_heap *h)
+{
+	size_t i;
+
+	for (i = 0; i < h->n; i++)
+		free(h->v[i].stk);
+	free(h->v);
+	h->v = NULL;
+	h->n = 0;
+}
