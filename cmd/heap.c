@@ -304,8 +304,8 @@ int cmd_heap(int argc, char **argv)
 	h.space = space;
 	if (xp_heap_prepare(&h, pid, &maps) == -ENOMEM) {
 		xp_msg("cannot walk the heap of pid %d (%s): the walk needs %.0f MiB for %.0f MiB of heap and "
-		       "only %.0f MiB of memory is available (MemAvailable or the cgroup's limit, less a "
-		       "tenth); nothing was stopped",
+		       "%.0f MiB of memory is available (MemAvailable or xprof's cgroup limit; a tenth is "
+		       "kept free); nothing was stopped",
 		       (int)pid, comm, mib(h.need_bytes), mib(h.planned), mib(h.avail_bytes));
 		goto out;
 	}

@@ -604,6 +604,10 @@ int xp_heap_prepare(struct xp_heap *h, pid_t pid, const struct xp_maps *maps)
 	xp_glibc_heap_read(&none, h);
 	h->dry = 0;
 	h->problem[0] = '\0';
+	h->need_bytes = XP_HEAP_NEED(h->planned);
+	h->avail_bytes = xp_heap_memory_available();
+	if (h->need_bytes > h->avail_bytes - h->avail_bytes / 10)
+		return -ENOMEM;
 	/* room for growth between now and the stop */
 	len = (size_t)(h->planned + h->planned / 8 + (1 << 20));
 	len = (len + 4095) & ~(size_t)4095;

@@ -18,6 +18,10 @@
 
 #define XP_HEAP_MAX_CHUNKS 50000000ULL   /* per walk: a heap this big is refused */
 #define XP_HEAP_MAX_COPY (8ULL << 30)     /* bytes copied from the target in one walk */
+/* What a walk holds, per byte copied: the copies, the pool's slack (1/8),
+ * then blocks, sets and stories (measured: 346 MB peak for 211 MB copied),
+ * plus a fixed part; a walk must fit in all but a tenth of what is free. */
+#define XP_HEAP_NEED(copy) ((copy) + (copy) / 8 + (copy) / 2 + (32ULL << 20))
 #define XP_HEAP_MAX_ARENAS 4096
 #define XP_HEAP_MAX_LIST 100000           /* entries of one free list */
 #define XP_HEAP_PATH_MAX 8                /* frames of a block's story */
@@ -76,6 +80,8 @@ struct xp_heap {
 	size_t pool_len, pool_used;
 	int dry;              /* sizing run: count what would be copied */
 	uint64_t planned;
+	/* xp_heap_prepare's estimate: memory the walk needs, and what there is */
+	uint64_t need_bytes, avail_bytes;
 	/* what the stop recorded for the walk after the release */
 	struct xp_heap_plan {
 		size_t copy;          /* index into copies */
@@ -108,8 +114,14 @@ enum xp_heap_refusal xp_heap_check(struct xp_space *space, const struct xp_maps 
 				   const char **what);
 
 /* Before stopping: walks malloc's metadata live (no chunk data) to size
- * the copies, and allocates and pre-faults a pool for them. */
+ * the copies, and allocates and pre-faults a pool for them.  -ENOMEM when
+ * the walk would need more memory than is available (need_bytes and
+ * avail_bytes say how much): nothing has been stopped. */
 int xp_heap_prepare(struct xp_heap *h, pid_t pid, const struct xp_maps *maps);
+
+/* Bytes of memory xprof may use: MemAvailable, or less when its memory
+ * cgroup has a limit; UINT64_MAX when unknown. */
+uint64_t xp_heap_memory_available(void);
 
 /* Copies the heap while every thread of s is stopped (an xp_while_stopped
  * callback: arg is the struct xp_heap, with space and pid set): only
