@@ -143,6 +143,13 @@ int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const 
 	return 0;
 }
 
+int64_t xp_profile_pc_mapping(struct xp_profile *p, struct xp_space *space, uint64_t pc)
+{
+	const struct xp_module *mod = xp_space_module(space, pc);
+
+	return mod ? mapping_id(p, mod) : 0;
+}
+
 int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc,
 		       const unsigned char *is_call, size_t n, uint64_t *ids)
 {

@@ -157,11 +157,8 @@ static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, 
 	    (err = xp_profile_add_sample_type(p, "inuse_space", "bytes")) < 0)
 		goto out;
 	xp_profile_set_time(p, time_ns, 0);
-	mid = xp_profile_main_mapping(p, gt->space, &gt->maps);
-	if (mid < 0) {
-		err = (int)mid;
+	if ((err = xp_profile_main_mapping(p, gt->space, &gt->maps)) < 0)
 		goto out;
-	}
 	for (i = 0; i < h->n; i++) {
 		const struct xp_go_bucket *b = &h->v[i];
 		size_t start = 0, len = 0, n = 0;
@@ -196,8 +193,9 @@ static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, 
 			if (!name || strcmp(name, "runtime.goexit") == 0)
 				continue;
 			fid = xp_profile_function(p, name, name, file ? file : "", 0);
-			if (fid < 0) {
-				err = (int)fid;
+			mid = xp_profile_pc_mapping(p, gt->space, b->stk[k] - 1);
+			if (fid < 0 || mid < 0) {
+				err = fid < 0 ? (int)fid : (int)mid;
 				goto out;
 			}
 			line.function_id = (uint64_t)fid;

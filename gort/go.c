@@ -165,7 +165,8 @@ static void find_symbols(struct xp_go *go, Dwfl_Module *mod, uint64_t *wrs_addr,
 {
 	int n = dwfl_module_getsymtab(mod), k;
 
-	go->stripped = n <= 1;
+	/* a -s binary may still have .dynsym (cgo), without runtime symbols */
+	go->stripped = 1;
 	for (k = 1; k < n; k++) {
 		GElf_Sym sym;
 		GElf_Addr addr;
@@ -173,6 +174,7 @@ static void find_symbols(struct xp_go *go, Dwfl_Module *mod, uint64_t *wrs_addr,
 		if (!nm || strncmp(nm, "runtime.", 8) != 0)
 			continue;
 		nm += 8;
+		go->stripped = 0;
 		if (strcmp(nm, "allglen") == 0)
 			go->allglen = addr;
 		else if (strcmp(nm, "allgptr") == 0)

@@ -1,0 +1,111 @@
+#!/bin/bash
+# Go programs from outside: xprof threads prints the goroutines as Go's own
+# dump (runtime.Stack of all goroutines, via pprof's goroutine profile
+# debug=2) prints them, and xprof heap writes the heap profile runtime/pprof
+# writes.  build/fixtures/goparked parks goroutines in every common way,
+# writes its own dump and heap profile at a quiet moment, then waits: both
+# must agree with what xprof reads from outside.  Also with the binary
+# stripped of symbols and DWARF (-ldflags="-s -w").
+. "$(dirname "$0")/lib.sh"
+need_ptrace
+command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
+
+# blocks FILE: one goroutine per record, its lines joined by \x1f, header
+# "goroutine N [state]:" first; goroutine 1 (which wrote Go's dump) left out
+blocks() { awk 'BEGIN { RS = ""; FS = "\n" } !/^goroutine 1 \[/ { gsub(/\n/, "\x1f"); print }' "$1"; }
+
+cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+for v in goparked goparked-stripped; do
+	dir="$TMP/$v"
+	mkdir -p "$dir"
+	start_fixture ready "$FIX/$v" "$dir"
+	pid=${ready%% *}
+
+	"$XPROF" threads -p "$pid" >"$dir/x.txt" 2>"$dir/x.err"
+	ok $? "$v: xprof threads exits 0" || diag "$(cat "$dir/x.err")"
+	grep -q "go1\.[0-9]*.*goroutines (and [0-9]* of the runtime's, not shown)" "$dir/x.err"
+	ok $? "$v: the summary names the Go version and the goroutine count" || diag "$(cat "$dir/x.err")"
+
+	# every goroutine Go's dump shows waiting, identical in xprof's dump
+	blocks "$dir/goroutines.txt" | grep -v '^goroutine [0-9]* \[\(running\|runnable\)' >"$dir/go.blocks"
+	blocks "$dir/x.txt" >"$dir/x.blocks"
+	n=0 missing=0
+	while IFS= read -r b; do
+		n=$((n + 1))
+		grep -qxF -- "$b" "$dir/x.blocks" || { missing=$((missing + 1)); diag "not in xprof's dump:" "${b//$'\x1f'/$'\n'}"; }
+	done <"$dir/go.blocks"
+	ok $((n < 11 || missing > 0)) "$v: all $n waiting goroutines of Go's own dump are in xprof's, same id, wait reason, frames, arguments and creator ($missing missing)"
+	for want in 'chan receive' 'chan send' select sleep semacquire 'IO wait' 'sync.Cond.Wait'; do
+		grep -q "^goroutine [0-9]* \[$want\]:" "$dir/x.txt"
+		ok $? "$v: a goroutine parked in $want"
+	done
+	grep -A2 '^goroutine [0-9]* \[chan receive\]:' "$dir/x.txt" | grep -q '^main.recvInline(\.\.\.)$'
+	ok $? "$v: an inlined frame is printed as Go prints it: main.recvInline(...)"
+	grep -A1 '^goroutine [0-9]* \[running\]:' "$dir/x.txt" | grep -q '^main.busy()$'
+	ok $? "$v: the busy goroutine is running, in main.busy (from its thread's registers)"
+
+	# the goroutine profile: a sample per goroutine, with pprof labels
+	"$XPROF" threads -p "$pid" -o "$dir/g.pb.gz" 2>"$dir/g.err"
+	ok $? "$v: goroutine profile written" || diag "$(cat "$dir/g.err")"
+	tests/unit/pprofcheck "$dir/g.pb.gz" >/dev/null
+	ok $? "$v: the goroutine profile passes CheckValid"
+	go tool pprof -traces "$dir/g.pb.gz" >"$dir/g.traces" 2>&1
+	samples=$(grep -c '^ *goroutine: ' "$dir/g.traces")
+	is "$samples" "$(grep -c '^goroutine ' "$dir/x.txt")" "$v: one sample per goroutine of the text dump"
+	awk '/^-----/ { b = "" } { b = b "\n" $0 } /main\.waitChan/ && b ~ /worker: +labeled/ && b ~ /shard: +7/ { f = 1 } END { exit !f }' "$dir/g.traces"
+	ok $? "$v: the goroutine's own pprof labels (worker=labeled, shard=7) are on its sample"
+
+	"$XPROF" threads -p "$pid" --native >"$dir/n.txt" 2>/dev/null
+	grep -q '^goroutine 1 \[' "$dir/n.txt" && grep -q '^thread [0-9]* "' "$dir/n.txt"
+	ok $? "$v: --native adds the OS threads' stacks after the goroutines"
+
+	# never left stopped, and it keeps running
+	st=$(awk '{ print $3 }' "/proc/$pid/stat")
+	t0=$(cputicks "$pid")
+	sleep 0.3
+	t1=$(cputicks "$pid")
+	[ "$st" != t ] && [ "$st" != T ] && [ "$t1" -gt "$t0" ]
+	ok $? "$v: the program was left running (state $st, CPU ticks $t0 -> $t1)"
+done
+
+# the heap profile: same sites, same four values (within 1%)
+dir="$TMP/goparked"
+pid=$(pgrep -f "$FIX/goparked $dir" | head -1)
+"$XPROF" heap -p "$pid" -o "$dir/xh.pb.gz" 2>"$dir/h.err"
+ok $? "xprof heap on a Go program writes a profile" || diag "$(cat "$dir/h.err")"
+tests/unit/pprofcheck "$dir/xh.pb.gz" >/dev/null
+ok $? "the Go heap profile passes CheckValid"
+types=$(go tool pprof -raw "$dir/xh.pb.gz" 2>/dev/null | sed -n '/^Samples/{n;p;q}')
+is "$types" "$(go tool pprof -raw "$dir/heap.pb.gz" 2>/dev/null | sed -n '/^Samples/{n;p;q}')" "sample types as runtime/pprof's: $types"
+tests/pprof_samples.pl "$dir/heap.pb.gz" >"$dir/go.samples"
+tests/pprof_samples.pl "$dir/xh.pb.gz" >"$dir/x.samples"
+bad=$(join -t $'\t' -a1 -a2 -e MISSING -o 0,1.2,2.2 <(sort "$dir/go.samples") <(sort "$dir/x.samples") |
+	awk -F'\t' '{ n = split($2, a, " "); m = split($3, b, " ");
+		if (n != 4 || m != 4) { print; next }
+		for (i = 1; i <= 4; i++) { d = a[i] - b[i]; if (d < 0) d = -d; if (d > a[i] / 100 + 1) { print; next } } }')
+sites=$(wc -l <"$dir/go.samples")
+ok $((sites < 5 || ${#bad} > 0)) "all $sites allocation sites of Go's own heap profile are in xprof's, with the same four values" || diag "$bad"
+grep -q 'main.allocLarge;main.main' "$dir/x.samples"
+ok $? "allocation stacks are real: main.allocLarge called from main.main"
+
+dir="$TMP/goparked-stripped"
+pid=$(pgrep -f "$FIX/goparked-stripped $dir" | head -1)
+"$XPROF" heap -p "$pid" -o "$dir/xh.pb.gz" 2>"$dir/h.err"
+rc=$?
+ok $((rc != 2 || $(wc -l <"$dir/h.err") != 1)) "a binary without symbols: one line, exit 2 ($(cat "$dir/h.err"))"
+[ ! -e "$dir/xh.pb.gz" ]
+ok $? "and no file"
+
+# a Go program that never references runtime.MemProfile has no heap profile
+start_fixture ready "$FIX/goapp"
+pid=${ready%% *}
+"$XPROF" heap -p "$pid" -o "$TMP/noprof.pb.gz" 2>"$TMP/noprof.err"
+rc=$?
+grep -q 'MemProfileRate is 0' "$TMP/noprof.err"
+ok $((rc != 2 || $?)) "memory profiling disabled (MemProfileRate 0): explained, exit 2" || diag "$(cat "$TMP/noprof.err")"
+[ ! -e "$TMP/noprof.pb.gz" ]
+ok $? "and no file"
+
+plan "$_tap_n"
+done_testing
