@@ -50,7 +50,8 @@ static const uint8_t **block_data(struct xp_heap *h)
 
 	if (!d)
 		return NULL;
-	qsort(h->copies, h->ncopies, sizeof(*h->copies), copy_cmp);
+	if (h->ncopies) /* copies is NULL then, which qsort may not be given */
+		qsort(h->copies, h->ncopies, sizeof(*h->copies), copy_cmp);
 	for (b = 0; b < h->nblocks; b++) {
 		const struct xp_block *bl = &h->blocks[b];
 		while (c < h->ncopies && h->copies[c].addr + h->copies[c].len <= bl->addr)

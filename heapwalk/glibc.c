@@ -588,7 +588,8 @@ int xp_glibc_heap_walk(struct xp_heap *h)
 		err = walk_chunks(&w, &h->copies[pl->copy], pl->start, pl->end, pl->top, pl->arena);
 	}
 	free(w.set);
-	qsort(h->blocks, h->nblocks, sizeof(*h->blocks), block_cmp);
+	if (h->nblocks) /* blocks is NULL then, which qsort may not be given */
+		qsort(h->blocks, h->nblocks, sizeof(*h->blocks), block_cmp);
 	return err == -ENOMEM ? err : 0;
 }
 
