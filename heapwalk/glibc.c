@@ -397,6 +397,15 @@ static int plan(struct walk *w, const struct xp_heap_copy *c, uint64_t start, ui
 		h->plan = v;
 		h->plan_alloc = na;
 	}
+	/* the copy is short when the target's memory ends before the heap it
+	 * claims does: the walk reads only what was copied */
+	if (end > c->addr + c->len) {
+		problem(w, "the heap at 0x%llx (arena %u) is readable only up to 0x%llx: walked that far",
+			(unsigned long long)c->addr, arena, (unsigned long long)(c->addr + c->len));
+		end = c->addr + c->len;
+	}
+	if (start > end)
+		start = end;
 	pl = &h->plan[h->nplan++];
 	pl->copy = (size_t)(c - h->copies);
 	pl->start = start;
