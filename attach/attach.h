@@ -212,6 +212,7 @@ struct xp_perf_mapping {
 	pid_t pid;
 	uint64_t time;                  /* CLOCK_MONOTONIC ns, as samples */
 	uint64_t addr, len, pgoff, inode;
+	uint32_t major, minor;          /* the file's device, as in /proc/PID/maps */
 	uint32_t prot;
 	const char *filename;
 };

@@ -419,7 +419,9 @@ static int parse_mmap2(const uint8_t *rec, size_t len, struct xp_perf_mapping *m
 		return -1; /* not terminated within the record */
 	m->pid = (pid_t)pidtid[0];
 	m->prot = prot;
-	memcpy(&m->inode, ids + 8, 8); /* maj u32, min u32, ino u64, ino_generation u64 */
+	memcpy(&m->major, ids, 4); /* maj u32, min u32, ino u64, ino_generation u64 */
+	memcpy(&m->minor, ids + 4, 4);
+	memcpy(&m->inode, ids + 8, 8);
 	m->filename = (const char *)c.p;
 	return 0;
 }

@@ -481,6 +481,8 @@ static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
 	nm.end = m->addr + m->len;
 	nm.offset = m->pgoff;
 	nm.inode = m->inode;
+	nm.major = m->major;
+	nm.minor = m->minor;
 	memcpy(nm.perms, "r-xp", 5);
 	if (r->nprog == 0)
 		return;

@@ -30,6 +30,8 @@ struct modinfo {
 	struct xp_space *space;
 	char *path;        /* as in maps, " (deleted)" stripped */
 	uint64_t first_start, first_end; /* its first mapping, for map_files */
+	uint64_t inode;    /* the file mapped, as maps gives it: what we open must be it */
+	unsigned major, minor;
 	Dwfl_Module *mod;
 	int is_vdso;
 	int loaded;        /* flags and build id computed */
@@ -122,11 +124,17 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwar
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)mi->space->pid, mi->path);
 	if (fd < 0)
-		fd = open(path, O_RDONLY | O_CLOEXEC);
+		fd = xp_open_in_root(mi->space->pid, mi->path);
 	if (fd < 0 && (mi->space->flags & XP_SPACE_OWN_NAMESPACE)) {
 		/* a launched command that has exited: its paths are ours */
 		snprintf(path, sizeof(path), "%s", mi->path);
 		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
+	/* the path may name another file now (renamed, replaced, a symlink
+	 * planted by the target): only the file mapped is read */
+	if (fd >= 0 && !xp_fd_is_file(fd, mi->major, mi->minor, mi->inode)) {
+		close(fd);
+		fd = -1;
 	}
 	if (fd < 0)
 		return -1;
@@ -171,7 +179,9 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 			int fd, cfd;
 			snprintf(path, sizeof(path), "%s/usr/lib/debug/.build-id/%.2s/%s.debug", roots[i], hex,
 				 hex + 2);
-			fd = open(path, O_RDONLY | O_CLOEXEC);
+			/* the target's own tree: resolved inside its root */
+			fd = i == 0 ? open(path, O_RDONLY | O_CLOEXEC)
+				    : xp_open_in_root(mi->space->pid, path + strlen(root));
 			if (fd < 0)
 				continue;
 			cfd = xp_debugcache_open(fd, hex, &cached);
@@ -183,6 +193,10 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 			break;
 		}
 	}
+	/* .gnu_debuglink holds a file name; one with a '/' ("../../etc/x")
+	 * would lead the search out of the debug directories */
+	if (debuglink_file && strchr(debuglink_file, '/'))
+		debuglink_file = NULL;
 	return dwfl_standard_find_debuginfo(mod, userdata, modname, base, file_name, debuglink_file,
 					    debuglink_crc, debuginfo_file_name);
 }
@@ -238,6 +252,9 @@ static int report_modules(struct xp_space *s, const struct xp_maps *maps)
 		strip_deleted(mi->path);
 		mi->first_start = first->start;
 		mi->first_end = first->end;
+		mi->inode = first->inode;
+		mi->major = first->major;
+		mi->minor = first->minor;
 		mi->is_vdso = vdso;
 		/* the file's load base: its first mapping less that mapping's
 		 * offset (a group may start at the text mapping, as PERF_RECORD_MMAP2
