@@ -328,7 +328,8 @@ static int64_t pcvalue(const struct xp_gopclntab *t, uint32_t table, uint64_t en
 		if (uv == 0 && !first)
 			return -1;
 		first = 0;
-		val += (int32_t)((uv >> 1) ^ -(uv & 1));
+		/* Go's int32 arithmetic wraps; a table may make it */
+		val = (int32_t)((uint32_t)val + ((uv >> 1) ^ -(uv & 1)));
 		if (read_varint(t, &off, &pcd) < 0)
 			return -1;
 		pc += (uint64_t)pcd * t->quantum;
