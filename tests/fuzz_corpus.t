@@ -5,11 +5,9 @@
 # `make fuzz` fuzzes.
 . "$(dirname "$0")/lib.sh"
 
-names=()
-for f in tests/fuzz/fuzz_*.c; do
-	n=${f#tests/fuzz/fuzz_}
-	names+=("${n%.c}")
-done
+# the harnesses tests/fuzz/fuzz.mk declares
+read -r -a names <<<"$(make -s fuzz-list)"
+[ ${#names[@]} -gt 0 ] || { echo "Bail out! make fuzz-list names no harness"; exit 1; }
 plan $((1 + 2 * ${#names[@]}))
 
 make -s fuzz-build >"$TMP/build" 2>&1
@@ -23,7 +21,7 @@ run() {
 		ok 1 "fuzz_$name has $what"
 		return
 	fi
-	XPROF_CACHE_DIR=off build/fuzz/fuzz_"$name" -timeout=30 "$@" >"$out" 2>&1
+	TMPDIR=$TMP XPROF_CACHE_DIR=off build/fuzz/fuzz_"$name" -timeout=30 -artifact_prefix="$TMP/" "$@" >"$out" 2>&1
 	local st=$?
 	n=$(grep -c '^Executed ' "$out")
 	[ "$st" -eq 0 ] && [ "$n" -eq $# ]

@@ -24,7 +24,7 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -fno-omit-frame-pointer -Wall -Wextra \
 FUZZ_LIB_OBJS := $(patsubst %.o,$(FUZZ_DIR)/obj/%.o,$(filter-out $(PROTO_OBJS),$(LIB_OBJS)))
 FUZZERS :=
 
-.PHONY: fuzz fuzz-build
+.PHONY: fuzz fuzz-build fuzz-list
 
 $(FUZZ_DIR)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -48,6 +48,9 @@ endef
 
 fuzz-build: $(foreach n,$(FUZZERS),$(FUZZ_DIR)/fuzz_$(n))
 
+fuzz-list:
+	@echo $(FUZZERS)
+
 # one harness after another, each on one core, niced: the machine is shared
 fuzz: deps fixtures fuzz-build
 	@st=0; $(foreach n,$(FUZZERS),tests/fuzz/run.sh $(n) $(FUZZ_TIME) $(FUZZ_OPTS_$(n)) -- $(FUZZ_SEEDS_$(n)) || st=1;) \
@@ -58,6 +61,14 @@ fuzz: deps fixtures fuzz-build
 # symbolize: seeded with the fixture binaries (the Go ones exceed max_len)
 FUZZ_SEEDS_symbolize = $(filter-out %/goapp %/goapp-stripped,$(FIXTURES)) $(FIX)/parked-split.debug
 
-
-
+$(eval $(call fuzzer,symbolize,-max_len=262144 -dict=tests/fuzz/elf.dict))
+$(eval $(call fuzzer,heapwalk,-max_len=65536))
 $(eval $(call fuzzer,perf,-max_len=131072))
+
+# heapwalk: stand-ins for libc and ld.so, beside the harness
+$(FUZZ_DIR)/heapfake/libc.so.6: tests/fuzz/heapfake.s
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -shared -nostdlib -Wl,-z,norelro -Wl,-z,noseparate-code -Wl,--build-id -o $@ $<
+$(FUZZ_DIR)/heapfake/ld-linux-x86-64.so.2: $(FUZZ_DIR)/heapfake/libc.so.6
+	cp $< $@
+$(FUZZ_DIR)/fuzz_heapwalk: $(FUZZ_DIR)/heapfake/libc.so.6 $(FUZZ_DIR)/heapfake/ld-linux-x86-64.so.2
