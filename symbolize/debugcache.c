@@ -5,7 +5,12 @@
  * Entries live in $XPROF_CACHE_DIR, else $XDG_CACHE_HOME/xprof, else
  * ~/.cache/xprof (mode 0700), are written to an O_EXCL temporary and
  * renamed into place, and are used only when they are regular files of
- * ours whose build id note matches the name.
+ * ours whose build id note matches the name.  xprof often runs as root:
+ * the directory is used only when it is no symlink, is ours and nobody
+ * else can write to it, and every access goes through one fd of it, so a
+ * path swapped meanwhile leads nowhere.  An entry is written only when it
+ * is at most DEBUGCACHE_MAX_BYTES and leaves a twentieth of its file
+ * system free.
  */
 #define _GNU_SOURCE
 #include <elfutils/libdwelf.h>
@@ -17,14 +22,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "symbolize/symbolize_internal.h"
 
-#define DEBUGCACHE_MAX_BYTES (1ULL << 30) /* a bigger debug file is not copied */
+#define DEBUGCACHE_MAX_BYTES (1ULL << 30) /* a bigger entry is not written */
 
+/* An fd of the cache directory when it is safe to use, else -1. */
 static int cache_dir(char *buf, size_t len)
 {
+	struct stat st;
+	int dfd;
+
 	const char *env = getenv("XPROF_CACHE_DIR"), *xdg = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
 	char *p;
@@ -49,7 +59,14 @@ static int cache_dir(char *buf, size_t len)
 	}
 	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
 		return -1;
-	return 0;
+	dfd = open(buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -1;
+	if (fstat(dfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022)) {
+		close(dfd);
+		return -1;
+	}
+	return dfd;
 }
 
 static int is_hex(const char *s)
@@ -96,10 +113,10 @@ static int build_id_matches(Elf *elf, const char *hex)
 
 /* Opens a cache entry when it is sound: a regular file we own, whose
  * build id is the one it is named after. */
-static int open_entry(const char *path, const char *hex)
+static int open_entry(int dfd, const char *name, const char *hex)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	Elf *elf;
 	int good;
 
@@ -135,16 +152,32 @@ static int copy_file(int from, int to)
 	return n < 0 ? -1 : 0;
 }
 
-/* Writes a copy of the debug file at fd with every section decompressed. */
-static int write_entry(int fd, const char *dir, const char *path, const char *hex)
+/* A new file in the cache directory, created, never opened: O_EXCL. */
+static int create_temp(int dfd, const char *hex, char *tmp, size_t len)
 {
-	char tmp[4096 + 160];
+	unsigned int r;
+	int i, fd;
+
+	for (i = 0; i < 100; i++) {
+		if (getentropy(&r, sizeof(r)) < 0)
+			r = (unsigned int)getpid() * 2654435761u + (unsigned int)i;
+		snprintf(tmp, len, ".%s.%08x", hex, r);
+		fd = openat(dfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	return -1;
+}
+
+/* Writes a copy of the debug file at fd with every section decompressed. */
+static int write_entry(int fd, int dfd, const char *name, const char *hex)
+{
+	char tmp[160];
 	int out, ok = 0;
 	Elf *elf = NULL;
 	Elf_Scn *scn = NULL;
 
-	snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, hex);
-	out = mkostemp(tmp, O_CLOEXEC);
+	out = create_temp(dfd, hex, tmp, sizeof(tmp));
 	if (out < 0)
 		return -1;
 	if (copy_file(fd, out) == 0 && (elf = elf_begin(out, ELF_C_RDWR, NULL)) != NULL) {
@@ -157,36 +190,53 @@ static int write_entry(int fd, const char *dir, const char *path, const char *he
 		ok = ok && elf_update(elf, ELF_C_WRITE) >= 0;
 		elf_end(elf);
 	}
-	if (ok && fchmod(out, 0600) == 0 && close(out) == 0 && rename(tmp, path) == 0)
-		return open_entry(path, hex);
+	if (ok && fchmod(out, 0600) == 0 && close(out) == 0 && renameat(dfd, tmp, dfd, name) == 0)
+		return open_entry(dfd, name, hex);
 	if (out >= 0)
 		close(out);
-	unlink(tmp);
+	unlinkat(dfd, tmp, 0);
 	return -1;
+}
+
+/* Room for an entry of size bytes: a twentieth of the file system stays free. */
+static int room_for(int dfd, uint64_t size)
+{
+	struct statvfs vs;
+
+	if (fstatvfs(dfd, &vs) < 0)
+		return 0;
+	return (uint64_t)vs.f_bavail * vs.f_frsize >= size + (uint64_t)vs.f_blocks * vs.f_frsize / 20;
 }
 
 int xp_debugcache_open(int fd, const char *build_id, char **path_out)
 {
-	char dir[4096], path[4096 + 160];
+	char dir[4096], name[160];
+	struct stat st;
 	Elf *elf;
 	uint64_t size;
-	int cfd;
+	int cfd, dfd;
 
 	*path_out = NULL;
-	if (!build_id || strlen(build_id) > 128 || !is_hex(build_id) || cache_dir(dir, sizeof(dir)) < 0)
+	if (!build_id || strlen(build_id) > 128 || !is_hex(build_id))
 		return -1;
 	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
 	if (!elf)
 		return -1;
 	size = elf_kind(elf) == ELF_K_ELF ? compressed_size(elf) : 0;
 	elf_end(elf);
-	if (size == 0 || size > DEBUGCACHE_MAX_BYTES)
+	/* the entry: the file with its compressed sections inflated */
+	if (size == 0 || size > DEBUGCACHE_MAX_BYTES || fstat(fd, &st) < 0 ||
+	    (uint64_t)st.st_size + size > DEBUGCACHE_MAX_BYTES)
 		return -1; /* nothing to gain, or too big to copy */
-	snprintf(path, sizeof(path), "%s/%s.debug", dir, build_id);
-	cfd = open_entry(path, build_id);
-	if (cfd < 0)
-		cfd = write_entry(fd, dir, path, build_id);
-	if (cfd >= 0 && !(*path_out = strdup(path))) {
+	if ((dfd = cache_dir(dir, sizeof(dir))) < 0)
+		return -1;
+	snprintf(name, sizeof(name), "%s.debug", build_id);
+	cfd = open_entry(dfd, name, build_id);
+	if (cfd < 0 && room_for(dfd, (uint64_t)st.st_size + size))
+		cfd = write_entry(fd, dfd, name, build_id);
+	close(dfd);
+	if (cfd >= 0 && asprintf(path_out, "%s/%s", dir, name) < 0) {
+		*path_out = NULL;
 		close(cfd);
 		return -1;
 	}

@@ -43,5 +43,31 @@ ln -s /etc/hostname "$entry"
 "$XPROF" threads -p "$pid" >"$TMP/sym.txt" 2>/dev/null
 grep -A1 '^__GI___nanosleep()' "$TMP/sym.txt" | grep -q 'nanosleep.c:[0-9]'
 ok $? "a symlink planted as an entry is not followed"
+
+# the cache directory itself: used only when it is no symlink, is ours and
+# nobody else can write to it; an entry is written only with room to spare
+for kind in open symlink; do
+	d="$TMP/cache-$kind"
+	if [ "$kind" = open ]; then
+		mkdir -m 777 "$d"
+		chmod 777 "$d"
+	else
+		mkdir -m 700 "$TMP/elsewhere"
+		ln -s "$TMP/elsewhere" "$d"
+	fi
+	XPROF_CACHE_DIR=$d "$XPROF" threads -p "$pid" >"$TMP/$kind.txt" 2>/dev/null
+	grep -A1 '^__GI___nanosleep()' "$TMP/$kind.txt" | grep -q 'nanosleep.c:[0-9]' &&
+		[ -z "$(ls -A "$d/")" ]
+	ok $? "a cache directory that is $([ $kind = open ] && echo "writable by all" || echo "a symlink") is not used; libc still has lines"
+done
+if [ "$(id -u)" = 0 ] && mkdir -m 700 "$TMP/small" && mount -t tmpfs -o size=1m,mode=0700 tmpfs "$TMP/small" 2>/dev/null; then
+	XPROF_CACHE_DIR=$TMP/small "$XPROF" threads -p "$pid" >"$TMP/small.txt" 2>/dev/null
+	grep -A1 '^__GI___nanosleep()' "$TMP/small.txt" | grep -q 'nanosleep.c:[0-9]' &&
+		[ ! -e "$TMP/small/$id.debug" ] && [ -z "$(ls -A "$TMP/small" | grep '^\.')" ]
+	ok $? "a 1 MB cache file system: libc's entry is not written, no temporary is left; libc still has lines"
+	umount "$TMP/small"
+else
+	ok 0 "# SKIP needs root to mount a small tmpfs"
+fi
 plan "$_tap_n"
 done_testing
