@@ -121,6 +121,37 @@ static int64_t size_of(struct want *w)
 	return (int64_t)v;
 }
 
+/* A layout from the binary is input: every field must lie inside its
+ * structure, every structure be of a sane size.  0, or -1 with why. */
+static int layout_check(struct xp_go_layout *l, char *why, size_t whylen)
+{
+	const int64_t g_fields[] = {
+		l->g_stack_lo, l->g_stack_hi, l->g_m, l->g_sched_sp, l->g_sched_pc, l->g_sched_bp,
+		l->g_syscallsp, l->g_syscallpc, l->g_status, l->g_goid, l->g_waitsince, l->g_waitreason,
+		l->g_lockedm, l->g_gopc, l->g_startpc, l->g_labels,
+	};
+	const int64_t mrc_fields[] = { l->mrc_allocs, l->mrc_frees, l->mrc_alloc_bytes, l->mrc_free_bytes };
+	size_t i;
+
+	if (l->g_size <= 0 || l->g_size > 65536 || l->m_procid < 0 || l->m_procid > 65536)
+		goto bad;
+	for (i = 0; i < sizeof(g_fields) / sizeof(g_fields[0]); i++)
+		if (g_fields[i] + 8 > l->g_size)
+			goto bad;
+	/* the heap profile's structures: unusable, not fatal */
+	if (l->b_size < 0 || l->b_size > 4096 || l->b_allnext + 8 > l->b_size || l->b_typ + 8 > l->b_size ||
+	    l->b_nstk + 8 > l->b_size || l->mrc_size < 0 || l->mrc_size > 4096 || l->mr_active < 0 ||
+	    l->mr_active + l->mrc_size > 4096 || l->mr_future < 0 || l->mr_future > 4096)
+		l->b_size = -1;
+	for (i = 0; i < sizeof(mrc_fields) / sizeof(mrc_fields[0]); i++)
+		if (mrc_fields[i] < 0 || mrc_fields[i] + 8 > l->mrc_size)
+			l->b_size = -1;
+	return 0;
+bad:
+	snprintf(why, whylen, "its DWARF gives runtime.g or runtime.m an impossible layout");
+	return -1;
+}
+
 /* 0, or -1 with the missing field in why. */
 static int layout_from_dwarf(Dwarf *dw, struct xp_go_layout *l, char *why, size_t whylen)
 {
@@ -156,7 +187,7 @@ static int layout_from_dwarf(Dwarf *dw, struct xp_go_layout *l, char *why, size_
 	l->g_size = size_of(&w[0]);
 	l->b_size = size_of(&w[2]);
 	l->mrc_size = size_of(&w[4]);
-	return l->g_size > 0 ? 0 : -1;
+	return layout_check(l, why, whylen);
 }
 
 /* ---- symbols ------------------------------------------------------------- */

@@ -68,7 +68,7 @@ int xp_go_read_heap(struct xp_snapshot *s, void *arg)
 	struct xp_go_heap *h = arg;
 	struct xp_go *go = h->go;
 	const struct xp_go_layout *l = &go->l;
-	struct xp_mem *mem = xp_mem_process(s->pid);
+	struct xp_mem *mem = h->mem ? h->mem : xp_mem_process(s->pid);
 	struct cycle (*future)[NFUTURE] = NULL;
 	size_t alloc = 0, nfut = 0, i;
 	uint64_t b, rate;
@@ -165,7 +165,8 @@ out:
 	free(future);
 	free(hdr);
 	free(rec);
-	xp_mem_close(mem);
+	if (mem != h->mem)
+		xp_mem_close(mem);
 	return err;
 }
 

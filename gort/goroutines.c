@@ -114,6 +114,15 @@ static void add_label(struct xp_goroutine *g, struct xp_mem *mem, const uint8_t 
 		free(k);
 		return;
 	}
+	if (!g->label_key) {
+		g->label_key = calloc(XP_GO_MAX_LABELS, sizeof(char *));
+		g->label_value = calloc(XP_GO_MAX_LABELS, sizeof(char *));
+		if (!g->label_key || !g->label_value) {
+			free(k);
+			free(v);
+			return;
+		}
+	}
 	g->label_key[g->nlabels] = k;
 	g->label_value[g->nlabels++] = v;
 }
@@ -191,6 +200,14 @@ static int read_one(struct xp_goroutines *gs, struct xp_snapshot *s, struct xp_m
 		return 0; /* freed under us: not a goroutine any more */
 	if ((field(raw, l->g_status, 4) & ~STATUS_SCAN) == G_DEAD)
 		return 0;
+	if (gs->n == gs->alloc) {
+		size_t na = gs->alloc ? gs->alloc * 2 : 64;
+		struct xp_goroutine *v = realloc(gs->v, na * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		gs->v = v;
+		gs->alloc = na;
+	}
 	g = &gs->v[gs->n++];
 	memset(g, 0, sizeof(*g));
 	g->g = gp;
@@ -267,7 +284,7 @@ int xp_go_read_goroutines(struct xp_snapshot *s, void *arg)
 {
 	struct xp_goroutines *gs = arg;
 	struct xp_go *go = gs->go;
-	struct xp_mem *mem = xp_mem_process(s->pid);
+	struct xp_mem *mem = gs->mem ? gs->mem : xp_mem_process(s->pid);
 	struct timespec ts;
 	uint64_t n = 0, arr = 0, *ptrs = NULL, i;
 	uint8_t *raw = NULL;
@@ -295,9 +312,8 @@ int xp_go_read_goroutines(struct xp_snapshot *s, void *arg)
 		goto out;
 	}
 	ptrs = malloc((n ? n : 1) * 8);
-	gs->v = calloc(n ? n : 1, sizeof(*gs->v));
 	raw = malloc((size_t)go->l.g_size);
-	if (!ptrs || !gs->v || !raw) {
+	if (!ptrs || !raw) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -313,7 +329,8 @@ int xp_go_read_goroutines(struct xp_snapshot *s, void *arg)
 out:
 	free(ptrs);
 	free(raw);
-	xp_mem_close(mem);
+	if (mem != gs->mem)
+		xp_mem_close(mem);
 	return err;
 }
 
@@ -327,10 +344,12 @@ void xp_goroutines_free(struct xp_goroutines *gs)
 			free(gs->v[i].label_key[k]);
 			free(gs->v[i].label_value[k]);
 		}
+		free(gs->v[i].label_key);
+		free(gs->v[i].label_value);
 	}
 	free(gs->v);
 	gs->v = NULL;
-	gs->n = 0;
+	gs->n = gs->alloc = 0;
 }
 
 /* ---- traceback (after the release, from the copies) ----------------------- */
@@ -528,7 +547,8 @@ int xp_go_print(struct xp_go *go, const struct xp_goroutines *gs, const struct x
 	size_t n, nprint;
 	int complete;
 
-	if ((st == G_WAITING || st == G_SYSCALL) && g->waitsince != 0)
+	/* a waitsince from the future (or hostile) is no wait at all */
+	if ((st == G_WAITING || st == G_SYSCALL) && g->waitsince > 0 && g->waitsince <= gs->now)
 		waitfor = (gs->now - g->waitsince) / 60000000000LL;
 	fprintf(out, "goroutine %lld [%s", (long long)g->goid, xp_go_status(go, g));
 	if (g->status & STATUS_SCAN)

@@ -63,13 +63,14 @@ struct xp_goroutine {
 	int trap;
 	struct xp_region stack;     /* the copy of [sp, stack_hi), capped */
 	size_t nlabels;
-	char *label_key[XP_GO_MAX_LABELS], *label_value[XP_GO_MAX_LABELS];
+	char **label_key, **label_value; /* nlabels each */
 };
 
 struct xp_goroutines {
 	struct xp_go *go;
+	struct xp_mem *mem;         /* reads the target; NULL: the stopped process */
 	struct xp_goroutine *v;
-	size_t n;
+	size_t n, alloc;
 	int64_t now;                /* the target's nanotime at the stop */
 	uint64_t copied;            /* bytes of stacks copied */
 	size_t truncated;           /* stacks longer than XP_GO_STACK_COPY_MAX */
@@ -109,6 +110,7 @@ struct xp_go_bucket {
 
 struct xp_go_heap {
 	struct xp_go *go;
+	struct xp_mem *mem;    /* reads the target; NULL: the stopped process */
 	int64_t rate;          /* runtime.MemProfileRate */
 	struct xp_go_bucket *v;
 	size_t n;
