@@ -59,7 +59,8 @@ fuzz: deps fixtures fuzz-build
 # ---- the harnesses -------------------------------------------------------
 
 # symbolize: seeded with the fixture binaries (the Go ones exceed max_len)
-FUZZ_SEEDS_symbolize = $(filter-out %/goapp %/goapp-stripped,$(FIXTURES)) $(FIX)/parked-split.debug
+FUZZ_SEEDS_symbolize = $(filter-out %/goapp %/goapp-stripped %/goparked %/goparked-stripped,$(FIXTURES)) \
+	$(FIX)/parked-split.debug
 
 $(eval $(call fuzzer,symbolize,-max_len=262144 -dict=tests/fuzz/elf.dict))
 $(eval $(call fuzzer,heapwalk,-max_len=65536))
@@ -72,3 +73,16 @@ $(FUZZ_DIR)/heapfake/libc.so.6: tests/fuzz/heapfake.s
 $(FUZZ_DIR)/heapfake/ld-linux-x86-64.so.2: $(FUZZ_DIR)/heapfake/libc.so.6
 	cp $< $@
 $(FUZZ_DIR)/fuzz_heapwalk: $(FUZZ_DIR)/heapfake/libc.so.6 $(FUZZ_DIR)/heapfake/ld-linux-x86-64.so.2
+
+# gopclntab: the Go fixtures' tables and go.func.*, written by the harness
+FUZZ_SEEDS_gopclntab = $(FUZZ_DIR)/seedgen/gopclntab/goapp $(FUZZ_DIR)/seedgen/gopclntab/goparked
+$(FUZZ_DIR)/seedgen/gopclntab/%: $(FIX)/% $(FUZZ_DIR)/fuzz_gopclntab
+	@mkdir -p $(dir $@)
+	XPROF_FUZZ_WRITE_SEEDS=$(dir $@) $(FUZZ_DIR)/fuzz_gopclntab $<
+fuzz: $(FUZZ_SEEDS_gopclntab)
+$(eval $(call fuzzer,gopclntab,-max_len=1048576))
+
+# goruntime: the target's memory around build/fixtures/goparked, which the
+# harness loads; its seed was recorded from a live goparked
+# (XPROF_FUZZ_WRITE_SEEDS=DIR build/fuzz/fuzz_goruntime PID)
+$(eval $(call fuzzer,goruntime,-max_len=65536))
