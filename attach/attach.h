@@ -112,6 +112,11 @@ struct xp_mem *xp_mem_snapshot(const struct xp_region *regions, size_t n, struct
 
 /* Caps on what one stop may copy. */
 #define XP_STACK_COPY_MAX (512 * 1024)  /* bytes of live stack per thread */
+/* Past this much stack copied in one stop, each further thread gets at most
+ * XP_STACK_COPY_LOW (marked truncated): 100,000 threads with deep stacks
+ * would otherwise ask for 50 GB. */
+#define XP_STACK_COPY_TOTAL (1ULL << 30)
+#define XP_STACK_COPY_LOW (32 * 1024)
 /* A thread that has not stopped by 100 ms + 100 us per thread (stops take
  * about 20 us a thread) is skipped: it is in uninterruptible sleep. */
 #define XP_STOP_TIMEOUT_BASE_MS 100

@@ -236,6 +236,7 @@ struct capture_ctx {
 	pid_t pid;
 	struct xp_maps *maps;
 	int maps_fresh;
+	uint64_t copied;  /* stack bytes copied so far, against XP_STACK_COPY_TOTAL */
 };
 
 static void capture(struct xp_thread *t, struct capture_ctx *c);
@@ -312,7 +313,7 @@ static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx 
 /* Copies the live part of the stack, from just below SP (the red zone)
  * to the end of its mapping, and for a thread in futex(2) the futex word
  * with the words after it: one process_vm_readv for both. */
-static void copy_stack(struct xp_thread *t, pid_t pid, const struct xp_maps *maps)
+static void copy_stack(struct xp_thread *t, pid_t pid, const struct xp_maps *maps, uint64_t *copied)
 {
 	uint64_t sp = xp_regs_sp(&t->regs), lo = 0, hi;
 	const struct xp_map *m = xp_maps_find(maps, sp);
@@ -326,6 +327,10 @@ static void copy_stack(struct xp_thread *t, pid_t pid, const struct xp_maps *map
 		hi = m->end;
 		if (hi - lo > XP_STACK_COPY_MAX) {
 			hi = lo + XP_STACK_COPY_MAX;
+			t->stack_truncated = 1;
+		}
+		if (*copied + (hi - lo) > XP_STACK_COPY_TOTAL && hi - lo > XP_STACK_COPY_LOW) {
+			hi = lo + XP_STACK_COPY_LOW;
 			t->stack_truncated = 1;
 		}
 		len = hi - lo;
@@ -347,6 +352,7 @@ static void copy_stack(struct xp_thread *t, pid_t pid, const struct xp_maps *map
 	if (len > 0 && n > 0) {
 		t->stack_addr = lo;
 		t->stack_len = (size_t)n < len ? (size_t)n : len;
+		*copied += t->stack_len;
 	} else {
 		free(t->stack);
 		t->stack = NULL;
@@ -371,7 +377,7 @@ static void capture(struct xp_thread *t, struct capture_ctx *c)
 			*c->maps = fresh;
 		}
 	}
-	copy_stack(t, c->pid, c->maps);
+	copy_stack(t, c->pid, c->maps, &c->copied);
 }
 
 static void detach(struct xp_thread *t)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,9 @@
 /* Programs one run keeps apart: a target that execs more often than this
  * ends the run (each program's modules stay open until the output). */
 #define PROGRAMS_MAX 64
+/* --wall: after a stop of T, the next comes no sooner than this many T
+ * later, so the target runs at least 90% of the time */
+#define WALL_DUTY_GAP 9
 
 enum format { FORMAT_PPROF, FORMAT_FOLDED, FORMAT_SVG };
 
@@ -91,6 +95,7 @@ struct cpu_run {
 	struct program prog[PROGRAMS_MAX];
 	size_t nprog;     /* 1 once the first space is open */
 	int too_many_execs;
+	uint64_t ticks_spaced; /* --wall ticks delayed to keep the pauses under a tenth */
 	struct xp_stack *stack;
 	struct xp_kallsyms *kallsyms;
 	/* aggregation: open addressing over pointers */
@@ -732,6 +737,7 @@ static int run_wall(struct cpu_run *r)
 	while (!stop_requested && xp_now_ns() < deadline) {
 		struct xp_snapshot snap;
 		struct xp_mem *mem;
+		int64_t stopped;
 		size_t i;
 
 		err = xp_snapshot_take(r->pid, &snap);
@@ -758,9 +764,16 @@ static int run_wall(struct cpu_run *r)
 			add_sample(r, (unsigned)r->nprog - 1, t->tid, state, NULL, 0, &t->regs, mem);
 		}
 		xp_mem_close(mem);
+		stopped = snap.stopped_ns;
 		xp_snapshot_free(&snap);
 		progress(r, xp_now_ns(), 0);
 		next += period;
+		/* the target is stopped at most a tenth of the time: a process
+		 * of many threads gets fewer ticks, not a longer pause */
+		if (next < xp_now_ns() + WALL_DUTY_GAP * stopped) {
+			next = xp_now_ns() + WALL_DUTY_GAP * stopped;
+			r->ticks_spaced++;
+		}
 		while (!stop_requested) {
 			int64_t now = xp_now_ns(), wait = next - now;
 			struct timespec ts;
@@ -775,7 +788,7 @@ static int run_wall(struct cpu_run *r)
 			if (nanosleep(&ts, NULL) == 0)
 				break;
 		}
-		if (xp_now_ns() > next + period) /* fell behind: skip, don't burst */
+		if (xp_now_ns() > next + period && !r->ticks_spaced) /* fell behind: skip, don't burst */
 			next = xp_now_ns();
 	}
 	return 0;
@@ -1116,6 +1129,13 @@ int cmd_cpu(int argc, char **argv)
 			xp_msg("perf_event_open refused for pid %d (%s): sampling with --wall (ptrace) instead",
 			       (int)r.pid, "kernel.perf_event_paranoid, or no CAP_PERFMON");
 			r.o.wall = 1;
+		} else if (err == -EMFILE || err == -ENFILE) {
+			struct rlimit rl = { 0, 0 };
+			getrlimit(RLIMIT_NOFILE, &rl);
+			xp_msg("pid %d has too many threads for one perf event per thread and CPU within the "
+			       "open-file limit (%llu; ulimit -n): sampling with --wall (ptrace) instead",
+			       (int)r.pid, (unsigned long long)rl.rlim_cur);
+			r.o.wall = 1;
 		} else if (err < 0) {
 			if (r.launched)
 				kill(r.pid, SIGKILL), waitpid(r.pid, NULL, 0);
@@ -1203,6 +1223,10 @@ int cmd_cpu(int argc, char **argv)
 		       "a lower -F loses fewer", lost);
 	if (stop_requested)
 		xp_msg("stopped early by a signal");
+	if (r.ticks_spaced)
+		xp_msg("--wall: each stop of pid %d took long enough (many threads) that %" PRIu64 " ticks were "
+		       "delayed, to keep it stopped under a tenth of the time",
+		       (int)r.pid, r.ticks_spaced);
 	if (r.nprog > 1)
 		xp_msg("pid %d exec'd %zu time%s during the run (from %s to %s): each program's samples "
 		       "are symbolized with its own modules",

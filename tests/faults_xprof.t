@@ -9,7 +9,9 @@
 # - SIGTERM and SIGHUP during cpu (perf and --wall): the run stops early and
 #   the profile is written (exit 0), as Ctrl-C does;
 # - stdout closed under threads (SIGPIPE): exit 2, one line;
-# - a full disk under cpu and heap -o: exit 2, no partial file.
+# - a full disk under cpu and heap -o: exit 2, no partial file;
+# - cpu on more threads than ulimit -n has room for falls back to --wall;
+#   --wall spaces its ticks so a big process is stopped under 10% of the time.
 # Every case ends with the target running.
 . "$(dirname "$0")/lib.sh"
 need_ptrace
@@ -110,6 +112,22 @@ for mode in "" --wall; do
 	no_thread_stopped "$pid"
 	ok $? "cpu ${mode:-(perf)}: the target runs afterwards"
 done
+
+# --- many threads: too few file descriptors for perf, long stops for --wall ------
+start_fixture ready "$FIX/parked-O2" 1000
+bigpid=${ready%% *}
+(ulimit -n 64 && exec "$XPROF" cpu -p "$bigpid" -d 1s -o "$TMP/fd.pb.gz") >/dev/null 2>"$TMP/err"
+rc=$?
+[ "$rc" = 0 ] && grep -q 'too many threads for one perf event per thread and CPU within the open-file limit (64; ulimit -n): sampling with --wall' "$TMP/err" &&
+	tests/unit/pprofcheck "$TMP/fd.pb.gz" >/dev/null
+ok $? "cpu with more events to open than ulimit -n allows: says so, samples with --wall (exit $rc)" || diag "$(cat "$TMP/err")"
+"$XPROF" cpu --wall -F 999 -p "$bigpid" -d 1s -o "$TMP/duty.pb.gz" >/dev/null 2>"$TMP/err"
+rc=$?
+ticks=$(( $(sed -n 's/.*: \([0-9]*\) samples over.*/\1/p' "$TMP/err") / $(ls /proc/"$bigpid"/task | wc -l) ))
+[ "$rc" = 0 ] && grep -q 'ticks were delayed, to keep it stopped under a tenth of the time' "$TMP/err" && [ "$ticks" -lt 500 ]
+ok $? "cpu --wall -F 999 on 1000 threads: ticks spaced to keep the target running 90% of the time ($ticks ticks in 1 s)" ||
+	diag "exit $rc: $(cat "$TMP/err")"
+kill -KILL "$bigpid"
 
 # --- stdout closed under threads -------------------------------------------------
 "$XPROF" threads -p "$pid" 2>"$TMP/err" | true
