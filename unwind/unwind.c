@@ -182,9 +182,11 @@ static int go_frames(struct xp_unwinder *u, uint64_t *pcp, uint64_t *spp, uint64
 			return 1;
 		}
 		if (out->n > 1 && (f.flag & XP_GO_FLAG_SPWRITE)) {
-			/* it switched stacks (systemstack, mcall): where it
-			 * came from is not above its frame */
-			snprintf(out->error, sizeof(out->error), "stack switch in %s", f.name);
+			/* it switched to this (system) stack: mcall,
+			 * systemstack, morestack.  What called it is on the
+			 * goroutine's stack: this stack ends here, as Go's
+			 * own traceback ends it */
+			out->complete = 1;
 			return 1;
 		}
 		delta = xp_gopclntab_spdelta(t, &f, pc - is_call - bias);
