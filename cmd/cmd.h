@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "gort/gort.h"
 #include "proto/profile.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"
@@ -71,8 +72,10 @@ void xp_go_target_close(struct xp_go_target *gt);
 size_t xp_go_print_goroutines(struct xp_go *go, const struct xp_goroutines *gs, FILE *out, size_t *incomplete);
 int xp_go_goroutine_profile(struct xp_go_target *gt, const struct xp_goroutines *gs,
 			    const struct xp_snapshot *snap, const char *path);
-/* xprof heap on a Go program: an exit code. */
-int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char *path, int64_t t0);
+/* xprof heap on a Go program (kind: enum xp_go_profile, heap, block or
+ * mutex): an exit code. */
+int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char *path, int64_t t0,
+	       enum xp_go_profile kind);
 
 int cmd_threads(int argc, char **argv);
 int cmd_cpu(int argc, char **argv);

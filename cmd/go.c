@@ -140,82 +140,145 @@ static void scale(int64_t count, int64_t size, int64_t rate, int64_t *c, int64_t
 	*s = (int64_t)((double)size * k);
 }
 
+/* The locations of one bucket's stack, leaf first, into ids (nstk of
+ * them); runtime/pprof drops runtime.goexit, and for the heap profile the
+ * leading runtime frames unless that leaves none. */
+static int bucket_locations(struct xp_profile *p, struct xp_go_target *gt, const struct xp_go_bucket *b,
+			    int hide_runtime, uint64_t *ids, size_t *nids)
+{
+	size_t start = 0, len = 0, k;
+
+	*nids = 0;
+	while (len < b->nstk && b->stk[len])
+		len++;
+	while (hide_runtime && start < len && is_runtime(gt->go, b->stk[start]))
+		start++;
+	if (start == len)
+		start = 0;
+	/* each pc is one frame: inlined calls have pcs of their own */
+	for (k = start; k < len; k++) {
+		struct xp_pline line;
+		const char *file;
+		int lineno;
+		const char *name = xp_go_funcname(gt->go, b->stk[k], &file, &lineno);
+		int64_t fid, mid, lid;
+		if (!name || strcmp(name, "runtime.goexit") == 0)
+			continue;
+		fid = xp_profile_function(p, name, name, file ? file : "", 0);
+		mid = xp_profile_pc_mapping(p, gt->space, b->stk[k] - 1);
+		if (fid < 0 || mid < 0)
+			return fid < 0 ? (int)fid : (int)mid;
+		line.function_id = (uint64_t)fid;
+		line.line = lineno;
+		lid = xp_profile_location(p, (uint64_t)mid, b->stk[k] - 1, &line, 1);
+		if (lid < 0)
+			return (int)lid;
+		ids[(*nids)++] = (uint64_t)lid;
+	}
+	return 0;
+}
+
+static int64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (int64_t)((uint64_t)hi << 32 | lo);
+}
+
+/* The runtime's cputicks per second, measured here as the runtime measures
+ * it (rdtsc against the monotonic clock) when it has not yet done so. */
+static double ticks_per_second(const struct xp_go_heap *h)
+{
+	int64_t t0, c0, t1, c1;
+
+	if (h->ticks_per_second > 0)
+		return (double)h->ticks_per_second;
+	t0 = xp_now_ns();
+	c0 = rdtsc();
+	while ((t1 = xp_now_ns()) - t0 < 20000000)
+		;
+	c1 = rdtsc();
+	return (double)(c1 - c0) * 1e9 / (double)(t1 - t0);
+}
+
+static const struct xp_go_heap *sort_heap;
+
+static int cycles_desc(const void *a, const void *b)
+{
+	int64_t x = sort_heap->v[*(const size_t *)a].cycles, y = sort_heap->v[*(const size_t *)b].cycles;
+
+	return x > y ? -1 : x < y;
+}
+
 static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, int64_t time_ns, const char *path)
 {
 	struct xp_profile *p = xp_profile_new();
 	uint64_t *ids = NULL;
-	size_t i, k, nids = 0;
-	int64_t mid;
-	int err;
+	size_t i, k, maxstk = 1, *order = NULL;
+	double ghz = 0;
+	int err = -ENOMEM;
 
-	if (!p)
-		return -ENOMEM;
-	if ((err = xp_profile_set_period(p, "space", "bytes", h->rate)) < 0 ||
-	    (err = xp_profile_add_sample_type(p, "alloc_objects", "count")) < 0 ||
-	    (err = xp_profile_add_sample_type(p, "alloc_space", "bytes")) < 0 ||
-	    (err = xp_profile_add_sample_type(p, "inuse_objects", "count")) < 0 ||
-	    (err = xp_profile_add_sample_type(p, "inuse_space", "bytes")) < 0)
+	for (i = 0; i < h->n; i++)
+		if (h->v[i].nstk > maxstk)
+			maxstk = h->v[i].nstk;
+	ids = malloc(maxstk * sizeof(*ids));
+	order = malloc((h->n ? h->n : 1) * sizeof(*order));
+	if (!p || !ids || !order)
 		goto out;
+	if (h->kind == XP_GO_HEAP) {
+		if ((err = xp_profile_set_period(p, "space", "bytes", h->rate)) < 0 ||
+		    (err = xp_profile_add_sample_type(p, "alloc_objects", "count")) < 0 ||
+		    (err = xp_profile_add_sample_type(p, "alloc_space", "bytes")) < 0 ||
+		    (err = xp_profile_add_sample_type(p, "inuse_objects", "count")) < 0 ||
+		    (err = xp_profile_add_sample_type(p, "inuse_space", "bytes")) < 0)
+			goto out;
+	} else {
+		/* runtime/pprof's printCountCycleProfile */
+		if ((err = xp_profile_set_period(p, "contentions", "count", 1)) < 0 ||
+		    (err = xp_profile_add_sample_type(p, "contentions", "count")) < 0 ||
+		    (err = xp_profile_add_sample_type(p, "delay", "nanoseconds")) < 0)
+			goto out;
+		ghz = ticks_per_second(h) / 1e9;
+	}
 	xp_profile_set_time(p, time_ns, 0);
 	if ((err = xp_profile_main_mapping(p, gt->space, &gt->maps)) < 0)
 		goto out;
-	for (i = 0; i < h->n; i++) {
-		const struct xp_go_bucket *b = &h->v[i];
-		size_t start = 0, len = 0, n = 0;
+	for (i = 0; i < h->n; i++)
+		order[i] = i;
+	if (h->kind != XP_GO_HEAP) {
+		sort_heap = h;
+		qsort(order, h->n, sizeof(*order), cycles_desc);
+	}
+	for (k = 0; k < h->n; k++) {
+		const struct xp_go_bucket *b = &h->v[order[k]];
+		size_t n;
 		int64_t v[4], block = b->allocs > 0 ? b->alloc_bytes / b->allocs : 0;
 		struct xp_plabel label = { .key = "bytes", .num = block };
 
-		while (len < b->nstk && b->stk[len])
-			len++;
-		if (len > nids) {
-			uint64_t *ni = realloc(ids, len * sizeof(*ids));
-			if (!ni) {
-				err = -ENOMEM;
-				goto out;
+		if ((err = bucket_locations(p, gt, b, h->kind == XP_GO_HEAP, ids, &n)) < 0)
+			goto out;
+		if (h->kind == XP_GO_HEAP) {
+			scale(b->allocs, b->alloc_bytes, h->rate, &v[0], &v[1]);
+			scale(b->allocs - b->frees, b->alloc_bytes - b->free_bytes, h->rate, &v[2], &v[3]);
+			err = xp_profile_add_sample(p, ids, n, v, 4, &label, block ? 1 : 0);
+		} else {
+			double ns = (double)b->cycles / ghz;
+			v[0] = b->count;
+			if (h->kind == XP_GO_MUTEX) { /* scaleMutexProfile */
+				v[0] = b->count * h->rate;
+				ns *= (double)h->rate;
 			}
-			ids = ni;
-			nids = len;
+			v[1] = (int64_t)ns;
+			err = xp_profile_add_sample(p, ids, n, v, 2, NULL, 0);
 		}
-		/* as runtime/pprof: leading runtime frames dropped, unless
-		 * that leaves none */
-		while (start < len && is_runtime(gt->go, b->stk[start]))
-			start++;
-		if (start == len)
-			start = 0;
-		/* each pc is one frame: inlined calls have pcs of their own */
-		for (k = start; k < len; k++) {
-			struct xp_pline line;
-			const char *file;
-			int lineno;
-			const char *name = xp_go_funcname(gt->go, b->stk[k], &file, &lineno);
-			int64_t fid, lid;
-			/* runtime/pprof leaves runtime.goexit out */
-			if (!name || strcmp(name, "runtime.goexit") == 0)
-				continue;
-			fid = xp_profile_function(p, name, name, file ? file : "", 0);
-			mid = xp_profile_pc_mapping(p, gt->space, b->stk[k] - 1);
-			if (fid < 0 || mid < 0) {
-				err = fid < 0 ? (int)fid : (int)mid;
-				goto out;
-			}
-			line.function_id = (uint64_t)fid;
-			line.line = lineno;
-			lid = xp_profile_location(p, (uint64_t)mid, b->stk[k] - 1, &line, 1);
-			if (lid < 0) {
-				err = (int)lid;
-				goto out;
-			}
-			ids[n++] = (uint64_t)lid;
-		}
-		scale(b->allocs, b->alloc_bytes, h->rate, &v[0], &v[1]);
-		scale(b->allocs - b->frees, b->alloc_bytes - b->free_bytes, h->rate, &v[2], &v[3]);
-		err = xp_profile_add_sample(p, ids, n, v, 4, &label, block ? 1 : 0);
 		if (err < 0)
 			goto out;
 	}
 	err = xp_profile_write(p, path);
 out:
 	free(ids);
+	free(order);
 	xp_profile_free(p);
 	return err;
 }
@@ -225,19 +288,21 @@ static double mib(int64_t bytes)
 	return (double)bytes / (1 << 20);
 }
 
-int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char *path, int64_t t0)
+int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char *path, int64_t t0,
+	       enum xp_go_profile kind)
 {
-	struct xp_go_heap h = { .go = gt->go };
+	static const char *const what[] = { "heap", "block", "mutex" };
+	struct xp_go_heap h = { .go = gt->go, .kind = kind };
 	struct xp_snapshot snap;
-	int64_t inuse = 0, inuse_bytes = 0;
+	int64_t inuse = 0, inuse_bytes = 0, contentions = 0;
 	char why[256];
 	size_t i;
 	int err, rc = XP_EXIT_FATAL;
 
 	memset(&snap, 0, sizeof(snap));
-	if (xp_go_heap_check(gt->go, why, sizeof(why)) < 0) {
-		xp_msg("pid %d (%s) is a Go program (%s), but its heap profile cannot be read: %s", (int)pid, comm,
-		       xp_go_version(gt->go), why);
+	if (xp_go_heap_check(gt->go, kind, why, sizeof(why)) < 0) {
+		xp_msg("pid %d (%s) is a Go program (%s), but its %s profile cannot be read: %s", (int)pid, comm,
+		       xp_go_version(gt->go), what[kind], why);
 		return XP_EXIT_FATAL;
 	}
 	xp_attach_signals();
@@ -247,15 +312,21 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 		goto out;
 	}
 	if (snap.hold_err < 0) {
-		xp_msg("cannot read the Go heap profile of pid %d: %s", (int)pid,
+		xp_msg("cannot read the Go %s profile of pid %d: %s", what[kind], (int)pid,
 		       h.problem[0] ? h.problem : strerror(-snap.hold_err));
 		goto out;
 	}
-	if (h.rate == 0) {
+	if (kind == XP_GO_HEAP && h.rate == 0) {
 		xp_msg("pid %d (%s) does not record a heap profile: its runtime.MemProfileRate is 0. Go sets it to 0 "
 		       "when a program never references runtime.MemProfile (it imports neither runtime/pprof nor "
 		       "net/http/pprof); import one of them, or set runtime.MemProfileRate, to have one",
 		       (int)pid, comm);
+		goto out;
+	}
+	if (kind != XP_GO_HEAP && h.rate == 0 && h.n == 0) {
+		xp_msg("pid %d (%s) does not record a %s profile: the program turns it on with %s", (int)pid, comm,
+		       what[kind],
+		       kind == XP_GO_BLOCK ? "runtime.SetBlockProfileRate" : "runtime.SetMutexProfileFraction");
 		goto out;
 	}
 	err = go_heap_profile(gt, &h, snap.time_ns, path);
@@ -268,10 +339,15 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 		scale(h.v[i].allocs - h.v[i].frees, h.v[i].alloc_bytes - h.v[i].free_bytes, h.rate, &c, &s);
 		inuse += c;
 		inuse_bytes += s;
+		contentions += h.v[i].count;
 	}
-	xp_msg("pid %d (%s): %s, heap profile of %zu allocation sites: %" PRId64 " objects, %.1f MiB in use "
-	       "(sampled every %" PRId64 " bytes, scaled as runtime/pprof scales)",
-	       (int)pid, comm, xp_go_version(gt->go), h.n, inuse, mib(inuse_bytes), h.rate);
+	if (kind == XP_GO_HEAP)
+		xp_msg("pid %d (%s): %s, heap profile of %zu allocation sites: %" PRId64 " objects, %.1f MiB in use "
+		       "(sampled every %" PRId64 " bytes, scaled as runtime/pprof scales)",
+		       (int)pid, comm, xp_go_version(gt->go), h.n, inuse, mib(inuse_bytes), h.rate);
+	else
+		xp_msg("pid %d (%s): %s, %s profile of %zu stacks, %" PRId64 " contentions recorded", (int)pid, comm,
+		       xp_go_version(gt->go), what[kind], h.n, contentions);
 	xp_msg("process stopped for %.2f ms; total %.0f ms", snap.stopped_ns / 1e6, (xp_now_ns() - t0) / 1e6);
 	if (h.problem[0])
 		xp_msg("the profile is partial: %s", h.problem);

@@ -22,11 +22,12 @@
 struct heap_opts {
 	pid_t pid;
 	const char *out;
+	enum xp_go_profile go_kind; /* --block, --mutex: a Go program's other profiles */
 };
 
 static void usage(FILE *f)
 {
-	fputs("usage: xprof heap -p PID [-o FILE.pb.gz]\n"
+	fputs("usage: xprof heap -p PID [-o FILE.pb.gz] [--block | --mutex]\n"
 	      "\n"
 	      "Writes every block glibc malloc holds in use right now, read from outside\n"
 	      "(no allocator hooks, no preload): the main arena, every thread arena and\n"
@@ -44,9 +45,16 @@ static void usage(FILE *f)
 	      "alloc_objects, alloc_space, inuse_objects, inuse_space with allocation\n"
 	      "stacks, sampled every runtime.MemProfileRate bytes and scaled as pprof\n"
 	      "scales them.  Needs the binary's symbol table (not -ldflags=-s).\n"
+	      "With --block or --mutex, its block or mutex contention profile instead\n"
+	      "(contentions/count, delay/nanoseconds, as runtime/pprof writes them), when\n"
+	      "the program turned it on (runtime.SetBlockProfileRate,\n"
+	      "runtime.SetMutexProfileFraction).\n"
 	      "\n"
 	      "  -p, --pid PID       the process\n"
-	      "  -o, --output FILE   where to write (default xprof.COMM.PID.heap.pb.gz)\n"
+	      "  -o, --output FILE   where to write (default xprof.COMM.PID.heap.pb.gz,\n"
+	      "                      .block.pb.gz, .mutex.pb.gz)\n"
+	      "      --block         a Go program's block profile\n"
+	      "      --mutex         a Go program's mutex profile\n"
 	      "  -h, --help          this help\n"
 	      "\n"
 	      "Needs libc's debug info (Debian: apt install libc6-dbg) to find malloc's\n"
@@ -60,6 +68,8 @@ static int parse(int argc, char **argv, struct heap_opts *o)
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "block", no_argument, NULL, 'B' },
+		{ "mutex", no_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -76,6 +86,14 @@ static int parse(int argc, char **argv, struct heap_opts *o)
 			break;
 		case 'o':
 			o->out = optarg;
+			break;
+		case 'B':
+		case 'M':
+			if (o->go_kind != XP_GO_HEAP && o->go_kind != (c == 'B' ? XP_GO_BLOCK : XP_GO_MUTEX)) {
+				xp_msg("heap: --block and --mutex are two profiles: ask for one at a time");
+				return XP_EXIT_USAGE;
+			}
+			o->go_kind = c == 'B' ? XP_GO_BLOCK : XP_GO_MUTEX;
 			break;
 		case 'h':
 			usage(stdout);
@@ -263,17 +281,23 @@ int cmd_heap(int argc, char **argv)
 	memset(&snap, 0, sizeof(snap));
 	rc = XP_EXIT_FATAL;
 	if (!o.out)
-		xp_default_output(defpath, sizeof(defpath), comm, pid, "heap.pb.gz");
+		xp_default_output(defpath, sizeof(defpath), comm, pid,
+				  o.go_kind == XP_GO_BLOCK ? "block.pb.gz" :
+				  o.go_kind == XP_GO_MUTEX ? "mutex.pb.gz" : "heap.pb.gz");
 	path = o.out ? o.out : defpath;
 	/* a Go program: the Go runtime's own heap profile */
 	err = xp_go_target_open(pid, comm, &gt);
 	if (err != 0) {
 		if (err == 1)
-			rc = xp_go_heap(&gt, pid, comm, path, t0);
+			rc = xp_go_heap(&gt, pid, comm, path, t0, o.go_kind);
 		else if (err != -ENOTSUP)
 			xp_report_attach_error(pid, err);
 		xp_go_target_close(&gt);
 		return rc;
+	}
+	if (o.go_kind != XP_GO_HEAP) {
+		xp_msg("pid %d (%s) is not a Go program: --block and --mutex are Go's profiles", (int)pid, comm);
+		goto out;
 	}
 	live = xp_mem_process(pid);
 	if ((err = xp_maps_read(pid, &maps)) < 0 || !live ||

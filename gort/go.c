@@ -27,6 +27,7 @@ static const struct xp_go_layout go119 = {
 	.b_size = 48, .b_allnext = 8, .b_typ = 16, .b_nstk = 40,
 	.mr_active = 0, .mr_future = 32, .mrc_size = 32,
 	.mrc_allocs = 0, .mrc_frees = 8, .mrc_alloc_bytes = 16, .mrc_free_bytes = 24,
+	.ticks_val = 16,
 };
 
 int xp_go_func(struct xp_go *go, uint64_t pc, struct xp_gofunc *f)
@@ -157,7 +158,7 @@ static int layout_from_dwarf(Dwarf *dw, struct xp_go_layout *l, char *why, size_
 {
 	struct want w[] = {
 		{ "runtime.g" }, { "runtime.m" }, { "runtime.bucket" },
-		{ "runtime.memRecord" }, { "runtime.memRecordCycle" },
+		{ "runtime.memRecord" }, { "runtime.memRecordCycle" }, { "runtime.ticksType" },
 	};
 	struct { int64_t *dst; int which; const char *path; int required; } fields[] = {
 		{ &l->g_stack_lo, 0, "stack.lo", 1 }, { &l->g_stack_hi, 0, "stack.hi", 1 },
@@ -173,6 +174,7 @@ static int layout_from_dwarf(Dwarf *dw, struct xp_go_layout *l, char *why, size_
 		{ &l->mr_active, 3, "active", 0 }, { &l->mr_future, 3, "future", 0 },
 		{ &l->mrc_allocs, 4, "allocs", 0 }, { &l->mrc_frees, 4, "frees", 0 },
 		{ &l->mrc_alloc_bytes, 4, "alloc_bytes", 0 }, { &l->mrc_free_bytes, 4, "free_bytes", 0 },
+		{ &l->ticks_val, 5, "val", 0 },
 	};
 	size_t i;
 
@@ -218,6 +220,16 @@ static void find_symbols(struct xp_go *go, Dwfl_Module *mod, uint64_t *wrs_addr,
 			go->memprofilerate = addr;
 		else if (strcmp(nm, "fingRunning") == 0)
 			go->fingrunning = addr;
+		else if (strcmp(nm, "bbuckets") == 0)
+			go->bbuckets = addr;
+		else if (strcmp(nm, "xbuckets") == 0)
+			go->xbuckets = addr;
+		else if (strcmp(nm, "blockprofilerate") == 0)
+			go->blockprofilerate = addr;
+		else if (strcmp(nm, "mutexprofilerate") == 0)
+			go->mutexprofilerate = addr;
+		else if (strcmp(nm, "ticks") == 0)
+			go->ticks = addr;
 		else if (strcmp(nm, "waitReasonStrings") == 0) {
 			*wrs_addr = sym.st_value; /* a file address: read from the file */
 			*wrs_size = sym.st_size;

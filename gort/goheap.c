@@ -14,18 +14,27 @@
 #define MAX_STACK 1024      /* Go's maxStack is 32 (128 from 1.23) */
 #define NFUTURE 3
 
-int xp_go_heap_check(struct xp_go *go, char *why, size_t whylen)
+static const char *const profile_name[] = { "heap", "block", "mutex" };
+
+int xp_go_heap_check(struct xp_go *go, enum xp_go_profile kind, char *why, size_t whylen)
 {
 	const struct xp_go_layout *l = &go->l;
+	const char *missing = NULL;
 
 	if (go->stripped) {
 		snprintf(why, whylen, "the binary has no symbol table (built with -ldflags=-s): xprof cannot find "
-			 "runtime.mbuckets and runtime.MemProfileRate");
+			 "the runtime's %s profile", profile_name[kind]);
 		return -ENOTSUP;
 	}
-	if (!go->mbuckets || !go->memprofilerate || !go->mprofcycle) {
-		snprintf(why, whylen, "its runtime has no %s", !go->mbuckets ? "runtime.mbuckets" :
-			 !go->memprofilerate ? "runtime.MemProfileRate" : "runtime.mProfCycle");
+	if (kind == XP_GO_HEAP)
+		missing = !go->mbuckets ? "runtime.mbuckets" : !go->memprofilerate ? "runtime.MemProfileRate" :
+			  !go->mprofcycle ? "runtime.mProfCycle" : NULL;
+	else if (kind == XP_GO_BLOCK)
+		missing = !go->bbuckets ? "runtime.bbuckets" : !go->blockprofilerate ? "runtime.blockprofilerate" : NULL;
+	else
+		missing = !go->xbuckets ? "runtime.xbuckets" : !go->mutexprofilerate ? "runtime.mutexprofilerate" : NULL;
+	if (missing) {
+		snprintf(why, whylen, "its runtime has no %s", missing);
 		return -ENOTSUP;
 	}
 	if (l->b_size <= 0 || l->b_allnext < 0 || l->b_typ < 0 || l->b_nstk < 0 || l->mr_active < 0 ||
@@ -71,20 +80,43 @@ int xp_go_read_heap(struct xp_snapshot *s, void *arg)
 	struct xp_mem *mem = h->mem ? h->mem : xp_mem_process(s->pid);
 	struct cycle (*future)[NFUTURE] = NULL;
 	size_t alloc = 0, nfut = 0, i;
-	uint64_t b, rate;
-	uint32_t pcycle;
+	uint64_t b = 0, rate = 0, head, want_type;
+	uint32_t pcycle = 0;
 	int clear = 1, err = 0;
-	size_t rec_len = (size_t)(l->mr_future + NFUTURE * l->mrc_size);
+	/* after the stack: a memRecord, or a blockRecord {count float64, cycles int64} */
+	size_t rec_len = h->kind == XP_GO_HEAP ? (size_t)(l->mr_future + NFUTURE * l->mrc_size) : 16;
 	uint8_t *hdr = malloc((size_t)l->b_size), *rec = malloc(rec_len);
 
 	if (!mem || !hdr || !rec) {
 		err = -ENOMEM;
 		goto out;
 	}
-	if (xp_mem_read_full(mem, go->memprofilerate, &rate, 8) < 0 ||
-	    xp_mem_read_full(mem, go->mprofcycle, &pcycle, 4) < 0 || xp_mem_read_full(mem, go->mbuckets, &b, 8) < 0) {
+	switch (h->kind) {
+	case XP_GO_HEAP:
+		head = go->mbuckets;
+		want_type = 1;
+		err = xp_mem_read_full(mem, go->memprofilerate, &rate, 8);
+		if (err == 0)
+			err = xp_mem_read_full(mem, go->mprofcycle, &pcycle, 4);
+		break;
+	case XP_GO_BLOCK:
+		head = go->bbuckets;
+		want_type = 2;
+		err = xp_mem_read_full(mem, go->blockprofilerate, &rate, 8);
+		break;
+	default:
+		head = go->xbuckets;
+		want_type = 3;
+		err = xp_mem_read_full(mem, go->mutexprofilerate, &rate, 8);
+		break;
+	}
+	if (err == 0)
+		err = xp_mem_read_full(mem, head, &b, 8);
+	if (err == 0 && h->kind != XP_GO_HEAP && go->ticks && l->ticks_val >= 0 &&
+	    xp_mem_read_full(mem, go->ticks + (uint64_t)l->ticks_val, &h->ticks_per_second, 8) < 0)
+		h->ticks_per_second = 0;
+	if (err < 0) {
 		snprintf(h->problem, sizeof(h->problem), "cannot read the runtime's profiling state");
-		err = -EFAULT;
 		goto out;
 	}
 	h->rate = (int64_t)rate;
@@ -92,7 +124,6 @@ int xp_go_read_heap(struct xp_snapshot *s, void *arg)
 	while (b) {
 		struct xp_go_bucket *bk;
 		uint64_t next, typ, nstk;
-		struct cycle active;
 
 		if (h->n == XP_GO_MAX_BUCKETS) {
 			snprintf(h->problem, sizeof(h->problem), "more than %d buckets: the rest left out",
@@ -106,10 +137,10 @@ int xp_go_read_heap(struct xp_snapshot *s, void *arg)
 		memcpy(&next, hdr + l->b_allnext, 8);
 		memcpy(&typ, hdr + l->b_typ, 8);
 		memcpy(&nstk, hdr + l->b_nstk, 8);
-		if ((typ & 0xffffffff) != MEM_PROFILE || nstk > MAX_STACK) {
-			snprintf(h->problem, sizeof(h->problem), "bucket 0x%llx is not a memory bucket (type %llu, "
-				 "%llu frames)", (unsigned long long)b, (unsigned long long)typ,
-				 (unsigned long long)nstk);
+		if ((typ & 0xffffffff) != want_type || nstk > MAX_STACK) {
+			snprintf(h->problem, sizeof(h->problem), "bucket 0x%llx is not a %s bucket (type %llu, "
+				 "%llu frames)", (unsigned long long)b, profile_name[h->kind],
+				 (unsigned long long)typ, (unsigned long long)nstk);
 			break;
 		}
 		if (h->n == alloc) {
@@ -139,21 +170,32 @@ int xp_go_read_heap(struct xp_snapshot *s, void *arg)
 			break;
 		}
 		bk->nstk = nstk;
-		cycle_at(l, rec + l->mr_active, &active);
-		cycle_add(bk, &active);
-		for (i = 0; i < NFUTURE; i++)
-			cycle_at(l, rec + l->mr_future + (int64_t)i * l->mrc_size, &future[h->n][i]);
-		/* mProf_FlushLocked: cycle C % 3 joins the published profile */
-		cycle_add(bk, &future[h->n][pcycle % NFUTURE]);
-		if (bk->allocs || bk->frees)
-			clear = 0;
+		if (h->kind == XP_GO_HEAP) {
+			struct cycle active;
+			cycle_at(l, rec + l->mr_active, &active);
+			cycle_add(bk, &active);
+			for (i = 0; i < NFUTURE; i++)
+				cycle_at(l, rec + l->mr_future + (int64_t)i * l->mrc_size, &future[h->n][i]);
+			/* mProf_FlushLocked: cycle C % 3 joins the published profile */
+			cycle_add(bk, &future[h->n][pcycle % NFUTURE]);
+			if (bk->allocs || bk->frees)
+				clear = 0;
+		} else {
+			double count;
+			memcpy(&count, rec, 8);
+			memcpy(&bk->cycles, rec + 8, 8);
+			/* BlockProfileRecord.Count = int64(count), as Go converts */
+			bk->count = count >= -9.2e18 && count <= 9.2e18 ? (int64_t)count : 0;
+			if (h->kind == XP_GO_BLOCK && bk->count == 0)
+				bk->count = 1; /* BlockProfile never reports 0 */
+		}
 		h->n++;
 		nfut = h->n;
 		b = next;
 	}
 	/* MemProfile: no data at all means no GC has run; it publishes every
 	 * cycle then */
-	if (clear) {
+	if (h->kind == XP_GO_HEAP && clear) {
 		for (i = 0; i < nfut; i++) {
 			size_t c;
 			for (c = 0; c < NFUTURE; c++)

@@ -100,28 +100,35 @@ int xp_go_print(struct xp_go *go, const struct xp_goroutines *gs, const struct x
 /* The header's status text ("chan receive", "running", ...). */
 const char *xp_go_status(struct xp_go *go, const struct xp_goroutine *g);
 
-/* ---- heap profile ------------------------------------------------------ */
+/* ---- heap, block and mutex profiles ---------------------------------------- */
+
+enum xp_go_profile { XP_GO_HEAP, XP_GO_BLOCK, XP_GO_MUTEX };
 
 struct xp_go_bucket {
 	uint64_t *stk;         /* return pcs, as runtime.callers gives them */
 	size_t nstk;
-	int64_t allocs, frees, alloc_bytes, free_bytes;
+	int64_t allocs, frees, alloc_bytes, free_bytes;   /* heap */
+	int64_t count, cycles;                            /* block, mutex */
 };
 
 struct xp_go_heap {
 	struct xp_go *go;
 	struct xp_mem *mem;    /* reads the target; NULL: the stopped process */
-	int64_t rate;          /* runtime.MemProfileRate */
+	enum xp_go_profile kind;
+	int64_t rate;          /* MemProfileRate; block: blockprofilerate (CPU
+				* ticks); mutex: mutexprofilerate (1 in rate) */
+	int64_t ticks_per_second; /* block, mutex: the runtime's, 0 when unset */
 	struct xp_go_bucket *v;
 	size_t n;
 	char problem[160];
 };
 
-/* -ENOTSUP with why when the binary lacks what the heap profile needs. */
-int xp_go_heap_check(struct xp_go *go, char *why, size_t whylen);
-/* An xp_while_stopped callback (arg: struct xp_go_heap with go set): reads
- * MemProfileRate and the memory buckets, as runtime.MemProfile would
- * publish them (active plus the cycle it would flush). */
+/* -ENOTSUP with why when the binary lacks what the profile needs. */
+int xp_go_heap_check(struct xp_go *go, enum xp_go_profile kind, char *why, size_t whylen);
+/* An xp_while_stopped callback (arg: struct xp_go_heap with go and kind
+ * set): reads the profile's rate and buckets.  The heap profile is
+ * published as runtime.MemProfile would publish it (active plus the cycle
+ * it would flush); block and mutex records are read as they are. */
 int xp_go_read_heap(struct xp_snapshot *s, void *arg);
 void xp_go_heap_free(struct xp_go_heap *h);
 

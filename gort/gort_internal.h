@@ -17,6 +17,7 @@ struct xp_go_layout {
 	int64_t b_size, b_allnext, b_typ, b_nstk;           /* runtime.bucket */
 	int64_t mr_active, mr_future, mrc_size;              /* memRecord, memRecordCycle */
 	int64_t mrc_allocs, mrc_frees, mrc_alloc_bytes, mrc_free_bytes;
+	int64_t ticks_val;                                   /* runtime.ticksType */
 };
 
 #define XP_GO_NWAIT 64
@@ -31,6 +32,7 @@ struct xp_go {
 	/* runtime variables (run-time addresses), 0 when unknown */
 	uint64_t allglen, allgptr, allgs_slice;
 	uint64_t mbuckets, mprofcycle, memprofilerate, fingrunning;
+	uint64_t bbuckets, xbuckets, blockprofilerate, mutexprofilerate, ticks;
 	int stripped;                   /* no symbol table */
 	int wrapper_id;                 /* funcID of wrappers, -1 unknown */
 	/* waitReasonStrings and gStatusStrings, from the file */

@@ -4,7 +4,8 @@
  *
  * The program is a real Go binary (build/fixtures/goparked, or
  * $XPROF_FUZZ_GOBIN): its symbols, DWARF layouts and .gopclntab are the
- * binary's; what the fuzzer controls is the target's memory.  The input is
+ * binary's; what the fuzzer controls is the target's memory.  The heap,
+ * block and mutex bucket lists are all read.  The input is
  *     u8 nthreads, nthreads x (u32 tid, u64 rip, u64 rsp),
  *     then regions: u64 address, u32 length, length bytes ...
  * and the target's memory is those regions (reads elsewhere fail).
@@ -154,7 +155,13 @@ static void run(struct xp_snapshot *s, struct xp_mem *mem)
 		sink += strlen(xp_go_status(go, &gs.v[i]));
 	}
 	xp_goroutines_free(&gs);
-	if (xp_go_heap_check(go, (char[160]){ 0 }, 160) == 0) {
+	for (int kind = XP_GO_HEAP; kind <= XP_GO_MUTEX; kind++) {
+		if (xp_go_heap_check(go, kind, (char[160]){ 0 }, 160) < 0)
+			continue;
+		memset(&h, 0, sizeof(h));
+		h.go = go;
+		h.mem = mem;
+		h.kind = kind;
 		xp_go_read_heap(s, &h);
 		for (i = 0; i < h.n; i++) {
 			for (k = 0; k < h.v[i].nstk; k++) {
