@@ -60,6 +60,7 @@ for mode in "" --wall; do
 	awk -v s="$share" 'BEGIN { exit !(s >= 90) }'
 	ok $? "cpu ${mode:-(perf)}: stacks complete on both sides of the exec ($share%)"
 	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null
 done
 
 # --- a target that execs itself every 10 ms -----------------------------------
@@ -78,6 +79,7 @@ for i in 0 1 2 3 4; do
 	fi
 done
 kill -KILL "$pid"
+wait "$pid" 2>/dev/null
 
 # --- fork storm, thread churn -------------------------------------------------
 for fx in forker churn; do
@@ -92,6 +94,7 @@ for fx in forker churn; do
 	done
 	# only the target's own children: none of them is ever seized
 	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null
 done
 
 # --- SIGSTOP / SIGCONT every few ms during each command -----------------------
