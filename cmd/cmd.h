@@ -21,6 +21,9 @@ enum {
 
 #define XPROF_VERSION "0.1.0"
 
+/* xprof was started with standard output closed (it is /dev/null now). */
+extern int xp_stdout_closed;
+
 /* "xprof: " + message + "\n" on stderr. */
 void xp_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

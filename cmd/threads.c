@@ -552,6 +552,10 @@ int cmd_threads(int argc, char **argv)
 		xp_msg("cannot write %s: %s", o.out, strerror(-err));
 		return XP_EXIT_FATAL;
 	}
+	if (!o.out && xp_stdout_closed) {
+		xp_msg("standard output is closed: nowhere to print the dump (use -o FILE for a profile)");
+		return XP_EXIT_FATAL;
+	}
 	memset(&dp, 0, sizeof(dp));
 	dp.pid = xp_check_target(o.pid, dp.comm, sizeof(dp.comm));
 	if (dp.pid < 0)

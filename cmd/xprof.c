@@ -1,8 +1,11 @@
 /* xprof: profiles a running Linux process from the outside.  main and the
  * command table; each command lives in its own file and reads
  * parse → validate → run → report. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cmd/cmd.h"
 
@@ -14,8 +17,8 @@ struct command {
 
 static const struct command commands[] = {
 	{ "cpu", cmd_cpu, "where CPU time goes: sampled stacks (or --wall: every thread)" },
-	{ "heap", cmd_heap, "what glibc malloc's heap holds now: types, holders, leaks" },
-	{ "threads", cmd_threads, "every thread's stack, now (Go-dump style text or pprof)" },
+	{ "heap", cmd_heap, "what the heap holds now: glibc (types, holders, leaks) or Go's profile" },
+	{ "threads", cmd_threads, "every thread's stack, now, or a Go program's goroutines" },
 };
 
 static void usage(FILE *f)
@@ -30,10 +33,31 @@ static void usage(FILE *f)
 	      f);
 }
 
+int xp_stdout_closed;
+
+/* A standard descriptor xprof was started without would be taken by the
+ * next file it opens (a target's /proc file, a cache entry), and output
+ * meant for it would go there: each gets /dev/null, and a closed stdout is
+ * remembered so that text output fails with a clear message. */
+static void sanitize_std_fds(void)
+{
+	int fd;
+
+	for (fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		if (open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+			_exit(XP_EXIT_FATAL);
+		if (fd == 1)
+			xp_stdout_closed = 1;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	size_t i;
 
+	sanitize_std_fds();
 	if (argc < 2) {
 		usage(stderr);
 		return XP_EXIT_USAGE;

@@ -98,6 +98,17 @@ else
 	ok 0 "# SKIP"
 fi
 
+# started with stdout closed: the dump must not land in whatever file
+# xprof opens next (fd 1 would be reused); a clear error, and no stop
+start_fixture ready "$FIX/parked-O2" 2
+cpid=${ready%% *}
+"$XPROF" threads -p "$cpid" >&- 2>"$TMP/err"
+rc=$?
+[ "$rc" = 2 ] && grep -q 'standard output is closed' "$TMP/err"
+ok $? "stdout closed: exit $rc, $(cat "$TMP/err")"
+"$XPROF" threads -p "$cpid" -o "$TMP/closed.pb.gz" >&- 2>/dev/null
+ok $? "stdout closed with -o: the profile is still written"
+
 # --help and --version tell the truth
 "$XPROF" threads --help | grep -q -- '--group'
 ok $? "threads --help documents --group"
