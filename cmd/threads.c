@@ -268,6 +268,9 @@ static void print_frames(struct dump *dp, const struct dumped *d)
 	}
 	if (d->capped)
 		printf("...additional frames elided...\n");
+	else if (!d->complete && d->t->stopped && d->t->stack_truncated)
+		printf("...stack incomplete: the unwinder stopped here, at the end of the %zu KiB of stack copied...\n",
+		       d->t->stack_len / 1024);
 	else if (!d->complete && d->t->stopped)
 		printf("...stack incomplete: the unwinder stopped here...\n");
 }
