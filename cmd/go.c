@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +121,23 @@ static int is_runtime(struct xp_go *go, uint64_t pc)
 	return name && strncmp(name, "runtime.", 8) == 0;
 }
 
+/* A double as int64, saturating: the values are the target's. */
+static int64_t to_i64(double v)
+{
+	if (v != v)
+		return 0;
+	if (v >= 9.2e18)
+		return INT64_MAX;
+	if (v <= -9.2e18)
+		return INT64_MIN;
+	return (int64_t)v;
+}
+
+static int64_t wrap_sub(int64_t a, int64_t b)
+{
+	return (int64_t)((uint64_t)a - (uint64_t)b);
+}
+
 /* runtime/pprof's scaleHeapSample */
 static void scale(int64_t count, int64_t size, int64_t rate, int64_t *c, int64_t *s)
 {
@@ -136,8 +154,8 @@ static void scale(int64_t count, int64_t size, int64_t rate, int64_t *c, int64_t
 	}
 	avg = (double)size / (double)count;
 	k = 1 / (1 - exp(-avg / (double)rate));
-	*c = (int64_t)((double)count * k);
-	*s = (int64_t)((double)size * k);
+	*c = to_i64((double)count * k);
+	*s = to_i64((double)size * k);
 }
 
 /* The locations of one bucket's stack, leaf first, into ids (nstk of
@@ -260,16 +278,17 @@ static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, 
 			goto out;
 		if (h->kind == XP_GO_HEAP) {
 			scale(b->allocs, b->alloc_bytes, h->rate, &v[0], &v[1]);
-			scale(b->allocs - b->frees, b->alloc_bytes - b->free_bytes, h->rate, &v[2], &v[3]);
+			scale(wrap_sub(b->allocs, b->frees), wrap_sub(b->alloc_bytes, b->free_bytes), h->rate, &v[2],
+			      &v[3]);
 			err = xp_profile_add_sample(p, ids, n, v, 4, &label, block ? 1 : 0);
 		} else {
 			double ns = (double)b->cycles / ghz;
 			v[0] = b->count;
 			if (h->kind == XP_GO_MUTEX) { /* scaleMutexProfile */
-				v[0] = b->count * h->rate;
+				v[0] = (int64_t)((uint64_t)b->count * (uint64_t)h->rate);
 				ns *= (double)h->rate;
 			}
-			v[1] = (int64_t)ns;
+			v[1] = to_i64(ns);
 			err = xp_profile_add_sample(p, ids, n, v, 2, NULL, 0);
 		}
 		if (err < 0)
@@ -336,10 +355,11 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 	}
 	for (i = 0; i < h.n; i++) {
 		int64_t c, s;
-		scale(h.v[i].allocs - h.v[i].frees, h.v[i].alloc_bytes - h.v[i].free_bytes, h.rate, &c, &s);
-		inuse += c;
-		inuse_bytes += s;
-		contentions += h.v[i].count;
+		scale(wrap_sub(h.v[i].allocs, h.v[i].frees), wrap_sub(h.v[i].alloc_bytes, h.v[i].free_bytes), h.rate,
+		      &c, &s);
+		inuse = (int64_t)((uint64_t)inuse + (uint64_t)c);
+		inuse_bytes = (int64_t)((uint64_t)inuse_bytes + (uint64_t)s);
+		contentions = (int64_t)((uint64_t)contentions + (uint64_t)h.v[i].count);
 	}
 	if (kind == XP_GO_HEAP)
 		xp_msg("pid %d (%s): %s, heap profile of %zu allocation sites: %" PRId64 " objects, %.1f MiB in use "

@@ -64,12 +64,19 @@ static void cycle_at(const struct xp_go_layout *l, const uint8_t *rec, struct cy
 	c->free_bytes = v[3];
 }
 
+/* Sums wrap, as the runtime's own uintptr counters do: the values are the
+ * target's, and may be anything. */
+static int64_t wrap_add(int64_t a, int64_t b)
+{
+	return (int64_t)((uint64_t)a + (uint64_t)b);
+}
+
 static void cycle_add(struct xp_go_bucket *b, const struct cycle *c)
 {
-	b->allocs += c->allocs;
-	b->frees += c->frees;
-	b->alloc_bytes += c->alloc_bytes;
-	b->free_bytes += c->free_bytes;
+	b->allocs = wrap_add(b->allocs, c->allocs);
+	b->frees = wrap_add(b->frees, c->frees);
+	b->alloc_bytes = wrap_add(b->alloc_bytes, c->alloc_bytes);
+	b->free_bytes = wrap_add(b->free_bytes, c->free_bytes);
 }
 
 int xp_go_read_heap(struct xp_snapshot *s, void *arg)

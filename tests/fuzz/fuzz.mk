@@ -83,6 +83,10 @@ fuzz: $(FUZZ_SEEDS_gopclntab)
 $(eval $(call fuzzer,gopclntab,-max_len=1048576))
 
 # goruntime: the target's memory around build/fixtures/goparked, which the
-# harness loads; its seed was recorded from a live goparked
-# (XPROF_FUZZ_WRITE_SEEDS=DIR build/fuzz/fuzz_goruntime PID)
+# harness loads; seeded with a recording of a live goparked, made afresh
+# (the committed seed came from another build of it)
+FUZZ_SEEDS_goruntime = $(FUZZ_DIR)/seedgen/goruntime/goparked
+$(FUZZ_DIR)/seedgen/goruntime/goparked: $(FIX)/goparked $(FUZZ_DIR)/fuzz_goruntime tests/fuzz/goruntime-seed.sh
+	tests/fuzz/goruntime-seed.sh $(dir $@)
+fuzz: $(FUZZ_SEEDS_goruntime)
 $(eval $(call fuzzer,goruntime,-max_len=65536))

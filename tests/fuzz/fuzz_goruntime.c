@@ -8,7 +8,10 @@
  * block and mutex bucket lists are all read.  The input is
  *     u8 nthreads, nthreads x (u32 tid, u64 rip, u64 rsp),
  *     then regions: u64 address, u32 length, length bytes ...
- * and the target's memory is those regions (reads elsewhere fail).
+ * and the target's memory is those regions (reads elsewhere fail).  An
+ * address below 0x100 names a runtime variable (VAR_*, at the binary's
+ * address for it), so that inputs outlive a rebuilt fixture: the pcs in
+ * them may then point elsewhere, but every structure is still read.
  *
  * Seeds: XPROF_FUZZ_WRITE_SEEDS=DIR fuzz_goruntime PID... records every
  * read the readers make of a live Go process (stopped for it) and writes
@@ -24,7 +27,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "gort/gort.h"
+#include "gort/gort_internal.h"
 
 #include "tests/fuzz/fuzz.h"
 
@@ -33,6 +36,29 @@
 
 static struct xp_space *space;
 static struct xp_go *go;
+
+/* the runtime variables an input's region may name by number */
+enum { VAR_ALLGLEN, VAR_ALLGPTR, VAR_MBUCKETS, VAR_MPROFCYCLE, VAR_MEMPROFILERATE, VAR_BBUCKETS, VAR_XBUCKETS,
+       VAR_BLOCKRATE, VAR_MUTEXRATE, VAR_TICKS, VAR_FINGRUNNING, NVARS };
+
+static uint64_t var_addr(int k)
+{
+	switch (k) {
+	case VAR_ALLGLEN: return go->allglen;
+	case VAR_ALLGPTR: return go->allgptr;
+	case VAR_MBUCKETS: return go->mbuckets;
+	case VAR_MPROFCYCLE: return go->mprofcycle;
+	case VAR_MEMPROFILERATE: return go->memprofilerate;
+	case VAR_BBUCKETS: return go->bbuckets;
+	case VAR_XBUCKETS: return go->xbuckets;
+	case VAR_BLOCKRATE: return go->blockprofilerate;
+	case VAR_MUTEXRATE: return go->mutexprofilerate;
+	case VAR_TICKS: return go->ticks ? go->ticks + (uint64_t)go->l.ticks_val : 0;
+	case VAR_FINGRUNNING: return go->fingrunning;
+	}
+	return 0;
+}
+
 static FILE *devnull;
 static volatile uint64_t sink;
 
@@ -90,7 +116,12 @@ static ssize_t recording_read(struct xp_mem *m, uint64_t addr, void *buf, size_t
 
 	if (got > 0) {
 		uint32_t n = (uint32_t)got;
-		rec_put(r, &addr, 8);
+		uint64_t at = addr;
+		int k;
+		for (k = 0; k < NVARS; k++)
+			if (var_addr(k) && addr == var_addr(k))
+				at = (uint64_t)k;
+		rec_put(r, &at, 8);
 		rec_put(r, &n, 4);
 		rec_put(r, buf, n);
 	}
@@ -203,6 +234,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint32_t len = fuzz_u32(&in);
 		if (len > in.n)
 			len = (uint32_t)in.n;
+		if (addr < 0x100)
+			addr = addr < NVARS ? var_addr((int)addr) : 0;
 		r.v[r.n++] = (struct xp_region){ addr, len, in.p };
 		in.p += len;
 		in.n -= len;
