@@ -523,10 +523,10 @@ static int go_dump(const struct threads_opts *o, struct dump *dp, struct xp_go_t
 			return XP_EXIT_FATAL;
 		}
 	}
-	xp_msg("pid %d (%s): %s, %zu goroutines (and %zu of the runtime's, not shown), "
+	xp_msg("pid %d (%s): %s (layouts: %s), %zu goroutines (and %zu of the runtime's, not shown), "
 	       "process stopped for %.2f ms, total %.0f ms",
-	       (int)dp->pid, dp->comm, xp_go_version(gt->go), shown, system, dp->snap.stopped_ns / 1e6,
-	       (xp_now_ns() - t0) / 1e6);
+	       (int)dp->pid, dp->comm, xp_go_version(gt->go), xp_go_layout_source(gt->go), shown, system,
+	       dp->snap.stopped_ns / 1e6, (xp_now_ns() - t0) / 1e6);
 	if (gs->problem[0])
 		xp_msg("the dump is partial: %s", gs->problem);
 	if (gs->truncated)

@@ -5,7 +5,8 @@
 # writes.  build/fixtures/goparked parks goroutines in every common way,
 # writes its own dump and heap profile at a quiet moment, then waits: both
 # must agree with what xprof reads from outside.  Also with the binary
-# stripped of symbols and DWARF (-ldflags="-s -w").
+# stripped of symbols and DWARF (-ldflags="-s -w"), and of DWARF only (-w:
+# go1.19's known layouts instead of DWARF's).
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
@@ -16,7 +17,7 @@ blocks() { awk 'BEGIN { RS = ""; FS = "\n" } !/^goroutine 1 \[/ { gsub(/\n/, "\x
 
 cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-for v in goparked goparked-stripped; do
+for v in goparked goparked-stripped goparked-nodwarf; do
 	dir="$TMP/$v"
 	mkdir -p "$dir"
 	start_fixture ready "$FIX/$v" "$dir"
@@ -102,6 +103,15 @@ for kind in block mutex; do
 done
 grep -q 'sync.(\*Mutex).Unlock;main.contend.func1' <(tests/pprof_samples.pl "$dir/xmutex.pb.gz")
 ok $? "the mutex profile names the unlock that handed the mutex over"
+
+dir="$TMP/goparked-nodwarf"
+pid=$(pgrep -f "$FIX/goparked-nodwarf $dir" | head -1)
+"$XPROF" heap -p "$pid" -o "$dir/xh.pb.gz" 2>"$dir/h.err"
+ok $? "without DWARF (-w), with go1.19's known layouts: heap profile written" || diag "$(cat "$dir/h.err")"
+bad=$(differ "$dir/heap.pb.gz" "$dir/xh.pb.gz")
+ok ${#bad} "without DWARF: the same sites and values as Go's own heap profile" || diag "$bad"
+grep -q 'layouts: known go1.19' "$dir/x.err"
+ok $? "the summary says the layouts are go1.19's, not the binary's DWARF" || diag "$(cat "$dir/x.err")"
 
 dir="$TMP/goparked-stripped"
 pid=$(pgrep -f "$FIX/goparked-stripped $dir" | head -1)
