@@ -530,6 +530,7 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 		s->threads[s->nthreads++] = *t;
 	}
 	free(tb.slot);
+	tb.slot = NULL; /* out_free frees it too */
 	if (s->maps.n == 0 && (err = xp_maps_read(pid, &s->maps)) < 0)
 		goto out_free;
 	s->regions = calloc(s->nthreads ? s->nthreads : 1, sizeof(*s->regions));

@@ -108,6 +108,12 @@ static int64_t path(Dwarf_Die *st, const char *p)
 	a = member(st, outer, &type);
 	if (a < 0)
 		return -1;
+	/* a named Go type may come as a typedef of the structure */
+	for (int depth = 0; depth < 8 && dwarf_tag(&type) == DW_TAG_typedef; depth++) {
+		Dwarf_Attribute at;
+		if (!dwarf_formref_die(dwarf_attr(&type, DW_AT_type, &at), &type))
+			return -1;
+	}
 	b = member(&type, dot + 1, NULL);
 	return b < 0 ? -1 : a + b;
 }

@@ -189,15 +189,22 @@ static int is_system(struct xp_go *go, struct xp_mem *mem, uint64_t startpc)
 }
 
 static int read_one(struct xp_goroutines *gs, struct xp_snapshot *s, struct xp_mem *mem, uint64_t gp,
-		    uint8_t *raw)
+		    uint8_t *raw, uint64_t probe)
 {
 	struct xp_go *go = gs->go;
 	const struct xp_go_layout *l = &go->l;
 	struct xp_goroutine *g;
 	uint64_t len;
 
-	if (xp_mem_read_full(mem, gp, raw, (size_t)l->g_size) < 0)
-		return 0; /* freed under us: not a goroutine any more */
+	if (xp_mem_read_full(mem, gp, raw, (size_t)l->g_size) < 0) {
+		/* the process died under us, or a bad pointer in allgs */
+		/* the process died under us (its memory is gone: what we
+		 * read a moment ago fails too), or a bad pointer in allgs */
+		uint64_t w;
+		if (rd64(mem, probe, &w) < 0)
+			return -ESRCH;
+		return 0;
+	}
 	if ((field(raw, l->g_status, 4) & ~STATUS_SCAN) == G_DEAD)
 		return 0;
 	if (gs->n == gs->alloc) {
@@ -325,7 +332,10 @@ int xp_go_read_goroutines(struct xp_snapshot *s, void *arg)
 	}
 	for (i = 0; i < n && err == 0; i++)
 		if (ptrs[i] && !(ptrs[i] & 7))
-			err = read_one(gs, s, mem, ptrs[i], raw);
+			err = read_one(gs, s, mem, ptrs[i], raw, arr);
+	if (err == -ESRCH)
+		snprintf(gs->problem, sizeof(gs->problem), "the process exited while its goroutines were read "
+			 "(%zu of %llu read)", gs->n, (unsigned long long)n);
 out:
 	free(ptrs);
 	free(raw);

@@ -27,6 +27,10 @@ for v in goparked goparked-stripped goparked-nodwarf; do
 	ok $? "$v: xprof threads exits 0" || diag "$(cat "$dir/x.err")"
 	grep -q "go1\.[0-9]*.*goroutines (and [0-9]* of the runtime's, not shown)" "$dir/x.err"
 	ok $? "$v: the summary names the Go version and the goroutine count" || diag "$(cat "$dir/x.err")"
+	if [ "$v" = goparked ]; then
+		grep -q 'layouts: DWARF' "$dir/x.err"
+		ok $? "$v: the layouts come from the binary's DWARF" || diag "$(cat "$dir/x.err")"
+	fi
 
 	# every goroutine Go's dump shows waiting, identical in xprof's dump
 	blocks "$dir/goroutines.txt" | grep -v '^goroutine [0-9]* \[\(running\|runnable\)' >"$dir/go.blocks"
