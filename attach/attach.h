@@ -78,10 +78,26 @@ const char *xp_syscall_name(long nr);
 /* A memory reader: read returns bytes read (may be short at an unmapped
  * boundary) or -errno.  Backends: a live process, a snapshot of copied
  * regions over another reader, our own address space (unit tests). */
+struct xp_mem_req;
 struct xp_mem {
 	ssize_t (*read)(struct xp_mem *m, uint64_t addr, void *buf, size_t len);
 	void (*close)(struct xp_mem *m);
+	/* optional: many reads at once (see xp_mem_read_many) */
+	int (*read_many)(struct xp_mem *m, struct xp_mem_req *req, size_t n);
 };
+
+/* One range of a batch: ok is set when all len bytes were read. */
+struct xp_mem_req {
+	uint64_t addr;
+	size_t len;
+	void *buf;
+	int ok;
+};
+/* Reads every range it can, in as few system calls as the reader allows
+ * (a live process: process_vm_readv with many iovecs); a range that
+ * cannot be read whole is left !ok.  0, or -errno when nothing could be
+ * tried. */
+int xp_mem_read_many(struct xp_mem *m, struct xp_mem_req *req, size_t n);
 
 static inline ssize_t xp_mem_read(struct xp_mem *m, uint64_t addr, void *buf, size_t len)
 {

@@ -22,6 +22,17 @@ int xp_mem_read_full(struct xp_mem *m, uint64_t addr, void *buf, size_t len)
 	return (size_t)n == len ? 0 : -EFAULT;
 }
 
+int xp_mem_read_many(struct xp_mem *m, struct xp_mem_req *req, size_t n)
+{
+	size_t i;
+
+	if (m->read_many)
+		return m->read_many(m, req, n);
+	for (i = 0; i < n; i++)
+		req[i].ok = xp_mem_read_full(m, req[i].addr, req[i].buf, req[i].len) == 0;
+	return 0;
+}
+
 /* ---- live process --------------------------------------------------- */
 
 struct process_mem {
@@ -69,6 +80,47 @@ static ssize_t process_read(struct xp_mem *m, uint64_t addr, void *buf, size_t l
 	return read_memfd(pm, addr, buf, len);
 }
 
+#define BATCH 512 /* iovecs per process_vm_readv; IOV_MAX is 1024 */
+
+static int process_read_many(struct xp_mem *m, struct xp_mem_req *req, size_t n)
+{
+	struct process_mem *pm = (struct process_mem *)m;
+	struct iovec local[BATCH], remote[BATCH];
+	size_t i = 0;
+
+	while (i < n) {
+		size_t k, cnt = 0;
+		ssize_t got;
+
+		if (pm->use_memfd || req[i].len == 0) {
+			req[i].ok = xp_mem_read_full(m, req[i].addr, req[i].buf, req[i].len) == 0;
+			i++;
+			continue;
+		}
+		for (k = i; k < n && cnt < BATCH && req[k].len; k++, cnt++) {
+			local[cnt] = (struct iovec){ req[k].buf, req[k].len };
+			remote[cnt] = (struct iovec){ (void *)(uintptr_t)req[k].addr, req[k].len };
+		}
+		got = process_vm_readv(pm->pid, local, cnt, remote, cnt, 0);
+		if (got < 0) {
+			if (errno == ESRCH)
+				return -ESRCH;
+			got = 0; /* the first range failed: tried alone below */
+		}
+		/* a transfer stops at the first range it cannot read */
+		for (k = 0; k < cnt && (size_t)got >= req[i + k].len; k++) {
+			req[i + k].ok = 1;
+			got -= (ssize_t)req[i + k].len;
+		}
+		i += k;
+		if (k < cnt) {
+			req[i].ok = xp_mem_read_full(m, req[i].addr, req[i].buf, req[i].len) == 0;
+			i++;
+		}
+	}
+	return 0;
+}
+
 static void process_close(struct xp_mem *m)
 {
 	struct process_mem *pm = (struct process_mem *)m;
@@ -86,6 +138,7 @@ struct xp_mem *xp_mem_process(pid_t pid)
 		return NULL;
 	pm->m.read = process_read;
 	pm->m.close = process_close;
+	pm->m.read_many = process_read_many;
 	pm->pid = pid;
 	pm->memfd = -1;
 	return &pm->m;

@@ -587,6 +587,7 @@ int cmd_threads(int argc, char **argv)
 		return XP_EXIT_FATAL;
 	}
 	if (is_go) {
+		xp_goroutines_finish(&gs);
 		go_rc = go_dump(&o, &dp, &gt, &gs, t0);
 		xp_goroutines_free(&gs);
 		xp_go_target_close(&gt);

@@ -174,37 +174,38 @@ static const struct xp_thread *thread_of(const struct xp_snapshot *s, pid_t tid)
 	return NULL;
 }
 
-static int is_system(struct xp_go *go, struct xp_mem *mem, uint64_t startpc)
+static int is_system(struct xp_go *go, uint64_t startpc, int fing_running)
 {
 	struct xp_gofunc f;
-	uint8_t running = 0;
 
 	if (xp_go_func(go, startpc, &f) < 0)
 		return 0;
 	if (strcmp(f.name, "runtime.main") == 0 || strcmp(f.name, "runtime.handleAsyncEvent") == 0)
 		return 0;
 	if (strcmp(f.name, "runtime.runfinq") == 0) /* a user goroutine while it runs finalizers */
-		return !(go->fingrunning && xp_mem_read_full(mem, go->fingrunning, &running, 1) == 0 && running);
+		return !fing_running;
 	return strncmp(f.name, "runtime.", 8) == 0;
 }
 
-static int read_one(struct xp_goroutines *gs, struct xp_snapshot *s, struct xp_mem *mem, uint64_t gp,
-		    uint8_t *raw, uint64_t probe)
+void xp_goroutines_finish(struct xp_goroutines *gs)
+{
+	size_t i;
+
+	for (i = 0; i < gs->n; i++)
+		gs->v[i].system = is_system(gs->go, gs->v[i].startpc, gs->fing_running);
+}
+
+/* One goroutine from its runtime.g (raw): its fields, where its traceback
+ * starts, its labels, and the range of its stack to copy (stack.addr and
+ * stack.len; stack.data still NULL).  Dead ones are skipped. */
+static int parse_one(struct xp_goroutines *gs, struct xp_snapshot *s, struct xp_mem *mem, uint64_t gp,
+		     const uint8_t *raw)
 {
 	struct xp_go *go = gs->go;
 	const struct xp_go_layout *l = &go->l;
 	struct xp_goroutine *g;
 	uint64_t len;
 
-	if (xp_mem_read_full(mem, gp, raw, (size_t)l->g_size) < 0) {
-		/* the process died under us, or a bad pointer in allgs */
-		/* the process died under us (its memory is gone: what we
-		 * read a moment ago fails too), or a bad pointer in allgs */
-		uint64_t w;
-		if (rd64(mem, probe, &w) < 0)
-			return -ESRCH;
-		return 0;
-	}
 	if ((field(raw, l->g_status, 4) & ~STATUS_SCAN) == G_DEAD)
 		return 0;
 	if (gs->n == gs->alloc) {
@@ -233,7 +234,6 @@ static int read_one(struct xp_goroutines *gs, struct xp_snapshot *s, struct xp_m
 	g->startpc = field(raw, l->g_startpc, 8);
 	g->stack_lo = field(raw, l->g_stack_lo, 8);
 	g->stack_hi = field(raw, l->g_stack_hi, 8);
-	g->system = is_system(go, mem, g->startpc);
 
 	/* where its traceback starts, as gentraceback picks it */
 	if (g->syscall_sp) {
@@ -273,19 +273,44 @@ static int read_one(struct xp_goroutines *gs, struct xp_snapshot *s, struct xp_m
 			 (unsigned long long)(XP_GO_COPY_TOTAL_MAX >> 20));
 		return 0;
 	}
-	g->stack.data = malloc(len);
-	if (!g->stack.data)
-		return -ENOMEM;
-	if (xp_mem_read_full(mem, g->sp, (void *)g->stack.data, len) < 0) {
-		free((void *)g->stack.data);
-		g->stack.data = NULL;
-		return 0;
-	}
 	g->stack.addr = g->sp;
 	g->stack.len = len;
 	gs->copied += len;
 	return 0;
 }
+
+/* The stacks of goroutines [first, gs->n), in one batch. */
+static int copy_stacks(struct xp_goroutines *gs, struct xp_mem *mem, size_t first, struct xp_mem_req *req)
+{
+	size_t i, k = 0;
+	int err;
+
+	for (i = first; i < gs->n; i++) {
+		struct xp_goroutine *g = &gs->v[i];
+		if (!g->stack.len)
+			continue;
+		g->stack.data = malloc(g->stack.len);
+		if (!g->stack.data)
+			return -ENOMEM;
+		req[k++] = (struct xp_mem_req){ g->stack.addr, g->stack.len, (void *)g->stack.data, 0 };
+	}
+	err = xp_mem_read_many(mem, req, k);
+	for (i = first, k = 0; i < gs->n; i++) {
+		struct xp_goroutine *g = &gs->v[i];
+		if (!g->stack.len)
+			continue;
+		if (err < 0 || !req[k].ok) {
+			free((void *)g->stack.data);
+			g->stack.data = NULL;
+			gs->copied -= g->stack.len;
+			g->stack.len = 0;
+		}
+		k++;
+	}
+	return err;
+}
+
+#define CHUNK 1024 /* goroutines read per batch */
 
 int xp_go_read_goroutines(struct xp_snapshot *s, void *arg)
 {
@@ -294,7 +319,8 @@ int xp_go_read_goroutines(struct xp_snapshot *s, void *arg)
 	struct xp_mem *mem = gs->mem ? gs->mem : xp_mem_process(s->pid);
 	struct timespec ts;
 	uint64_t n = 0, arr = 0, *ptrs = NULL, i;
-	uint8_t *raw = NULL;
+	struct xp_mem_req *req = NULL;
+	uint8_t *raw = NULL, running = 0;
 	int err = 0;
 
 	if (!mem)
@@ -319,8 +345,9 @@ int xp_go_read_goroutines(struct xp_snapshot *s, void *arg)
 		goto out;
 	}
 	ptrs = malloc((n ? n : 1) * 8);
-	raw = malloc((size_t)go->l.g_size);
-	if (!ptrs || !raw) {
+	raw = malloc(CHUNK * (size_t)go->l.g_size);
+	req = malloc(CHUNK * sizeof(*req));
+	if (!ptrs || !raw || !req) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -330,15 +357,37 @@ int xp_go_read_goroutines(struct xp_snapshot *s, void *arg)
 		err = -EFAULT;
 		goto out;
 	}
-	for (i = 0; i < n && err == 0; i++)
-		if (ptrs[i] && !(ptrs[i] & 7))
-			err = read_one(gs, s, mem, ptrs[i], raw, arr);
+	if (go->fingrunning && xp_mem_read_full(mem, go->fingrunning, &running, 1) == 0)
+		gs->fing_running = running != 0;
+	/* a batch of runtime.g structures, then a batch of their stacks */
+	for (i = 0; i < n && err == 0; i += CHUNK) {
+		size_t k, m = 0, first = gs->n;
+		for (k = i; k < n && k < i + CHUNK; k++)
+			if (ptrs[k] && !(ptrs[k] & 7))
+				req[m++] = (struct xp_mem_req){ ptrs[k], (size_t)go->l.g_size,
+								raw + m * (size_t)go->l.g_size, 0 };
+		err = xp_mem_read_many(mem, req, m);
+		for (k = 0; k < m && err == 0; k++) {
+			if (!req[k].ok) {
+				/* the process died under us (what we read a
+				 * moment ago fails too), or a bad pointer */
+				uint64_t w;
+				if (rd64(mem, arr, &w) < 0)
+					err = -ESRCH;
+				continue;
+			}
+			err = parse_one(gs, s, mem, req[k].addr, req[k].buf);
+		}
+		if (err == 0)
+			err = copy_stacks(gs, mem, first, req);
+	}
 	if (err == -ESRCH)
 		snprintf(gs->problem, sizeof(gs->problem), "the process exited while its goroutines were read "
 			 "(%zu of %llu read)", gs->n, (unsigned long long)n);
 out:
 	free(ptrs);
 	free(raw);
+	free(req);
 	if (mem != gs->mem)
 		xp_mem_close(mem);
 	return err;

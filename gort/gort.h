@@ -73,6 +73,7 @@ struct xp_goroutines {
 	size_t n, alloc;
 	int64_t now;                /* the target's nanotime at the stop */
 	uint64_t copied;            /* bytes of stacks copied */
+	int fing_running;           /* the finalizer goroutine runs user code */
 	size_t truncated;           /* stacks longer than XP_GO_STACK_COPY_MAX */
 	char problem[160];          /* why reading stopped early, or "" */
 };
@@ -80,6 +81,9 @@ struct xp_goroutines {
 /* An xp_while_stopped callback (arg: struct xp_goroutines with go set):
  * reads every goroutine and copies its stack. */
 int xp_go_read_goroutines(struct xp_snapshot *s, void *arg);
+/* After the release: what the stop had no time for (which goroutines are
+ * the runtime's own).  Call before printing. */
+void xp_goroutines_finish(struct xp_goroutines *gs);
 void xp_goroutines_free(struct xp_goroutines *gs);
 
 /* One physical frame of a goroutine's traceback. */

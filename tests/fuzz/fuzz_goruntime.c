@@ -179,6 +179,7 @@ static void run(struct xp_snapshot *s, struct xp_mem *mem)
 	size_t i, k;
 
 	xp_go_read_goroutines(s, &gs);
+	xp_goroutines_finish(&gs);
 	for (i = 0; i < gs.n; i++) {
 		int complete;
 		sink += xp_go_traceback(go, &gs.v[i], fr, XP_GO_MAX_FRAMES, &complete);
