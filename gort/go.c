@@ -202,7 +202,15 @@ static int layout_from_dwarf(Dwarf *dw, struct xp_go_layout *l, char *why, size_
 
 static void find_symbols(struct xp_go *go, Dwfl_Module *mod, uint64_t *wrs_addr, uint64_t *wrs_size)
 {
+	const struct { const char *name; uint64_t *addr; } vars[] = {
+		{ "allglen", &go->allglen }, { "allgptr", &go->allgptr }, { "mbuckets", &go->mbuckets },
+		{ "mProfCycle", &go->mprofcycle }, { "MemProfileRate", &go->memprofilerate },
+		{ "fingRunning", &go->fingrunning }, { "bbuckets", &go->bbuckets }, { "xbuckets", &go->xbuckets },
+		{ "blockprofilerate", &go->blockprofilerate }, { "mutexprofilerate", &go->mutexprofilerate },
+		{ "ticks", &go->ticks },
+	};
 	int n = dwfl_module_getsymtab(mod), k;
+	size_t i;
 
 	/* a -s binary may still have .dynsym (cgo), without runtime symbols */
 	go->stripped = 1;
@@ -214,29 +222,10 @@ static void find_symbols(struct xp_go *go, Dwfl_Module *mod, uint64_t *wrs_addr,
 			continue;
 		nm += 8;
 		go->stripped = 0;
-		if (strcmp(nm, "allglen") == 0)
-			go->allglen = addr;
-		else if (strcmp(nm, "allgptr") == 0)
-			go->allgptr = addr;
-		else if (strcmp(nm, "mbuckets") == 0)
-			go->mbuckets = addr;
-		else if (strcmp(nm, "mProfCycle") == 0)
-			go->mprofcycle = addr;
-		else if (strcmp(nm, "MemProfileRate") == 0)
-			go->memprofilerate = addr;
-		else if (strcmp(nm, "fingRunning") == 0)
-			go->fingrunning = addr;
-		else if (strcmp(nm, "bbuckets") == 0)
-			go->bbuckets = addr;
-		else if (strcmp(nm, "xbuckets") == 0)
-			go->xbuckets = addr;
-		else if (strcmp(nm, "blockprofilerate") == 0)
-			go->blockprofilerate = addr;
-		else if (strcmp(nm, "mutexprofilerate") == 0)
-			go->mutexprofilerate = addr;
-		else if (strcmp(nm, "ticks") == 0)
-			go->ticks = addr;
-		else if (strcmp(nm, "waitReasonStrings") == 0) {
+		for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+			if (strcmp(nm, vars[i].name) == 0)
+				*vars[i].addr = addr;
+		if (strcmp(nm, "waitReasonStrings") == 0) {
 			*wrs_addr = sym.st_value; /* a file address: read from the file */
 			*wrs_size = sym.st_size;
 		}
