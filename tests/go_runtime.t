@@ -34,6 +34,8 @@ for v in goparked goparked-stripped goparked-nodwarf; do
 
 	# every goroutine Go's dump shows waiting, identical in xprof's dump
 	blocks "$dir/goroutines.txt" | grep -v '^goroutine [0-9]* \[\(running\|runnable\)' >"$dir/go.blocks"
+	grep -q '^goroutine [0-9]* \[syscall' "$dir/go.blocks"
+	ok $? "$v: Go's own dump has the goroutine in a blocking system call"
 	blocks "$dir/x.txt" >"$dir/x.blocks"
 	n=0 missing=0
 	while IFS= read -r b; do
@@ -41,7 +43,7 @@ for v in goparked goparked-stripped goparked-nodwarf; do
 		grep -qxF -- "$b" "$dir/x.blocks" || { missing=$((missing + 1)); diag "not in xprof's dump:" "${b//$'\x1f'/$'\n'}"; }
 	done <"$dir/go.blocks"
 	ok $((n < 11 || missing > 0)) "$v: all $n waiting goroutines of Go's own dump are in xprof's, same id, wait reason, frames, arguments and creator ($missing missing)"
-	for want in 'chan receive' 'chan send' select sleep semacquire 'IO wait' 'sync.Cond.Wait'; do
+	for want in 'chan receive' 'chan send' select sleep semacquire 'IO wait' 'sync.Cond.Wait' syscall; do
 		grep -q "^goroutine [0-9]* \[$want\]:" "$dir/x.txt"
 		ok $? "$v: a goroutine parked in $want"
 	done
