@@ -116,6 +116,9 @@ start_target() {
 	local mb=$1 t0 deadline rpid
 	stamp
 	t0=$_now
+	# emptied here: the background child truncates it only when it runs,
+	# and the loop below must not read the previous target's ready line
+	: >"$TMP/target.out"
 	"$TARGET" "$mb" >"$TMP/target.out" 2>&1 &
 	TPID=$!
 	deadline=$((t0 + READY_TIMEOUT * 1000000))
