@@ -153,6 +153,7 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 29);
 }
 
+/* 0 when added, 1 when chunk was in the set already, -ENOMEM */
 static int set_add(struct walk *w, uint64_t chunk)
 {
 	size_t i;
@@ -176,7 +177,7 @@ static int set_add(struct walk *w, uint64_t chunk)
 	}
 	for (i = mix(chunk) & (w->setcap - 1); w->set[i]; i = (i + 1) & (w->setcap - 1))
 		if (w->set[i] == chunk)
-			return 0;
+			return 1;
 	w->set[i] = chunk;
 	w->nset++;
 	return 0;
@@ -213,7 +214,8 @@ static void walk_fastbins(struct walk *w, uint64_t arena)
 		if (rd64(w, arena + ARENA_FASTBINS + 8 * (uint64_t)i, &c) < 0)
 			return;
 		for (; c && n < XP_HEAP_MAX_LIST; n++) {
-			if ((c & 15) || set_add(w, c) < 0 || rd64(w, c + 16, &next) < 0) {
+			/* a chunk met again is a loop (or in two lists): corrupt */
+			if ((c & 15) || set_add(w, c) != 0 || rd64(w, c + 16, &next) < 0) {
 				problem(w, "fastbin %d of arena 0x%llx is corrupt at 0x%llx", i,
 					(unsigned long long)arena, (unsigned long long)c);
 				break;
@@ -297,7 +299,7 @@ static void walk_tcaches(struct walk *w)
 			uint64_t e = entries[i], next;
 			size_t n = 0;
 			for (; e && n <= counts[i] && n < XP_HEAP_MAX_LIST; n++) {
-				if ((e & 15) || set_add(w, e - CHUNK_HDR) < 0 || rd64(w, e, &next) < 0) {
+				if ((e & 15) || set_add(w, e - CHUNK_HDR) != 0 || rd64(w, e, &next) < 0) {
 					problem(w, "tcache bin %d at 0x%llx is corrupt at 0x%llx", i,
 						(unsigned long long)tc, (unsigned long long)e);
 					break;
@@ -446,14 +448,27 @@ static int walk_main_arena(struct walk *w, const uint8_t *arena, const uint8_t *
 
 static int walk_thread_arena(struct walk *w, uint64_t arena, uint32_t index)
 {
-	uint64_t top, heap, info[3], end, start, topsz;
-	size_t n = 0;
+	uint64_t top, heap, info[3], end, start, topsz, mark = 0;
+	size_t n = 0, lap = 1, steps = 0;
 	int err;
 
 	if (rd64(w, arena + ARENA_TOP, &top) < 0 || !top)
 		return 0;
 	for (heap = top & ~(HEAP_MAX - 1); heap && n < 100000; n++) {
 		const struct xp_heap_copy *c;
+		/* a prev chain that loops (Brent's cycle detection: the heap
+		 * marked comes round again) would copy its heaps until the
+		 * copy limit */
+		if (heap == mark) {
+			problem(w, "the heaps of arena 0x%llx loop at 0x%llx", (unsigned long long)arena,
+				(unsigned long long)heap);
+			return -EINVAL;
+		}
+		if (++steps == lap) {
+			mark = heap;
+			lap *= 2;
+			steps = 0;
+		}
 		/* heap_info: ar_ptr, prev, size */
 		if (rd(w, heap, info, sizeof(info)) < 0 || info[0] != arena || info[2] > HEAP_MAX ||
 		    info[2] < HEAP_INFO_SIZE) {
@@ -561,12 +576,20 @@ int xp_glibc_heap_read(struct xp_snapshot *s, void *arg)
 	h->skip[1][0] = mp_addr;
 	h->skip[1][1] = mp_addr + MP_SIZE;
 
-	/* the arenas: main_arena's next ring */
+	/* the arenas: main_arena's next ring, each once (a corrupt ring may
+	 * loop back to another arena than main_arena) */
 	h->narenas = 0;
 	for (a = main_arena; h->narenas < XP_HEAP_MAX_ARENAS;) {
+		size_t k;
 		h->arena_addrs[h->narenas++] = a;
 		if (rd64(&w, a + ARENA_NEXT, &a) < 0 || !a || a == main_arena)
 			break;
+		for (k = 1; k < h->narenas && h->arena_addrs[k] != a; k++)
+			;
+		if (k < h->narenas) {
+			problem(&w, "the arena ring loops at 0x%llx, not through main_arena", (unsigned long long)a);
+			break;
+		}
 	}
 	if (!h->dry)
 		find_tcaches(&w, s);
@@ -584,7 +607,7 @@ int xp_glibc_heap_read(struct xp_snapshot *s, void *arg)
 int xp_glibc_heap_walk(struct xp_heap *h)
 {
 	struct walk w = { .h = h, .pid = h->pid };
-	size_t i;
+	size_t i, k;
 	int err = 0;
 
 	/* free chunks that keep PREV_INUSE: every arena's fastbins, every
@@ -599,6 +622,15 @@ int xp_glibc_heap_walk(struct xp_heap *h)
 	free(w.set);
 	if (h->nblocks) /* blocks is NULL then, which qsort may not be given */
 		qsort(h->blocks, h->nblocks, sizeof(*h->blocks), block_cmp);
+	/* a corrupt heap can lead two walks over the same chunks (a heap
+	 * listed twice, or inside another): each block counts once */
+	for (i = 1, k = h->nblocks ? 1 : 0; i < h->nblocks; i++) {
+		if (h->blocks[i].addr == h->blocks[k - 1].addr)
+			h->inuse_bytes -= h->blocks[i].size;
+		else
+			h->blocks[k++] = h->blocks[i];
+	}
+	h->nblocks = k;
 	return err == -ENOMEM ? err : 0;
 }
 
