@@ -41,6 +41,7 @@
 struct walk {
 	struct xp_heap *h;
 	pid_t pid;
+	const struct xp_maps *maps; /* the target's, for the read phase */
 	/* chunks in fastbins and tcaches, and the tcache structs */
 	uint64_t *set;
 	size_t nset, setcap;
@@ -90,7 +91,23 @@ static int rd64(struct walk *w, uint64_t addr, uint64_t *v)
 	return rd(w, addr, v, sizeof(*v));
 }
 
-/* Copies [addr, addr + len) of the stopped process in bulk. */
+/* Where the readable memory from addr on ends: its mapping and the
+ * readable mappings right after it; addr itself when it is in none. */
+static uint64_t readable_end(const struct xp_maps *maps, uint64_t addr)
+{
+	const struct xp_map *m = xp_maps_find(maps, addr);
+	uint64_t end;
+
+	if (!m || m->perms[0] != 'r')
+		return addr;
+	for (end = m->end, m++; m < maps->v + maps->n && m->start == end && m->perms[0] == 'r'; m++)
+		end = m->end;
+	return end;
+}
+
+/* Copies [addr, addr + len) of the stopped process in bulk, or as much of
+ * it as is mapped: a heap's extent comes from the target's metadata, and
+ * a claimed 8 GiB heap of which one page exists must not cost 8 GiB. */
 static struct xp_heap_copy *copy_region(struct walk *w, uint64_t addr, size_t len, int kind)
 {
 	struct xp_heap *h = w->h;
@@ -98,6 +115,15 @@ static struct xp_heap_copy *copy_region(struct walk *w, uint64_t addr, size_t le
 	struct iovec l, r;
 	ssize_t n;
 
+	if (w->maps && len) {
+		uint64_t end = readable_end(w->maps, addr);
+		if (end == addr) {
+			problem(w, "cannot copy 0x%llx: in no readable mapping", (unsigned long long)addr);
+			return NULL;
+		}
+		if (len > end - addr)
+			len = (size_t)(end - addr);
+	}
 	if (len == 0 || h->copied_bytes + h->planned + len > XP_HEAP_MAX_COPY) {
 		if (len)
 			problem(w, "more than %llu GiB of heap to copy", XP_HEAP_MAX_COPY >> 30);
@@ -560,7 +586,7 @@ static int block_cmp(const void *a, const void *b)
 int xp_glibc_heap_read(struct xp_snapshot *s, void *arg)
 {
 	struct xp_heap *h = arg;
-	struct walk w = { .h = h, .pid = s->pid };
+	struct walk w = { .h = h, .pid = s->pid, .maps = &s->maps };
 	uint8_t arena[ARENA_SIZE], mp[MP_SIZE];
 	uint64_t main_arena, mp_addr, base, a;
 	int tls, err = 0;
