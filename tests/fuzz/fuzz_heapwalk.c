@@ -16,7 +16,8 @@
  * The two libraries are build/fuzz/heapfake/ (tests/fuzz/heapfake.s): the
  * symbols only, at the addresses libdw reports for them.
  *
- * Input: u8 thread count (0-2); per thread fs_base, rsp, rip, rbp, rax, rbx
+ * Input: u8 thread count (0-2, bits 0-1) and flags (bit 7: no
+ * xp_heap_prepare); per thread fs_base, rsp, rip, rbp, rax, rbx
  * (u64) and a stack length (u32); per window its mapped length and its
  * data length (u32); then each window's data.
  */
@@ -34,13 +35,18 @@
 
 #define IMAGE_BASE 0x500000000000ULL
 #define WIN_STRIDE (64ULL << 20)
-#define WIN_MAX (1ULL << 20)   /* what a window may claim, and what is reserved */
+#define WIN_MAX (1ULL << 20)   /* reserved per window */
 #define NWIN 6
 #define LIB_TEXT 0x1000ULL     /* a library window's code page: its data follows */
 #define NTHREADS 2
+#define NO_PREPARE 0x80        /* in the input's first byte: no xp_heap_prepare */
 #define PAGE 4096ULL
 
 enum { W_LIBC, W_LD, W_HEAP, W_ANON1, W_ANON2, W_STACK };
+
+/* what each window may claim: the analysis scans every word of the
+ * libraries' data and the stacks, so those stay small */
+static const uint64_t win_max[NWIN] = { 16 << 10, 16 << 10, WIN_MAX, WIN_MAX, WIN_MAX, 64 << 10 };
 
 static char libc_path[4200], ld_path[4200];
 static struct stat libc_st, ld_st; /* maps entries name the files' device and inode */
@@ -174,10 +180,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct xp_space *space = NULL;
 	uint64_t len[NWIN], dlen[NWIN];
 	size_t nthreads, i, nregions = 0;
-	int w, err;
+	uint8_t flags;
+	int w, err = 0;
 
 	memset(threads, 0, sizeof(threads));
-	nthreads = fuzz_u8(&in) % (NTHREADS + 1);
+	flags = fuzz_u8(&in);
+	nthreads = (flags & 3) % (NTHREADS + 1);
 	for (i = 0; i < NTHREADS; i++) {
 		struct xp_thread *t = &threads[i];
 		t->tid = (pid_t)(1000 + i);
@@ -192,8 +200,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (w = 0; w < NWIN; w++) {
 		len[w] = ((uint64_t)fuzz_u32(&in) + PAGE - 1) & ~(PAGE - 1);
-		if (len[w] > WIN_MAX)
-			len[w] = WIN_MAX;
+		if (len[w] > win_max[w])
+			len[w] = win_max[w];
 		dlen[w] = fuzz_u32(&in);
 		if (dlen[w] > len[w])
 			dlen[w] = len[w];
@@ -231,8 +239,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	h.pid = getpid();
 	h.space = space;
-	/* as xprof heap does: size the copies, copy "in the stop", walk, analyze */
-	err = xp_heap_prepare(&h, h.pid, &s.maps);
+	/* as xprof heap does: size the copies (or not: copies are then
+	 * malloc'd, as when the pool ran out), copy "in the stop", walk, analyze */
+	if (!(flags & NO_PREPARE)) {
+		err = xp_heap_prepare(&h, h.pid, &s.maps);
+		if (verbose)
+			fprintf(stderr, "prepare %d: %zu bytes pooled\n", err, h.pool_len);
+	}
 	if (err == 0)
 		err = xp_glibc_heap_read(&s, &h);
 	/* what the stop recorded lies in what it copied: the walk after the
@@ -354,7 +367,7 @@ struct syms {
 
 static void find_syms(struct syms *y)
 {
-	uint64_t len[NWIN] = { WIN_MAX, WIN_MAX };
+	uint64_t len[NWIN] = { 16 << 10, 16 << 10 };
 	struct xp_map v[2 * NWIN];
 	struct xp_maps maps = { v, make_maps(len, v) };
 	struct xp_space *sp;
