@@ -487,6 +487,8 @@ static void dispatch_events(struct xp_perf *p, const struct xp_perf_handlers *hd
 {
 	size_t i;
 
+	if (p->nev == 0)
+		return; /* p->ev may be NULL, which qsort may not be given */
 	qsort(p->ev, p->nev, sizeof(*p->ev), event_cmp);
 	for (i = 0; i < p->nev; i++) {
 		struct ring_event *ev = &p->ev[i];

@@ -217,12 +217,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	perf.ncpus = 1;
 	perf.rings = &ring;
 	perf.wrapbuf = malloc(RECORD_MAX);
-	/* dispatch_events sorts p->ev before the first event was ever pushed:
-	 * qsort(NULL, 0, ...), which UBSan rejects (nonnull); reported, and
-	 * kept out of the way here until perf.c returns early on no events */
-	perf.ev = malloc(sizeof(*perf.ev));
-	perf.ev_alloc = 1;
-	if (!ring.data || !perf.wrapbuf || !perf.ev)
+	if (!ring.data || !perf.wrapbuf)
 		abort();
 	if (seeds) {
 		write_seeds(seeds);
