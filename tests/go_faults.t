@@ -64,6 +64,7 @@ killer=$!
 timeout 20 "$XPROF" threads -p "$dpid" >"$TMP/dies.txt" 2>"$TMP/dies.err"
 rc=$?
 wait "$killer"
+wait "$dpid" 2>/dev/null # reaped here, without the shell's "Killed"
 [ "$rc" -le 2 ] && [ "$(wc -l <"$TMP/dies.err")" -ge 1 ]
 ok $? "the Go program killed during the dump: exit $rc, $(head -1 "$TMP/dies.err")"
 
