@@ -92,7 +92,10 @@ int xp_unwinder_new(struct xp_space *space, struct xp_unwinder **out)
 		return -ENOMEM;
 	u->dwfl = xp_space_dwfl(space);
 	u->space = space;
-	if (!dwfl_attach_state(u->dwfl, NULL, xp_space_pid(space), &callbacks, u)) {
+	/* the machine is ours, not the first module's: a target picks that
+	 * one (any ELF file it maps executable), and a foreign machine's
+	 * unwinder took no x86-64 registers (no stack at all) */
+	if (!dwfl_attach_state(u->dwfl, xp_arch_elf(), xp_space_pid(space), &callbacks, u)) {
 		free(u);
 		return -EINVAL;
 	}

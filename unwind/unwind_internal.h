@@ -9,4 +9,9 @@
 
 void xp_regs_to_dwarf(const struct user_regs_struct *r, uint64_t dw[XP_DWARF_NREGS]);
 
+/* An ELF header of this architecture, for libdw to pick its unwinder by;
+ * NULL when libelf refuses it. */
+typedef struct Elf Elf;
+Elf *xp_arch_elf(void);
+
 #endif
