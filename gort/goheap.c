@@ -89,6 +89,7 @@ int xp_go_read_heap(struct xp_snapshot *s, void *arg)
 	size_t alloc = 0, nfut = 0, i;
 	uint64_t b = 0, rate = 0, head, want_type;
 	uint32_t pcycle = 0;
+	uint64_t tortoise = 0, power = 1, steps = 0;
 	int clear = 1, err = 0;
 	/* after the stack: a memRecord, or a blockRecord {count float64, cycles int64} */
 	size_t rec_len = h->kind == XP_GO_HEAP ? (size_t)(l->mr_future + NFUTURE * l->mrc_size) : 16;
@@ -131,6 +132,18 @@ int xp_go_read_heap(struct xp_snapshot *s, void *arg)
 	while (b) {
 		struct xp_go_bucket *bk;
 		uint64_t next, typ, nstk;
+
+		/* a list that loops (Brent): the runtime's never does */
+		if (b == tortoise) {
+			snprintf(h->problem, sizeof(h->problem), "the bucket list loops back to 0x%llx: read up to there",
+				 (unsigned long long)b);
+			break;
+		}
+		if (++steps == power) {
+			tortoise = b;
+			power *= 2;
+			steps = 0;
+		}
 
 		if (h->n == XP_GO_MAX_BUCKETS) {
 			snprintf(h->problem, sizeof(h->problem), "more than %d buckets: the rest left out",
