@@ -362,10 +362,12 @@ int xp_go_read_goroutines(struct xp_snapshot *s, void *arg)
 	/* a batch of runtime.g structures, then a batch of their stacks */
 	for (i = 0; i < n && err == 0; i += CHUNK) {
 		size_t k, m = 0, first = gs->n;
-		for (k = i; k < n && k < i + CHUNK; k++)
-			if (ptrs[k] && !(ptrs[k] & 7))
-				req[m++] = (struct xp_mem_req){ ptrs[k], (size_t)go->l.g_size,
-								raw + m * (size_t)go->l.g_size, 0 };
+		for (k = i; k < n && k < i + CHUNK; k++) {
+			if (!ptrs[k] || (ptrs[k] & 7))
+				continue;
+			req[m] = (struct xp_mem_req){ ptrs[k], (size_t)go->l.g_size, raw + m * (size_t)go->l.g_size, 0 };
+			m++;
+		}
 		err = xp_mem_read_many(mem, req, m);
 		for (k = 0; k < m && err == 0; k++) {
 			if (!req[k].ok) {
