@@ -92,3 +92,4 @@ $(FUZZ_DIR)/seedgen/goruntime/goparked: $(FIX)/goparked $(FUZZ_DIR)/fuzz_gorunti
 	tests/fuzz/goruntime-seed.sh $(dir $@)
 fuzz: $(FUZZ_SEEDS_goruntime)
 $(eval $(call fuzzer,goruntime,-max_len=65536))
+$(FUZZ_DIR)/fuzz_goruntime: | $(FIX)/goparked

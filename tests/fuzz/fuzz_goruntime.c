@@ -142,8 +142,10 @@ static int open_program(const char *path)
 	size_t nph, i, n = 0;
 	struct stat st;
 
-	if (!elf || elf_getphdrnum(elf, &nph) < 0 || fstat(fd, &st) < 0)
+	if (!elf || elf_getphdrnum(elf, &nph) < 0 || fstat(fd, &st) < 0) {
+		fprintf(stderr, "fuzz_goruntime: cannot read %s (make fixtures builds it)\n", path);
 		return -1;
+	}
 	for (i = 0; i < nph && n < 8; i++) {
 		GElf_Phdr ph;
 		if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
