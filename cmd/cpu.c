@@ -91,6 +91,7 @@ struct cpu_run {
 	char comm[64];
 	int launched;
 	int child_status, child_exited;
+	int stop_found_gone;  /* a --wall stop found no thread left: it exited */
 	struct xp_mem *live;
 	struct program prog[PROGRAMS_MAX];
 	size_t nprog;     /* 1 once the first space is open */
@@ -741,6 +742,8 @@ static int run_wall(struct cpu_run *r)
 		size_t i;
 
 		err = xp_snapshot_take(r->pid, &snap);
+		if (err == -ESRCH)
+			r->stop_found_gone = 1;
 		if (err == -ESRCH || target_gone(r))
 			break;
 		if (err < 0)
@@ -1184,7 +1187,8 @@ int cmd_cpu(int argc, char **argv)
 	err = r.o.wall ? run_wall(&r) : run_perf(&r, perf);
 	r.end_ns = xp_now_ns();
 	progress(&r, r.end_ns, 1);
-	gone = target_gone(&r);
+	/* a stop that found no thread knows; the pid may already be reused */
+	gone = r.stop_found_gone || target_gone(&r);
 	if (perf) {
 		lost = xp_perf_lost(perf);
 		xp_perf_close(perf);
