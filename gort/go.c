@@ -369,7 +369,6 @@ const char *xp_go_funcname(struct xp_go *go, uint64_t pc, const char **file, int
 {
 	struct xp_gofunc f;
 	struct xp_goinline in;
-	int64_t ix;
 	const char *name;
 
 	*file = NULL;
@@ -377,8 +376,7 @@ const char *xp_go_funcname(struct xp_go *go, uint64_t pc, const char **file, int
 	if (xp_go_func(go, pc - 1, &f) < 0)
 		return NULL;
 	name = f.name;
-	ix = xp_gopclntab_pcdata(go->t, &f, XP_GO_PCDATA_INLTREE, pc - 1 - go->bias);
-	if (ix >= 0 && xp_gopclntab_inline(go->t, &f, ix, &in) == 0)
+	if (xp_gopclntab_inlined_at(go->t, &f, pc - 1 - go->bias, &in) == 0)
 		name = in.name;
 	xp_gopclntab_fileline(go->t, &f, pc - 1 - go->bias, file, line);
 	return name;

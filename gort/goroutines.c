@@ -146,12 +146,11 @@ static void read_buckets(struct xp_goroutine *g, struct xp_mem *mem, uint64_t bu
 	}
 }
 
-static void read_labels(struct xp_go *go, struct xp_goroutine *g, struct xp_mem *mem, uint64_t labels)
+static void read_labels(struct xp_goroutine *g, struct xp_mem *mem, uint64_t labels)
 {
 	uint64_t hmap, h[4];
 	uint8_t flags, B;
 
-	(void)go;
 	if (!labels || rd64(mem, labels, &hmap) < 0 || !hmap || xp_mem_read_full(mem, hmap, h, sizeof(h)) < 0)
 		return;
 	/* count int, flags u8, B u8, noverflow u16, hash0 u32, buckets, oldbuckets */
@@ -258,7 +257,7 @@ static int parse_one(struct xp_goroutines *gs, struct xp_snapshot *s, struct xp_
 		}
 	}
 	if (l->g_labels >= 0)
-		read_labels(go, g, mem, field(raw, l->g_labels, 8));
+		read_labels(g, mem, field(raw, l->g_labels, 8));
 
 	/* its stack, from sp up */
 	if (g->sp < g->stack_lo || g->sp >= g->stack_hi || g->stack_hi - g->stack_lo > (1ULL << 30))
@@ -563,8 +562,7 @@ static size_t print_frames(struct xp_go *go, const struct xp_goroutine *g, const
 		if ((i > 0 || !g->trap) && fr[i].pc > f.entry + go->bias && !waspanic)
 			tracepc--;
 		for (depth = 0; depth < 100; depth++) {
-			int64_t ix = xp_gopclntab_pcdata(go->t, &f, XP_GO_PCDATA_INLTREE, tracepc - go->bias);
-			if (ix < 0 || xp_gopclntab_inline(go->t, &f, ix, &in) < 0)
+			if (xp_gopclntab_inlined_at(go->t, &f, tracepc - go->bias, &in) < 0)
 				break;
 			if (all || show(go, in.name, in.funcid, nprint == 0, last)) {
 				xp_gopclntab_fileline(go->t, &f, tracepc - go->bias, &file, &line);

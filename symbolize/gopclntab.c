@@ -437,8 +437,10 @@ const uint8_t *xp_gopclntab_funcdata(const struct xp_gopclntab *t, const struct 
 	return s->data + (addr - s->addr);
 }
 
-int xp_gopclntab_inline(const struct xp_gopclntab *t, const struct xp_gofunc *f, int64_t ix, struct xp_goinline *out)
+int xp_gopclntab_inlined_at(const struct xp_gopclntab *t, const struct xp_gofunc *f, uint64_t pc,
+			    struct xp_goinline *out)
 {
+	int64_t ix = xp_gopclntab_pcdata(t, f, XP_GO_PCDATA_INLTREE, pc);
 	size_t avail, esize = t->magic == GO118_MAGIC ? 20 : 16;
 	const uint8_t *tree = xp_gopclntab_funcdata(t, f, XP_GO_FUNCDATA_INLTREE, &avail);
 	int32_t nameoff, parent_pc;

@@ -70,8 +70,10 @@ int xp_gopclntab_fileline(const struct xp_gopclntab *t, const struct xp_gofunc *
  * there, or NULL when f has none or it cannot be read. */
 const uint8_t *xp_gopclntab_funcdata(const struct xp_gopclntab *t, const struct xp_gofunc *f, uint32_t idx,
 				     size_t *avail);
-/* Entry ix of f's inline tree: 0 or -1. */
-int xp_gopclntab_inline(const struct xp_gopclntab *t, const struct xp_gofunc *f, int64_t ix, struct xp_goinline *out);
+/* The call inlined at pc (its inline tree entry by the pc's inline
+ * index): 0, or -1 when pc is in f's own code. */
+int xp_gopclntab_inlined_at(const struct xp_gopclntab *t, const struct xp_gofunc *f, uint64_t pc,
+			    struct xp_goinline *out);
 
 /* Reads len bytes at a file address from the file's allocated sections;
  * 0, or -1 when not all of them are there (.bss is not in the file). */

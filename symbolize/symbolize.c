@@ -596,8 +596,7 @@ static int frames_from_go(const struct xp_gopclntab *t, uint64_t lookup, uint64_
 	if (xp_gopclntab_func(t, lookup, &gf) < 0)
 		return 0;
 	for (depth = 0; depth < 100; depth++) {
-		int64_t ix = xp_gopclntab_pcdata(t, &gf, XP_GO_PCDATA_INLTREE, at);
-		if (ix < 0 || xp_gopclntab_inline(t, &gf, ix, &in) < 0)
+		if (xp_gopclntab_inlined_at(t, &gf, at, &in) < 0)
 			break;
 		xp_gopclntab_fileline(t, &gf, at, &file, &line);
 		f = push_frame(b);

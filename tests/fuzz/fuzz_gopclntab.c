@@ -161,8 +161,7 @@ static void exercise(const struct xp_gopclntab *t, uint64_t text)
 		}
 		at = pc;
 		for (depth = 0; depth < 100; depth++) {
-			int64_t ix = xp_gopclntab_pcdata(t, &f, XP_GO_PCDATA_INLTREE, at);
-			if (ix < 0 || xp_gopclntab_inline(t, &f, ix, &in) < 0)
+			if (xp_gopclntab_inlined_at(t, &f, at, &in) < 0)
 				break;
 			sink += strlen(in.name) + in.funcid;
 			ninline++;
