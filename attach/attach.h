@@ -62,6 +62,13 @@ int xp_proc_check(pid_t pid, struct xp_proc *p, enum xp_proc_problem *problem);
  * 1 alive (or not pinned: no pidfd before Linux 5.3), 0 gone. */
 int xp_proc_alive(pid_t pid);
 
+/* A thread of pid's group that has not exited: pid itself while the
+ * leader lives.  A leader that called pthread_exit is a zombie while its
+ * threads run on, and /proc/PID has none of the process's memory left
+ * (empty maps, no mem, no root, no map_files): read them through
+ * /proc/TID of the thread returned.  pid when none is found. */
+pid_t xp_live_thread(pid_t pid);
+
 /* Explains an EPERM from ptrace or perf_event_open on pid: which check
  * failed (ptrace_scope, missing CAP_SYS_PTRACE, another user's process)
  * and the one command that fixes it.  Writes one line without newline. */

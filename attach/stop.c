@@ -377,7 +377,7 @@ static void capture(struct xp_thread *t, struct capture_ctx *c)
 			*c->maps = fresh;
 		}
 	}
-	copy_stack(t, c->pid, c->maps, &c->copied);
+	copy_stack(t, t->tid, c->maps, &c->copied);
 }
 
 static void detach(struct xp_thread *t)
