@@ -69,6 +69,12 @@ int xp_proc_alive(pid_t pid);
  * /proc/TID of the thread returned.  pid when none is found. */
 pid_t xp_live_thread(pid_t pid);
 
+/* A thread's id in its own pid namespace (the last NSpid of
+ * /proc/PID/task/TID/status): what it gets from gettid() and writes into a
+ * mutex it locks.  1 when that namespace is not ours (a container: the ids
+ * differ), 0 when it is (*ns_tid = tid), -errno. */
+int xp_thread_ns_tid(pid_t pid, pid_t tid, pid_t *ns_tid);
+
 /* Explains an EPERM from ptrace or perf_event_open on pid: which check
  * failed (ptrace_scope, missing CAP_SYS_PTRACE, another user's process)
  * and the one command that fixes it.  Writes one line without newline. */

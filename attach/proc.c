@@ -221,6 +221,33 @@ static long status_field(const char *status, const char *key)
 	return strtol(p + strlen(key), NULL, 10);
 }
 
+int xp_thread_ns_tid(pid_t pid, pid_t tid, pid_t *ns_tid)
+{
+	char path[96], buf[4096];
+	const char *p;
+	int n, levels = 0;
+
+	*ns_tid = tid;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	if ((n = xp_read_small_file(path, buf, sizeof(buf))) < 0)
+		return n;
+	p = strstr(buf, "\nNSpid:");
+	if (!p)
+		return 0; /* before Linux 4.1: no namespaces to tell apart */
+	p += strlen("\nNSpid:");
+	/* one id per namespace level, ours first, the thread's own last */
+	while (*p == ' ' || *p == '\t') {
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p || v <= 0)
+			break;
+		*ns_tid = (pid_t)v;
+		levels++;
+		p = end;
+	}
+	return levels > 1;
+}
+
 /* The validated target, pinned.  One per run: xprof profiles one process. */
 static pid_t pinned_pid;
 static int pinned_fd = -1;

@@ -2,7 +2,9 @@
 # Processes that look unusual from /proc:
 #  - a leader that called pthread_exit (fixtures/leaderexit.c): a zombie
 #    with no maps, memory or root of its own while its threads run on;
-#    threads, cpu (perf and --wall) and heap read it through a live thread.
+#    threads, cpu (perf and --wall) and heap read it through a live thread;
+#  - a process in its own pid namespace (unshare --pid): the tid a mutex
+#    holds is the namespace's, printed as ours, and a deadlock is found.
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
@@ -54,6 +56,48 @@ no_thread_stopped "$pid"
 ok $? "zombie leader: its threads run afterwards"
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
+
+# --- a process in its own pid namespace ---------------------------------------
+# ns_of PID TID: the thread's id in its own namespace (the last NSpid)
+ns_of() { awk '/^NSpid:/ { print $NF }' "/proc/$1/task/$2/status"; }
+# ns_start OUTVAR BINARY: starts BINARY as pid 1 of a new pid namespace; sets
+# pid (ours) and OUTVAR (its "ready" words, in the namespace's ids)
+ns_start() {
+	start_fixture "$1" unshare --pid --fork --mount-proc --kill-child "$2"
+	local u=${_fixture_pids##* }
+	pid=$(cat "/proc/$u/task/$u/children")
+	pid=${pid%% *}
+	_fixture_pids="$_fixture_pids $pid"
+}
+if unshare --pid --fork --mount-proc true 2>/dev/null; then
+	ns_start ready "$FIX/parked-O2"
+	is "$(ns_of "$pid" "$pid")" 1 "parked runs as pid 1 of its own pid namespace (ours: $pid)"
+	"$XPROF" threads -p "$pid" >"$TMP/ns.txt" 2>"$TMP/err"
+	holder=$(awk '/^thread [0-9]+ "holder"/ {print $2}' "$TMP/ns.txt")
+	line=$(grep '^thread .*"locker"' "$TMP/ns.txt")
+	[ -n "$holder" ] && [ -e "/proc/$pid/task/$holder" ] &&
+		echo "$line" | grep -q "waiting for mutex 0x[0-9a-f]* held by thread $holder \"holder\"\]"
+	ok $? "pid namespace: locker waits for lock_a held by thread $holder \"holder\" (our tid; $(ns_of "$pid" "$holder") in the namespace)" ||
+		diag "$line"
+
+	ns_start ready "$FIX/deadlock"
+	read -r _ ns_a ns_b addr_a addr_b <<<"$ready"
+	"$XPROF" threads -p "$pid" >"$TMP/nsdl.txt" 2>"$TMP/err"
+	tid_a=$(awk '/^thread [0-9]+ "dl-first"/ {print $2}' "$TMP/nsdl.txt")
+	tid_b=$(awk '/^thread [0-9]+ "dl-second"/ {print $2}' "$TMP/nsdl.txt")
+	[ -n "$tid_a" ] && [ -n "$tid_b" ] && [ "$(ns_of "$pid" "$tid_a")" = "$ns_a" ] && [ "$(ns_of "$pid" "$tid_b")" = "$ns_b" ] &&
+		[ "$tid_a" != "$ns_a" ]
+	ok $? "pid namespace: dl-first is our $tid_a (its $ns_a), dl-second our $tid_b (its $ns_b)"
+	head -n 1 "$TMP/nsdl.txt" | grep -q '^deadlock' &&
+		grep -q "^  thread $tid_a \"dl-first\" waits for mutex $addr_b held by thread $tid_b \"dl-second\"$" "$TMP/nsdl.txt" &&
+		grep -q "^  thread $tid_b \"dl-second\" waits for mutex $addr_a held by thread $tid_a \"dl-first\"$" "$TMP/nsdl.txt" &&
+		grep -q '1 deadlock found' "$TMP/err"
+	ok $? "pid namespace: the deadlock cycle is found, with our tids" || diag "$(head -4 "$TMP/nsdl.txt")"
+	grep -q 'not a thread of this process' "$TMP/nsdl.txt"
+	ok $((! $?)) "pid namespace: no holder taken for another process's thread"
+else
+	for i in 1 2 3 4; do ok 0 "# SKIP unshare --pid is not permitted here"; done
+fi
 
 plan "$_tap_n"
 done_testing
