@@ -4,7 +4,9 @@
 #    with no maps, memory or root of its own while its threads run on;
 #    threads, cpu (perf and --wall) and heap read it through a live thread;
 #  - a process in its own pid namespace (unshare --pid): the tid a mutex
-#    holds is the namespace's, printed as ours, and a deadlock is found.
+#    holds is the namespace's, printed as ours, and a deadlock is found;
+#  - a SIGSTOPped process under cpu --wall: labelled state=stopped, said
+#    in the summary, and left stopped.
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
@@ -98,6 +100,29 @@ if unshare --pid --fork --mount-proc true 2>/dev/null; then
 else
 	for i in 1 2 3 4; do ok 0 "# SKIP unshare --pid is not permitted here"; done
 fi
+
+# --- a SIGSTOPped process under --wall ----------------------------------------
+start_fixture ready "$FIX/cpuburn" 2
+pid=${ready%% *}
+kill -STOP "$pid"
+for i in $(seq 1 100); do thread_states "$pid" | grep -vq T || break; sleep 0.01; done
+"$XPROF" cpu --wall -p "$pid" -d 0.5s -F 49 -o "$TMP/stopped.pb.gz" 2>"$TMP/err"
+rc=$?
+is "$rc" 0 "stopped process, cpu --wall: exit 0"
+go tool pprof -raw "$TMP/stopped.pb.gz" 2>/dev/null >"$TMP/raw.txt"
+nstopped=$(grep -c 'state:\[stopped\]' "$TMP/raw.txt")
+nother=$(grep 'state:\[' "$TMP/raw.txt" | grep -vc 'state:\[stopped\]')
+[ "$nstopped" -ge 3 ] && [ "$nother" = 0 ]
+ok $? "stopped process, cpu --wall: every sample labelled state=stopped ($nstopped stacks, $nother otherwise)" ||
+	diag "$(grep 'state:' "$TMP/raw.txt" | sort | uniq -c)"
+grep -q "^xprof: pid $pid was stopped (SIGSTOP) at \([0-9]*\) of \1 ticks: its threads are labelled state=stopped there; it is left stopped$" "$TMP/err"
+ok $? "stopped process, cpu --wall: the summary says it was stopped, and is left so" || diag "$(cat "$TMP/err")"
+sleep 0.2
+[ -z "$(thread_states "$pid" | grep -v T)" ]
+ok $? "stopped process: still stopped afterwards, as found ($(thread_states "$pid" | tr -d '\n'))"
+kill -CONT "$pid"
+no_thread_stopped "$pid"
+ok $? "stopped process: runs again on SIGCONT"
 
 plan "$_tap_n"
 done_testing
