@@ -55,7 +55,7 @@ struct symcache_entry {
 
 struct xp_space {
 	pid_t pid;
-	pid_t proc_pid; /* the /proc entry read: pid, or a thread when the leader has exited */
+	pid_t proc_pid; /* the /proc entry read: pid, or a live thread once the leader has exited */
 	int flags;
 	Dwfl *dwfl;
 	Dwfl_Callbacks callbacks;
@@ -173,6 +173,9 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 	if (len >= 2 && len <= 64 && mi) {
 		for (i = 0; i < len; i++)
 			snprintf(hex + 2 * i, 3, "%02x", id[i]);
+		/* looked for long after the open: the thread that stood for an
+		 * exited leader may be gone too */
+		mi->space->proc_pid = xp_live_thread(mi->space->pid);
 		snprintf(root, sizeof(root), "/proc/%d/root", (int)mi->space->proc_pid);
 		roots[1] = root;
 		for (i = 0; i < 2; i++) {
