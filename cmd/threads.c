@@ -677,6 +677,8 @@ int cmd_threads(int argc, char **argv)
 	       (xp_now_ns() - t0) / 1e6, dp.unwind_ns / 1e6);
 	if (dp.snap.process_was_stopped)
 		xp_msg("the process was stopped (SIGSTOP) when xprof came and is left stopped");
+	if (xp_live_thread(dp.pid) != dp.pid)
+		xp_msg("its main thread (tid %d) has exited (pthread_exit): it is not in the dump", (int)dp.pid);
 	if (dp.incomplete)
 		xp_msg("%zu of %zu stacks are incomplete%s", dp.incomplete, dp.n,
 		       dp.snap.not_stopped ? " (some threads did not stop in time)" : "");

@@ -25,8 +25,9 @@ is "$rc" 0 "zombie leader, threads: exit 0 ($(tail -n 1 "$TMP/err"))"
 xprof_functions "$TMP/le.txt" "$spin_tid" | grep -qx spin_forever &&
 	xprof_functions "$TMP/le.txt" "$sleep_tid" | grep -qx sleep_forever
 ok $? "zombie leader, threads: le-spin in spin_forever, le-sleep in sleep_forever" || diag "$(head -30 "$TMP/le.txt")"
-grep -q "^thread $pid " "$TMP/le.txt"
-ok $((! $?)) "zombie leader, threads: the exited leader is not dumped"
+! grep -q "^thread $pid " "$TMP/le.txt" &&
+	grep -q "^xprof: its main thread (tid $pid) has exited (pthread_exit): it is not in the dump$" "$TMP/err"
+ok $? "zombie leader, threads: the exited leader is not dumped, and that is said" || diag "$(cat "$TMP/err")"
 
 "$XPROF" threads -p "$pid" -o "$TMP/le-threads.pb.gz" 2>"$TMP/err"
 rc=$?
