@@ -452,6 +452,9 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 		goto out_free;
 	if (tb.n > 0)
 		leader_state = table_find(&tb, pid) ? table_find(&tb, pid)->state : 0;
+	/* a leader that called pthread_exit is a zombie: a live thread tells */
+	for (i = 0; (leader_state == 'Z' || leader_state == 'X') && i < tb.n; i++)
+		leader_state = tb.t[i].state == 'Z' || tb.t[i].state == 'X' ? leader_state : tb.t[i].state;
 	s->process_was_stopped = leader_state == 'T';
 	err = 0;
 

@@ -57,6 +57,18 @@ kept=$(go tool pprof -sample_index=inuse_objects -traces "$TMP/le-heap.pb.gz" 2>
 is "${kept:-none}" "$nblocks" "zombie leader, heap: the $nblocks blocks of $bsize bytes, held by kept"
 no_thread_stopped "$pid"
 ok $? "zombie leader: its threads run afterwards"
+# stopped: the leader stays Z, its threads tell
+kill -STOP "$pid"
+for i in $(seq 1 100); do thread_states "$pid" | grep -q '[RS]' || break; sleep 0.01; done
+"$XPROF" threads -p "$pid" >/dev/null 2>"$TMP/err"
+grep -q '^xprof: the process was stopped (SIGSTOP) when xprof came and is left stopped$' "$TMP/err"
+ok $? "zombie leader, SIGSTOPped: threads says it was stopped" || diag "$(cat "$TMP/err")"
+"$XPROF" cpu --wall -p "$pid" -d 0.3s -F 49 -o "$TMP/le-wall.pb.gz" 2>"$TMP/err"
+grep -q "^xprof: pid $pid was stopped (SIGSTOP) at \([0-9]*\) of \1 ticks: .*; it is left stopped$" "$TMP/err"
+ok $? "zombie leader, SIGSTOPped: cpu --wall says it was stopped" || diag "$(cat "$TMP/err")"
+[ -z "$(thread_states "$pid" | grep -v '[TZ]')" ]
+ok $? "zombie leader, SIGSTOPped: left stopped ($(thread_states "$pid" | tr -d '\n'))"
+kill -CONT "$pid"
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
 
