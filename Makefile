@@ -10,12 +10,12 @@ PREFIX ?= /usr/local
 CFLAGS ?= -O2 -g
 XP_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-missing-field-initializers $(CFLAGS)
 CPPFLAGS += -I.
-LDLIBS := -ldw -lelf -lprotobuf-c -lz -liberty -lm
+LDLIBS := -ldw -lelf -lprotobuf-c -lz -liberty -lm -lmicrohttpd -lpthread
 
 # Debian packages: building, then testing and benchmarking.
 BUILD_PKGS := gcc make pkg-config libelf-dev libdw-dev libprotobuf-c-dev \
-	protobuf-c-compiler zlib1g-dev libiberty-dev
-TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time
+	protobuf-c-compiler zlib1g-dev libiberty-dev libmicrohttpd-dev
+TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl
 
 .PHONY: all deps check demo bench install clean fixtures unit
 
@@ -28,8 +28,9 @@ UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o
 SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o symbolize/safeopen.o
 HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o heapwalk/budget.o
 GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o
-CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/flame.o cmd/go.o
-LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(GORT_OBJS) $(PROTO_OBJS)
+SERVE_OBJS := serve/route.o serve/http.o
+CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/flame.o cmd/go.o cmd/serve.o
+LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(GORT_OBJS) $(SERVE_OBJS) $(PROTO_OBJS)
 HEADERS := $(wildcard */*.h) tests/unit/tap.h proto/profile.pb-c.h
 
 %.o: %.c $(HEADERS)

@@ -83,5 +83,6 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 int cmd_threads(int argc, char **argv);
 int cmd_cpu(int argc, char **argv);
 int cmd_heap(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -1,0 +1,275 @@
+#!/bin/bash
+# xprof serve: net/http/pprof's endpoints for a live process, fetched by
+# real clients (go tool pprof and curl) and checked as the file tests check
+# the commands' profiles: CPU shares of cpuburn (1:2:3), heapfix's exact
+# heap, goparked's goroutine dump against the runtime's own.  Then the
+# safety list one by one: loopback only without a token, the token, one CPU
+# profile at a time, the seconds cap, a target that exits, following a
+# name across restarts, SIGTERM, too many connections, slow clients, big
+# requests.  Only loopback addresses are ever bound.
+. "$(dirname "$0")/lib.sh"
+need_ptrace
+command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
+command -v curl >/dev/null || { echo "Bail out! curl missing (make deps)"; exit 1; }
+export PPROF_TMPDIR=$TMP/pprof
+
+# start_serve ERRFILE ARGS...: starts xprof serve on a free loopback port;
+# sets $srv (pid) and $url (http://127.0.0.1:PORT/debug/pprof)
+start_serve() {
+	local err=$1 i
+	shift
+	"$XPROF" serve --listen 127.0.0.1:0 "$@" 2>"$err" &
+	srv=$!
+	_fixture_pids="$_fixture_pids $srv"
+	for i in $(seq 1 500); do
+		url=$(sed -n 's|^xprof: serving .* on \(http://127.0.0.1:[0-9]*/debug/pprof\)/$|\1|p' "$err")
+		[ -n "$url" ] && return 0
+		kill -0 "$srv" 2>/dev/null || break
+		sleep 0.02
+	done
+	echo "Bail out! xprof serve did not start: $(cat "$err")"
+	exit 1
+}
+# get PATH [CURL ARGS]: "STATUS" of GET $url/PATH, body in $TMP/body,
+# headers in $TMP/head
+get() {
+	local path=$1
+	shift
+	curl -s --max-time 30 -o "$TMP/body" -D "$TMP/head" -w '%{http_code}' "$@" "$url/$path"
+}
+header() { tr -d '\r' <"$TMP/head" | sed -n "s/^$1: //Ip" | tail -1; }
+cum_share() {
+	go tool pprof -top -cum -nodecount=500 "$1" 2>/dev/null |
+		awk -v f="$2" '$6 == f { sub(/%/, "", $5); print $5; exit }'
+}
+within() { awk -v g="$1" -v w="$2" -v p="$3" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(g != "" && d <= p) }'; }
+# running PID: alive, in no stop, still getting CPU or sleeping as before
+running() { kill -0 "$1" 2>/dev/null && no_thread_stopped "$1"; }
+
+# ---- CPU: go tool pprof against cpuburn; a second profile meanwhile ------
+start_fixture ready "$FIX/cpuburn" 3
+cb=${ready%% *}
+start_serve "$TMP/s1.err" -p "$cb"
+grep -q "^xprof: serving pid $cb (cpuburn) on http://127.0.0.1:[0-9]*/debug/pprof/$" "$TMP/s1.err"
+ok $? "serve reports: serving pid $cb (cpuburn) on $url/"
+
+go tool pprof -proto "$url/profile?seconds=5" >"$TMP/cpu.pb" 2>"$TMP/pprof.err" &
+pp=$!
+sleep 1
+t0=$(date +%s%N)
+st=$(get "profile?seconds=1")
+ms=$((($(date +%s%N) - t0) / 1000000))
+is "$st $(cat "$TMP/body")" "500 Could not enable CPU profiling: cpu profiling already in use" \
+	"a second CPU profile gets net/http/pprof's answer"
+[ "$ms" -lt 2500 ]
+ok $? "... at once (${ms} ms), not after the first ends"
+is "$(header X-Go-Pprof)" 1 "... with Go's X-Go-Pprof: 1 header"
+wait "$pp"
+ok $? "go tool pprof -proto $url/profile?seconds=5 succeeds" || diag "$(cat "$TMP/pprof.err")"
+pprof_check "$TMP/cpu.pb"
+ok $? "the profile is valid (CheckValid rules)"
+a=$(cum_share "$TMP/cpu.pb" burn_a); b=$(cum_share "$TMP/cpu.pb" burn_b); c=$(cum_share "$TMP/cpu.pb" burn_c)
+within "$a" 16.67 4; ok $? "burn_a: $a% of samples, truth 16.7% (within 4 points)"
+within "$b" 33.33 4; ok $? "burn_b: $b% of samples, truth 33.3% (within 4 points)"
+within "$c" 50.00 4; ok $? "burn_c: $c% of samples, truth 50.0% (within 4 points)"
+go tool pprof -raw "$TMP/cpu.pb" 2>/dev/null | grep -q '^Duration: 5'
+ok $? "the profile lasts the 5 s asked for"
+
+st=$(get "profile?seconds=1")
+is "$st" 200 "once the first ends, a CPU profile is served again"
+is "$(header Content-Type)" application/octet-stream "... as application/octet-stream"
+is "$(header Content-Disposition)" 'attachment; filename="profile"' "... with Go's Content-Disposition"
+st=$(get "profile?seconds=61")
+is "$st" 400 "seconds=61, over the default cap of 60: 400"
+grep -q "exceeds server's limit of 60 seconds" "$TMP/body"
+ok $? "... saying so: $(cat "$TMP/body")"
+
+# ---- the index and the other paths ----------------------------------------
+st=$(get "")
+is "$st $(header Content-Type)" "200 text/html; charset=utf-8" "the index is HTML"
+grep -q "pid $cb (cpuburn)" "$TMP/body" && grep -q "href='profile'" "$TMP/body" &&
+	grep -q "href='heap'" "$TMP/body" && grep -q "href='goroutine?debug=1'" "$TMP/body"
+ok $? "it names the target and links profile, heap and goroutine"
+! grep -q "href='block'\|href='allocs'" "$TMP/body"
+ok $? "it offers no block or allocs profile for a native program"
+st=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "${url%/pprof}/pprof")
+is "$st" "301 $url/" "/debug/pprof redirects to /debug/pprof/, as Go's mux does"
+st=$(get cmdline)
+cmp -s "$TMP/body" <(head -c -1 /proc/"$cb"/cmdline)
+ok $? "cmdline: the target's arguments joined by NUL ($st)"
+st=$(get nosuch)
+is "$st $(cat "$TMP/body")" "404 Unknown profile" "an unknown profile: Go's 404 Unknown profile"
+st=$(get allocs)
+is "$st" 404 "allocs of a native program: 404"
+st=$(get block)
+is "$st" 501 "block of a native program: 501 ($(cat "$TMP/body"))"
+st=$(get "heap?seconds=x")
+is "$st $(cat "$TMP/body")" '400 invalid value for "seconds" - must be a positive integer' "heap?seconds=x: Go's 400"
+st=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/heap")
+is "$st" 405 "POST: 405"
+st=$(curl -s -o /dev/null -w '%{http_code}' -X GET --data-binary 'x=1' "$url/")
+is "$st" 413 "a request with a body: 413"
+st=$(curl -s -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' a)" "$url/")
+[ "$st" -ge 400 ] && [ "$st" -lt 500 ]
+ok $? "a request head over 16 KiB is refused ($st)"
+st=$(get "goroutine?debug=2")
+is "$st $(header Content-Type)" "200 text/plain; charset=utf-8" "goroutine?debug=2 is text"
+grep -q '^thread [0-9]* "burn-0"' "$TMP/body" && grep -q 'burn_[abc]' "$TMP/body"
+ok $? "... with every thread's stack (burn-0 in burn_a/b/c)"
+st=$(get goroutine)
+is "$st" 200 "goroutine (pprof)"
+pprof_check "$TMP/body"
+ok $? "... a valid profile"
+is "$(go tool pprof -raw "$TMP/body" 2>/dev/null | grep -c 'thread:\[burn-')" 3 "... one sample per burn thread"
+
+# ---- the target exits: 410, the server runs on ---------------------------
+kill "$cb"
+wait "$cb" 2>/dev/null
+st=$(get heap)
+is "$st" 410 "the target exited: heap answers 410"
+grep -q "pid $cb (cpuburn) has exited" "$TMP/body"
+ok $? "... with the reason: $(cat "$TMP/body")"
+st=$(get "")
+is "$st" 410 "... and so does the index"
+kill -0 "$srv"
+ok $? "the server keeps running"
+
+# ---- SIGTERM during a profile: answered early, target untouched, exit 0 --
+start_fixture ready "$FIX/cpuburn" 2
+cb=${ready%% *}
+start_serve "$TMP/s2.err" -p "$cb"
+t0=$(date +%s%N)
+curl -s --max-time 30 -o "$TMP/early.pb" -w '%{http_code}' "$url/profile?seconds=20" >"$TMP/early.st" &
+cu=$!
+sleep 2
+kill -TERM "$srv"
+wait "$srv"
+rc=$?
+wait "$cu"
+ms=$((($(date +%s%N) - t0) / 1000000))
+is "$rc" 0 "SIGTERM: xprof serve exits 0"
+is "$(cat "$TMP/early.st")" 200 "the CPU profile in flight is answered (after ${ms} ms of 20 s)"
+[ "$ms" -lt 10000 ]
+ok $? "... early, not after its 20 s"
+pprof_check "$TMP/early.pb"
+ok $? "... with a valid profile"
+running "$cb"
+ok $? "the target runs on, no thread left stopped"
+grep -q 'stopped after' "$TMP/s2.err"
+ok $? "serve says why it stopped: $(tail -1 "$TMP/s2.err")"
+
+# ---- heap: heapfix's exact totals ----------------------------------------
+start_fixture ready "$FIX/heapfix"
+read -r hp held held_b leaked leaked_b internal internal_b <<<"$ready"
+start_serve "$TMP/s3.err" -p "$hp"
+st=$(get heap)
+is "$st $(header Content-Disposition)" '200 attachment; filename="heap"' "heap of a glibc program"
+pprof_check "$TMP/body"
+ok $? "... a valid profile"
+read -r count bytes <<<"$(go tool pprof -raw "$TMP/body" 2>/dev/null | awk '/^Samples/ { on = 1; next } /^Locations/ { on = 0 }
+	on && $2 ~ /:$/ { c += $1; sub(/:/, "", $2); b += $2 } END { print c + 0, b + 0 }')"
+is "$count $bytes" "$((held + leaked + internal)) $((held_b + leaked_b + internal_b))" \
+	"... with heapfix's in-use blocks and bytes, exactly"
+running "$hp"
+ok $? "... and heapfix left running"
+
+# ---- the token -----------------------------------------------------------
+"$XPROF" serve -p "$hp" --listen 0.0.0.0:0 2>"$TMP/nt.err"
+rc=$?
+is "$rc" 64 "a non-loopback address without --token is refused (exit 64)"
+grep -q "refusing to listen on 0.0.0.0:0 without --token" "$TMP/nt.err"
+ok $? "... saying so: $(cat "$TMP/nt.err")"
+printf 'short\n' >"$TMP/tok.short"
+chmod 600 "$TMP/tok.short"
+"$XPROF" serve -p "$hp" --listen 127.0.0.1:0 --token "$TMP/tok.short" 2>"$TMP/ts.err"
+is "$?" 2 "a token under 16 characters is refused: $(cat "$TMP/ts.err")"
+tok=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+printf '%s\n' "$tok" >"$TMP/tok"
+chmod 644 "$TMP/tok"
+"$XPROF" serve -p "$hp" --listen 127.0.0.1:0 --token "$TMP/tok" 2>"$TMP/tp.err"
+is "$?" 2 "a token file others can read is refused: $(cat "$TMP/tp.err")"
+chmod 600 "$TMP/tok"
+start_serve "$TMP/s4.err" -p "$hp" --token "$TMP/tok"
+st=$(get "")
+is "$st $(header WWW-Authenticate)" '401 Bearer realm="xprof"' "no token: 401 with a Bearer challenge"
+st=$(get "" -H "Authorization: Bearer ${tok}x")
+is "$st" 401 "a wrong token: 401"
+st=$(get "" -H "Authorization: Bearer ${tok:0:10}")
+is "$st" 401 "a prefix of the token: 401"
+st=$(get cmdline -H "Authorization: Bearer $tok")
+is "$st" 200 "the right token: 200"
+
+# ---- connections: the cap, slow clients ------------------------------------
+start_serve "$TMP/s5.err" -p "$hp" --max-connections 2 --timeout 1
+port=${url#http://127.0.0.1:}
+port=${port%%/*}
+exec 5<>/dev/tcp/127.0.0.1/"$port" 6<>/dev/tcp/127.0.0.1/"$port"
+st=$(curl -s --max-time 3 -o /dev/null -w '%{http_code}' "$url/cmdline")
+is "$st" 000 "with --max-connections 2 and two open, a third connection is closed unanswered"
+exec 5>&- 6>&-
+sleep 0.2
+st=$(curl -s --max-time 3 -o /dev/null -w '%{http_code}' "$url/cmdline")
+is "$st" 200 "once they close, requests are answered again"
+exec 5<>/dev/tcp/127.0.0.1/"$port"
+printf 'GET /debug/pprof/cmdline HTTP/1.1\r\n' >&5
+t0=$(date +%s%N)
+timeout 5 cat <&5 >/dev/null
+ms=$((($(date +%s%N) - t0) / 1000000))
+exec 5>&-
+[ "$ms" -lt 4000 ]
+ok $? "a client that stalls mid-request is disconnected after --timeout 1 (${ms} ms)"
+kill -TERM "$srv"
+wait "$srv"
+is "$?" 0 "SIGTERM with no request in flight: exit 0"
+
+# ---- follow a name across restarts ----------------------------------------
+cp "$FIX/cpuburn" "$TMP/xpsv$$"
+name=$(head -c 15 <<<"xpsv$$")
+start_fixture ready "$TMP/xpsv$$" 1
+p1=${ready%% *}
+start_serve "$TMP/s6.err" --name "$name"
+st=$(get "")
+grep -q "pid $p1 ($name)" "$TMP/body"
+ok $? "--name $name serves pid $p1 ($st)"
+kill "$p1"
+wait "$p1" 2>/dev/null
+st=$(get "")
+is "$st" 404 "once it exits and none runs: 404 ($(cat "$TMP/body"))"
+start_fixture ready "$TMP/xpsv$$" 1
+p2=${ready%% *}
+st=$(get "")
+grep -q "pid $p2 ($name)" "$TMP/body"
+ok $? "the next $name (pid $p2) is found and served ($st)"
+
+# ---- Go: goroutine?debug=2 equals the runtime's own dump --------------------
+dir="$TMP/goparked"
+mkdir -p "$dir"
+start_fixture ready "$FIX/goparked" "$dir"
+gp=${ready%% *}
+start_serve "$TMP/s7.err" --cmdline "goparked $dir\$"
+grep -q "serving pid $gp (goparked)" "$TMP/s7.err"
+ok $? "--cmdline finds goparked (pid $gp)"
+st=$(get "goroutine?debug=2")
+is "$st" 200 "goroutine?debug=2 of a Go program"
+cp "$TMP/body" "$dir/x.txt"
+blocks() { awk 'BEGIN { RS = ""; FS = "\n" } !/^goroutine 1 \[/ { gsub(/\n/, "\x1f"); print }' "$1"; }
+blocks "$dir/goroutines.txt" | grep -v '^goroutine [0-9]* \[\(running\|runnable\)' >"$dir/go.blocks"
+blocks "$dir/x.txt" >"$dir/x.blocks"
+n=0 missing=0
+while IFS= read -r b; do
+	n=$((n + 1))
+	grep -qxF -- "$b" "$dir/x.blocks" || { missing=$((missing + 1)); diag "not served:" "${b//$'\x1f'/$'\n'}"; }
+done <"$dir/go.blocks"
+ok $((n < 11 || missing > 0)) "all $n waiting goroutines of Go's own dump are served identically ($missing missing)"
+st=$(get "")
+grep -q "href='block'" "$TMP/body" && grep -q "href='mutex'" "$TMP/body"
+ok $? "the index of a Go program offers block and mutex"
+st=$(get mutex)
+is "$st $(header Content-Disposition)" '200 attachment; filename="mutex"' "mutex of a Go program"
+go tool pprof -raw "$TMP/body" 2>/dev/null | grep -A1 '^Samples' | grep -q 'contentions/count delay/nanoseconds'
+ok $? "... Go's sample types contentions/count delay/nanoseconds"
+running "$gp"
+ok $? "goparked left running"
+
+plan "$_tap_n"
+done_testing
