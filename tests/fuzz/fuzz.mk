@@ -93,3 +93,6 @@ $(FUZZ_DIR)/seedgen/goruntime/goparked: $(FIX)/goparked $(FUZZ_DIR)/fuzz_gorunti
 fuzz: $(FUZZ_SEEDS_goruntime)
 $(eval $(call fuzzer,goruntime,-max_len=65536))
 $(FUZZ_DIR)/fuzz_goruntime: | $(FIX)/goparked
+
+# serve: what xprof serve parses of a request itself (path, query, token)
+$(eval $(call fuzzer,serve,-max_len=4096))
