@@ -29,7 +29,7 @@ include proto/proto.mk
 
 ATTACH_OBJS := attach/proc.o attach/mem.o attach/stop.o attach/perf.o attach/syscalls_x86_64.o
 UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o
-SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o symbolize/safeopen.o
+SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o symbolize/safeopen.o symbolize/escape.o
 HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o heapwalk/budget.o
 GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o
 CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/flame.o cmd/go.o

@@ -63,9 +63,13 @@ int xp_proc_check(pid_t pid, struct xp_proc *p, enum xp_proc_problem *problem);
 int xp_proc_alive(pid_t pid);
 
 /* Explains an EPERM from ptrace or perf_event_open on pid: which check
- * failed (ptrace_scope, missing CAP_SYS_PTRACE, another user's process)
- * and the one command that fixes it.  Writes one line without newline. */
-void xp_explain_eperm(pid_t pid, char *buf, size_t len);
+ * failed (ptrace_scope, missing CAP_SYS_PTRACE, another user's process, a
+ * process that is not dumpable, capabilities the target holds and xprof
+ * lacks) and the one command that fixes it.  Writes one line without
+ * newline.  XP_EPERM_CREDENTIALS: the target's credentials refuse us,
+ * which refuses perf sampling as well as ptrace. */
+enum xp_eperm_cause { XP_EPERM_OTHER, XP_EPERM_CREDENTIALS };
+enum xp_eperm_cause xp_explain_eperm(pid_t pid, char *buf, size_t len);
 
 /* Thread state letters as words: running, sleeping, disk, stopped, zombie... */
 const char *xp_state_word(char state);

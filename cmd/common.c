@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "attach/attach.h"
 #include "cmd/cmd.h"
@@ -32,12 +34,61 @@ int64_t xp_now_ns(void)
 
 void xp_default_output(char *buf, size_t len, const char *comm, pid_t pid, const char *kind)
 {
-	char *c;
+	char safe[64];
+	size_t i;
 
-	snprintf(buf, len, "xprof.%s.%d.%s", comm, (int)pid, kind);
-	for (c = buf; *c; c++)
-		if (*c == '/' || *c == ' ')
-			*c = '_';
+	/* the comm is the target's to choose: only letters, digits and ._+-
+	 * reach a file name */
+	for (i = 0; comm[i] && i < sizeof(safe) - 1; i++)
+		safe[i] = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-", comm[i]) ?
+				  comm[i] : '_';
+	safe[i] = '\0';
+	snprintf(buf, len, "xprof.%s.%d.%s", safe, (int)pid, kind);
+}
+
+int xp_check_output(const char *path, int binary)
+{
+	char why[256];
+	int err;
+
+	if (strcmp(path, "-") == 0) {
+		if (xp_stdout_closed) {
+			xp_msg("cannot write to standard output (-o -): it is closed");
+			return -1;
+		}
+		if (binary && isatty(STDOUT_FILENO)) {
+			xp_msg("cannot write to standard output (-o -): it is a terminal and the profile is "
+			       "binary (redirect it to a file or a pipe)");
+			return -1;
+		}
+		return 0;
+	}
+	err = xp_output_writable(path, why, sizeof(why));
+	if (err < 0) {
+		xp_msg("cannot write %s: %s", xp_esc(path), why[0] ? why : strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+void xp_report_wrote(const char *path, const char *hint)
+{
+	if (strcmp(path, "-") == 0)
+		xp_msg("wrote the profile to standard output");
+	else if (hint)
+		xp_msg("wrote %s; %s", xp_esc(path), hint);
+	else
+		xp_msg("wrote %s; open it with: go tool pprof -http=: %s", xp_esc(path), xp_esc(path));
+}
+
+int xp_parse_output(const char *cmd, const char *arg, const char **out)
+{
+	if (!*arg) {
+		xp_msg("%s: -o wants a file name ('-' for standard output)", cmd);
+		return -1;
+	}
+	*out = arg;
+	return 0;
 }
 
 pid_t xp_parse_pid(const char *arg)
@@ -54,7 +105,58 @@ pid_t xp_parse_pid(const char *arg)
 	return (pid_t)v;
 }
 
+uint64_t xp_exec_id(pid_t pid)
+{
+	char path[64], buf[1024], *p, *end;
+	unsigned long long field, id = 0;
+	struct stat st;
+	size_t n;
+	FILE *f;
+	int i;
+
+	/* fields 26-28 and 45-51 of stat (code, stack, arguments, environment)
+	 * move with every exec, even of the same binary (ASLR) */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (!(p = strrchr(buf, ')')) || !p[1] || !p[2])
+		return 0;
+	p += 3; /* ") S" */
+	for (i = 4; i <= 51; i++, p = end) {
+		field = strtoull(p, &end, 10);
+		if (end == p)
+			break;
+		if ((i >= 26 && i <= 28) || i >= 45)
+			id = (id ^ field) * 1099511628211ULL;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st) == 0)
+		id = (id ^ st.st_ino ^ st.st_dev) * 1099511628211ULL;
+	return id;
+}
+
+int xp_said_exec(pid_t pid, uint64_t exec_id, const char *what)
+{
+	uint64_t now = xp_exec_id(pid);
+
+	if (!exec_id || !now || now == exec_id)
+		return 0;
+	xp_msg("pid %d exec'd while xprof read it to %s: the new program is another one; nothing written "
+	       "(run xprof again)",
+	       (int)pid, what);
+	return 1;
+}
+
 pid_t xp_check_target(pid_t pid, char *comm, size_t commlen)
+{
+	return xp_check_target_for(pid, comm, commlen, 1);
+}
+
+pid_t xp_check_target_for(pid_t pid, char *comm, size_t commlen, int ptraces)
 {
 	struct xp_proc p;
 	enum xp_proc_problem problem;
@@ -72,23 +174,26 @@ pid_t xp_check_target(pid_t pid, char *comm, size_t commlen)
 		return -1;
 	case XP_PROC_ZOMBIE:
 		xp_msg("pid %d (%s) is a zombie: it has exited and has no stacks left to read", (int)pid,
-		       p.comm);
+		       xp_esc(p.comm));
 		return -1;
 	case XP_PROC_KERNEL_THREAD:
 		xp_msg("pid %d (%s) is a kernel thread: it has no user space to profile", (int)pid,
-		       p.comm);
+		       xp_esc(p.comm));
 		return -1;
 	case XP_PROC_SELF:
 		xp_msg("pid %d is xprof itself", (int)pid);
 		return -1;
 	case XP_PROC_TRACED:
+		if (!ptraces) /* perf sampling coexists with a tracer */
+			break;
 		xp_msg("cannot attach to pid %d (%s): it is already traced by pid %d (a debugger or "
 		       "tracer); detach it first",
-		       (int)pid, p.comm, (int)p.tracer);
+		       (int)pid, xp_esc(p.comm), (int)p.tracer);
 		return -1;
 	}
+	/* the name every message shows, escaped once here */
 	if (comm)
-		snprintf(comm, commlen, "%s", p.comm);
+		xp_escape(p.comm, comm, commlen);
 	return p.pid;
 }
 

@@ -233,7 +233,8 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 			o->freq = (int)v;
 			break;
 		case 'o':
-			o->out = optarg;
+			if (xp_parse_output("cpu", optarg, &o->out) < 0)
+				return XP_EXIT_USAGE;
 			break;
 		case OPT_FORMAT:
 			if (strcmp(optarg, "pprof") == 0)
@@ -460,8 +461,8 @@ static void start_program(struct cpu_run *r, uint64_t since, const char *comm)
 	memset(g, 0, sizeof(*g));
 	g->since = since;
 	g->dirty = 1;
-	snprintf(g->comm, sizeof(g->comm), "%s", comm);
-	snprintf(r->comm, sizeof(r->comm), "%s", comm);
+	xp_escape(comm, g->comm, sizeof(g->comm));
+	xp_escape(comm, r->comm, sizeof(r->comm));
 }
 
 static void on_perf_exec(const struct xp_perf_exec *e, void *arg)
@@ -808,7 +809,9 @@ struct child {
 	int errfd;   /* read end: the exec's errno, or EOF */
 };
 
-static int spawn_held(char **cmd, struct child *c)
+/* stdout_taken: the profile goes to standard output (-o -), so the
+ * command's own output goes to standard error instead. */
+static int spawn_held(char **cmd, struct child *c, int stdout_taken)
 {
 	int go[2], err[2];
 
@@ -837,6 +840,8 @@ static int spawn_held(char **cmd, struct child *c)
 		close(err[0]);
 		if (read(go[0], &b, 1) != 1)
 			_exit(127); /* xprof gave up */
+		if (stdout_taken && dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+			_exit(127);
 		execvp(cmd[0], cmd);
 		e = errno;
 		if (write(err[1], &e, sizeof(e)) < 0)
@@ -1076,12 +1081,25 @@ static void install_stop_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+static int perf_paranoid(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
+	int v = 2; /* the kernel's default */
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 2;
+		fclose(f);
+	}
+	return v;
+}
+
 int cmd_cpu(int argc, char **argv)
 {
 	struct cpu_run r;
 	struct xp_perf *perf = NULL;
 	struct child child = { -1, -1, -1 };
-	char defpath[256];
+	char defpath[256], why[256];
 	const char *path;
 	uint64_t lost = 0;
 	int rc, err, gone = 0;
@@ -1091,16 +1109,14 @@ int cmd_cpu(int argc, char **argv)
 	rc = parse(argc, argv, &r.o);
 	if (rc >= 0)
 		return rc;
-	if (r.o.out && (err = xp_output_writable(r.o.out)) < 0) {
-		xp_msg("cannot write %s: %s", r.o.out, strerror(-err));
+	if (r.o.out && xp_check_output(r.o.out, r.o.format == FORMAT_PPROF) < 0)
 		return XP_EXIT_FATAL;
-	}
 	r.stack = malloc(sizeof(*r.stack));
 	if (!r.stack)
 		return XP_EXIT_FATAL;
 
 	if (r.o.cmd) {
-		err = spawn_held(r.o.cmd, &child);
+		err = spawn_held(r.o.cmd, &child, r.o.out && strcmp(r.o.out, "-") == 0);
 		if (err < 0) {
 			xp_msg("cannot start %s: %s", r.o.cmd[0], strerror(-err));
 			run_free(&r);
@@ -1108,9 +1124,9 @@ int cmd_cpu(int argc, char **argv)
 		}
 		r.pid = child.pid;
 		r.launched = 1;
-		snprintf(r.comm, sizeof(r.comm), "%s", strrchr(r.o.cmd[0], '/') ? strrchr(r.o.cmd[0], '/') + 1 : r.o.cmd[0]);
+		xp_escape(strrchr(r.o.cmd[0], '/') ? strrchr(r.o.cmd[0], '/') + 1 : r.o.cmd[0], r.comm, sizeof(r.comm));
 	} else {
-		r.pid = xp_check_target(r.o.pid, r.comm, sizeof(r.comm));
+		r.pid = xp_check_target_for(r.o.pid, r.comm, sizeof(r.comm), r.o.wall);
 		if (r.pid < 0) {
 			run_free(&r);
 			return XP_EXIT_FATAL;
@@ -1128,9 +1144,16 @@ int cmd_cpu(int argc, char **argv)
 			.enable_on_exec = r.launched,
 		};
 		err = xp_perf_open(&po, &perf);
-		if (err == -EACCES || err == -EPERM) {
-			xp_msg("perf_event_open refused for pid %d (%s): sampling with --wall (ptrace) instead",
-			       (int)r.pid, "kernel.perf_event_paranoid, or no CAP_PERFMON");
+		if ((err == -EACCES || err == -EPERM) && !r.launched &&
+		    xp_explain_eperm(r.pid, why, sizeof(why)) == XP_EPERM_CREDENTIALS) {
+			/* ptrace would be refused the same: no --wall fallback */
+			xp_msg("cannot sample pid %d: operation not permitted (%s)", (int)r.pid, why);
+			run_free(&r);
+			return XP_EXIT_FATAL;
+		} else if (err == -EACCES || err == -EPERM) {
+			xp_msg("perf_event_open refused for pid %d (kernel.perf_event_paranoid is %d and xprof "
+			       "lacks CAP_PERFMON): sampling with --wall (ptrace) instead",
+			       (int)r.pid, perf_paranoid());
 			r.o.wall = 1;
 		} else if (err == -EMFILE || err == -ENFILE) {
 			struct rlimit rl = { 0, 0 };
@@ -1214,7 +1237,7 @@ int cmd_cpu(int argc, char **argv)
 			build_space(&r, &r.prog[i]);
 	err = r.o.format == FORMAT_PPROF ? write_pprof(&r, path) : write_flame(&r, path);
 	if (err < 0) {
-		xp_msg("cannot write %s: %s", path, strerror(-err));
+		xp_msg("cannot write %s: %s", xp_esc(path), strerror(-err));
 		run_free(&r);
 		return XP_EXIT_FATAL;
 	}
@@ -1253,12 +1276,9 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("pid %d exited during the run", (int)r.pid);
 		rc = XP_EXIT_PARTIAL;
 	}
-	if (r.o.format == FORMAT_PPROF)
-		xp_msg("wrote %s; open it with: go tool pprof -http=: %s", path, path);
-	else if (r.o.format == FORMAT_SVG)
-		xp_msg("wrote %s; open it in a browser", path);
-	else
-		xp_msg("wrote %s; draw it with flamegraph.pl or inferno-flamegraph, or open it in speedscope", path);
+	xp_report_wrote(path, r.o.format == FORMAT_PPROF ? NULL :
+			      r.o.format == FORMAT_SVG ? "open it in a browser" :
+			      "draw it with flamegraph.pl or inferno-flamegraph, or open it in speedscope");
 	run_free(&r);
 	return rc;
 }

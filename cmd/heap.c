@@ -85,7 +85,8 @@ static int parse(int argc, char **argv, struct heap_opts *o)
 				return XP_EXIT_USAGE;
 			break;
 		case 'o':
-			o->out = optarg;
+			if (xp_parse_output("heap", optarg, &o->out) < 0)
+				return XP_EXIT_USAGE;
 			break;
 		case 'B':
 		case 'M':
@@ -265,15 +266,14 @@ int cmd_heap(int argc, char **argv)
 	const char *path, *what;
 	pid_t pid;
 	int rc, err;
+	uint64_t exec_id;
 	int64_t t0 = xp_now_ns();
 
 	rc = parse(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
-	if (o.out && (err = xp_output_writable(o.out)) < 0) {
-		xp_msg("cannot write %s: %s", o.out, strerror(-err));
+	if (o.out && xp_check_output(o.out, 1) < 0)
 		return XP_EXIT_FATAL;
-	}
 	pid = xp_check_target(o.pid, comm, sizeof(comm));
 	if (pid < 0)
 		return XP_EXIT_FATAL;
@@ -300,15 +300,23 @@ int cmd_heap(int argc, char **argv)
 		goto out;
 	}
 	live = xp_mem_process(pid);
+	exec_id = xp_exec_id(pid);
 	if ((err = xp_maps_read(pid, &maps)) < 0 || !live ||
 	    (err = xp_space_open(pid, &maps, live, 0, &space)) < 0) {
-		xp_report_attach_error(pid, err < 0 ? err : -ENOMEM);
+		if (xp_said_exec(pid, exec_id, "walk its heap"))
+			rc = XP_EXIT_PARTIAL;
+		else
+			xp_report_attach_error(pid, err < 0 ? err : -ENOMEM);
 		goto out;
 	}
 	switch (xp_heap_check(space, &maps, &what)) {
 	case XP_HEAP_OK:
 		break;
 	case XP_HEAP_NO_GLIBC:
+		if (xp_said_exec(pid, exec_id, "walk its heap")) {
+			rc = XP_EXIT_PARTIAL;
+			goto out;
+		}
 		xp_msg("pid %d (%s) has no glibc mapped (a static binary, or another C library): "
 		       "only glibc's malloc is supported yet",
 		       (int)pid, comm);
@@ -335,24 +343,28 @@ int cmd_heap(int argc, char **argv)
 	}
 	xp_attach_signals();
 	err = xp_snapshot_take_with(pid, &snap, xp_glibc_heap_read, &h);
-	if (err < 0) {
-		xp_report_attach_error(pid, err);
-		goto out;
-	}
-	if (snap.hold_err < 0) {
-		xp_msg("cannot walk the heap of pid %d: %s", (int)pid, strerror(-snap.hold_err));
+	if (err < 0 || snap.hold_err < 0) {
+		if (xp_said_exec(pid, exec_id, "walk its heap"))
+			rc = XP_EXIT_PARTIAL;
+		else if (err < 0)
+			xp_report_attach_error(pid, err);
+		else
+			xp_msg("cannot walk the heap of pid %d: %s", (int)pid, strerror(-snap.hold_err));
 		goto out;
 	}
 	err = xp_glibc_heap_walk(&h);
 	if (err == 0)
 		err = xp_heap_analyze(&h, &snap);
 	if (err < 0) {
-		xp_msg("cannot analyze the heap of pid %d: %s", (int)pid, strerror(-err));
+		if (xp_said_exec(pid, exec_id, "walk its heap"))
+			rc = XP_EXIT_PARTIAL;
+		else
+			xp_msg("cannot analyze the heap of pid %d: %s", (int)pid, strerror(-err));
 		goto out;
 	}
 	err = write_profile(&h, path, snap.time_ns);
 	if (err < 0) {
-		xp_msg("cannot write %s: %s", path, strerror(-err));
+		xp_msg("cannot write %s: %s", xp_esc(path), strerror(-err));
 		goto out;
 	}
 	xp_msg("pid %d (%s): %zu arenas, %zu blocks in use, %.1f MiB; %.1f MiB free; "
@@ -362,8 +374,8 @@ int cmd_heap(int argc, char **argv)
 	xp_msg("process stopped for %.1f ms while %.1f MiB were copied; total %.0f ms", snap.stopped_ns / 1e6,
 	       mib(h.copied_bytes), (xp_now_ns() - t0) / 1e6);
 	if (h.problem[0])
-		xp_msg("the walk is partial: %s", h.problem);
-	xp_msg("wrote %s; open it with: go tool pprof -http=: %s", path, path);
+		xp_msg("the walk is partial: %s", xp_esc(h.problem));
+	xp_report_wrote(path, NULL);
 	rc = h.problem[0] ? XP_EXIT_PARTIAL : XP_EXIT_OK;
 out:
 	xp_heap_free(&h);

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "attach/attach.h"
@@ -94,5 +95,18 @@ void xp_kallsyms_free(struct xp_kallsyms *k);
 /* Demangles C++ and Rust names; returns malloc'd text or NULL when name is
  * not mangled. */
 char *xp_demangle(const char *name);
+
+/* Strings from a target (comm, thread names, paths, symbol names, Go
+ * strings) made safe for a terminal, a message or a text dump: printable
+ * ASCII and UTF-8 text stay as they are; a backslash is doubled; \n, \t, \r
+ * are written so; every other control byte (ESC, DEL, the C1 controls),
+ * bidirectional overrides and bytes that are not UTF-8 become \xHH.
+ * xp_escape writes into buf (cut with "..." when it does not fit) and
+ * returns it; xp_fputs_escaped writes to a stream (EOF on error); xp_esc
+ * is for message arguments: the result lives in one of 8 per-thread buffers
+ * of 4 KiB used in turn, so up to 8 may appear in one call. */
+char *xp_escape(const char *s, char *buf, size_t len);
+int xp_fputs_escaped(const char *s, FILE *f);
+const char *xp_esc(const char *s);
 
 #endif
