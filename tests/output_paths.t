@@ -9,7 +9,7 @@
 need_ptrace
 xprof_abs=$(realpath "$XPROF") # for runs in another directory
 [ "$(id -u)" = 0 ] || skip_all "mknod and chown need root"
-plan 35
+plan 36
 
 start_fixture info build/fixtures/badnames paths-target spinner
 read -r pid _ <<<"$info"
@@ -69,6 +69,16 @@ ok $? "cpu --format folded -o - prints folded stacks" || diag "$(head -3 "$TMP/s
 pprof_check "$TMP/launch.pb.gz"; ok $? "cpu -o - -- CMD: the command's output stays out of the profile"
 grep -q '^from-the-command$' "$TMP/err"
 ok $? "... and goes to standard error" || diag "$(cat "$TMP/err")"
+
+# a terminal gets no binary profile (script gives the command a pty; its
+# shell may start elsewhere, hence the cd and the absolute path)
+if command -v script >/dev/null; then
+	script -qec "cd '$TMP/cwd' && '$xprof_abs' threads -p $pid -o -; echo \"rc=\$?\"" /dev/null >"$TMP/tty.out" 2>&1
+	grep -q "it is a terminal and the profile is binary" "$TMP/tty.out" && grep -q "rc=2" "$TMP/tty.out"
+	ok $? "-o - on a terminal is refused, exit 2" || diag "$(cat "$TMP/tty.out")"
+else
+	ok 0 "# SKIP no script(1) to give xprof a terminal"
+fi
 
 # --- symlinks to standard output
 ln -s /proc/self/fd/1 "$TMP/to-fd1"
