@@ -65,7 +65,7 @@ int xp_check_output(const char *path, int binary)
 	}
 	err = xp_output_writable(path, why, sizeof(why));
 	if (err < 0) {
-		xp_msg("cannot write %s: %s", xp_esc(path), why[0] ? why : strerror(-err));
+		xp_msg("cannot write %s: %s", xp_esc(path), why[0] ? xp_esc(why) : strerror(-err));
 		return -1;
 	}
 	return 0;
