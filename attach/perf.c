@@ -247,7 +247,8 @@ static int scan_threads(struct xp_perf *p)
 		if (added == 0)
 			break;
 	}
-	qsort(p->tids, p->ntids, sizeof(*p->tids), tid_cmp);
+	if (p->ntids) /* no thread found leaves tids NULL, which qsort may not be given */
+		qsort(p->tids, p->ntids, sizeof(*p->tids), tid_cmp);
 	p->nsorted = p->ntids;
 	p->last_scan_ns = mono_ns();
 	return 0;
