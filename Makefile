@@ -7,8 +7,8 @@
 #   make install    PREFIX=/usr/local: binary and man page
 #   make sanitize   the whole suite again with xprof and the unit tests built
 #                   by clang with ASan+UBSan (no recovery) in build/sanitize;
-#                   any sanitizer report fails it (about 25 minutes on 2
-#                   cores; not part of check)
+#                   any sanitizer report fails it (8 to 25 minutes on 2
+#                   cores, as busy as they are; not part of check)
 
 PREFIX ?= /usr/local
 CFLAGS ?= -O2 -g
