@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,6 +238,8 @@ struct capture_ctx {
 	struct xp_maps *maps;
 	int maps_fresh;
 	uint64_t copied;  /* stack bytes copied so far, against XP_STACK_COPY_TOTAL */
+	int pagemap;      /* /proc/PID/pagemap, opened at the first stack; -1 none */
+	int pagemap_tried;
 };
 
 static void capture(struct xp_thread *t, struct capture_ctx *c);
@@ -310,16 +313,59 @@ static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx 
 	}
 }
 
-/* Copies the live part of the stack, from just below SP (the red zone)
- * to the end of its mapping, and for a thread in futex(2) the futex word
- * with the words after it: one process_vm_readv for both. */
-static void copy_stack(struct xp_thread *t, pid_t pid, const struct xp_maps *maps, uint64_t *copied)
+#define STACK_IOV 66 /* runs of resident pages in XP_STACK_COPY_MAX, and the futex words */
+
+/* The iovecs reading only the pages of [lo, hi) that the target has
+ * resident or swapped: reading a page it never touched (a hole above SP
+ * left by a big frame) would fault it in and grow its memory.  The whole
+ * range when the page map cannot tell. */
+static size_t resident_iovecs(struct capture_ctx *c, uint64_t lo, uint64_t hi, uint8_t *buf,
+			      struct iovec *local, struct iovec *remote, size_t max)
 {
-	uint64_t sp = xp_regs_sp(&t->regs), lo = 0, hi;
-	const struct xp_map *m = xp_maps_find(maps, sp);
-	struct iovec local[2], remote[2];
+	uint64_t pm[XP_STACK_COPY_MAX / 4096 + 2], first = lo & ~4095ULL, p, run = 0;
+	size_t n = 0, npages = (size_t)((hi - first + 4095) / 4096), i;
+	int in_run = 0;
+
+	if (!c->pagemap_tried) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)c->pid);
+		c->pagemap = open(path, O_RDONLY | O_CLOEXEC);
+		c->pagemap_tried = 1;
+	}
+	if (c->pagemap < 0 || npages > sizeof(pm) / sizeof(pm[0]) ||
+	    pread(c->pagemap, pm, npages * 8, (off_t)(first / 4096 * 8)) != (ssize_t)(npages * 8)) {
+		local[0] = (struct iovec){ buf, (size_t)(hi - lo) };
+		remote[0] = (struct iovec){ (void *)(uintptr_t)lo, (size_t)(hi - lo) };
+		return hi > lo;
+	}
+	for (i = 0, p = first; i <= npages; i++, p += 4096) {
+		int res = i < npages && (pm[i] >> 62) != 0; /* present or swapped */
+		if (res && !in_run) {
+			run = p < lo ? lo : p;
+			in_run = 1;
+		} else if (!res && in_run) {
+			uint64_t end = p < hi ? p : hi;
+			if (n == max) /* too fragmented: read the rest whole */
+				end = hi, i = npages;
+			local[n] = (struct iovec){ buf + (run - lo), (size_t)(end - run) };
+			remote[n++] = (struct iovec){ (void *)(uintptr_t)run, (size_t)(end - run) };
+			in_run = 0;
+		}
+	}
+	return n;
+}
+
+/* Copies the live part of the stack, from just below SP (the red zone)
+ * to the end of its mapping (its resident pages; zeros elsewhere), and
+ * for a thread in futex(2) the futex word with the words after it: one
+ * process_vm_readv for both. */
+static void copy_stack(struct xp_thread *t, struct capture_ctx *c)
+{
+	uint64_t sp = xp_regs_sp(&t->regs), lo = 0, hi = 0;
+	const struct xp_map *m = xp_maps_find(c->maps, sp);
+	struct iovec local[STACK_IOV], remote[STACK_IOV];
 	int in_futex = xp_regs_syscall(&t->regs) == XP_SYS_FUTEX;
-	size_t len = 0;
+	size_t len = 0, niov = 0, k;
 	ssize_t n;
 
 	if (m) {
@@ -329,35 +375,37 @@ static void copy_stack(struct xp_thread *t, pid_t pid, const struct xp_maps *map
 			hi = lo + XP_STACK_COPY_MAX;
 			t->stack_truncated = 1;
 		}
-		if (*copied + (hi - lo) > XP_STACK_COPY_TOTAL && hi - lo > XP_STACK_COPY_LOW) {
+		if (c->copied + (hi - lo) > XP_STACK_COPY_TOTAL && hi - lo > XP_STACK_COPY_LOW) {
 			hi = lo + XP_STACK_COPY_LOW;
 			t->stack_truncated = 1;
 		}
 		len = hi - lo;
-		t->stack = malloc(len);
+		t->stack = calloc(1, len);
 		if (!t->stack)
 			len = 0;
+		else
+			niov = resident_iovecs(c, lo, hi, t->stack, local, remote, STACK_IOV - 1);
 	}
-	local[0].iov_base = t->stack;
-	local[0].iov_len = len;
-	remote[0].iov_base = (void *)(uintptr_t)lo;
-	remote[0].iov_len = len;
 	t->futex_addr = in_futex ? xp_regs_arg0(&t->regs) : 0;
-	local[1].iov_base = t->futex_words;
-	local[1].iov_len = in_futex ? sizeof(t->futex_words) : 0;
-	remote[1].iov_base = (void *)(uintptr_t)t->futex_addr;
-	remote[1].iov_len = local[1].iov_len;
-	n = process_vm_readv(pid, local, 2, remote, 2, 0);
-	/* a short read ends at the first remote range that failed */
-	if (len > 0 && n > 0) {
+	local[niov].iov_base = t->futex_words;
+	local[niov].iov_len = in_futex ? sizeof(t->futex_words) : 0;
+	remote[niov].iov_base = (void *)(uintptr_t)t->futex_addr;
+	remote[niov].iov_len = local[niov].iov_len;
+	n = process_vm_readv(c->pid, local, niov + 1, remote, niov + 1, 0);
+	/* a short read ends at the first remote range that failed: the
+	 * stack is kept up to there */
+	for (k = 0; k < niov && n >= (ssize_t)local[k].iov_len; k++)
+		n -= (ssize_t)local[k].iov_len;
+	if (len > 0 && (n > 0 || k > 0 || niov == 0)) {
+		size_t got = k == niov ? len : (size_t)((uint64_t)(uintptr_t)remote[k].iov_base - lo) + (size_t)(n > 0 ? n : 0);
 		t->stack_addr = lo;
-		t->stack_len = (size_t)n < len ? (size_t)n : len;
-		*copied += t->stack_len;
+		t->stack_len = got;
+		c->copied += t->stack_len;
 	} else {
 		free(t->stack);
 		t->stack = NULL;
 	}
-	if (in_futex && n == (ssize_t)(len + sizeof(t->futex_words)))
+	if (in_futex && k == niov && n == (ssize_t)sizeof(t->futex_words))
 		t->have_futex = 1;
 }
 
@@ -377,7 +425,7 @@ static void capture(struct xp_thread *t, struct capture_ctx *c)
 			*c->maps = fresh;
 		}
 	}
-	copy_stack(t, c->pid, c->maps, &c->copied);
+	copy_stack(t, c);
 }
 
 static void detach(struct xp_thread *t)
@@ -491,8 +539,11 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 	}
 	cc.pid = pid;
 	cc.maps = &s->maps;
+	cc.pagemap = -1;
 	if (interrupted)
 		wait_for_stops(&tb, &h, err == 0 ? &cc : NULL);
+	if (cc.pagemap >= 0)
+		close(cc.pagemap);
 	s->all_stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	if (err == 0 && !xp_proc_alive(pid))
 		err = -ESRCH;

@@ -359,9 +359,19 @@ int cmd_heap(int argc, char **argv)
 	       "%" PRIu64 " mmapped; %" PRIu64 " unreachable blocks, %.1f MiB",
 	       (int)pid, comm, h.narenas, h.nblocks, mib(h.inuse_bytes), mib(h.free_bytes), h.mmapped_chunks,
 	       h.unreachable_blocks, mib(h.unreachable_bytes));
+	if (h.have_counts)
+		xp_msg("glibc counts %.1f MiB in its arenas, %" PRIu64 " mmapped chunks, %.1f MiB; "
+		       "found %.1f MiB, %" PRIu64 " chunks, %.1f MiB",
+		       mib(h.glibc_system_mem), h.glibc_n_mmaps, mib(h.glibc_mmapped_mem), mib(h.walked_mem),
+		       h.mmapped_chunks, mib(h.mmapped_bytes));
 	xp_msg("process stopped for %.1f ms while %.1f MiB were copied; total %.0f ms", snap.stopped_ns / 1e6,
 	       mib(h.copied_bytes), (xp_now_ns() - t0) / 1e6);
-	if (h.problem[0])
+	if (h.shared_skipped || h.untouched_skipped)
+		xp_msg("left alone: %.1f MiB of shared mappings, %.1f MiB of pages the process never touched",
+		       mib(h.shared_skipped), mib(h.untouched_skipped));
+	if (h.nproblems > 1)
+		xp_msg("the walk is partial: %s (and %zu more problems)", h.problem, h.nproblems - 1);
+	else if (h.problem[0])
 		xp_msg("the walk is partial: %s", h.problem);
 	xp_msg("wrote %s; open it with: go tool pprof -http=: %s", path, path);
 	rc = h.problem[0] ? XP_EXIT_PARTIAL : XP_EXIT_OK;

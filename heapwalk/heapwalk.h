@@ -40,26 +40,39 @@ struct xp_block {
 
 /* A root: where a pointer into the heap was found outside it. */
 struct xp_heap_root {
-	char *name; /* "[global] NAME", "[stack] FUNCTION" */
+	char *name; /* "[global] NAME", "[stack] FUNCTION", "[tls]", "[anon rw 0x...]" */
 };
 
-/* A copy of a range of target memory. */
+/* A copy of a range of target memory.  Only pages the target has resident
+ * (or swapped) are read: a heap's copy has zeros where its pages were never
+ * touched, and other memory is copied as one copy per resident run. */
 struct xp_heap_copy {
 	uint64_t addr;
 	size_t len;
 	uint8_t *data;
 	int pooled;           /* data is in the pre-faulted pool, not malloc'd */
-	int kind; /* XP_COPY_HEAP, XP_COPY_GLOBAL */
+	int kind;             /* XP_COPY_HEAP, XP_COPY_GLOBAL, XP_COPY_ANON */
+	int anon;             /* in an anonymous mapping: mmapped chunks may lie in it */
+	uint64_t map_start, map_end; /* the mapping it lies in (roots) */
 };
 
-enum { XP_COPY_HEAP, XP_COPY_GLOBAL };
+/* HEAP: an arena's heap, walked chunk by chunk.  GLOBAL: a module's .data
+ * or .bss.  ANON: other private writable memory (pymalloc arenas, pools,
+ * mmapped chunks found in it after the release). */
+enum { XP_COPY_HEAP, XP_COPY_GLOBAL, XP_COPY_ANON };
+
+/* Thread-local storage of one thread: its static TLS blocks and its TCB. */
+struct xp_heap_range {
+	uint64_t lo, hi;
+};
 
 struct xp_heap {
 	pid_t pid;
 	struct xp_block *blocks;  /* sorted by addr */
 	size_t nblocks, blocks_alloc;
-	struct xp_heap_copy *copies;
+	struct xp_heap_copy *copies; /* sorted by addr once the stop is over */
 	size_t ncopies, copies_alloc;
+	int copies_sorted;
 	struct xp_heap_root *roots;
 	size_t nroots, roots_alloc;
 	/* totals */
@@ -68,8 +81,24 @@ struct xp_heap {
 	uint64_t unreachable_blocks, unreachable_bytes;
 	uint64_t copied_bytes;
 	uint64_t libc_internal_bytes; /* the tcache structs: malloc's own, left out */
-	/* a problem met while walking: the walk stopped there (partial) */
+	/* a problem met while walking: the walk stopped there (partial); the
+	 * first one is kept, every one is counted */
 	char problem[256];
+	size_t nproblems;
+	/* glibc's own counters, read in the stop, beside what the walk found */
+	int have_counts;
+	uint64_t glibc_n_mmaps, glibc_mmapped_mem, glibc_system_mem;
+	uint64_t mmapped_bytes;   /* the mmapped chunks found: their mapped size */
+	uint64_t walked_mem;      /* arena memory the walk tiled with chunks */
+	uint64_t arena_system_mem[XP_HEAP_MAX_ARENAS], arena_walked[XP_HEAP_MAX_ARENAS];
+	uint8_t read_damaged[XP_HEAP_MAX_ARENAS]; /* arenas the stop found damaged */
+	/* memory left alone: shared mappings (never read), and pages of private
+	 * writable memory the target never touched */
+	uint64_t shared_skipped, untouched_skipped;
+	struct xp_heap_range *tls;
+	size_t ntls;
+	struct xp_heap_range *excluded; /* heaps and live stacks: not roots */
+	size_t nexcluded, excluded_alloc;
 	struct xp_space *space;
 	/* malloc's own state in libc's .data (main_arena, mp_): it points at
 	 * chunk headers, inside their neighbours, so it is no root */
@@ -84,8 +113,9 @@ struct xp_heap {
 	uint64_t need_bytes, avail_bytes;
 	/* what the stop recorded for the walk after the release */
 	struct xp_heap_plan {
-		size_t copy;          /* index into copies */
+		uint64_t copy;        /* the address of its copy */
 		uint64_t start, end, top;
+		uint64_t base, limit; /* the whole heap: [base, limit) is system_mem's share */
 		uint32_t arena;
 	} *plan;
 	size_t nplan, plan_alloc;

@@ -158,6 +158,17 @@ names_match() {
 	     }' "$1" "$2"
 }
 
+# heap_under FILE NAME: "count bytes" of the samples whose story has frame NAME
+heap_under() {
+	go tool pprof -raw "$1" 2>/dev/null | awk -v want="$2" '
+		/^Samples/ { on = 1; next }
+		/^Locations/ { on = 0; loc = 1; next }
+		/^Mappings/ { loc = 0 }
+		on && $2 ~ /:$/ { n++; cnt[n] = $1; b = $2; sub(/:/, "", b); byt[n] = b; ids[n] = ""; for (i = 3; i <= NF; i++) ids[n] = ids[n] " " $i; next }
+		loc && $1 ~ /^[0-9]+:$/ { id = $1; sub(/:/, "", id); name = $0; sub(/^ *[0-9]+: 0x[0-9a-f]+ M=[0-9]+ /, "", name); sub(/ :0 s=0$/, "", name); locname[id] = name }
+		END { for (k = 1; k <= n; k++) { split(ids[k], a, " "); for (j in a) if (locname[a[j]] == want) { c += cnt[k]; s += byt[k]; break } } print c + 0, s + 0 }'
+}
+
 done_testing() {
 	[ "$_tap_failed" -eq 0 ]
 	exit $?
