@@ -328,7 +328,7 @@ int cmd_heap(int argc, char **argv)
 	h.space = space;
 	if (xp_heap_prepare(&h, pid, &maps) == -ENOMEM) {
 		xp_msg("cannot walk the heap of pid %d (%s): the walk needs %.0f MiB for %.0f MiB of heap and "
-		       "%.0f MiB of memory is available (MemAvailable or xprof's cgroup limit; a tenth is "
+		       "%.0f MiB of memory is available (MemAvailable, xprof's cgroup limit or its ulimit -v; a tenth is "
 		       "kept free); nothing was stopped",
 		       (int)pid, comm, mib(h.need_bytes), mib(h.planned), mib(h.avail_bytes));
 		goto out;
@@ -370,7 +370,7 @@ int cmd_heap(int argc, char **argv)
 		xp_msg("left alone: %.1f MiB of shared mappings, %.1f MiB of pages the process never touched",
 		       mib(h.shared_skipped), mib(h.untouched_skipped));
 	if (h.nproblems > 1)
-		xp_msg("the walk is partial: %s (and %zu more problems)", h.problem, h.nproblems - 1);
+		xp_msg("the walk is partial: %s (%zu problems in all)", h.problem, h.nproblems);
 	else if (h.problem[0])
 		xp_msg("the walk is partial: %s", h.problem);
 	xp_msg("wrote %s; open it with: go tool pprof -http=: %s", path, path);
