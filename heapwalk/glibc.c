@@ -106,7 +106,9 @@ static const struct xp_heap_copy *find_copy(const struct xp_heap *h, uint64_t ad
 	return NULL;
 }
 
-/* From a copy when there is one, else from the stopped process. */
+/* From a copy when there is one, else from the stopped process; after
+ * the release (pid 0) from the copies only: the process runs again, and a
+ * wild pointer must not fault in one of its pages. */
 static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
 {
 	const struct xp_heap_copy *c = find_copy(w->h, addr, len);
@@ -116,6 +118,8 @@ static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
 		memcpy(buf, c->data + (addr - c->addr), len);
 		return 0;
 	}
+	if (!w->pid)
+		return -EFAULT;
 	return process_vm_readv(w->pid, &l, 1, &r, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
 }
 
@@ -1036,7 +1040,7 @@ int xp_glibc_heap_walk(struct xp_heap *h)
 	if (!w)
 		return -ENOMEM;
 	w->h = h;
-	w->pid = h->pid;
+	w->pid = 0; /* released: the copies only */
 	w->pagemap = -1;
 	memcpy(w->damaged, h->read_damaged, sizeof(w->damaged));
 	/* free chunks that keep PREV_INUSE: every arena's fastbins, every

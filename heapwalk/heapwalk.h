@@ -1,11 +1,14 @@
 /* heapwalk/ — the blocks a process's heap holds right now, without
  * allocator hooks: glibc malloc's arenas walked from outside, each in-use
  * block typed (C++ vtable, else a size class) and traced back to what holds
- * it, down to a root (a global, a stack) or to nothing: a leak.
+ * it, down to a root (a global, a stack, TLS, other anonymous memory) or to
+ * nothing: a leak.
  *
- * Everything here reads copies made while the process was stopped; data
- * from the target is checked (every pointer against the regions, every
- * walk bounded).  Library code: 0 or -errno, no printing.
+ * Everything here reads copies made while the process was stopped, of the
+ * pages it has resident only and never of shared memory; data from the
+ * target is checked (every pointer against the regions, every walk
+ * bounded, the totals against glibc's own counters).  Library code: 0 or
+ * -errno, no printing.
  */
 #ifndef XPROF_HEAPWALK_HEAPWALK_H
 #define XPROF_HEAPWALK_HEAPWALK_H
@@ -154,13 +157,17 @@ int xp_heap_prepare(struct xp_heap *h, pid_t pid, const struct xp_maps *maps);
 uint64_t xp_heap_memory_available(void);
 
 /* Copies the heap while every thread of s is stopped (an xp_while_stopped
- * callback: arg is the struct xp_heap, with space and pid set): only
- * malloc's metadata is read and the regions copied in bulk. */
+ * callback: arg is the struct xp_heap, with space and pid set): malloc's
+ * metadata and glibc's counters are read, the arenas' heaps and every
+ * other private writable mapping (roots, mmapped chunks) copied in bulk,
+ * resident pages only; the copies are left sorted by address. */
 int xp_glibc_heap_read(struct xp_snapshot *s, void *arg);
 
-/* After the release: the free lists and the chunks, walked in the copies;
- * the blocks sorted.  0, or -ENOMEM (a corrupt heap is a partial walk,
- * said in h->problem). */
+/* After the release: the free lists, the chunks and the mmapped chunks,
+ * walked in the copies only; the blocks sorted; what was found checked
+ * against glibc's counters.  0, or -ENOMEM (a corrupt heap, or a total
+ * that differs from glibc's, is a partial walk: h->problem says the first
+ * problem, h->nproblems counts them). */
 int xp_glibc_heap_walk(struct xp_heap *h);
 
 /* After the process is released: reachability from roots, types, stories. */
