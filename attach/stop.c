@@ -319,7 +319,7 @@ static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx 
  * resident or swapped: reading a page it never touched (a hole above SP
  * left by a big frame) would fault it in and grow its memory.  The whole
  * range when the page map cannot tell. */
-static size_t resident_iovecs(struct capture_ctx *c, uint64_t lo, uint64_t hi, uint8_t *buf,
+static size_t resident_iovecs(struct capture_ctx *c, pid_t tid, uint64_t lo, uint64_t hi, uint8_t *buf,
 			      struct iovec *local, struct iovec *remote, size_t max)
 {
 	uint64_t pm[XP_STACK_COPY_MAX / 4096 + 2], first = lo & ~4095ULL, p, run = 0;
@@ -328,7 +328,8 @@ static size_t resident_iovecs(struct capture_ctx *c, uint64_t lo, uint64_t hi, u
 
 	if (!c->pagemap_tried) {
 		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)c->pid);
+		/* through a thread that lives: a leader that exited has no mm */
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)tid);
 		c->pagemap = open(path, O_RDONLY | O_CLOEXEC);
 		c->pagemap_tried = 1;
 	}
@@ -384,14 +385,14 @@ static void copy_stack(struct xp_thread *t, struct capture_ctx *c)
 		if (!t->stack)
 			len = 0;
 		else
-			niov = resident_iovecs(c, lo, hi, t->stack, local, remote, STACK_IOV - 1);
+			niov = resident_iovecs(c, t->tid, lo, hi, t->stack, local, remote, STACK_IOV - 1);
 	}
 	t->futex_addr = in_futex ? xp_regs_arg0(&t->regs) : 0;
 	local[niov].iov_base = t->futex_words;
 	local[niov].iov_len = in_futex ? sizeof(t->futex_words) : 0;
 	remote[niov].iov_base = (void *)(uintptr_t)t->futex_addr;
 	remote[niov].iov_len = local[niov].iov_len;
-	n = process_vm_readv(c->pid, local, niov + 1, remote, niov + 1, 0);
+	n = process_vm_readv(t->tid, local, niov + 1, remote, niov + 1, 0); /* a leader that exited reads nothing */
 	/* a short read ends at the first remote range that failed: the
 	 * stack is kept up to there */
 	for (k = 0; k < niov && n >= (ssize_t)local[k].iov_len; k++)
@@ -500,6 +501,9 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 		goto out_free;
 	if (tb.n > 0)
 		leader_state = table_find(&tb, pid) ? table_find(&tb, pid)->state : 0;
+	/* a leader that called pthread_exit is a zombie: a live thread tells */
+	for (i = 0; (leader_state == 'Z' || leader_state == 'X') && i < tb.n; i++)
+		leader_state = tb.t[i].state == 'Z' || tb.t[i].state == 'X' ? leader_state : tb.t[i].state;
 	s->process_was_stopped = leader_state == 'T';
 	err = 0;
 

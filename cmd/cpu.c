@@ -97,6 +97,8 @@ struct cpu_run {
 	size_t nprog;     /* 1 once the first space is open */
 	int too_many_execs;
 	uint64_t ticks_spaced; /* --wall ticks delayed to keep the pauses under a tenth */
+	uint64_t ticks, ticks_stopped; /* --wall stops, and those that found it SIGSTOPped */
+	int left_stopped;      /* the last --wall stop found it SIGSTOPped */
 	struct xp_stack *stack;
 	struct xp_kallsyms *kallsyms;
 	/* aggregation: open addressing over pointers */
@@ -141,7 +143,7 @@ static void usage(FILE *f)
 	      "                      speedscope; svg: an interactive flame graph\n"
 	      "      --wall          wall-clock: sample every thread, running or blocked,\n"
 	      "                      by stopping the process briefly at each tick (ptrace);\n"
-	      "                      label state = running, sleeping, disk\n"
+	      "                      label state = running, sleeping, disk, stopped\n"
 	      "      --no-kernel     leave out kernel frames\n"
 	      "  -h, --help          this help\n"
 	      "\n"
@@ -760,13 +762,19 @@ static int run_wall(struct cpu_run *r)
 		mem = xp_mem_snapshot(snap.regions, snap.nregions, NULL);
 		for (i = 0; mem && i < snap.nthreads; i++) {
 			const struct xp_thread *t = &snap.threads[i];
-			char state = t->state == 'S' || t->state == 'D' ? t->state : 'R';
+			/* a thread in group stop (SIGSTOP) is not running */
+			char state = t->state == 'S' || t->state == 'D' || t->state == 'T' ? t->state : 'R';
+			if (t->group_stopped)
+				state = 'T';
 			if (!t->stopped)
 				continue;
 			thread_name(r, t->tid);
 			add_sample(r, (unsigned)r->nprog - 1, t->tid, state, NULL, 0, &t->regs, mem);
 		}
 		xp_mem_close(mem);
+		r->ticks++;
+		r->ticks_stopped += snap.process_was_stopped != 0;
+		r->left_stopped = snap.process_was_stopped != 0;
 		stopped = snap.stopped_ns;
 		xp_snapshot_free(&snap);
 		progress(r, xp_now_ns(), 0);
@@ -908,7 +916,7 @@ static int kernel_location(struct xp_profile *p, struct cpu_run *r, uint64_t pc,
 
 static const char *state_word(char state)
 {
-	return state == 'S' ? "sleeping" : state == 'D' ? "disk" : "running";
+	return state == 'S' ? "sleeping" : state == 'D' ? "disk" : state == 'T' ? "stopped" : "running";
 }
 
 static int write_pprof(struct cpu_run *r, const char *path)
@@ -1231,6 +1239,10 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("--wall: each stop of pid %d took long enough (many threads) that %" PRIu64 " ticks were "
 		       "delayed, to keep it stopped under a tenth of the time",
 		       (int)r.pid, r.ticks_spaced);
+	if (r.ticks_stopped)
+		xp_msg("pid %d was stopped (SIGSTOP) at %" PRIu64 " of %" PRIu64 " ticks: its threads are labelled "
+		       "state=stopped there%s",
+		       (int)r.pid, r.ticks_stopped, r.ticks, r.left_stopped ? "; it is left stopped" : "");
 	if (r.nprog > 1)
 		xp_msg("pid %d exec'd %zu time%s during the run (from %s to %s): each program's samples "
 		       "are symbolized with its own modules",

@@ -988,9 +988,9 @@ int xp_glibc_heap_read(struct xp_snapshot *s, void *arg)
 	if (!w)
 		return -ENOMEM;
 	w->h = h;
-	w->pid = s->pid;
+	w->pid = xp_live_thread(s->pid); /* a leader that exited has no mm */
 	w->maps = &s->maps;
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)s->pid);
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)w->pid);
 	w->pagemap = open(path, O_RDONLY | O_CLOEXEC);
 	if (xp_space_lookup(h->space, "libc.so", "main_arena", &main_arena, &tls, &base) < 0 ||
 	    xp_space_lookup(h->space, "libc.so", "mp_", &mp_addr, &tls, &base) < 0) {
