@@ -105,7 +105,7 @@ kill_target() {
 
 PGDIR=
 pg_down() {
-	exec 3>&- 2>/dev/null || true
+	exec 3>&-
 	if [ -n "$PGDIR" ] && [ -f "$PGDIR/data/postmaster.pid" ]; then
 		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || true
 	fi
@@ -157,6 +157,8 @@ start_target() {
 }
 
 DATA=$TMP/runs.tsv # mb round rc wall_us maxrss_kb size stopped errfile
+BDATA=$TMP/baseline.tsv # mb pause copied, the baseline's runs
+: >"$BDATA"
 TARGETS=$TMP/targets.tsv # mb blocks bytes unreach unreach_bytes ready_ms rss_kb skipped
 : >"$DATA"
 : >"$TARGETS"
@@ -216,6 +218,14 @@ for mb in "${SIZES[@]}"; do
 	for ((r = 1; r <= ROUNDS; r++)); do
 		run_one "$mb" "$r"
 		echo "bench/heap: $(size_label "$mb") round $r/$ROUNDS: $LAST" >&2
+		# the baseline between xprof's rounds, on the same target under the same load
+		if [ -n "${BENCH_HEAP_BASELINE:-}" ]; then
+			timeout -k 5 "$RUN_TIMEOUT" "$BENCH_HEAP_BASELINE" heap -p "$TPID" -o "$TMP/b.pb.gz" >/dev/null 2>"$TMP/berr" || true
+			wait_running || { kill -CONT "$TPID" 2>/dev/null || true; }
+			printf '%s\t%s\t%s\n' "$mb" "$(sed -n 's/.*process stopped for \([0-9.]*\) ms.*/\1/p' "$TMP/berr")" \
+				"$(sed -n 's/.* while \([0-9.]*\) MiB were copied.*/\1/p' "$TMP/berr")" >>"$BDATA"
+			echo "bench/heap: $(size_label "$mb") baseline: $(grep -h 'process stopped' "$TMP/berr" | sed 's/^xprof: //')" >&2
+		fi
 	done
 	kill_target
 done
@@ -303,7 +313,7 @@ BUSY_END=$(busy_cpus 1)
 # ---- statistics, the Markdown section, the table on stdout -------------------
 
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-export REAL BASELINE DATA TARGETS ROUNDS BENCH_S LOAD_START LOAD_END BUSY_START BUSY_END RUN_TIMEOUT READY_TIMEOUT
+export REAL BASELINE BDATA DATA TARGETS ROUNDS BENCH_S LOAD_START LOAD_END BUSY_START BUSY_END RUN_TIMEOUT READY_TIMEOUT
 export GNU_TIME TARGET PAUSE_AIM_MS
 export XPROF_VERSION=$("$XPROF" --version 2>&1 | head -n 1 || true)
 export GLIBC_VERSION=$(ldd --version 2>&1 | head -n 1 || true)
@@ -399,13 +409,21 @@ def fdiff(a, b):
     d = int(round(a - b))
     return "{:+,}".format(d).replace("-", "−")
 
+BASE = {}
+with open(E["BDATA"]) as f:
+    for line in f:
+        mb, p, c = (line.rstrip("\n").split("\t") + ["", ""])[:3]
+        BASE.setdefault(int(mb), []).append((num(p), num(c)))
 header = "| heap | blocks | median pause (ms) | median total (ms) | MiB copied | xprof peak RSS (MiB) | failed runs |"
 sep = "|---|--:|--:|--:|--:|--:|--:|"
+if BASE:
+    header += " baseline: median pause (ms), MiB copied |"
+    sep += "--:|"
 table = [header, sep]
 for mb in sizes:
     s, t = S[mb], T.get(mb, {})
     if t.get("skipped"):
-        table.append("| %s | — | skipped | — | — | — | — |" % label(mb))
+        table.append("| %s | — | skipped | — | — | — | — |%s" % (label(mb), " — |" if BASE else ""))
         continue
     blocks = fint(s["blocks"])
     if s["blocks"] is not None and t.get("blocks") is not None:
@@ -414,8 +432,12 @@ for mb in sizes:
     failed = "%d of %d" % (s["nf"], len(s["rs"]))
     if s["partial"]:
         failed += " (partial walk)"
-    table.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-        label(mb), blocks, f1(s["pause"]), f1(s["wall"]), f1(s["copied"]), mx, failed))
+    row = "| %s | %s | %s | %s | %s | %s | %s |" % (
+        label(mb), blocks, f1(s["pause"]), f1(s["wall"]), f1(s["copied"]), mx, failed)
+    if BASE:
+        b = BASE.get(mb, [])
+        row += " %s, %s |" % (f1(med(x[0] for x in b)), f1(med(x[1] for x in b)))
+    table.append(row)
 table = "\n".join(table) + "\n"
 
 # ---- aim: a heap of about 1 GB (millions of blocks) stopped well under 1 s
@@ -428,6 +450,10 @@ if big:
     why = ""
     if s["partial"]:
         why = " (and the walk was partial, so not the whole heap was covered)"
+    if float(E["BUSY_START"]) > 1 or float(E["BUSY_END"]) > 1:
+        why += (" (measured while %s CPUs of %d were busy with other work: the times are "
+                "several times those of a quiet machine; the baseline column, measured under the "
+                "same load, is the comparison)" % (E["BUSY_START"], os.cpu_count() or 0))
     aims.append("- Pause: with %s blocks in use (%s heap) the target was stopped for %s ms "
                 "(median; aim: well under a second, taken as ≤ %.0f ms): **%s**%s." % (
                     fint(s["blocks"]), label(mb), f1(s["pause"]), aim, verdict, why))
@@ -453,12 +479,16 @@ for mb in sizes:
             t["unreach_bytes"] / 1048576.0, fint(s["blocks"]), fdiff(s["blocks"], t["blocks"]),
             fint(s["unreach"]), fdiff(s["unreach"], t["unreach"]), fint(t["ready"]),
             t["rss"] / 1024.0, f1(s["own"]), f1(s["size"] / 1024.0 if s["size"] else None)))
+if BASE:
+    notes.append(
+        "- *baseline*: `%s`, another build, run once after each of xprof's rounds on the same target, "
+        "so that both see the same load: the median of its pauses and its MiB copied." % E["BASELINE"])
 notes.append(
     "- *median pause* is xprof's \"process stopped for\" figure: from the first thread "
     "interrupted to the last one released, which covers copying every arena's heaps, the "
-    "mmapped chunks, the globals and the stacks, and walking the chunks (the block list is "
-    "built and sorted while the threads are stopped).  Reachability, types and the profile "
-    "come after the release.")
+    "other private writable memory (the roots and the mmapped chunks; resident pages only, "
+    "shared mappings never) and the stacks.  Walking the chunks, reachability, types and the "
+    "profile come after the release.")
 notes.append(
     "- *median total* is the wall time of the whole xprof run, measured around it (bash "
     "`$EPOCHREALTIME`), start-up and writing the profile included.  *MiB copied*: xprof's "

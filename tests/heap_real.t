@@ -108,7 +108,7 @@ as_pg() { runuser -u "$PGUSER_OS" -- "$@"; }
 pg_down() {
 	[ -f "$PGDIR/data/postmaster.pid" ] &&
 		as_pg "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1
-	exec 3>&- 2>/dev/null
+	exec 3>&-
 }
 trap 'pg_down; _cleanup' EXIT
 as_pg "$PGBIN/initdb" -N -A trust -U postgres -D "$PGDIR/data" >"$TMP/initdb.log" 2>&1 ||
