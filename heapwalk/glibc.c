@@ -105,9 +105,24 @@ static const struct xp_heap_copy *find_copy(const struct xp_heap *h, uint64_t ad
 	return NULL;
 }
 
-/* From a copy when there is one, else from the stopped process; after
- * the release (pid 0) from the copies only: the process runs again, and a
- * wild pointer must not fault in one of its pages. */
+/* Whether the target has the pages of [addr, addr + len) resident or
+ * swapped (a read of up to two pages; longer ones are not asked). */
+static int resident(const struct walk *w, uint64_t addr, size_t len)
+{
+	uint64_t pm[2], first = addr / PAGE;
+	size_t n = (size_t)((addr + len - 1) / PAGE - first + 1);
+
+	if (w->pagemap < 0 || !len || n > 2)
+		return 1;
+	if (pread(w->pagemap, pm, n * 8, (off_t)(first * 8)) != (ssize_t)(n * 8))
+		return 1; /* cannot tell: a read that fails says so itself */
+	return (pm[0] & (PM_PRESENT | PM_SWAPPED)) && (n == 1 || (pm[1] & (PM_PRESENT | PM_SWAPPED)));
+}
+
+/* From a copy when there is one, else from the stopped process where its
+ * page map says the pages are there (malloc's metadata always is; a wild
+ * pointer in a corrupt heap must not fault a page in); after the release
+ * (pid 0) from the copies only: the process runs again. */
 static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
 {
 	const struct xp_heap_copy *c = find_copy(w->h, addr, len);
@@ -117,7 +132,7 @@ static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
 		memcpy(buf, c->data + (addr - c->addr), len);
 		return 0;
 	}
-	if (!w->pid)
+	if (!w->pid || !resident(w, addr, len))
 		return -EFAULT;
 	return process_vm_readv(w->pid, &l, 1, &r, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
 }

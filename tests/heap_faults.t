@@ -62,17 +62,24 @@ done
 while read -r mode want; do
 	start_fixture ready "$FIX/heapfix" "$mode"
 	cpid=${ready%% *}
+	grep '^RssAnon' /proc/"$cpid"/status >"$TMP/rss0"
 	timeout 30 "$XPROF" heap -p "$cpid" -o "$TMP/$mode.pb.gz" >/dev/null 2>"$TMP/err"
 	rc=$?
 	[ "$rc" = 1 ] && grep -q "the walk is partial: .*$want" "$TMP/err"
 	ok $? "$mode: exit 1 ($rc), the damage named: $(grep -o 'the walk is partial: .*' "$TMP/err")"
 	pprof_check "$TMP/$mode.pb.gz" && no_thread_stopped "$cpid"
 	ok $? "$mode: what was walked is written and valid; the target runs"
+	if [ "$mode" = arena-next-untouched ]; then
+		# a wild pointer into memory the target never touched faults nothing in
+		a0=$(sed -n 's/^RssAnon: *//p' "$TMP/rss0")
+		is "$(grep '^RssAnon' /proc/"$cpid"/status | sed 's/^RssAnon: *//')" "$a0" "$mode: RssAnon unchanged"
+	fi
 done <<'MODES'
 zero-size has size 0: walk stopped there
 arena-top-zero has no top chunk
 top-middle the arena's top is damaged
 arena-next-wild next pointer 0x10000 is no arena
+arena-next-untouched next pointer 0x[0-9a-f]*030 is no arena
 mmap-header-zero glibc counts 3 mmapped chunks, 3.0 MiB; found 2, 2.0 MiB
 MODES
 
