@@ -97,6 +97,9 @@ struct cpu_run {
 	size_t nprog;     /* 1 once the first space is open */
 	int too_many_execs;
 	uint64_t ticks_spaced; /* --wall ticks delayed to keep the pauses under a tenth */
+	uint64_t wall_missed, wall_seen; /* --wall: thread samples lost (not stopped in time), of all */
+	uint64_t ticks_execd;  /* --wall ticks lost: the target exec'd during each try */
+	int wall_refused;      /* --wall: a later stop was refused (-EBUSY: another tracer) */
 	struct xp_stack *stack;
 	struct xp_kallsyms *kallsyms;
 	/* aggregation: open addressing over pointers */
@@ -738,7 +741,7 @@ static int run_wall(struct cpu_run *r)
 	while (!stop_requested && xp_now_ns() < deadline) {
 		struct xp_snapshot snap;
 		struct xp_mem *mem;
-		int64_t stopped;
+		int64_t stopped = 0;
 		size_t i;
 
 		err = xp_snapshot_take(r->pid, &snap);
@@ -746,6 +749,16 @@ static int run_wall(struct cpu_run *r)
 			r->stop_found_gone = 1;
 		if (err == -ESRCH || target_gone(r))
 			break;
+		if (err == -EAGAIN) {
+			r->ticks_execd++; /* it exec'd during every try: no tick */
+			goto next_tick;
+		}
+		/* a tracer (a debugger) that came after the first stop: the
+		 * run ends with what it has */
+		if ((err == -EBUSY || err == -EPERM) && r->samples > 0) {
+			r->wall_refused = err;
+			break;
+		}
 		if (err < 0)
 			return err;
 		if (open_space(r) < 0) {
@@ -761,14 +774,18 @@ static int run_wall(struct cpu_run *r)
 		for (i = 0; mem && i < snap.nthreads; i++) {
 			const struct xp_thread *t = &snap.threads[i];
 			char state = t->state == 'S' || t->state == 'D' ? t->state : 'R';
-			if (!t->stopped)
+			r->wall_seen++;
+			if (!t->stopped) {
+				r->wall_missed++;
 				continue;
+			}
 			thread_name(r, t->tid);
 			add_sample(r, (unsigned)r->nprog - 1, t->tid, state, NULL, 0, &t->regs, mem);
 		}
 		xp_mem_close(mem);
 		stopped = snap.stopped_ns;
 		xp_snapshot_free(&snap);
+next_tick:
 		progress(r, xp_now_ns(), 0);
 		next += period;
 		/* the target is stopped at most a tenth of the time: a process
@@ -1199,6 +1216,12 @@ int cmd_cpu(int argc, char **argv)
 		run_free(&r);
 		return XP_EXIT_FATAL;
 	}
+	if (r.samples == 0 && r.ticks_execd) {
+		xp_msg("no samples: pid %d exec'd during every stop (%" PRIu64 " ticks); nothing written",
+		       (int)r.pid, r.ticks_execd);
+		run_free(&r);
+		return XP_EXIT_FATAL;
+	}
 	if (r.samples == 0) {
 		xp_msg("no samples: pid %d did not run on a CPU%s; nothing written", (int)r.pid,
 		       r.o.wall ? "" : " while sampled (try --wall to see where its threads wait)");
@@ -1231,6 +1254,27 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("--wall: each stop of pid %d took long enough (many threads) that %" PRIu64 " ticks were "
 		       "delayed, to keep it stopped under a tenth of the time",
 		       (int)r.pid, r.ticks_spaced);
+	if (r.wall_missed) {
+		xp_msg("--wall: %" PRIu64 " of %" PRIu64 " thread samples missing: those threads did not stop in "
+		       "time (uninterruptible sleep, or a loaded machine)", r.wall_missed, r.wall_seen);
+		rc = XP_EXIT_PARTIAL;
+	}
+	if (r.ticks_execd) {
+		xp_msg("--wall: pid %d exec'd during each try of %" PRIu64 " ticks, which have no samples",
+		       (int)r.pid, r.ticks_execd);
+		rc = XP_EXIT_PARTIAL;
+	}
+	if (r.wall_refused == -EBUSY) {
+		xp_msg("--wall: another process (a debugger?) began tracing pid %d: the run ended there, "
+		       "with the samples before", (int)r.pid);
+		rc = XP_EXIT_PARTIAL;
+	} else if (r.wall_refused) {
+		char why[256];
+		xp_explain_eperm(r.pid, why, sizeof(why));
+		xp_msg("--wall: pid %d could no longer be stopped (operation not permitted: %s): the run "
+		       "ended there, with the samples before", (int)r.pid, why);
+		rc = XP_EXIT_PARTIAL;
+	}
 	if (r.nprog > 1)
 		xp_msg("pid %d exec'd %zu time%s during the run (from %s to %s): each program's samples "
 		       "are symbolized with its own modules",
