@@ -283,9 +283,12 @@ static int seize(pid_t pid, struct xp_thread *t, struct held *h)
 		h->execd = 1;
 		/* the seize may have taken just before the jump: only its
 		 * tracer can interrupt a thread */
-		if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) < 0)
-			return -EAGAIN;
-		err = 0;
+		if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0) {
+			t->seized = 1;
+			h->seized++;
+			h->waiting++;
+		}
+		return -EAGAIN; /* no more seizes: each would wait as long */
 	}
 	if (err == ESRCH || (err == EPERM && (err = -seize_refusal(pid, t->tid)) == 0)) {
 		/* exited between readdir and now, or exiting */
@@ -657,6 +660,8 @@ static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void
 	if (h.execd)
 		release_leader_left(pid);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	if (err == 0 && h.execd)
+		err = -EAGAIN; /* the exec was seen only as a late thread stopped */
 
 	if (err < 0)
 		goto out_free;

@@ -99,6 +99,7 @@ struct cpu_run {
 	uint64_t ticks_spaced; /* --wall ticks delayed to keep the pauses under a tenth */
 	uint64_t wall_missed, wall_seen; /* --wall: thread samples lost (not stopped in time), of all */
 	uint64_t ticks_execd;  /* --wall ticks lost: the target exec'd during each try */
+	uint64_t ticks_unstopped; /* --wall ticks lost: no thread stopped in time */
 	int wall_refused;      /* --wall: a later stop was refused (-EBUSY: another tracer) */
 	struct xp_stack *stack;
 	struct xp_kallsyms *kallsyms;
@@ -749,8 +750,12 @@ static int run_wall(struct cpu_run *r)
 			r->stop_found_gone = 1;
 		if (err == -ESRCH || target_gone(r))
 			break;
-		if (err == -EAGAIN) {
-			r->ticks_execd++; /* it exec'd during every try: no tick */
+		if (err == -EAGAIN || err == -ETIMEDOUT) {
+			/* it exec'd during every try, or no thread would stop */
+			if (err == -EAGAIN)
+				r->ticks_execd++;
+			else
+				r->ticks_unstopped++;
 			goto next_tick;
 		}
 		/* a tracer (a debugger) that came after the first stop: the
@@ -1216,9 +1221,9 @@ int cmd_cpu(int argc, char **argv)
 		run_free(&r);
 		return XP_EXIT_FATAL;
 	}
-	if (r.samples == 0 && r.ticks_execd) {
-		xp_msg("no samples: pid %d exec'd during every stop (%" PRIu64 " ticks); nothing written",
-		       (int)r.pid, r.ticks_execd);
+	if (r.samples == 0 && (r.ticks_execd || r.ticks_unstopped)) {
+		xp_msg("no samples: at every tick pid %d %s; nothing written", (int)r.pid,
+		       r.ticks_execd ? "exec'd during each try to stop it" : "had no thread that would stop in time");
 		run_free(&r);
 		return XP_EXIT_FATAL;
 	}
@@ -1262,6 +1267,11 @@ int cmd_cpu(int argc, char **argv)
 	if (r.ticks_execd) {
 		xp_msg("--wall: pid %d exec'd during each try of %" PRIu64 " ticks, which have no samples",
 		       (int)r.pid, r.ticks_execd);
+		rc = XP_EXIT_PARTIAL;
+	}
+	if (r.ticks_unstopped) {
+		xp_msg("--wall: at %" PRIu64 " ticks no thread of pid %d stopped in time (uninterruptible "
+		       "sleep): they have no samples", r.ticks_unstopped, (int)r.pid);
 		rc = XP_EXIT_PARTIAL;
 	}
 	if (r.wall_refused == -EBUSY) {
