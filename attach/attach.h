@@ -62,6 +62,19 @@ int xp_proc_check(pid_t pid, struct xp_proc *p, enum xp_proc_problem *problem);
  * 1 alive (or not pinned: no pidfd before Linux 5.3), 0 gone. */
 int xp_proc_alive(pid_t pid);
 
+/* A thread of pid's group that has not exited: pid itself while the
+ * leader lives.  A leader that called pthread_exit is a zombie while its
+ * threads run on, and /proc/PID has none of the process's memory left
+ * (empty maps, no mem, no root, no map_files): read them through
+ * /proc/TID of the thread returned.  pid when none is found. */
+pid_t xp_live_thread(pid_t pid);
+
+/* A thread's id in its own pid namespace (the last NSpid of
+ * /proc/PID/task/TID/status): what it gets from gettid() and writes into a
+ * mutex it locks.  1 when that namespace is not ours (a container: the ids
+ * differ), 0 when it is (*ns_tid = tid), -errno. */
+int xp_thread_ns_tid(pid_t pid, pid_t tid, pid_t *ns_tid);
+
 /* Explains an EPERM from ptrace or perf_event_open on pid: which check
  * failed (ptrace_scope, missing CAP_SYS_PTRACE, another user's process)
  * and the one command that fixes it.  Writes one line without newline. */

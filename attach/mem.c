@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "attach/attach.h"
+#include "attach/proc_internal.h"
 
 int xp_mem_read_full(struct xp_mem *m, uint64_t addr, void *buf, size_t len)
 {
@@ -38,20 +39,45 @@ int xp_mem_read_many(struct xp_mem *m, struct xp_mem_req *req, size_t n)
 struct process_mem {
 	struct xp_mem m;
 	pid_t pid;
-	int memfd;      /* /proc/PID/mem, opened on first need */
+	pid_t via;      /* the thread read through: pid, or another once the leader is gone */
+	int no_other;   /* no live thread other than `via` was found */
+	int memfd;      /* /proc/VIA/mem, opened on first need */
 	int use_memfd;  /* process_vm_readv was refused (ENOSYS/EPERM) */
 };
+
+/* After an ESRCH: the thread read through has exited (a leader that called
+ * pthread_exit); 1 when another thread of the process now stands for it. */
+static int switch_thread(struct process_mem *pm)
+{
+	pid_t tid;
+
+	if (pm->no_other)
+		return 0;
+	tid = xp_live_thread(pm->pid);
+	if (tid == pm->via || (tid == pm->pid && pm->via != pm->pid)) {
+		pm->no_other = 1;
+		return 0;
+	}
+	pm->via = tid;
+	if (pm->memfd >= 0)
+		close(pm->memfd);
+	pm->memfd = -1;
+	return 1;
+}
 
 static ssize_t read_memfd(struct process_mem *pm, uint64_t addr, void *buf, size_t len)
 {
 	ssize_t n;
 
-	if (pm->memfd < 0) {
+	while (pm->memfd < 0) {
 		char path[64];
-		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pm->pid);
+		snprintf(path, sizeof(path), "/proc/%d/mem", (int)pm->via);
 		pm->memfd = open(path, O_RDONLY | O_CLOEXEC);
-		if (pm->memfd < 0)
-			return -errno;
+		if (pm->memfd < 0) {
+			int err = errno;
+			if (err != ESRCH || !switch_thread(pm))
+				return -err;
+		}
 	}
 	do
 		n = pread(pm->memfd, buf, len, (off_t)addr);
@@ -69,12 +95,16 @@ static ssize_t process_read(struct xp_mem *m, uint64_t addr, void *buf, size_t l
 		return 0;
 	if (addr + len < addr)
 		return -EFAULT;
-	if (!pm->use_memfd) {
-		n = process_vm_readv(pm->pid, &local, 1, &remote, 1, 0);
+	while (!pm->use_memfd) {
+		int err;
+		n = process_vm_readv(pm->via, &local, 1, &remote, 1, 0);
 		if (n >= 0)
 			return n;
-		if (errno != ENOSYS && errno != EPERM)
-			return -errno;
+		err = errno;
+		if (err == ESRCH && switch_thread(pm))
+			continue;
+		if (err != ENOSYS && err != EPERM)
+			return -err;
 		pm->use_memfd = 1;
 	}
 	return read_memfd(pm, addr, buf, len);
@@ -101,12 +131,14 @@ static int process_read_many(struct xp_mem *m, struct xp_mem_req *req, size_t n)
 			local[cnt] = (struct iovec){ req[k].buf, req[k].len };
 			remote[cnt] = (struct iovec){ (void *)(uintptr_t)req[k].addr, req[k].len };
 		}
-		got = process_vm_readv(pm->pid, local, cnt, remote, cnt, 0);
-		if (got < 0) {
-			if (errno == ESRCH)
-				return -ESRCH;
-			got = 0; /* the first range failed: tried alone below */
+		got = process_vm_readv(pm->via, local, cnt, remote, cnt, 0);
+		if (got < 0 && errno == ESRCH) {
+			if (switch_thread(pm))
+				continue;
+			return -ESRCH;
 		}
+		if (got < 0)
+			got = 0; /* the first range failed: tried alone below */
 		/* a transfer stops at the first range it cannot read */
 		for (k = 0; k < cnt && (size_t)got >= req[i + k].len; k++) {
 			req[i + k].ok = 1;
@@ -140,6 +172,7 @@ struct xp_mem *xp_mem_process(pid_t pid)
 	pm->m.close = process_close;
 	pm->m.read_many = process_read_many;
 	pm->pid = pid;
+	pm->via = pid;
 	pm->memfd = -1;
 	return &pm->m;
 }

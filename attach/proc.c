@@ -3,6 +3,7 @@
  * text (comm, paths), so every field is parsed with bounds.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -66,9 +67,41 @@ static int parse_map_line(char *line, struct xp_map *m)
 	return m->path ? 0 : -ENOMEM;
 }
 
-int xp_maps_read(pid_t pid, struct xp_maps *out)
+static int thread_gone(pid_t pid, pid_t tid)
+{
+	char path[96], buf[1024], comm[64], state;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	return xp_read_small_file(path, buf, sizeof(buf)) < 0 ||
+	       xp_parse_stat(buf, comm, sizeof(comm), &state, NULL) < 0 || state == 'Z' || state == 'X';
+}
+
+pid_t xp_live_thread(pid_t pid)
 {
 	char path[64];
+	DIR *d;
+	struct dirent *e;
+	pid_t found = 0;
+
+	if (!thread_gone(pid, pid))
+		return pid;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return pid;
+	while (!found && (e = readdir(d)) != NULL) {
+		char *end;
+		long tid = strtol(e->d_name, &end, 10);
+
+		if (!*end && tid > 0 && tid != pid && !thread_gone(pid, (pid_t)tid))
+			found = (pid_t)tid;
+	}
+	closedir(d);
+	return found ? found : pid;
+}
+
+static int maps_read_file(const char *path, struct xp_maps *out)
+{
 	FILE *f;
 	char *line = NULL;
 	size_t cap = 0, alloc = 0;
@@ -77,7 +110,6 @@ int xp_maps_read(pid_t pid, struct xp_maps *out)
 
 	out->v = NULL;
 	out->n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
 		return -errno;
@@ -107,6 +139,23 @@ int xp_maps_read(pid_t pid, struct xp_maps *out)
 		err = -ESRCH; /* a process with no maps is gone or a kernel thread */
 	if (err)
 		xp_maps_free(out);
+	return err;
+}
+
+int xp_maps_read(pid_t pid, struct xp_maps *out)
+{
+	char path[96];
+	pid_t tid;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	err = maps_read_file(path, out);
+	/* a leader that called pthread_exit has no maps of its own; the
+	 * process it led lives on in its other threads */
+	if (err == -ESRCH && (tid = xp_live_thread(pid)) != pid) {
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", (int)pid, (int)tid);
+		err = maps_read_file(path, out);
+	}
 	return err;
 }
 
@@ -170,6 +219,33 @@ static long status_field(const char *status, const char *key)
 	if (!p)
 		return -1;
 	return strtol(p + strlen(key), NULL, 10);
+}
+
+int xp_thread_ns_tid(pid_t pid, pid_t tid, pid_t *ns_tid)
+{
+	char path[96], buf[4096];
+	const char *p;
+	int n, levels = 0;
+
+	*ns_tid = tid;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	if ((n = xp_read_small_file(path, buf, sizeof(buf))) < 0)
+		return n;
+	p = strstr(buf, "\nNSpid:");
+	if (!p)
+		return 0; /* before Linux 4.1: no namespaces to tell apart */
+	p += strlen("\nNSpid:");
+	/* one id per namespace level, ours first, the thread's own last */
+	while (*p == ' ' || *p == '\t') {
+		char *end;
+		long v = strtol(p, &end, 10);
+		if (end == p || v <= 0)
+			break;
+		*ns_tid = (pid_t)v;
+		levels++;
+		p = end;
+	}
+	return levels > 1;
 }
 
 /* The validated target, pinned.  One per run: xprof profiles one process. */

@@ -462,7 +462,7 @@ static void capture(struct xp_thread *t, struct capture_ctx *c)
 			*c->maps = fresh;
 		}
 	}
-	copy_stack(t, c->pid, c->maps, &c->copied);
+	copy_stack(t, t->tid, c->maps, &c->copied);
 }
 
 /* Lets one stopped thread go.  ESRCH: it is no longer in its stop, killed
@@ -591,6 +591,9 @@ static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void
 		goto out_free;
 	if (tb.n > 0)
 		leader_state = table_find(&tb, pid) ? table_find(&tb, pid)->state : 0;
+	/* a leader that called pthread_exit is a zombie: a live thread tells */
+	for (i = 0; (leader_state == 'Z' || leader_state == 'X') && i < tb.n; i++)
+		leader_state = tb.t[i].state == 'Z' || tb.t[i].state == 'X' ? leader_state : tb.t[i].state;
 	s->process_was_stopped = leader_state == 'T';
 	err = 0;
 

@@ -101,6 +101,8 @@ struct cpu_run {
 	uint64_t ticks_execd;  /* --wall ticks lost: the target exec'd during each try */
 	uint64_t ticks_unstopped; /* --wall ticks lost: no thread stopped in time */
 	int wall_refused;      /* --wall: a later stop was refused (-EBUSY: another tracer) */
+	uint64_t ticks, ticks_stopped; /* --wall stops, and those that found it SIGSTOPped */
+	int left_stopped;      /* the last --wall stop found it SIGSTOPped */
 	struct xp_stack *stack;
 	struct xp_kallsyms *kallsyms;
 	/* aggregation: open addressing over pointers */
@@ -145,7 +147,7 @@ static void usage(FILE *f)
 	      "                      speedscope; svg: an interactive flame graph\n"
 	      "      --wall          wall-clock: sample every thread, running or blocked,\n"
 	      "                      by stopping the process briefly at each tick (ptrace);\n"
-	      "                      label state = running, sleeping, disk\n"
+	      "                      label state = running, sleeping, disk, stopped\n"
 	      "      --no-kernel     leave out kernel frames\n"
 	      "  -h, --help          this help\n"
 	      "\n"
@@ -778,7 +780,10 @@ static int run_wall(struct cpu_run *r)
 		mem = xp_mem_snapshot(snap.regions, snap.nregions, NULL);
 		for (i = 0; mem && i < snap.nthreads; i++) {
 			const struct xp_thread *t = &snap.threads[i];
-			char state = t->state == 'S' || t->state == 'D' ? t->state : 'R';
+			/* a thread in group stop (SIGSTOP) is not running */
+			char state = t->state == 'S' || t->state == 'D' || t->state == 'T' ? t->state : 'R';
+			if (t->group_stopped)
+				state = 'T';
 			r->wall_seen++;
 			if (!t->stopped) {
 				r->wall_missed++;
@@ -788,6 +793,9 @@ static int run_wall(struct cpu_run *r)
 			add_sample(r, (unsigned)r->nprog - 1, t->tid, state, NULL, 0, &t->regs, mem);
 		}
 		xp_mem_close(mem);
+		r->ticks++;
+		r->ticks_stopped += snap.process_was_stopped != 0;
+		r->left_stopped = snap.process_was_stopped != 0;
 		stopped = snap.stopped_ns;
 		xp_snapshot_free(&snap);
 next_tick:
@@ -930,7 +938,7 @@ static int kernel_location(struct xp_profile *p, struct cpu_run *r, uint64_t pc,
 
 static const char *state_word(char state)
 {
-	return state == 'S' ? "sleeping" : state == 'D' ? "disk" : "running";
+	return state == 'S' ? "sleeping" : state == 'D' ? "disk" : state == 'T' ? "stopped" : "running";
 }
 
 static int write_pprof(struct cpu_run *r, const char *path)
@@ -1285,6 +1293,10 @@ int cmd_cpu(int argc, char **argv)
 		       "ended there, with the samples before", (int)r.pid, why);
 		rc = XP_EXIT_PARTIAL;
 	}
+	if (r.ticks_stopped)
+		xp_msg("pid %d was stopped (SIGSTOP) at %" PRIu64 " of %" PRIu64 " ticks: its threads are labelled "
+		       "state=stopped there%s",
+		       (int)r.pid, r.ticks_stopped, r.ticks, r.left_stopped ? "; it is left stopped" : "");
 	if (r.nprog > 1)
 		xp_msg("pid %d exec'd %zu time%s during the run (from %s to %s): each program's samples "
 		       "are symbolized with its own modules",

@@ -37,6 +37,7 @@ struct dumped {
 	const char *syscall;  /* name of the system call it blocks in, or NULL */
 	uint64_t mutex;       /* the pthread mutex it waits for, or 0 */
 	pid_t owner;          /* that mutex's owner tid, or 0 */
+	int owner_ns;         /* owner is a tid of the target's pid namespace, not ours */
 	int in_deadlock;
 };
 
@@ -179,6 +180,45 @@ static void find_mutex_owners(struct dump *dp)
 	}
 }
 
+/* A mutex holds its owner's tid as the owner saw it from gettid(): in a
+ * pid namespace (a container) that is not the tid we know the thread by.
+ * Rewrites each owner into our tid, through every thread's NSpid; an owner
+ * that is no thread of the process keeps its namespace tid, marked so. */
+static void owners_to_our_tids(struct dump *dp)
+{
+	pid_t *ns, first;
+	size_t i, k;
+	int nested = -1;
+
+	for (i = 0; i < dp->n && !dp->d[i].owner; i++)
+		;
+	if (i == dp->n)
+		return; /* no thread waits for a mutex */
+	/* the threads of a process share one pid namespace: one tells */
+	for (k = 0; k < dp->n && nested < 0; k++)
+		nested = xp_thread_ns_tid(dp->pid, dp->d[k].t->tid, &first);
+	if (nested <= 0)
+		return;
+	ns = malloc(dp->n * sizeof(*ns));
+	if (!ns)
+		return;
+	for (k = 0; k < dp->n; k++)
+		if (xp_thread_ns_tid(dp->pid, dp->d[k].t->tid, &ns[k]) < 0)
+			ns[k] = 0; /* exited since the stop: holds nothing we can name */
+	for (i = 0; i < dp->n; i++) {
+		struct dumped *d = &dp->d[i];
+		if (!d->owner)
+			continue;
+		for (k = 0; k < dp->n && ns[k] != d->owner; k++)
+			;
+		if (k < dp->n)
+			d->owner = dp->d[k].t->tid;
+		else
+			d->owner_ns = 1;
+	}
+	free(ns);
+}
+
 /* Marks and prints every cycle of waits-for edges (thread → mutex owner). */
 static int report_deadlocks(struct dump *dp)
 {
@@ -188,10 +228,10 @@ static int report_deadlocks(struct dump *dp)
 		struct dumped *start = &dp->d[i], *cur = start;
 		size_t steps;
 
-		if (!start->owner || start->in_deadlock)
+		if (!start->owner || start->owner_ns || start->in_deadlock)
 			continue;
 		/* walk owners; a cycle through start has at most n edges */
-		for (steps = 0; steps < dp->n && cur && cur->owner; steps++) {
+		for (steps = 0; steps < dp->n && cur && cur->owner && !cur->owner_ns; steps++) {
 			cur = find_tid(dp, cur->owner);
 			if (cur == start)
 				break;
@@ -225,12 +265,13 @@ static void print_state(struct dump *dp, const struct dumped *d)
 	if (t->wchan[0])
 		printf(", wchan %s", t->wchan);
 	if (d->mutex) {
-		struct dumped *o = find_tid(dp, d->owner);
+		struct dumped *o = d->owner_ns ? NULL : find_tid(dp, d->owner);
 		printf(", waiting for mutex 0x%" PRIx64, d->mutex);
 		if (o)
 			printf(" held by thread %d \"%s\"", (int)o->t->tid, o->t->name);
 		else if (d->owner)
-			printf(" held by tid %d, not a thread of this process", (int)d->owner);
+			printf(" held by tid %d%s, not a thread of this process", (int)d->owner,
+			       d->owner_ns ? " of its pid namespace" : "");
 	}
 	if (!t->stopped)
 		printf(", did not stop: no stack");
@@ -605,6 +646,7 @@ int cmd_threads(int argc, char **argv)
 		return XP_EXIT_FATAL;
 	}
 	find_mutex_owners(&dp);
+	owners_to_our_tids(&dp);
 
 	if (o.out) {
 		err = write_profile(&dp, o.out);
@@ -635,6 +677,8 @@ int cmd_threads(int argc, char **argv)
 	       (xp_now_ns() - t0) / 1e6, dp.unwind_ns / 1e6);
 	if (dp.snap.process_was_stopped)
 		xp_msg("the process was stopped (SIGSTOP) when xprof came and is left stopped");
+	if (xp_live_thread(dp.pid) != dp.pid)
+		xp_msg("its main thread (tid %d) has exited (pthread_exit): it is not in the dump", (int)dp.pid);
 	if (dp.incomplete)
 		xp_msg("%zu of %zu stacks are incomplete%s", dp.incomplete, dp.n,
 		       dp.snap.not_stopped ? " (some threads did not stop in time)" : "");

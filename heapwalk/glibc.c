@@ -586,7 +586,7 @@ static int block_cmp(const void *a, const void *b)
 int xp_glibc_heap_read(struct xp_snapshot *s, void *arg)
 {
 	struct xp_heap *h = arg;
-	struct walk w = { .h = h, .pid = s->pid, .maps = &s->maps };
+	struct walk w = { .h = h, .pid = xp_live_thread(s->pid), .maps = &s->maps };
 	uint8_t arena[ARENA_SIZE], mp[MP_SIZE];
 	uint64_t main_arena, mp_addr, base, a;
 	int tls, err = 0;
@@ -632,7 +632,7 @@ int xp_glibc_heap_read(struct xp_snapshot *s, void *arg)
 
 int xp_glibc_heap_walk(struct xp_heap *h)
 {
-	struct walk w = { .h = h, .pid = h->pid };
+	struct walk w = { .h = h, .pid = xp_live_thread(h->pid) };
 	size_t i, k;
 	int err = 0;
 

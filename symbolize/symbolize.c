@@ -55,6 +55,7 @@ struct symcache_entry {
 
 struct xp_space {
 	pid_t pid;
+	pid_t proc_pid; /* the /proc entry read: pid, or a live thread once the leader has exited */
 	int flags;
 	Dwfl *dwfl;
 	Dwfl_Callbacks callbacks;
@@ -119,12 +120,12 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwar
 	/* map_files names the very file that is mapped, even when the path now
 	 * names another or nothing; /proc/PID/root resolves the path in the
 	 * target's mount namespace. */
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", (int)mi->space->pid,
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx", (int)mi->space->proc_pid,
 		 (unsigned long)mi->first_start, (unsigned long)mi->first_end);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)mi->space->pid, mi->path);
+	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)mi->space->proc_pid, mi->path);
 	if (fd < 0)
-		fd = xp_open_in_root(mi->space->pid, mi->path);
+		fd = xp_open_in_root(mi->space->proc_pid, mi->path);
 	if (fd < 0 && (mi->space->flags & XP_SPACE_OWN_NAMESPACE)) {
 		/* a launched command that has exited: its paths are ours */
 		snprintf(path, sizeof(path), "%s", mi->path);
@@ -172,7 +173,10 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 	if (len >= 2 && len <= 64 && mi) {
 		for (i = 0; i < len; i++)
 			snprintf(hex + 2 * i, 3, "%02x", id[i]);
-		snprintf(root, sizeof(root), "/proc/%d/root", (int)mi->space->pid);
+		/* looked for long after the open: the thread that stood for an
+		 * exited leader may be gone too */
+		mi->space->proc_pid = xp_live_thread(mi->space->pid);
+		snprintf(root, sizeof(root), "/proc/%d/root", (int)mi->space->proc_pid);
 		roots[1] = root;
 		for (i = 0; i < 2; i++) {
 			char *cached;
@@ -181,7 +185,7 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 				 hex + 2);
 			/* the target's own tree: resolved inside its root */
 			fd = i == 0 ? open(path, O_RDONLY | O_CLOEXEC)
-				    : xp_open_in_root(mi->space->pid, path + strlen(root));
+				    : xp_open_in_root(mi->space->proc_pid, path + strlen(root));
 			if (fd < 0)
 				continue;
 			cfd = xp_debugcache_open(fd, hex, &cached);
@@ -306,9 +310,11 @@ int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, int
 	if (!s)
 		return -ENOMEM;
 	s->pid = pid;
+	s->proc_pid = xp_live_thread(pid);
 	s->flags = flags;
 	s->mem = mem;
-	if (asprintf(&s->debuginfo_path, ":.debug:/usr/lib/debug:/proc/%d/root/usr/lib/debug", (int)pid) < 0) {
+	if (asprintf(&s->debuginfo_path, ":.debug:/usr/lib/debug:/proc/%d/root/usr/lib/debug",
+		     (int)s->proc_pid) < 0) {
 		free(s);
 		return -ENOMEM;
 	}

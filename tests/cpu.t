@@ -97,10 +97,16 @@ ok $? "and its profile is valid"
 short_ok=0
 for i in 1 2 3; do
 	"$XPROF" cpu -F 499 --format folded -o "$TMP/short.folded" -- "$FIX/cpuwork" 100000000 2 >/dev/null 2>"$TMP/err"
-	grep -q '100.0% with a complete stack' "$TMP/err" && grep -q '^__clone3;start_thread;worker;work;stage_' "$TMP/short.folded" &&
+	# ld.so's start-up and the threads' first instructions are sampled
+	# too, and under load one or two of some 150 stacks there do not
+	# unwind to the end (97.4-99.3% seen): the bar is 95%, not 100%
+	pct=$(sed -n 's/.* \([0-9.]*\)% with a complete stack.*/\1/p' "$TMP/err")
+	awk -v p="${pct:-0}" 'BEGIN { exit !(p >= 95) }' &&
+		grep -q '^__clone3;start_thread;worker;work;stage_' "$TMP/short.folded" &&
+		! grep -q '0x[0-9a-f]' "$TMP/short.folded" &&
 		short_ok=$((short_ok + 1))
 done
-is "$short_ok" 3 "a short launched command (0.1 s): complete, symbolized stacks in 3 of 3 runs" || diag "$(cat "$TMP/err")"
+is "$short_ok" 3 "a short launched command (0.1 s): 95% complete, symbolized stacks in 3 of 3 runs" || diag "$(cat "$TMP/err")"
 "$XPROF" cpu -o "$TMP/nope.pb.gz" -- /nonexistent/program 2>"$TMP/err"
 rc=$?
 [ "$rc" = 2 ] && grep -q 'cannot run /nonexistent/program: No such file or directory' "$TMP/err" && [ ! -e "$TMP/nope.pb.gz" ]
