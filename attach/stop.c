@@ -663,8 +663,10 @@ static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void
 	if (h.execd)
 		release_leader_left(pid);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
-	if (err == 0 && h.execd)
-		err = -EAGAIN; /* the exec was seen only as a late thread stopped */
+	/* the exec was seen only as a late thread stopped; the caller's
+	 * reads, once made, are kept (its state is not ours to reset) */
+	if (err == 0 && h.execd && !fn)
+		err = -EAGAIN;
 
 	if (err < 0)
 		goto out_free;

@@ -36,9 +36,11 @@ not_wedged() {
 }
 
 # --- a multi-threaded process that execs every 20 ms ---------------------------
-# Before: cpu --wall -d 1s -F 99 hung for good in 4 of 5 runs (xprof in
-# ptrace_attach, the target's main thread in D in begin_new_exec, its other
-# threads zombies traced by xprof); only SIGKILL ended it.
+# The main thread execs the moment a stop lets it go, while xprof may still
+# hold the others.  Before: cpu --wall -d 1s -F 99 hung for good in 2 to 4
+# of 5 runs (xprof in ptrace_attach, the main thread in D in
+# begin_new_exec, the other threads zombies that xprof never reaped); only
+# SIGKILL ended it.
 start_fixture ready "$H" mtexec 20 4
 pid=${ready%% *}
 for cmd in "cpu --wall -d 1s -F 99" "threads"; do
@@ -164,19 +166,30 @@ ok $? "a thread traced by strace: no other thread left stopped"
 kill "$tracer"
 wait "$tracer" 2>/dev/null
 
-# strace arrives 1 s into a 3 s --wall run: the run ends with what it has
-"$XPROF" cpu --wall -d 3s -F 49 -p "$pid" -o "$TMP/mid.pb.gz" >/dev/null 2>"$TMP/err" &
+# strace arrives 1 s into a 4 s --wall run: the run ends with what it has.
+# strace gives up when it comes during a stop (the threads are xprof's):
+# it is started again until it traces the main thread.
+"$XPROF" cpu --wall -d 4s -F 49 -p "$pid" -o "$TMP/mid.pb.gz" >/dev/null 2>"$TMP/err" &
 xp=$!
 _fixture_pids="$_fixture_pids $xp"
 sleep 1
-strace -f -p "$pid" -o /dev/null 2>/dev/null &
-tracer=$!
-_fixture_pids="$_fixture_pids $tracer"
+for try in $(seq 1 10); do
+	strace -f -p "$pid" -o /dev/null 2>/dev/null &
+	tracer=$!
+	_fixture_pids="$_fixture_pids $tracer"
+	for i in $(seq 1 50); do
+		grep -q "^TracerPid:[[:space:]]*$tracer\$" "/proc/$pid/status" && break 2
+		kill -0 "$tracer" 2>/dev/null || break
+		sleep 0.01
+	done
+	kill "$tracer" 2>/dev/null
+	wait "$tracer" 2>/dev/null
+done
 wait "$xp"
 rc=$?
 [ "$rc" = 1 ] && grep -q 'another process (a debugger?) began tracing' "$TMP/err" && pprof_check "$TMP/mid.pb.gz"
 ok $? "a tracer arriving during cpu --wall: exit 1 with the samples before it ($(tail -n 2 "$TMP/err" | head -n 1))"
-kill "$tracer"
+kill "$tracer" 2>/dev/null
 wait "$tracer" 2>/dev/null
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
