@@ -3,13 +3,23 @@
  * live part of each stack, and let them go.  The pause is what the target
  * feels, so everything that can happen before or after it does.
  *
- * The signals that end xprof are blocked while any thread is held, so no
- * exit path can leave a thread stopped; SIGKILL makes the kernel detach.
+ * The signals that end or suspend xprof are blocked while any thread is
+ * held, so no exit path can leave a thread stopped; SIGKILL makes the
+ * kernel detach.  That makes every wait of the stop a promise: each is
+ * bounded (SIGALRM), so the held signals are acted on soon after.
+ *
+ * An exec during the stop is the hard case: the exec'ing thread kills the
+ * others and waits, holding the target's cred_guard_mutex, until their
+ * tracer (we) reaps them, while PTRACE_SEIZE of any thread of the group
+ * waits for that mutex.  A seize that does not return within a few ticks is
+ * abandoned, the seized threads are reaped and let go, and the stop is
+ * tried again on the new program.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +36,16 @@
 #include "attach/regs_x86_64.h"
 
 #define TASK_ROUNDS_MAX 100 /* re-reads of the task list before giving up on stability */
+/* A seize takes microseconds; one still waiting after SEIZE_TICKS_MAX ticks
+ * of SEIZE_TICK_MS waits for an exec (or another tracer's attach) that
+ * waits for us. */
+#define SEIZE_TICK_MS 10
+#define SEIZE_TICKS_MAX 3
+/* Stops tried again when the target exec'd during one (a program that
+ * re-execs every 20 ms gets a stop in nearly every second try). */
+#define EXEC_RETRIES 4
+/* a thread killed while stopped is a zombie within microseconds */
+#define REAP_TIMEOUT_MS 50
 
 static int64_t now_ns(clockid_t clk)
 {
@@ -171,23 +191,113 @@ static int scan_tasks(pid_t pid, struct table *tb, int read_info)
 struct held {
 	size_t seized;  /* threads seized, interrupt sent */
 	size_t waiting; /* seized and not yet reported stopped or exited */
+	int execd;      /* the target exec'd during the stop (or a seize hung) */
 };
 
-static int seize(struct xp_thread *t, struct held *h)
+/* SIGALRM serves two waits: the deadline of the stop (deadline_hit makes
+ * waitpid return EINTR) and the watchdog of a seize, which cannot be
+ * interrupted (the kernel restarts it after any handler): a seize still
+ * going after SEIZE_TICKS_MAX ticks is left by jumping out of it. */
+static volatile sig_atomic_t deadline_hit, in_seize, seize_ticks;
+static sigjmp_buf seize_escape;
+
+static void on_alarm(int sig)
 {
+	(void)sig;
+	if (in_seize && ++seize_ticks >= SEIZE_TICKS_MAX) {
+		in_seize = 0;
+		siglongjmp(seize_escape, 1);
+	}
+	deadline_hit = 1;
+}
+
+static void set_alarm(int first_ms, int every_ms)
+{
+	struct itimerval it = { { every_ms / 1000, (every_ms % 1000) * 1000 },
+				{ first_ms / 1000, (first_ms % 1000) * 1000 } };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm; /* no SA_RESTART: waitpid returns EINTR */
+	sigaction(SIGALRM, &sa, NULL);
+	deadline_hit = 0;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void arm_deadline(int ms)
+{
+	set_alarm(ms, 0);
+}
+
+static void disarm_deadline(void)
+{
+	struct itimerval it = { { 0, 0 }, { 0, 0 } };
+
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Why PTRACE_SEIZE said EPERM: the thread was exiting (the kernel refuses
+ * a thread whose exit has begun: state Z or X, or already gone), another
+ * tracer holds it (-EBUSY), or a real refusal (-EPERM). */
+static int seize_refusal(pid_t pid, pid_t tid)
+{
+	char path[96], buf[2048], *p;
+	long tracer = 0;
+	char state = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	if (xp_read_small_file(path, buf, sizeof(buf)) < 0)
+		return 0; /* gone */
+	if ((p = strstr(buf, "\nState:\t")) != NULL)
+		state = p[8];
+	if ((p = strstr(buf, "\nTracerPid:\t")) != NULL)
+		tracer = strtol(p + 12, NULL, 10);
+	if (state == 'Z' || state == 'X')
+		return 0;
+	return tracer != 0 && tracer != (long)getpid() ? -EBUSY : -EPERM;
+}
+
+/* Seizes one thread.  0 (seized, or gone: t->exited), -EAGAIN when the
+ * seize hung behind an exec, -EBUSY when another tracer has it, -EPERM. */
+static int seize(pid_t pid, struct xp_thread *t, struct held *h)
+{
+	long r;
+	int err;
+
 	/* a zombie (a leader that called pthread_exit) has no stack, and its
 	 * exit is not reported until the whole group exits */
 	if (t->state == 'Z' || t->state == 'X') {
 		t->exited = 1;
 		return 0;
 	}
-	if (ptrace(PTRACE_SEIZE, t->tid, NULL, NULL) < 0) {
-		if (errno == ESRCH) { /* exited between readdir and now */
-			t->exited = 1;
-			return 0;
+	if (sigsetjmp(seize_escape, 0) == 0) {
+		seize_ticks = 0;
+		in_seize = 1;
+		r = ptrace(PTRACE_SEIZE, t->tid, NULL, (void *)(uintptr_t)PTRACE_O_TRACEEXEC);
+		in_seize = 0;
+		err = r < 0 ? errno : 0;
+	} else {
+		sigset_t alrm;
+		sigemptyset(&alrm);
+		sigaddset(&alrm, SIGALRM); /* blocked by the handler we left */
+		sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+		h->execd = 1;
+		/* the seize may have taken just before the jump: only its
+		 * tracer can interrupt a thread */
+		if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0) {
+			t->seized = 1;
+			h->seized++;
+			h->waiting++;
 		}
-		return -errno;
+		return -EAGAIN; /* no more seizes: each would wait as long */
 	}
+	if (err == ESRCH || (err == EPERM && (err = -seize_refusal(pid, t->tid)) == 0)) {
+		/* exited between readdir and now, or exiting */
+		t->exited = 1;
+		return 0;
+	}
+	if (err)
+		return -err;
 	t->seized = 1;
 	h->seized++;
 	h->waiting++;
@@ -199,33 +309,6 @@ static void interrupt(struct xp_thread *t)
 	/* ESRCH: it is dying; its exit still reaches us through waitpid */
 	if (t->seized)
 		ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL);
-}
-
-static volatile sig_atomic_t deadline_hit;
-
-static void on_deadline(int sig)
-{
-	(void)sig;
-	deadline_hit = 1;
-}
-
-static void arm_deadline(int ms)
-{
-	struct itimerval it = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_deadline; /* no SA_RESTART: waitpid returns EINTR */
-	sigaction(SIGALRM, &sa, NULL);
-	deadline_hit = 0;
-	setitimer(ITIMER_REAL, &it, NULL);
-}
-
-static void disarm_deadline(void)
-{
-	struct itimerval it = { { 0, 0 }, { 0, 0 } };
-
-	setitimer(ITIMER_REAL, &it, NULL);
 }
 
 static int is_stop_signal(int sig)
@@ -246,7 +329,7 @@ static void capture(struct xp_thread *t, struct capture_ctx *c);
 
 /* Records one wait status of a thread we wait for; 1 when it is now
  * stopped or gone. */
-static int record_status(struct xp_thread *t, int status)
+static int record_status(struct xp_thread *t, int status, struct held *h)
 {
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
 		t->exited = 1;
@@ -256,6 +339,8 @@ static int record_status(struct xp_thread *t, int status)
 		int event = status >> 16, sig = WSTOPSIG(status);
 		if (event == PTRACE_EVENT_STOP)
 			t->group_stopped = is_stop_signal(sig);
+		else if (event == PTRACE_EVENT_EXEC)
+			h->execd = 1; /* a new program: nothing of this stop is kept */
 		else if (event == 0)
 			t->pending_sig = sig; /* signal-delivery-stop: re-sent at detach */
 		t->stopped = 1;
@@ -290,7 +375,7 @@ static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx 
 			}
 			continue;
 		}
-		if (!record_status(t, status))
+		if (!record_status(t, status, h))
 			continue;
 		h->waiting--;
 		if (t->stopped && c)
@@ -305,7 +390,7 @@ static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx 
 
 		if (!t->seized || t->stopped || t->exited)
 			continue;
-		if (waitpid(t->tid, &status, __WALL | WNOHANG) <= 0 || !record_status(t, status))
+		if (waitpid(t->tid, &status, __WALL | WNOHANG) <= 0 || !record_status(t, status, h))
 			continue;
 		h->waiting--;
 		if (t->stopped && c)
@@ -429,10 +514,26 @@ static void capture(struct xp_thread *t, struct capture_ctx *c)
 	copy_stack(t, c);
 }
 
+/* Lets one stopped thread go.  ESRCH: it is no longer in its stop, killed
+ * while stopped by an exec or an exit of a thread let go before it.  A
+ * killed tracee stays a zombie until its tracer reaps it, and an exec
+ * waits for that (the target would sit in D state for as long as xprof
+ * runs): reap it, in a short bounded wait. */
 static void detach(struct xp_thread *t)
 {
-	/* ESRCH: it died meanwhile; the kernel has already let it go */
-	ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(uintptr_t)t->pending_sig);
+	int status;
+	pid_t r;
+
+	if (ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(uintptr_t)t->pending_sig) == 0 || errno != ESRCH)
+		return;
+	arm_deadline(REAP_TIMEOUT_MS);
+	do {
+		r = waitpid(t->tid, &status, __WALL);
+	} while (r < 0 && errno == EINTR && !deadline_hit);
+	disarm_deadline();
+	/* the leader's tid, now the thread that exec'd, in its exec stop */
+	if (r == t->tid && WIFSTOPPED(status))
+		ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
 }
 
 /* Threads that missed the deadline (stuck in uninterruptible sleep) still
@@ -462,18 +563,42 @@ static void release_late(struct table *tb, struct held *h)
 	free(late);
 }
 
-static void block_fatal_signals(sigset_t *old)
+/* After an exec the thread that exec'd holds the pid, whatever its tid
+ * was: if we seized it under its old tid, the table does not know it by
+ * this one.  Only its tracer can interrupt it, so a successful interrupt
+ * means it is still ours: wait for the stop (bounded) and let it go. */
+static void release_leader_left(pid_t pid)
 {
+	int status;
+	pid_t r;
+
+	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0)
+		return;
+	arm_deadline(XP_STOP_TIMEOUT_BASE_MS);
+	do {
+		r = waitpid(pid, &status, __WALL);
+	} while (r < 0 && errno == EINTR && !deadline_hit);
+	disarm_deadline();
+	if (r == pid && WIFSTOPPED(status))
+		ptrace(PTRACE_DETACH, pid, NULL, NULL);
+}
+
+/* The signals that end xprof, and those that suspend it (Ctrl-Z, a
+ * background read or write): a suspended xprof would keep the target
+ * stopped for as long as it sits.  Each is acted on after the release. */
+static void block_held_signals(sigset_t *old)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU };
 	sigset_t set;
+	size_t i;
 
 	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGPIPE);
-	sigaddset(&set, SIGQUIT);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
 	sigprocmask(SIG_BLOCK, &set, old);
 }
+
+static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void *arg);
 
 int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 {
@@ -482,12 +607,26 @@ int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 
 int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void *arg)
 {
+	int err, tries;
+
+	for (tries = 0;; tries++) {
+		err = take_once(pid, s, fn, arg);
+		if (err != -EAGAIN || tries + 1 >= EXEC_RETRIES)
+			return err;
+		/* the exec we let go finishes its start-up (a millisecond) */
+		usleep(2000);
+	}
+}
+
+/* One stop; -EAGAIN when the target exec'd during it. */
+static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void *arg)
+{
 	struct table tb = { 0 };
 	struct held h = { 0 };
 	sigset_t oldmask;
 	int64_t t0;
 	size_t i, nregions = 0;
-	int err = 0, rounds, added, interrupted = 0;
+	int err = 0, rounds, added;
 	char leader_state = 0;
 	struct capture_ctx cc = { 0 };
 
@@ -507,10 +646,12 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 	s->process_was_stopped = leader_state == 'T';
 	err = 0;
 
-	block_fatal_signals(&oldmask);
+	block_held_signals(&oldmask);
+	/* the seize watchdog ticks until the last seize */
+	set_alarm(SEIZE_TICK_MS, SEIZE_TICK_MS);
 	/* Seizing does not stop a thread: do it for all before the pause. */
 	for (i = 0; i < tb.n && err == 0; i++)
-		err = seize(&tb.t[i], &h);
+		err = seize(pid, &tb.t[i], &h);
 	/* the threads seized are the target's only if it still lives: its
 	 * pid may have gone to a new process since it was validated */
 	if (err == 0 && !xp_proc_alive(pid))
@@ -518,11 +659,10 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 
 	t0 = now_ns(CLOCK_MONOTONIC);
 	s->time_ns = now_ns(CLOCK_REALTIME);
-	/* when a seize failed nothing is interrupted: the seized threads run
-	 * on, and the kernel releases them when xprof exits on the error */
-	for (i = 0; i < tb.n && err == 0; i++)
+	/* when a seize failed, the threads seized are stopped only to be let
+	 * go: a thread left seized would stop at its next signal, for us */
+	for (i = 0; i < tb.n; i++)
 		interrupt(&tb.t[i]);
-	interrupted = err == 0;
 	/* Threads created meanwhile: catch them until the list is stable.
 	 * Interrupted threads create nothing, so this converges. */
 	for (rounds = 0; err == 0 && rounds < TASK_ROUNDS_MAX; rounds++) {
@@ -536,21 +676,25 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 			break;
 		for (i = first; i < tb.n && err == 0; i++) {
 			tb.t[i].state = 'R'; /* new-born: it was running */
-			err = seize(&tb.t[i], &h);
+			err = seize(pid, &tb.t[i], &h);
 			if (err == 0)
 				interrupt(&tb.t[i]);
 		}
 	}
+	disarm_deadline();
+	if (err == 0 && h.execd)
+		err = -EAGAIN; /* a seize hung behind an exec */
 	cc.pid = pid;
 	cc.maps = &s->maps;
 	cc.pagemap = -1;
-	if (interrupted)
-		wait_for_stops(&tb, &h, err == 0 ? &cc : NULL);
+	wait_for_stops(&tb, &h, err == 0 ? &cc : NULL);
 	if (cc.pagemap >= 0)
 		close(cc.pagemap);
 	s->all_stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	if (err == 0 && !xp_proc_alive(pid))
 		err = -ESRCH;
+	if (err == 0 && h.execd)
+		err = -EAGAIN; /* registers of two programs: none is kept */
 
 	if (fn && err == 0) {
 		/* the caller's reads, with every thread still stopped; the
@@ -568,7 +712,13 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 			detach(&tb.t[i]);
 	s->stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	release_late(&tb, &h);
+	if (h.execd)
+		release_leader_left(pid);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	/* the exec was seen only as a late thread stopped; the caller's
+	 * reads, once made, are kept (its state is not ours to reset) */
+	if (err == 0 && h.execd && !fn)
+		err = -EAGAIN;
 
 	if (err < 0)
 		goto out_free;
@@ -578,8 +728,10 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 	tb.t = NULL;
 	for (i = 0; i < tb.n; i++) {
 		struct xp_thread *t = &s->threads[i];
-		if (t->exited)
+		if (t->exited) {
+			s->exited++;
 			continue;
+		}
 		if (!t->stopped)
 			s->not_stopped++;
 		s->threads[s->nthreads++] = *t;

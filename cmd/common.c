@@ -102,6 +102,10 @@ void xp_report_attach_error(pid_t pid, int err)
 		xp_msg("cannot attach to pid %d: operation not permitted (%s)", (int)pid, why);
 	} else if (err == -ESRCH) {
 		xp_msg("cannot attach to pid %d: the process exited", (int)pid);
+	} else if (err == -EBUSY) {
+		xp_msg("cannot attach to pid %d: another process traces it (a debugger?); try when it has let go", (int)pid);
+	} else if (err == -EAGAIN) {
+		xp_msg("cannot stop pid %d: it exec'd during each try (it re-execs too often); try again", (int)pid);
 	} else {
 		xp_msg("cannot attach to pid %d: %s", (int)pid, strerror(-err));
 	}
