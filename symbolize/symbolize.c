@@ -40,6 +40,7 @@ struct modinfo {
 	size_t first_mapping, nmappings; /* its entries in space->mappings */
 	struct xp_gopclntab *gopcln;     /* a Go binary's own table */
 	Dwarf_Addr gopcln_bias;
+	uint64_t data_end; /* end of its last PT_LOAD at run time, 0 when unknown */
 };
 
 struct mapping {
@@ -765,6 +766,58 @@ const char *xp_space_data_symbol(struct xp_space *s, uint64_t addr, uint64_t *of
 	if (name)
 		*offset = off;
 	return name;
+}
+
+/* The end of a module's memory image (its .bss included) from its program
+ * headers, computed once. */
+static uint64_t image_end(struct modinfo *mi, Elf **elfp, Dwarf_Addr *bias)
+{
+	Elf *elf = dwfl_module_getelf(mi->mod, bias);
+	size_t i, n;
+
+	*elfp = elf;
+	if (!elf || mi->data_end || elf_getphdrnum(elf, &n) != 0)
+		return mi->data_end;
+	for (i = 0; i < n; i++) {
+		GElf_Phdr ph;
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD &&
+		    ph.p_vaddr + ph.p_memsz + *bias > mi->data_end)
+			mi->data_end = ph.p_vaddr + ph.p_memsz + *bias;
+	}
+	return mi->data_end;
+}
+
+int xp_space_data_section(struct xp_space *s, uint64_t addr, const char **path, const char **section,
+			  uint64_t *offset)
+{
+	size_t i, shstrndx;
+
+	for (i = 0; i < s->nmods; i++) {
+		struct modinfo *mi = &s->mods[i];
+		Elf_Scn *scn = NULL;
+		Dwarf_Addr low, bias;
+		Elf *elf;
+
+		dwfl_module_info(mi->mod, NULL, &low, NULL, NULL, NULL, NULL, NULL);
+		if (addr < low || addr >= image_end(mi, &elf, &bias) || elf_getshdrstrndx(elf, &shstrndx) != 0)
+			continue;
+		while ((scn = elf_nextscn(elf, scn)) != NULL) {
+			GElf_Shdr sh;
+			const char *name;
+			/* .tbss takes no room: its addresses are the next section's */
+			if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC) || (sh.sh_flags & SHF_TLS) ||
+			    addr - bias < sh.sh_addr || addr - bias - sh.sh_addr >= sh.sh_size)
+				continue;
+			name = elf_strptr(elf, shstrndx, sh.sh_name);
+			if (!name)
+				continue;
+			*path = mi->path;
+			*section = name;
+			*offset = addr - bias - sh.sh_addr;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 /* ---- Go ------------------------------------------------------------------ */

@@ -20,7 +20,7 @@ under() {
 		/^Locations/ { on = 0; loc = 1; next }
 		/^Mappings/ { loc = 0 }
 		on && $2 ~ /:$/ { n++; cnt[n] = $1; b = $2; sub(/:/, "", b); byt[n] = b; ids[n] = ""; for (i = 3; i <= NF; i++) ids[n] = ids[n] " " $i; next }
-		loc && $1 ~ /^[0-9]+:$/ { id = $1; sub(/:/, "", id); name = $0; sub(/^ *[0-9]+: 0x[0-9a-f]+ M=[0-9]+ /, "", name); sub(/ :0 s=0$/, "", name); locname[id] = name }
+		loc && $1 ~ /^[0-9]+:$/ { id = $1; sub(/:/, "", id); name = $0; sub(/^ *[0-9]+: 0x[0-9a-f]+ (M=[0-9]+ )?/, "", name); sub(/ :0 s=0$/, "", name); locname[id] = name }
 		END { for (k = 1; k <= n; k++) { split(ids[k], a, " "); for (j in a) if (locname[a[j]] == want) { c += cnt[k]; s += byt[k]; break } } print c + 0, s + 0 }'
 }
 
