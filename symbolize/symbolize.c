@@ -152,11 +152,44 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwar
 	return fd;
 }
 
-/* Separate debug info: first by build id under /usr/lib/debug and the
- * target's own /usr/lib/debug, served from the decompressed cache; when
- * the cache cannot help, libdw's standard search (build id, then
- * .gnu_debuglink) exactly as it is.  The standard search must not run first:
- * it keeps its own handle on the file it finds and ignores the fd we return. */
+/* The directories a debug file is looked for in by build id, in order:
+ * those of $XPROF_DEBUG_DIRS (absolute paths, ':' between them), then
+ * /usr/lib/debug; the target's own /usr/lib/debug comes last, resolved
+ * inside its root.  In the form libdw's debuginfo_path takes (":.debug:"
+ * first: .gnu_debuglink beside the binary and in its .debug/). */
+static char *debug_dirs(pid_t pid)
+{
+	const char *env = getenv("XPROF_DEBUG_DIRS");
+	char *path = NULL, *dirs = strdup(env ? env : ""), *dir, *save = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&path, &len);
+
+	if (!f || !dirs) {
+		if (f)
+			fclose(f);
+		free(path);
+		free(dirs);
+		return NULL;
+	}
+	fputs(":.debug", f);
+	for (dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save))
+		if (dir[0] == '/')
+			fprintf(f, ":%s", dir);
+	fprintf(f, ":/usr/lib/debug:/proc/%d/root/usr/lib/debug", (int)pid);
+	free(dirs);
+	if (fclose(f) != 0) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+/* Separate debug info: first by build id in the debug directories (see
+ * debug_dirs), served from the decompressed cache; when the cache cannot
+ * help, libdw's standard search (build id, then .gnu_debuglink) over the
+ * same directories exactly as it is.  The standard search must not run
+ * first: it keeps its own handle on the file it finds and ignores the fd
+ * we return. */
 static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
 			  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
 			  char **debuginfo_file_name)
@@ -164,25 +197,28 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 	struct modinfo *mi = *userdata;
 	const unsigned char *id;
 	GElf_Addr vaddr;
-	char hex[2 * 64 + 1], path[4200];
-	const char *roots[2] = { "", NULL };
-	char root[64];
+	char hex[2 * 64 + 1], path[4200], root[64];
 	int len, i;
 
 	len = dwfl_module_build_id(mod, &id, &vaddr);
 	if (len >= 2 && len <= 64 && mi) {
+		const char *dirs = mi->space->debuginfo_path, *next;
 		for (i = 0; i < len; i++)
 			snprintf(hex + 2 * i, 3, "%02x", id[i]);
 		snprintf(root, sizeof(root), "/proc/%d/root", (int)mi->space->pid);
-		roots[1] = root;
-		for (i = 0; i < 2; i++) {
+		for (; *dirs; dirs = *next ? next + 1 : next) {
+			size_t dlen;
 			char *cached;
-			int fd, cfd;
-			snprintf(path, sizeof(path), "%s/usr/lib/debug/.build-id/%.2s/%s.debug", roots[i], hex,
-				 hex + 2);
+			int fd, cfd, in_root;
+			next = strchrnul(dirs, ':');
+			dlen = (size_t)(next - dirs);
+			if (dirs[0] != '/' || dlen >= sizeof(path) - 64)
+				continue;
+			snprintf(path, sizeof(path), "%.*s/.build-id/%.2s/%s.debug", (int)dlen, dirs, hex, hex + 2);
 			/* the target's own tree: resolved inside its root */
-			fd = i == 0 ? open(path, O_RDONLY | O_CLOEXEC)
-				    : xp_open_in_root(mi->space->pid, path + strlen(root));
+			in_root = strncmp(path, root, strlen(root)) == 0 && path[strlen(root)] == '/';
+			fd = in_root ? xp_open_in_root(mi->space->pid, path + strlen(root))
+				     : open(path, O_RDONLY | O_CLOEXEC);
 			if (fd < 0)
 				continue;
 			cfd = xp_debugcache_open(fd, hex, &cached);
@@ -309,7 +345,8 @@ int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, int
 	s->pid = pid;
 	s->flags = flags;
 	s->mem = mem;
-	if (asprintf(&s->debuginfo_path, ":.debug:/usr/lib/debug:/proc/%d/root/usr/lib/debug", (int)pid) < 0) {
+	s->debuginfo_path = debug_dirs(pid);
+	if (!s->debuginfo_path) {
 		free(s);
 		return -ENOMEM;
 	}
