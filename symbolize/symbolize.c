@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "symbolize/symbolize.h"
@@ -68,6 +70,8 @@ struct xp_space {
 	void *vdso_image;
 	struct symcache_entry *cache;
 	size_t ncache, cache_used;
+	struct stat exe;  /* the process's executable (/proc/PID/exe) at open; st_ino 0 when unknown */
+	char *exe_path;   /* its path, as maps would name it, or NULL */
 };
 
 static void strip_deleted(char *path)
@@ -337,6 +341,8 @@ int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, int
 		  struct xp_space **out)
 {
 	struct xp_space *s = calloc(1, sizeof(*s));
+	char path[64], exe[4096];
+	ssize_t n;
 	int err;
 
 	*out = NULL;
@@ -349,6 +355,16 @@ int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, int
 	if (!s->debuginfo_path) {
 		free(s);
 		return -ENOMEM;
+	}
+	/* which file is the program, while /proc/PID/exe still says */
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &s->exe) < 0)
+		s->exe.st_ino = 0;
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		strip_deleted(exe);
+		s->exe_path = strdup(exe);
 	}
 	elf_version(EV_CURRENT);
 	s->callbacks.find_elf = find_elf;
@@ -402,6 +418,7 @@ void xp_space_close(struct xp_space *s)
 	free(s->mappings);
 	free(s->vdso_image);
 	free(s->debuginfo_path);
+	free(s->exe_path);
 	free(s);
 }
 
@@ -476,6 +493,29 @@ const struct xp_module *xp_space_module(struct xp_space *s, uint64_t pc)
 		return NULL;
 	load_modinfo(s, m->mi);
 	return &m->pub;
+}
+
+/* The module of the process's executable: its file by device and inode,
+ * else by path (an overlay file system may show another device in maps). */
+const struct xp_module *xp_space_main_module(struct xp_space *s)
+{
+	size_t i, k;
+
+	for (i = 0; i < s->nmods; i++) {
+		struct modinfo *mi = &s->mods[i];
+		int same_file = s->exe.st_ino && mi->inode == s->exe.st_ino &&
+				mi->major == major(s->exe.st_dev) && mi->minor == minor(s->exe.st_dev);
+		if (mi->is_vdso || !(same_file || (s->exe_path && strcmp(mi->path, s->exe_path) == 0)))
+			continue;
+		/* its first executable mapping (mappings are sorted by address) */
+		for (k = 0; k < s->nmappings; k++) {
+			if (s->mappings[k].mi == mi) {
+				load_modinfo(s, mi);
+				return &s->mappings[k].pub;
+			}
+		}
+	}
+	return NULL;
 }
 
 /* ---- names ---------------------------------------------------------- */

@@ -77,6 +77,11 @@ const char *xp_space_data_symbol(struct xp_space *s, uint64_t addr, uint64_t *of
 int xp_space_data_section(struct xp_space *s, uint64_t addr, const char **path, const char **section,
 			  uint64_t *offset);
 
+/* The first executable mapping of the process's own executable (as
+ * /proc/PID/exe named it when the space was opened), or NULL when none of
+ * the modules is it. */
+const struct xp_module *xp_space_main_module(struct xp_space *s);
+
 /* The module mapping that holds pc, or NULL. */
 const struct xp_module *xp_space_module(struct xp_space *s, uint64_t pc);
 
