@@ -83,11 +83,11 @@ check_main threads "$TMP/threads.pb.gz" "$pid" "$FIX/heapcxx"
 
 start_fixture ready "$FIX/cpuburn" 1
 cpid=${ready%% *}
-"$XPROF" cpu -p "$cpid" -d 300ms -o "$TMP/cpu.pb.gz" 2>"$TMP/err"
+"$XPROF" cpu -p "$cpid" -d 1s -o "$TMP/cpu.pb.gz" 2>"$TMP/err"
 ok $? "xprof cpu exits 0" || diag "$(cat "$TMP/err")"
 check_main cpu "$TMP/cpu.pb.gz" "$cpid" "$FIX/cpuburn"
-"$XPROF" cpu -d 300ms -o "$TMP/cpu2.pb.gz" -- "$FIX/cpuburn" 1 >/dev/null 2>"$TMP/err"
-ok $? "xprof cpu -- CMD exits 0" || diag "$(cat "$TMP/err")"
+"$XPROF" cpu --wall -d 300ms -o "$TMP/cpu2.pb.gz" -- "$FIX/cpuburn" 1 >/dev/null 2>"$TMP/err"
+ok $? "xprof cpu --wall -- CMD exits 0" || diag "$(cat "$TMP/err")"
 mapping1 "$TMP/cpu2.pb.gz" | grep -q " $(readlink -f "$FIX/cpuburn") [0-9a-f]\{40\}\$"
 ok $? "cpu -- CMD: mapping 1 is cpuburn's, with its build id"
 
