@@ -86,10 +86,12 @@ cpid=${ready%% *}
 "$XPROF" cpu -p "$cpid" -d 1s -o "$TMP/cpu.pb.gz" 2>"$TMP/err"
 ok $? "xprof cpu exits 0" || diag "$(cat "$TMP/err")"
 check_main cpu "$TMP/cpu.pb.gz" "$cpid" "$FIX/cpuburn"
-"$XPROF" cpu --wall -d 300ms -o "$TMP/cpu2.pb.gz" -- "$FIX/cpuburn" 1 >/dev/null 2>"$TMP/err"
+# a command that ends by itself (xprof leaves a launched command running
+# when -d ends first)
+"$XPROF" cpu --wall -F 499 -o "$TMP/cpu2.pb.gz" -- "$FIX/cpuwork" 200000000 1 >/dev/null 2>"$TMP/err"
 ok $? "xprof cpu --wall -- CMD exits 0" || diag "$(cat "$TMP/err")"
-mapping1 "$TMP/cpu2.pb.gz" | grep -q " $(readlink -f "$FIX/cpuburn") [0-9a-f]\{40\}\$"
-ok $? "cpu -- CMD: mapping 1 is cpuburn's, with its build id"
+mapping1 "$TMP/cpu2.pb.gz" | grep -q " $(readlink -f "$FIX/cpuwork") [0-9a-f]\{40\}\$"
+ok $? "cpu -- CMD: mapping 1 is cpuwork's, with its build id"
 
 # with `ulimit -s unlimited` (the legacy mmap layout) the libraries are
 # mapped below the program: the lowest file is libc, not the program
