@@ -43,9 +43,9 @@ int64_t xp_now_ns(void);
  * name made safe for a file name ('/' and ' ' become '_'). */
 void xp_default_output(char *buf, size_t len, const char *comm, pid_t pid, const char *kind);
 
-/* Interns the mapping of the main executable (the first file-backed
- * executable mapping) so that it comes first: pprof takes mapping 1 for
- * the profiled binary. */
+/* Interns the mapping of the main executable (the process's executable,
+ * else the first file-backed executable mapping) so that it comes first:
+ * pprof takes mapping 1 for the profiled binary. */
 int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const struct xp_maps *maps);
 
 /* The mapping id of the module holding pc, 0 when none, or -errno. */

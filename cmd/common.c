@@ -132,8 +132,13 @@ static int64_t mapping_id(struct xp_profile *p, const struct xp_module *m)
 
 int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const struct xp_maps *maps)
 {
+	const struct xp_module *main_mod = xp_space_main_module(space);
 	size_t i;
 
+	/* the lowest file is not always the program: with `ulimit -s
+	 * unlimited` (the legacy mmap layout) the libraries lie below it */
+	if (main_mod)
+		return mapping_id(p, main_mod) < 0 ? -ENOMEM : 0;
 	for (i = 0; i < maps->n; i++) {
 		const struct xp_map *m = &maps->v[i];
 		const struct xp_module *mod;

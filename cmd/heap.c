@@ -44,7 +44,8 @@ static void usage(FILE *f)
 	      "keeps (runtime.mbuckets), as runtime/pprof would write it at that moment:\n"
 	      "alloc_objects, alloc_space, inuse_objects, inuse_space with allocation\n"
 	      "stacks, sampled every runtime.MemProfileRate bytes and scaled as pprof\n"
-	      "scales them.  Needs the binary's symbol table (not -ldflags=-s).\n"
+	      "scales them.  Needs the binary's symbol table (not -ldflags=-s), or its\n"
+	      "debug file by build id (Debian's -dbgsym package, or XPROF_DEBUG_DIRS).\n"
 	      "With --block or --mutex, its block or mutex contention profile instead\n"
 	      "(contentions/count, delay/nanoseconds, as runtime/pprof writes them), when\n"
 	      "the program turned it on (runtime.SetBlockProfileRate,\n"
@@ -193,7 +194,11 @@ static int stories_add(struct stories *ss, const struct story *cur, uint64_t byt
 	return 0;
 }
 
-static int write_profile(struct xp_heap *h, const char *path, int64_t time_ns)
+/* The stories' frames are no code: their locations have no mapping.  The
+ * main binary still comes first, as mapping 1, so that pprof names the
+ * profiled program (File:, Build ID:) instead of "Main binary filename not
+ * available". */
+static int write_profile(struct xp_heap *h, const struct xp_maps *maps, const char *path, int64_t time_ns)
 {
 	struct xp_profile *p = xp_profile_new();
 	struct stories ss = { 0 };
@@ -214,6 +219,8 @@ static int write_profile(struct xp_heap *h, const char *path, int64_t time_ns)
 	    (err = xp_profile_set_default_sample_type(p, "inuse_space")) < 0)
 		goto out;
 	xp_profile_set_time(p, time_ns, 0);
+	if ((err = xp_profile_main_mapping(p, h->space, maps)) < 0)
+		goto out;
 	for (i = 0; i < ss.n; i++) {
 		const struct story *st = &ss.v[i];
 		uint64_t ids[XP_HEAP_PATH_MAX];
@@ -350,7 +357,7 @@ int cmd_heap(int argc, char **argv)
 		xp_msg("cannot analyze the heap of pid %d: %s", (int)pid, strerror(-err));
 		goto out;
 	}
-	err = write_profile(&h, path, snap.time_ns);
+	err = write_profile(&h, &maps, path, snap.time_ns);
 	if (err < 0) {
 		xp_msg("cannot write %s: %s", path, strerror(-err));
 		goto out;

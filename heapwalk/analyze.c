@@ -123,17 +123,41 @@ static char *demangled_or_copy(const char *raw)
 	return d ? d : strdup(raw);
 }
 
-/* A global's name for the slot at addr: its symbol, else the file it
- * lies in and the offset from that file's first mapping (a .bss mapping
- * counts as its file's). */
+/* name without the dots pprof's graph breaks lines at ("libstdc++.so.6.0.30"
+ * would show as five lines): a library's ".so" suffix dropped, a leading
+ * dot dropped, other dots made '_' ("libstdc++", "bss", "data_rel_ro"). */
+static void dotless(char *dst, size_t len, const char *name)
+{
+	const char *so = strstr(name, ".so");
+	size_t n = 0;
+
+	if (so && (so[3] == '\0' || so[3] == '.'))
+		len = len < (size_t)(so - name) + 1 ? len : (size_t)(so - name) + 1;
+	if (*name == '.')
+		name++;
+	for (; *name && n + 1 < len; name++)
+		dst[n++] = *name == '.' ? '_' : *name;
+	dst[n] = '\0';
+}
+
+/* A global's name for the slot at addr: its symbol, else the file it lies
+ * in, the section and the offset into it ("libstdc++ bss+0x1e8"); else the
+ * file and the offset from its first mapping (a .bss mapping counts as its
+ * file's). */
 static int32_t global_root(struct xp_heap *h, const struct xp_maps *maps, uint64_t slot)
 {
 	uint64_t off;
-	const char *sym = xp_space_data_symbol(h->space, slot, &off);
-	char buf[320];
+	const char *sym = xp_space_data_symbol(h->space, slot, &off), *file_path, *section;
+	char buf[320], mod[128], sec[64];
 	char *name;
 	int32_t r;
 
+	if (!sym && xp_space_data_section(h->space, slot, &file_path, &section, &off) == 0) {
+		dotless(mod, sizeof(mod), strrchr(file_path, '/') ? strrchr(file_path, '/') + 1 : file_path);
+		dotless(sec, sizeof(sec), section);
+		snprintf(buf, sizeof(buf), "%s %s+0x%llx", mod, sec, (unsigned long long)off);
+		return add_root(h, "[global] ", buf);
+	}
 	if (!sym) {
 		const struct xp_map *m = xp_maps_find(maps, slot), *file = m;
 		size_t i;
@@ -141,12 +165,12 @@ static int32_t global_root(struct xp_heap *h, const struct xp_maps *maps, uint64
 		if (m && !m->path[0] && m > maps->v)
 			file = m - 1;
 		if (file && file->path[0] == '/') {
-			const char *bn = strrchr(file->path, '/') + 1;
 			uint64_t base = file->start;
 			/* the file's first mapping */
 			for (i = (size_t)(file - maps->v); i-- > 0 && strcmp(maps->v[i].path, file->path) == 0;)
 				base = maps->v[i].start;
-			snprintf(buf, sizeof(buf), "%s+0x%llx", bn, (unsigned long long)(slot - base));
+			dotless(mod, sizeof(mod), strrchr(file->path, '/') + 1);
+			snprintf(buf, sizeof(buf), "%s+0x%llx", mod, (unsigned long long)(slot - base));
 		}
 		return add_root(h, "[global] ", buf);
 	}
