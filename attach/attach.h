@@ -187,6 +187,7 @@ struct xp_snapshot {
 	int64_t all_stopped_ns;        /* first interrupt to last thread stopped and copied */
 	int64_t time_ns;               /* CLOCK_REALTIME at the stop */
 	size_t not_stopped;            /* threads that never reached a stop */
+	size_t exited;                 /* threads that exited during the stop (not kept) */
 	int process_was_stopped;       /* it was SIGSTOPped when we came */
 	struct xp_region *regions;     /* the stack copies, for xp_mem_snapshot */
 	size_t nregions;
@@ -201,7 +202,11 @@ typedef int (*xp_while_stopped)(struct xp_snapshot *s, void *arg);
 /* Stops every thread of pid together (PTRACE_SEIZE + PTRACE_INTERRUPT,
  * re-reading the task list until stable), copies registers and the live part
  * of each stack, and lets them all go.  A process found in group-stop is
- * left stopped.  0, or -errno (-EPERM, -ESRCH). */
+ * left stopped.  Every wait is bounded; the signals that end or suspend
+ * xprof are held until the release.  A thread exiting meanwhile is skipped
+ * (counted in exited); a stop across an exec is tried again.  0, or -errno:
+ * -EPERM (refused), -EBUSY (another tracer holds a thread), -ESRCH (the
+ * process exited), -EAGAIN (it exec'd during every try). */
 int xp_snapshot_take(pid_t pid, struct xp_snapshot *s);
 /* The same, calling fn(s, arg) before letting the threads go: for reads
  * that must see the process at the same instant (a heap walk). */

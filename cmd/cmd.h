@@ -69,9 +69,9 @@ int xp_check_output(const char *path, int binary);
  * profile went to standard output. */
 void xp_report_wrote(const char *path, const char *hint);
 
-/* Interns the mapping of the main executable (the first file-backed
- * executable mapping) so that it comes first: pprof takes mapping 1 for
- * the profiled binary. */
+/* Interns the mapping of the main executable (the process's executable,
+ * else the first file-backed executable mapping) so that it comes first:
+ * pprof takes mapping 1 for the profiled binary. */
 int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const struct xp_maps *maps);
 
 /* The mapping id of the module holding pc, 0 when none, or -errno. */

@@ -207,6 +207,10 @@ void xp_report_attach_error(pid_t pid, int err)
 		xp_msg("cannot attach to pid %d: operation not permitted (%s)", (int)pid, why);
 	} else if (err == -ESRCH) {
 		xp_msg("cannot attach to pid %d: the process exited", (int)pid);
+	} else if (err == -EBUSY) {
+		xp_msg("cannot attach to pid %d: another process traces it (a debugger?); try when it has let go", (int)pid);
+	} else if (err == -EAGAIN) {
+		xp_msg("cannot stop pid %d: it exec'd during each try (it re-execs too often); try again", (int)pid);
 	} else {
 		xp_msg("cannot attach to pid %d: %s", (int)pid, strerror(-err));
 	}
@@ -233,8 +237,13 @@ static int64_t mapping_id(struct xp_profile *p, const struct xp_module *m)
 
 int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const struct xp_maps *maps)
 {
+	const struct xp_module *main_mod = xp_space_main_module(space);
 	size_t i;
 
+	/* the lowest file is not always the program: with `ulimit -s
+	 * unlimited` (the legacy mmap layout) the libraries lie below it */
+	if (main_mod)
+		return mapping_id(p, main_mod) < 0 ? -ENOMEM : 0;
 	for (i = 0; i < maps->n; i++) {
 		const struct xp_map *m = &maps->v[i];
 		const struct xp_module *mod;

@@ -97,6 +97,10 @@ struct cpu_run {
 	size_t nprog;     /* 1 once the first space is open */
 	int too_many_execs;
 	uint64_t ticks_spaced; /* --wall ticks delayed to keep the pauses under a tenth */
+	uint64_t wall_missed, wall_seen; /* --wall: thread samples lost (not stopped in time), of all */
+	uint64_t ticks_execd;  /* --wall ticks lost: the target exec'd during each try */
+	uint64_t ticks_unstopped; /* --wall ticks lost: no thread stopped in time */
+	int wall_refused;      /* --wall: a later stop was refused (-EBUSY: another tracer) */
 	uint64_t ticks, ticks_stopped; /* --wall stops, and those that found it SIGSTOPped */
 	int left_stopped;      /* the last --wall stop found it SIGSTOPped */
 	struct xp_stack *stack;
@@ -741,7 +745,7 @@ static int run_wall(struct cpu_run *r)
 	while (!stop_requested && xp_now_ns() < deadline) {
 		struct xp_snapshot snap;
 		struct xp_mem *mem;
-		int64_t stopped;
+		int64_t stopped = 0;
 		size_t i;
 
 		err = xp_snapshot_take(r->pid, &snap);
@@ -749,6 +753,20 @@ static int run_wall(struct cpu_run *r)
 			r->stop_found_gone = 1;
 		if (err == -ESRCH || target_gone(r))
 			break;
+		if (err == -EAGAIN || err == -ETIMEDOUT) {
+			/* it exec'd during every try, or no thread would stop */
+			if (err == -EAGAIN)
+				r->ticks_execd++;
+			else
+				r->ticks_unstopped++;
+			goto next_tick;
+		}
+		/* a tracer (a debugger) that came after the first stop: the
+		 * run ends with what it has */
+		if ((err == -EBUSY || err == -EPERM) && r->samples > 0) {
+			r->wall_refused = err;
+			break;
+		}
 		if (err < 0)
 			return err;
 		if (open_space(r) < 0) {
@@ -767,8 +785,11 @@ static int run_wall(struct cpu_run *r)
 			char state = t->state == 'S' || t->state == 'D' || t->state == 'T' ? t->state : 'R';
 			if (t->group_stopped)
 				state = 'T';
-			if (!t->stopped)
+			r->wall_seen++;
+			if (!t->stopped) {
+				r->wall_missed++;
 				continue;
+			}
 			thread_name(r, t->tid);
 			add_sample(r, (unsigned)r->nprog - 1, t->tid, state, NULL, 0, &t->regs, mem);
 		}
@@ -778,6 +799,7 @@ static int run_wall(struct cpu_run *r)
 		r->left_stopped = snap.process_was_stopped != 0;
 		stopped = snap.stopped_ns;
 		xp_snapshot_free(&snap);
+next_tick:
 		progress(r, xp_now_ns(), 0);
 		next += period;
 		/* the target is stopped at most a tenth of the time: a process
@@ -1230,6 +1252,12 @@ int cmd_cpu(int argc, char **argv)
 		run_free(&r);
 		return XP_EXIT_FATAL;
 	}
+	if (r.samples == 0 && (r.ticks_execd || r.ticks_unstopped)) {
+		xp_msg("no samples: at every tick pid %d %s; nothing written", (int)r.pid,
+		       r.ticks_execd ? "exec'd during each try to stop it" : "had no thread that would stop in time");
+		run_free(&r);
+		return XP_EXIT_FATAL;
+	}
 	if (r.samples == 0) {
 		xp_msg("no samples: pid %d did not run on a CPU%s; nothing written", (int)r.pid,
 		       r.o.wall ? "" : " while sampled (try --wall to see where its threads wait)");
@@ -1262,6 +1290,32 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("--wall: each stop of pid %d took long enough (many threads) that %" PRIu64 " ticks were "
 		       "delayed, to keep it stopped under a tenth of the time",
 		       (int)r.pid, r.ticks_spaced);
+	if (r.wall_missed) {
+		xp_msg("--wall: %" PRIu64 " of %" PRIu64 " thread samples missing: those threads did not stop in "
+		       "time (uninterruptible sleep, or a loaded machine)", r.wall_missed, r.wall_seen);
+		rc = XP_EXIT_PARTIAL;
+	}
+	if (r.ticks_execd) {
+		xp_msg("--wall: pid %d exec'd during each try of %" PRIu64 " ticks, which have no samples",
+		       (int)r.pid, r.ticks_execd);
+		rc = XP_EXIT_PARTIAL;
+	}
+	if (r.ticks_unstopped) {
+		xp_msg("--wall: at %" PRIu64 " ticks no thread of pid %d stopped in time (uninterruptible "
+		       "sleep): they have no samples", r.ticks_unstopped, (int)r.pid);
+		rc = XP_EXIT_PARTIAL;
+	}
+	if (r.wall_refused == -EBUSY) {
+		xp_msg("--wall: another process (a debugger?) began tracing pid %d: the run ended there, "
+		       "with the samples before", (int)r.pid);
+		rc = XP_EXIT_PARTIAL;
+	} else if (r.wall_refused) {
+		char why[256];
+		xp_explain_eperm(r.pid, why, sizeof(why));
+		xp_msg("--wall: pid %d could no longer be stopped (operation not permitted: %s): the run "
+		       "ended there, with the samples before", (int)r.pid, why);
+		rc = XP_EXIT_PARTIAL;
+	}
 	if (r.ticks_stopped)
 		xp_msg("pid %d was stopped (SIGSTOP) at %" PRIu64 " of %" PRIu64 " ticks: its threads are labelled "
 		       "state=stopped there%s",

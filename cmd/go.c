@@ -314,7 +314,7 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 	struct xp_go_heap h = { .go = gt->go, .kind = kind };
 	struct xp_snapshot snap;
 	int64_t inuse = 0, inuse_bytes = 0, contentions = 0;
-	char why[256];
+	char why[512];
 	size_t i;
 	int err, rc = XP_EXIT_FATAL;
 

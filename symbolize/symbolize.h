@@ -71,6 +71,18 @@ int xp_space_lookup(struct xp_space *s, const char *file, const char *name, uint
  * a global variable or a vtable, with addr's offset into it; or NULL. */
 const char *xp_space_data_symbol(struct xp_space *s, uint64_t addr, uint64_t *offset);
 
+/* The allocated section of a mapped ELF file that holds a data address
+ * (.data, .bss, also past the file's last mapping, where .bss goes on in
+ * anonymous memory): the file's path as mapped, the section's name and
+ * addr's offset into it.  For globals no symbol names.  0 or -ENOENT. */
+int xp_space_data_section(struct xp_space *s, uint64_t addr, const char **path, const char **section,
+			  uint64_t *offset);
+
+/* The first executable mapping of the process's own executable (as
+ * /proc/PID/exe named it when the space was opened), or NULL when none of
+ * the modules is it. */
+const struct xp_module *xp_space_main_module(struct xp_space *s);
+
 /* The module mapping that holds pc, or NULL. */
 const struct xp_module *xp_space_module(struct xp_space *s, uint64_t pc);
 
