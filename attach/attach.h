@@ -76,9 +76,13 @@ pid_t xp_live_thread(pid_t pid);
 int xp_thread_ns_tid(pid_t pid, pid_t tid, pid_t *ns_tid);
 
 /* Explains an EPERM from ptrace or perf_event_open on pid: which check
- * failed (ptrace_scope, missing CAP_SYS_PTRACE, another user's process)
- * and the one command that fixes it.  Writes one line without newline. */
-void xp_explain_eperm(pid_t pid, char *buf, size_t len);
+ * failed (ptrace_scope, missing CAP_SYS_PTRACE, another user's process, a
+ * process that is not dumpable, capabilities the target holds and xprof
+ * lacks) and the one command that fixes it.  Writes one line without
+ * newline.  XP_EPERM_CREDENTIALS: the target's credentials refuse us,
+ * which refuses perf sampling as well as ptrace. */
+enum xp_eperm_cause { XP_EPERM_OTHER, XP_EPERM_CREDENTIALS };
+enum xp_eperm_cause xp_explain_eperm(pid_t pid, char *buf, size_t len);
 
 /* Thread state letters as words: running, sleeping, disk, stopped, zombie... */
 const char *xp_state_word(char state);
@@ -183,6 +187,7 @@ struct xp_snapshot {
 	int64_t all_stopped_ns;        /* first interrupt to last thread stopped and copied */
 	int64_t time_ns;               /* CLOCK_REALTIME at the stop */
 	size_t not_stopped;            /* threads that never reached a stop */
+	size_t exited;                 /* threads that exited during the stop (not kept) */
 	int process_was_stopped;       /* it was SIGSTOPped when we came */
 	struct xp_region *regions;     /* the stack copies, for xp_mem_snapshot */
 	size_t nregions;
@@ -197,7 +202,11 @@ typedef int (*xp_while_stopped)(struct xp_snapshot *s, void *arg);
 /* Stops every thread of pid together (PTRACE_SEIZE + PTRACE_INTERRUPT,
  * re-reading the task list until stable), copies registers and the live part
  * of each stack, and lets them all go.  A process found in group-stop is
- * left stopped.  0, or -errno (-EPERM, -ESRCH). */
+ * left stopped.  Every wait is bounded; the signals that end or suspend
+ * xprof are held until the release.  A thread exiting meanwhile is skipped
+ * (counted in exited); a stop across an exec is tried again.  0, or -errno:
+ * -EPERM (refused), -EBUSY (another tracer holds a thread), -ESRCH (the
+ * process exited), -EAGAIN (it exec'd during every try). */
 int xp_snapshot_take(pid_t pid, struct xp_snapshot *s);
 /* The same, calling fn(s, arg) before letting the threads go: for reads
  * that must see the process at the same instant (a heap walk). */

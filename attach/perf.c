@@ -153,7 +153,8 @@ static int has_tid(const struct xp_perf *p, pid_t tid)
 {
 	size_t i;
 
-	if (bsearch(&tid, p->tids, p->nsorted, sizeof(*p->tids), tid_cmp))
+	/* bsearch may not be given NULL, even for no elements */
+	if (p->nsorted && bsearch(&tid, p->tids, p->nsorted, sizeof(*p->tids), tid_cmp))
 		return 1;
 	for (i = p->nsorted; i < p->ntids; i++)
 		if (p->tids[i] == tid)
@@ -246,7 +247,8 @@ static int scan_threads(struct xp_perf *p)
 		if (added == 0)
 			break;
 	}
-	qsort(p->tids, p->ntids, sizeof(*p->tids), tid_cmp);
+	if (p->ntids) /* no thread found leaves tids NULL, which qsort may not be given */
+		qsort(p->tids, p->ntids, sizeof(*p->tids), tid_cmp);
 	p->nsorted = p->ntids;
 	p->last_scan_ns = mono_ns();
 	return 0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -340,32 +341,120 @@ static int have_cap_sys_ptrace(void)
 	return (eff >> 19) & 1; /* CAP_SYS_PTRACE */
 }
 
-void xp_explain_eperm(pid_t pid, char *buf, size_t len)
+/* Capability numbers (linux/capability.h) as the refusal names them. */
+static const char *const cap_names[] = {
+	"chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid", "setuid",
+	"setpcap", "linux_immutable", "net_bind_service", "net_broadcast", "net_admin", "net_raw",
+	"ipc_lock", "ipc_owner", "sys_module", "sys_rawio", "sys_chroot", "sys_ptrace", "sys_pacct",
+	"sys_admin", "sys_boot", "sys_nice", "sys_resource", "sys_time", "sys_tty_config", "mknod",
+	"lease", "audit_write", "audit_control", "setfcap", "mac_override", "mac_admin", "syslog",
+	"wake_alarm", "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
+};
+
+static unsigned long long cap_field(const char *status, const char *key)
+{
+	const char *p = strstr(status, key);
+	unsigned long long v = 0;
+
+	if (p)
+		sscanf(p + strlen(key), "%llx", &v);
+	return v;
+}
+
+/* "cap_a, cap_b" for the bits of caps, the first three, then "…" */
+static void cap_list(unsigned long long caps, char *buf, size_t len)
+{
+	size_t used = 0;
+	int bit, shown = 0;
+
+	buf[0] = '\0';
+	for (bit = 0; bit < 64 && used < len; bit++) {
+		if (!((caps >> bit) & 1))
+			continue;
+		if (shown == 3) {
+			snprintf(buf + used, len - used, ", ...");
+			return;
+		}
+		if (bit < (int)(sizeof(cap_names) / sizeof(cap_names[0])))
+			used += (size_t)snprintf(buf + used, len - used, "%scap_%s", shown ? ", " : "", cap_names[bit]);
+		else
+			used += (size_t)snprintf(buf + used, len - used, "%scapability %d", shown ? ", " : "", bit);
+		shown++;
+	}
+}
+
+/* The checks of the kernel's ptrace_may_access, in its order, each named
+ * with the thing that fixes it.  Which of them also refuse perf sampling
+ * is in the return value. */
+enum xp_eperm_cause xp_explain_eperm(pid_t pid, char *buf, size_t len)
 {
 	struct xp_proc p;
 	enum xp_proc_problem problem;
-	char scope[16] = "";
-	int have_scope;
+	char scope[16] = "", path[64], status[4096] = "", self[4096] = "", caps[160];
+	unsigned uid[4] = { 0, 0, 0, 0 };
+	unsigned long long missing;
+	const char *line;
+	struct stat st;
+	int have_scope, cap_ptrace = have_cap_sys_ptrace();
 
 	have_scope = xp_read_small_file("/proc/sys/kernel/yama/ptrace_scope", scope, sizeof(scope)) > 0;
 	if (xp_proc_check(pid, &p, &problem) == 0 && problem == XP_PROC_TRACED) {
 		snprintf(buf, len, "it is already traced by pid %d (a debugger or tracer); detach it first",
 			 (int)p.tracer);
-		return;
+		return XP_EPERM_OTHER;
 	}
 	if (have_scope && atoi(scope) == 3) {
 		snprintf(buf, len, "kernel.yama.ptrace_scope is 3, which forbids all ptrace until reboot");
-		return;
+		return XP_EPERM_OTHER;
 	}
-	if (!have_cap_sys_ptrace()) {
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	xp_read_small_file(path, status, sizeof(status));
+	if ((line = strstr(status, "\nUid:")) != NULL)
+		sscanf(line + 5, "%u %u %u %u", &uid[0], &uid[1], &uid[2], &uid[3]);
+	if (!cap_ptrace && line && geteuid() != 0 &&
+	    (uid[0] != geteuid() || uid[1] != geteuid() || uid[2] != geteuid())) {
+		if (uid[0] == uid[1] && uid[1] == uid[2])
+			snprintf(buf, len, "pid %d belongs to uid %u and xprof runs as uid %u; run as root or as that user",
+				 (int)pid, uid[0], (unsigned)geteuid());
+		else
+			snprintf(buf, len,
+				 "pid %d runs with uids %u (real), %u (effective), %u (saved), a setuid program, "
+				 "and xprof as uid %u: all must match; run as root",
+				 (int)pid, uid[0], uid[1], uid[2], (unsigned)geteuid());
+		return XP_EPERM_CREDENTIALS;
+	}
+	/* the files in /proc/PID belong to root, not to the process's user,
+	 * when the process is not dumpable */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (!cap_ptrace && line && stat(path, &st) == 0 && st.st_uid != uid[1]) {
+		snprintf(buf, len,
+			 "pid %d is not dumpable: it called prctl(PR_SET_DUMPABLE, 0) or runs a setuid or "
+			 "file-capability program; only root with CAP_SYS_PTRACE may read it",
+			 (int)pid);
+		return XP_EPERM_CREDENTIALS;
+	}
+	xp_read_small_file("/proc/self/status", self, sizeof(self));
+	missing = cap_field(status, "\nCapPrm:") & ~cap_field(self, "\nCapPrm:");
+	cap_list(missing, caps, sizeof(caps));
+	/* without CAP_SYS_PTRACE, only a target whose capabilities are a
+	 * subset of ours may be read */
+	if (line && missing && (cap_ptrace || geteuid() != 0)) {
+		if (cap_ptrace)
+			snprintf(buf, len,
+				 "pid %d holds capabilities xprof lacks (%s); run xprof with at least the "
+				 "target's capabilities, as root outside the container",
+				 (int)pid, caps);
+		else
+			snprintf(buf, len,
+				 "pid %d holds capabilities xprof lacks (%s); run xprof as root",
+				 (int)pid, caps);
+		return XP_EPERM_CREDENTIALS;
+	}
+	if (!cap_ptrace) {
 		if (geteuid() == 0)
 			snprintf(buf, len,
 				 "xprof runs as root without CAP_SYS_PTRACE, as in a container; "
 				 "grant it (docker run --cap-add SYS_PTRACE)");
-		else if (p.uid != geteuid())
-			snprintf(buf, len,
-				 "pid %d belongs to uid %u and xprof runs as uid %u; run as root or as that user",
-				 (int)pid, (unsigned)p.uid, (unsigned)geteuid());
 		else if (have_scope && atoi(scope) >= 1)
 			snprintf(buf, len,
 				 "kernel.yama.ptrace_scope is %d; run as root, or "
@@ -373,9 +462,10 @@ void xp_explain_eperm(pid_t pid, char *buf, size_t len)
 				 atoi(scope));
 		else
 			snprintf(buf, len, "run as root or with CAP_SYS_PTRACE");
-		return;
+		return missing ? XP_EPERM_CREDENTIALS : XP_EPERM_OTHER;
 	}
 	snprintf(buf, len, "the kernel refused ptrace (a security module such as SELinux or AppArmor?)");
+	return XP_EPERM_OTHER;
 }
 
 const char *xp_state_word(char state)

@@ -3,12 +3,23 @@
  * live part of each stack, and let them go.  The pause is what the target
  * feels, so everything that can happen before or after it does.
  *
- * The signals that end xprof are blocked while any thread is held, so no
- * exit path can leave a thread stopped; SIGKILL makes the kernel detach.
+ * The signals that end or suspend xprof are blocked while any thread is
+ * held, so no exit path can leave a thread stopped; SIGKILL makes the
+ * kernel detach.  That makes every wait of the stop a promise: each is
+ * bounded (SIGALRM), so the held signals are acted on soon after.
+ *
+ * An exec during the stop is the hard case: the exec'ing thread kills the
+ * others and waits, holding the target's cred_guard_mutex, until their
+ * tracer (we) reaps them, while PTRACE_SEIZE of any thread of the group
+ * waits for that mutex.  A seize that does not return within a few ticks is
+ * abandoned, the seized threads are reaped and let go, and the stop is
+ * tried again on the new program.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +36,16 @@
 #include "attach/regs_x86_64.h"
 
 #define TASK_ROUNDS_MAX 100 /* re-reads of the task list before giving up on stability */
+/* A seize takes microseconds; one still waiting after SEIZE_TICKS_MAX ticks
+ * of SEIZE_TICK_MS waits for an exec (or another tracer's attach) that
+ * waits for us. */
+#define SEIZE_TICK_MS 10
+#define SEIZE_TICKS_MAX 3
+/* Stops tried again when the target exec'd during one (a program that
+ * re-execs every 20 ms gets a stop in nearly every second try). */
+#define EXEC_RETRIES 4
+/* a thread killed while stopped is a zombie within microseconds */
+#define REAP_TIMEOUT_MS 50
 
 static int64_t now_ns(clockid_t clk)
 {
@@ -170,23 +191,113 @@ static int scan_tasks(pid_t pid, struct table *tb, int read_info)
 struct held {
 	size_t seized;  /* threads seized, interrupt sent */
 	size_t waiting; /* seized and not yet reported stopped or exited */
+	int execd;      /* the target exec'd during the stop (or a seize hung) */
 };
 
-static int seize(struct xp_thread *t, struct held *h)
+/* SIGALRM serves two waits: the deadline of the stop (deadline_hit makes
+ * waitpid return EINTR) and the watchdog of a seize, which cannot be
+ * interrupted (the kernel restarts it after any handler): a seize still
+ * going after SEIZE_TICKS_MAX ticks is left by jumping out of it. */
+static volatile sig_atomic_t deadline_hit, in_seize, seize_ticks;
+static sigjmp_buf seize_escape;
+
+static void on_alarm(int sig)
 {
+	(void)sig;
+	if (in_seize && ++seize_ticks >= SEIZE_TICKS_MAX) {
+		in_seize = 0;
+		siglongjmp(seize_escape, 1);
+	}
+	deadline_hit = 1;
+}
+
+static void set_alarm(int first_ms, int every_ms)
+{
+	struct itimerval it = { { every_ms / 1000, (every_ms % 1000) * 1000 },
+				{ first_ms / 1000, (first_ms % 1000) * 1000 } };
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm; /* no SA_RESTART: waitpid returns EINTR */
+	sigaction(SIGALRM, &sa, NULL);
+	deadline_hit = 0;
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void arm_deadline(int ms)
+{
+	set_alarm(ms, 0);
+}
+
+static void disarm_deadline(void)
+{
+	struct itimerval it = { { 0, 0 }, { 0, 0 } };
+
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Why PTRACE_SEIZE said EPERM: the thread was exiting (the kernel refuses
+ * a thread whose exit has begun: state Z or X, or already gone), another
+ * tracer holds it (-EBUSY), or a real refusal (-EPERM). */
+static int seize_refusal(pid_t pid, pid_t tid)
+{
+	char path[96], buf[2048], *p;
+	long tracer = 0;
+	char state = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	if (xp_read_small_file(path, buf, sizeof(buf)) < 0)
+		return 0; /* gone */
+	if ((p = strstr(buf, "\nState:\t")) != NULL)
+		state = p[8];
+	if ((p = strstr(buf, "\nTracerPid:\t")) != NULL)
+		tracer = strtol(p + 12, NULL, 10);
+	if (state == 'Z' || state == 'X')
+		return 0;
+	return tracer != 0 && tracer != (long)getpid() ? -EBUSY : -EPERM;
+}
+
+/* Seizes one thread.  0 (seized, or gone: t->exited), -EAGAIN when the
+ * seize hung behind an exec, -EBUSY when another tracer has it, -EPERM. */
+static int seize(pid_t pid, struct xp_thread *t, struct held *h)
+{
+	long r;
+	int err;
+
 	/* a zombie (a leader that called pthread_exit) has no stack, and its
 	 * exit is not reported until the whole group exits */
 	if (t->state == 'Z' || t->state == 'X') {
 		t->exited = 1;
 		return 0;
 	}
-	if (ptrace(PTRACE_SEIZE, t->tid, NULL, NULL) < 0) {
-		if (errno == ESRCH) { /* exited between readdir and now */
-			t->exited = 1;
-			return 0;
+	if (sigsetjmp(seize_escape, 0) == 0) {
+		seize_ticks = 0;
+		in_seize = 1;
+		r = ptrace(PTRACE_SEIZE, t->tid, NULL, (void *)(uintptr_t)PTRACE_O_TRACEEXEC);
+		in_seize = 0;
+		err = r < 0 ? errno : 0;
+	} else {
+		sigset_t alrm;
+		sigemptyset(&alrm);
+		sigaddset(&alrm, SIGALRM); /* blocked by the handler we left */
+		sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+		h->execd = 1;
+		/* the seize may have taken just before the jump: only its
+		 * tracer can interrupt a thread */
+		if (ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL) == 0) {
+			t->seized = 1;
+			h->seized++;
+			h->waiting++;
 		}
-		return -errno;
+		return -EAGAIN; /* no more seizes: each would wait as long */
 	}
+	if (err == ESRCH || (err == EPERM && (err = -seize_refusal(pid, t->tid)) == 0)) {
+		/* exited between readdir and now, or exiting */
+		t->exited = 1;
+		return 0;
+	}
+	if (err)
+		return -err;
 	t->seized = 1;
 	h->seized++;
 	h->waiting++;
@@ -200,33 +311,6 @@ static void interrupt(struct xp_thread *t)
 		ptrace(PTRACE_INTERRUPT, t->tid, NULL, NULL);
 }
 
-static volatile sig_atomic_t deadline_hit;
-
-static void on_deadline(int sig)
-{
-	(void)sig;
-	deadline_hit = 1;
-}
-
-static void arm_deadline(int ms)
-{
-	struct itimerval it = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_deadline; /* no SA_RESTART: waitpid returns EINTR */
-	sigaction(SIGALRM, &sa, NULL);
-	deadline_hit = 0;
-	setitimer(ITIMER_REAL, &it, NULL);
-}
-
-static void disarm_deadline(void)
-{
-	struct itimerval it = { { 0, 0 }, { 0, 0 } };
-
-	setitimer(ITIMER_REAL, &it, NULL);
-}
-
 static int is_stop_signal(int sig)
 {
 	return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
@@ -237,13 +321,15 @@ struct capture_ctx {
 	struct xp_maps *maps;
 	int maps_fresh;
 	uint64_t copied;  /* stack bytes copied so far, against XP_STACK_COPY_TOTAL */
+	int pagemap;      /* /proc/PID/pagemap, opened at the first stack; -1 none */
+	int pagemap_tried;
 };
 
 static void capture(struct xp_thread *t, struct capture_ctx *c);
 
 /* Records one wait status of a thread we wait for; 1 when it is now
  * stopped or gone. */
-static int record_status(struct xp_thread *t, int status)
+static int record_status(struct xp_thread *t, int status, struct held *h)
 {
 	if (WIFEXITED(status) || WIFSIGNALED(status)) {
 		t->exited = 1;
@@ -253,6 +339,8 @@ static int record_status(struct xp_thread *t, int status)
 		int event = status >> 16, sig = WSTOPSIG(status);
 		if (event == PTRACE_EVENT_STOP)
 			t->group_stopped = is_stop_signal(sig);
+		else if (event == PTRACE_EVENT_EXEC)
+			h->execd = 1; /* a new program: nothing of this stop is kept */
 		else if (event == 0)
 			t->pending_sig = sig; /* signal-delivery-stop: re-sent at detach */
 		t->stopped = 1;
@@ -287,7 +375,7 @@ static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx 
 			}
 			continue;
 		}
-		if (!record_status(t, status))
+		if (!record_status(t, status, h))
 			continue;
 		h->waiting--;
 		if (t->stopped && c)
@@ -302,7 +390,7 @@ static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx 
 
 		if (!t->seized || t->stopped || t->exited)
 			continue;
-		if (waitpid(t->tid, &status, __WALL | WNOHANG) <= 0 || !record_status(t, status))
+		if (waitpid(t->tid, &status, __WALL | WNOHANG) <= 0 || !record_status(t, status, h))
 			continue;
 		h->waiting--;
 		if (t->stopped && c)
@@ -310,16 +398,60 @@ static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx 
 	}
 }
 
-/* Copies the live part of the stack, from just below SP (the red zone)
- * to the end of its mapping, and for a thread in futex(2) the futex word
- * with the words after it: one process_vm_readv for both. */
-static void copy_stack(struct xp_thread *t, pid_t pid, const struct xp_maps *maps, uint64_t *copied)
+#define STACK_IOV 66 /* runs of resident pages in XP_STACK_COPY_MAX, and the futex words */
+
+/* The iovecs reading only the pages of [lo, hi) that the target has
+ * resident or swapped: reading a page it never touched (a hole above SP
+ * left by a big frame) would fault it in and grow its memory.  The whole
+ * range when the page map cannot tell. */
+static size_t resident_iovecs(struct capture_ctx *c, pid_t tid, uint64_t lo, uint64_t hi, uint8_t *buf,
+			      struct iovec *local, struct iovec *remote, size_t max)
 {
-	uint64_t sp = xp_regs_sp(&t->regs), lo = 0, hi;
-	const struct xp_map *m = xp_maps_find(maps, sp);
-	struct iovec local[2], remote[2];
+	uint64_t pm[XP_STACK_COPY_MAX / 4096 + 2], first = lo & ~4095ULL, p, run = 0;
+	size_t n = 0, npages = (size_t)((hi - first + 4095) / 4096), i;
+	int in_run = 0;
+
+	if (!c->pagemap_tried) {
+		char path[64];
+		/* through a thread that lives: a leader that exited has no mm */
+		snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)tid);
+		c->pagemap = open(path, O_RDONLY | O_CLOEXEC);
+		c->pagemap_tried = 1;
+	}
+	if (c->pagemap < 0 || npages > sizeof(pm) / sizeof(pm[0]) ||
+	    pread(c->pagemap, pm, npages * 8, (off_t)(first / 4096 * 8)) != (ssize_t)(npages * 8)) {
+		local[0] = (struct iovec){ buf, (size_t)(hi - lo) };
+		remote[0] = (struct iovec){ (void *)(uintptr_t)lo, (size_t)(hi - lo) };
+		return hi > lo;
+	}
+	for (i = 0, p = first; i <= npages; i++, p += 4096) {
+		int res = i < npages && (pm[i] >> 62) != 0; /* present or swapped */
+		if (res && !in_run) {
+			run = p < lo ? lo : p;
+			in_run = 1;
+		} else if (!res && in_run) {
+			uint64_t end = p < hi ? p : hi;
+			if (n == max) /* too fragmented: read the rest whole */
+				end = hi, i = npages;
+			local[n] = (struct iovec){ buf + (run - lo), (size_t)(end - run) };
+			remote[n++] = (struct iovec){ (void *)(uintptr_t)run, (size_t)(end - run) };
+			in_run = 0;
+		}
+	}
+	return n;
+}
+
+/* Copies the live part of the stack, from just below SP (the red zone)
+ * to the end of its mapping (its resident pages; zeros elsewhere), and
+ * for a thread in futex(2) the futex word with the words after it: one
+ * process_vm_readv for both. */
+static void copy_stack(struct xp_thread *t, struct capture_ctx *c)
+{
+	uint64_t sp = xp_regs_sp(&t->regs), lo = 0, hi = 0;
+	const struct xp_map *m = xp_maps_find(c->maps, sp);
+	struct iovec local[STACK_IOV], remote[STACK_IOV];
 	int in_futex = xp_regs_syscall(&t->regs) == XP_SYS_FUTEX;
-	size_t len = 0;
+	size_t len = 0, niov = 0, k;
 	ssize_t n;
 
 	if (m) {
@@ -329,35 +461,37 @@ static void copy_stack(struct xp_thread *t, pid_t pid, const struct xp_maps *map
 			hi = lo + XP_STACK_COPY_MAX;
 			t->stack_truncated = 1;
 		}
-		if (*copied + (hi - lo) > XP_STACK_COPY_TOTAL && hi - lo > XP_STACK_COPY_LOW) {
+		if (c->copied + (hi - lo) > XP_STACK_COPY_TOTAL && hi - lo > XP_STACK_COPY_LOW) {
 			hi = lo + XP_STACK_COPY_LOW;
 			t->stack_truncated = 1;
 		}
 		len = hi - lo;
-		t->stack = malloc(len);
+		t->stack = calloc(1, len);
 		if (!t->stack)
 			len = 0;
+		else
+			niov = resident_iovecs(c, t->tid, lo, hi, t->stack, local, remote, STACK_IOV - 1);
 	}
-	local[0].iov_base = t->stack;
-	local[0].iov_len = len;
-	remote[0].iov_base = (void *)(uintptr_t)lo;
-	remote[0].iov_len = len;
 	t->futex_addr = in_futex ? xp_regs_arg0(&t->regs) : 0;
-	local[1].iov_base = t->futex_words;
-	local[1].iov_len = in_futex ? sizeof(t->futex_words) : 0;
-	remote[1].iov_base = (void *)(uintptr_t)t->futex_addr;
-	remote[1].iov_len = local[1].iov_len;
-	n = process_vm_readv(pid, local, 2, remote, 2, 0);
-	/* a short read ends at the first remote range that failed */
-	if (len > 0 && n > 0) {
+	local[niov].iov_base = t->futex_words;
+	local[niov].iov_len = in_futex ? sizeof(t->futex_words) : 0;
+	remote[niov].iov_base = (void *)(uintptr_t)t->futex_addr;
+	remote[niov].iov_len = local[niov].iov_len;
+	n = process_vm_readv(t->tid, local, niov + 1, remote, niov + 1, 0); /* a leader that exited reads nothing */
+	/* a short read ends at the first remote range that failed: the
+	 * stack is kept up to there */
+	for (k = 0; k < niov && n >= (ssize_t)local[k].iov_len; k++)
+		n -= (ssize_t)local[k].iov_len;
+	if (len > 0 && (n > 0 || k > 0 || niov == 0)) {
+		size_t got = k == niov ? len : (size_t)((uint64_t)(uintptr_t)remote[k].iov_base - lo) + (size_t)(n > 0 ? n : 0);
 		t->stack_addr = lo;
-		t->stack_len = (size_t)n < len ? (size_t)n : len;
-		*copied += t->stack_len;
+		t->stack_len = got;
+		c->copied += t->stack_len;
 	} else {
 		free(t->stack);
 		t->stack = NULL;
 	}
-	if (in_futex && n == (ssize_t)(len + sizeof(t->futex_words)))
+	if (in_futex && k == niov && n == (ssize_t)sizeof(t->futex_words))
 		t->have_futex = 1;
 }
 
@@ -377,13 +511,29 @@ static void capture(struct xp_thread *t, struct capture_ctx *c)
 			*c->maps = fresh;
 		}
 	}
-	copy_stack(t, t->tid, c->maps, &c->copied);
+	copy_stack(t, c);
 }
 
+/* Lets one stopped thread go.  ESRCH: it is no longer in its stop, killed
+ * while stopped by an exec or an exit of a thread let go before it.  A
+ * killed tracee stays a zombie until its tracer reaps it, and an exec
+ * waits for that (the target would sit in D state for as long as xprof
+ * runs): reap it, in a short bounded wait. */
 static void detach(struct xp_thread *t)
 {
-	/* ESRCH: it died meanwhile; the kernel has already let it go */
-	ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(uintptr_t)t->pending_sig);
+	int status;
+	pid_t r;
+
+	if (ptrace(PTRACE_DETACH, t->tid, NULL, (void *)(uintptr_t)t->pending_sig) == 0 || errno != ESRCH)
+		return;
+	arm_deadline(REAP_TIMEOUT_MS);
+	do {
+		r = waitpid(t->tid, &status, __WALL);
+	} while (r < 0 && errno == EINTR && !deadline_hit);
+	disarm_deadline();
+	/* the leader's tid, now the thread that exec'd, in its exec stop */
+	if (r == t->tid && WIFSTOPPED(status))
+		ptrace(PTRACE_DETACH, t->tid, NULL, NULL);
 }
 
 /* Threads that missed the deadline (stuck in uninterruptible sleep) still
@@ -413,18 +563,42 @@ static void release_late(struct table *tb, struct held *h)
 	free(late);
 }
 
-static void block_fatal_signals(sigset_t *old)
+/* After an exec the thread that exec'd holds the pid, whatever its tid
+ * was: if we seized it under its old tid, the table does not know it by
+ * this one.  Only its tracer can interrupt it, so a successful interrupt
+ * means it is still ours: wait for the stop (bounded) and let it go. */
+static void release_leader_left(pid_t pid)
 {
+	int status;
+	pid_t r;
+
+	if (ptrace(PTRACE_INTERRUPT, pid, NULL, NULL) < 0)
+		return;
+	arm_deadline(XP_STOP_TIMEOUT_BASE_MS);
+	do {
+		r = waitpid(pid, &status, __WALL);
+	} while (r < 0 && errno == EINTR && !deadline_hit);
+	disarm_deadline();
+	if (r == pid && WIFSTOPPED(status))
+		ptrace(PTRACE_DETACH, pid, NULL, NULL);
+}
+
+/* The signals that end xprof, and those that suspend it (Ctrl-Z, a
+ * background read or write): a suspended xprof would keep the target
+ * stopped for as long as it sits.  Each is acted on after the release. */
+static void block_held_signals(sigset_t *old)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU };
 	sigset_t set;
+	size_t i;
 
 	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGPIPE);
-	sigaddset(&set, SIGQUIT);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
 	sigprocmask(SIG_BLOCK, &set, old);
 }
+
+static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void *arg);
 
 int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 {
@@ -433,12 +607,26 @@ int xp_snapshot_take(pid_t pid, struct xp_snapshot *s)
 
 int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void *arg)
 {
+	int err, tries;
+
+	for (tries = 0;; tries++) {
+		err = take_once(pid, s, fn, arg);
+		if (err != -EAGAIN || tries + 1 >= EXEC_RETRIES)
+			return err;
+		/* the exec we let go finishes its start-up (a millisecond) */
+		usleep(2000);
+	}
+}
+
+/* One stop; -EAGAIN when the target exec'd during it. */
+static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void *arg)
+{
 	struct table tb = { 0 };
 	struct held h = { 0 };
 	sigset_t oldmask;
 	int64_t t0;
 	size_t i, nregions = 0;
-	int err = 0, rounds, added, interrupted = 0;
+	int err = 0, rounds, added;
 	char leader_state = 0;
 	struct capture_ctx cc = { 0 };
 
@@ -458,10 +646,12 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 	s->process_was_stopped = leader_state == 'T';
 	err = 0;
 
-	block_fatal_signals(&oldmask);
+	block_held_signals(&oldmask);
+	/* the seize watchdog ticks until the last seize */
+	set_alarm(SEIZE_TICK_MS, SEIZE_TICK_MS);
 	/* Seizing does not stop a thread: do it for all before the pause. */
 	for (i = 0; i < tb.n && err == 0; i++)
-		err = seize(&tb.t[i], &h);
+		err = seize(pid, &tb.t[i], &h);
 	/* the threads seized are the target's only if it still lives: its
 	 * pid may have gone to a new process since it was validated */
 	if (err == 0 && !xp_proc_alive(pid))
@@ -469,11 +659,10 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 
 	t0 = now_ns(CLOCK_MONOTONIC);
 	s->time_ns = now_ns(CLOCK_REALTIME);
-	/* when a seize failed nothing is interrupted: the seized threads run
-	 * on, and the kernel releases them when xprof exits on the error */
-	for (i = 0; i < tb.n && err == 0; i++)
+	/* when a seize failed, the threads seized are stopped only to be let
+	 * go: a thread left seized would stop at its next signal, for us */
+	for (i = 0; i < tb.n; i++)
 		interrupt(&tb.t[i]);
-	interrupted = err == 0;
 	/* Threads created meanwhile: catch them until the list is stable.
 	 * Interrupted threads create nothing, so this converges. */
 	for (rounds = 0; err == 0 && rounds < TASK_ROUNDS_MAX; rounds++) {
@@ -487,18 +676,25 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 			break;
 		for (i = first; i < tb.n && err == 0; i++) {
 			tb.t[i].state = 'R'; /* new-born: it was running */
-			err = seize(&tb.t[i], &h);
+			err = seize(pid, &tb.t[i], &h);
 			if (err == 0)
 				interrupt(&tb.t[i]);
 		}
 	}
+	disarm_deadline();
+	if (err == 0 && h.execd)
+		err = -EAGAIN; /* a seize hung behind an exec */
 	cc.pid = pid;
 	cc.maps = &s->maps;
-	if (interrupted)
-		wait_for_stops(&tb, &h, err == 0 ? &cc : NULL);
+	cc.pagemap = -1;
+	wait_for_stops(&tb, &h, err == 0 ? &cc : NULL);
+	if (cc.pagemap >= 0)
+		close(cc.pagemap);
 	s->all_stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	if (err == 0 && !xp_proc_alive(pid))
 		err = -ESRCH;
+	if (err == 0 && h.execd)
+		err = -EAGAIN; /* registers of two programs: none is kept */
 
 	if (fn && err == 0) {
 		/* the caller's reads, with every thread still stopped; the
@@ -516,7 +712,13 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 			detach(&tb.t[i]);
 	s->stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
 	release_late(&tb, &h);
+	if (h.execd)
+		release_leader_left(pid);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	/* the exec was seen only as a late thread stopped; the caller's
+	 * reads, once made, are kept (its state is not ours to reset) */
+	if (err == 0 && h.execd && !fn)
+		err = -EAGAIN;
 
 	if (err < 0)
 		goto out_free;
@@ -526,8 +728,10 @@ int xp_snapshot_take_with(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn,
 	tb.t = NULL;
 	for (i = 0; i < tb.n; i++) {
 		struct xp_thread *t = &s->threads[i];
-		if (t->exited)
+		if (t->exited) {
+			s->exited++;
 			continue;
+		}
 		if (!t->stopped)
 			s->not_stopped++;
 		s->threads[s->nthreads++] = *t;

@@ -9,6 +9,18 @@
 #   BENCH_HEAP_SIZES="MB ..."  heap sizes, in MiB of blocks (default
 #                              "10 100 1000"; 1..16384 each)
 #   BENCH_HEAP_ROUNDS=N        timed xprof runs per size (default 3)
+#   BENCH_HEAP_BASELINE=BINARY another xprof (an older build) to measure on
+#                              the real programs too, for a before/after
+#                              (default: none)
+#
+# Then two real programs from Debian, as root (the PostgreSQL server runs as
+# user postgres): an idle PostgreSQL backend with 1 GB of shared buffers
+# (a cluster made with initdb in a temporary directory, on a Unix socket
+# there only, stopped at the end) and a python3 holding 24 buffers of
+# 204,800 bytes and 6,000 of 1,000, all reachable.  Each binary runs on a
+# fresh target (a new psql session, a new python3): the pause, the MiB
+# copied, the target's RssAnon and RssShmem before and after, and the share
+# of in-use bytes called [unreachable].
 #
 # For each size one target is started (build/fixtures/heapbig MB: about MB
 # MiB of 16..256-byte blocks in lists and arrays, from 3 threads, ~10%
@@ -91,10 +103,19 @@ kill_target() {
 	TPID=
 }
 
+PGDIR=
+pg_down() {
+	exec 3>&-
+	if [ -n "$PGDIR" ] && [ -f "$PGDIR/data/postmaster.pid" ]; then
+		runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
+}
+
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	kill_target
+	pg_down
 	rm -rf "$TMP"
 	exit "$rc"
 }
@@ -136,6 +157,8 @@ start_target() {
 }
 
 DATA=$TMP/runs.tsv # mb round rc wall_us maxrss_kb size stopped errfile
+BDATA=$TMP/baseline.tsv # mb pause copied, the baseline's runs
+: >"$BDATA"
 TARGETS=$TMP/targets.tsv # mb blocks bytes unreach unreach_bytes ready_ms rss_kb skipped
 : >"$DATA"
 : >"$TARGETS"
@@ -195,9 +218,93 @@ for mb in "${SIZES[@]}"; do
 	for ((r = 1; r <= ROUNDS; r++)); do
 		run_one "$mb" "$r"
 		echo "bench/heap: $(size_label "$mb") round $r/$ROUNDS: $LAST" >&2
+		# the baseline between xprof's rounds, on the same target under the same load
+		if [ -n "${BENCH_HEAP_BASELINE:-}" ]; then
+			timeout -k 5 "$RUN_TIMEOUT" "$BENCH_HEAP_BASELINE" heap -p "$TPID" -o "$TMP/b.pb.gz" >/dev/null 2>"$TMP/berr" || true
+			wait_running || { kill -CONT "$TPID" 2>/dev/null || true; }
+			printf '%s\t%s\t%s\n' "$mb" "$(sed -n 's/.*process stopped for \([0-9.]*\) ms.*/\1/p' "$TMP/berr")" \
+				"$(sed -n 's/.* while \([0-9.]*\) MiB were copied.*/\1/p' "$TMP/berr")" >>"$BDATA"
+			echo "bench/heap: $(size_label "$mb") baseline: $(grep -h 'process stopped' "$TMP/berr" | sed 's/^xprof: //')" >&2
+		fi
 	done
 	kill_target
 done
+
+# ---- real programs ---------------------------------------------------------------
+
+PGBIN=/usr/lib/postgresql/15/bin
+PY=/usr/bin/python3
+BASELINE=${BENCH_HEAP_BASELINE:-}
+[ -z "$BASELINE" ] || [ -x "$BASELINE" ] || die "BENCH_HEAP_BASELINE=$BASELINE is not an executable"
+REAL=$TMP/real.tsv # program label round rc pause copied anon0 shm0 anon1 shm1 inuse unreach
+: >"$REAL"
+rss_of() { awk '$1 == "RssAnon:" { a = $2 } $1 == "RssShmem:" { s = $2 } END { print a "\t" s }' /proc/"$1"/status; }
+
+# real_run PROGRAM LABEL BINARY ROUND: one run on TPID, one line in REAL
+real_run() {
+	local prog=$1 label=$2 bin=$3 round=$4 err=$TMP/real.err r0 r1 rc
+	sleep 1.5 # idle: PostgreSQL flushes its statistics 1 s after a query
+	r0=$(rss_of "$TPID")
+	timeout -k 5 "$RUN_TIMEOUT" "$bin" heap -p "$TPID" -o "$TMP/r.pb.gz" >/dev/null 2>"$err" && rc=0 || rc=$?
+	r1=$(rss_of "$TPID")
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$prog" "$label" "$round" "$rc" \
+		"$(sed -n 's/.*process stopped for \([0-9.]*\) ms.*/\1/p' "$err")" \
+		"$(sed -n 's/.* while \([0-9.]*\) MiB were copied.*/\1/p' "$err")" "$r0" "$r1" \
+		"$(sed -n 's/.* blocks in use, \([0-9.]*\) MiB; .* unreachable blocks, \([0-9.]*\) MiB$/\1\t\2/p' "$err")" >>"$REAL"
+	echo "bench/heap: $prog, $label, round $round: exit $rc, $(grep -h 'process stopped' "$err" | sed 's/^xprof: //')" >&2
+}
+
+# the binaries to compare: "label path" lines
+bins=$(printf 'xprof %s\n' "$XPROF")
+[ -z "$BASELINE" ] || bins=$(printf 'baseline %s\n%s' "$BASELINE" "$bins")
+
+if [ "$(id -u)" = 0 ] && [ -x "$PGBIN/initdb" ] && [ -x /usr/bin/psql ] && id postgres >/dev/null 2>&1; then
+	chmod 711 "$TMP"
+	PGDIR=$TMP/pg
+	mkdir "$PGDIR" && chown postgres "$PGDIR"
+	runuser -u postgres -- "$PGBIN/initdb" -N -A trust -U postgres -D "$PGDIR/data" >/dev/null 2>&1 || die "initdb failed"
+	runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/log" -w -t 60 \
+		-o "-c listen_addresses='' -c unix_socket_directories=$PGDIR -c shared_buffers=1GB" start >/dev/null 2>&1 ||
+		die "postgres did not start: $(tail -3 "$PGDIR/log")"
+	mkfifo -m 600 "$PGDIR/in" && chown postgres "$PGDIR/in"
+	while read -r label bin; do
+		# a fresh session, so that no binary sees what another did to it
+		runuser -u postgres -- psql -h "$PGDIR" -U postgres -d postgres -X -A -t -q <"$PGDIR/in" >"$PGDIR/out" 2>&1 &
+		exec 3>"$PGDIR/in"
+		echo "select 'ready ' || pg_backend_pid();" >&3
+		for i in $(seq 1 500); do grep -q '^ready' "$PGDIR/out" && break; sleep 0.02; done
+		TPID=$(sed -n 's/^ready //p' "$PGDIR/out")
+		[ -n "$TPID" ] || die "no PostgreSQL backend: $(cat "$PGDIR/out")"
+		n=$ROUNDS
+		[ "$label" = baseline ] && n=1
+		for ((r = 1; r <= n; r++)); do real_run postgres "$label" "$bin" "$r"; done
+		exec 3>&- # psql ends, and its backend with it
+		wait
+		TPID=
+	done <<<"$bins"
+	pg_down
+else
+	echo "bench/heap: not root, or postgresql not installed: no PostgreSQL measurement" >&2
+fi
+cat >"$TMP/held.py" <<'PY'
+import os, sys, time
+big = [bytes(range(256)) * 800 for _ in range(24)]
+small = [os.urandom(1000) for _ in range(6000)]
+print("ready", os.getpid(), flush=True)
+time.sleep(3600)
+PY
+if [ -x "$PY" ]; then
+	while read -r label bin; do
+		: >"$TMP/py.out"
+		"$PY" "$TMP/held.py" >"$TMP/py.out" 2>&1 &
+		TPID=$!
+		for i in $(seq 1 500); do grep -q '^ready' "$TMP/py.out" && break; sleep 0.02; done
+		n=$ROUNDS
+		[ "$label" = baseline ] && n=1
+		for ((r = 1; r <= n; r++)); do real_run python3 "$label" "$bin" "$r"; done
+		kill_target
+	done <<<"$bins"
+fi
 
 BENCH_S=$SECONDS
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -206,7 +313,7 @@ BUSY_END=$(busy_cpus 1)
 # ---- statistics, the Markdown section, the table on stdout -------------------
 
 cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
-export DATA TARGETS ROUNDS BENCH_S LOAD_START LOAD_END BUSY_START BUSY_END RUN_TIMEOUT READY_TIMEOUT
+export REAL BASELINE BDATA DATA TARGETS ROUNDS BENCH_S LOAD_START LOAD_END BUSY_START BUSY_END RUN_TIMEOUT READY_TIMEOUT
 export GNU_TIME TARGET PAUSE_AIM_MS
 export XPROF_VERSION=$("$XPROF" --version 2>&1 | head -n 1 || true)
 export GLIBC_VERSION=$(ldd --version 2>&1 | head -n 1 || true)
@@ -272,7 +379,7 @@ with open(E["DATA"]) as f:
             r["fail"].append("left %d threads stopped" % r["stopped"])
         for l in err.splitlines():
             if l and not any(k in l for k in (" blocks in use, ", "process stopped for", ": wrote ",
-                                                "the walk is partial")):
+                                                "the walk is partial", "glibc counts", "left alone:")):
                 r["other"].append(l.strip())
         runs.append(r)
 
@@ -302,13 +409,21 @@ def fdiff(a, b):
     d = int(round(a - b))
     return "{:+,}".format(d).replace("-", "−")
 
+BASE = {}
+with open(E["BDATA"]) as f:
+    for line in f:
+        mb, p, c = (line.rstrip("\n").split("\t") + ["", ""])[:3]
+        BASE.setdefault(int(mb), []).append((num(p), num(c)))
 header = "| heap | blocks | median pause (ms) | median total (ms) | MiB copied | xprof peak RSS (MiB) | failed runs |"
 sep = "|---|--:|--:|--:|--:|--:|--:|"
+if BASE:
+    header += " baseline: median pause (ms), MiB copied |"
+    sep += "--:|"
 table = [header, sep]
 for mb in sizes:
     s, t = S[mb], T.get(mb, {})
     if t.get("skipped"):
-        table.append("| %s | — | skipped | — | — | — | — |" % label(mb))
+        table.append("| %s | — | skipped | — | — | — | — |%s" % (label(mb), " — |" if BASE else ""))
         continue
     blocks = fint(s["blocks"])
     if s["blocks"] is not None and t.get("blocks") is not None:
@@ -317,8 +432,12 @@ for mb in sizes:
     failed = "%d of %d" % (s["nf"], len(s["rs"]))
     if s["partial"]:
         failed += " (partial walk)"
-    table.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-        label(mb), blocks, f1(s["pause"]), f1(s["wall"]), f1(s["copied"]), mx, failed))
+    row = "| %s | %s | %s | %s | %s | %s | %s |" % (
+        label(mb), blocks, f1(s["pause"]), f1(s["wall"]), f1(s["copied"]), mx, failed)
+    if BASE:
+        b = BASE.get(mb, [])
+        row += " %s, %s |" % (f1(med(x[0] for x in b)), f1(med(x[1] for x in b)))
+    table.append(row)
 table = "\n".join(table) + "\n"
 
 # ---- aim: a heap of about 1 GB (millions of blocks) stopped well under 1 s
@@ -331,6 +450,10 @@ if big:
     why = ""
     if s["partial"]:
         why = " (and the walk was partial, so not the whole heap was covered)"
+    if float(E["BUSY_START"]) > 1 or float(E["BUSY_END"]) > 1:
+        why += (" (measured while %s CPUs of %d were busy with other work: the times are "
+                "several times those of a quiet machine; the baseline column, measured under the "
+                "same load, is the comparison)" % (E["BUSY_START"], os.cpu_count() or 0))
     aims.append("- Pause: with %s blocks in use (%s heap) the target was stopped for %s ms "
                 "(median; aim: well under a second, taken as ≤ %.0f ms): **%s**%s." % (
                     fint(s["blocks"]), label(mb), f1(s["pause"]), aim, verdict, why))
@@ -356,12 +479,16 @@ for mb in sizes:
             t["unreach_bytes"] / 1048576.0, fint(s["blocks"]), fdiff(s["blocks"], t["blocks"]),
             fint(s["unreach"]), fdiff(s["unreach"], t["unreach"]), fint(t["ready"]),
             t["rss"] / 1024.0, f1(s["own"]), f1(s["size"] / 1024.0 if s["size"] else None)))
+if BASE:
+    notes.append(
+        "- *baseline*: `%s`, another build, run once after each of xprof's rounds on the same target, "
+        "so that both see the same load: the median of its pauses and its MiB copied." % E["BASELINE"])
 notes.append(
     "- *median pause* is xprof's \"process stopped for\" figure: from the first thread "
     "interrupted to the last one released, which covers copying every arena's heaps, the "
-    "mmapped chunks, the globals and the stacks, and walking the chunks (the block list is "
-    "built and sorted while the threads are stopped).  Reachability, types and the profile "
-    "come after the release.")
+    "other private writable memory (the roots and the mmapped chunks; resident pages only, "
+    "shared mappings never) and the stacks.  Walking the chunks, reachability, types and the "
+    "profile come after the release.")
 notes.append(
     "- *median total* is the wall time of the whole xprof run, measured around it (bash "
     "`$EPOCHREALTIME`), start-up and writing the profile included.  *MiB copied*: xprof's "
@@ -433,6 +560,45 @@ body.append("%s MB   # prints: ready PID BLOCKS BYTES UNREACHABLE UNREACHABLE_BY
 body.append("timeout -k 5 %s /usr/bin/time -o T -f %%M ./xprof heap -p PID -o h.pb.gz" % E["RUN_TIMEOUT"])
 body.append("```")
 body.append("")
+REALROWS = []
+with open(E["REAL"]) as f:
+    for line in f:
+        v = line.rstrip("\n").split("\t")
+        if len(v) < 12:
+            v += [""] * (12 - len(v))
+        REALROWS.append(dict(prog=v[0], label=v[1], rc=int(v[3]), pause=num(v[4]), copied=num(v[5]),
+                             a0=num(v[6]), s0=num(v[7]), a1=num(v[8]), s1=num(v[9]), inuse=num(v[10]),
+                             unreach=num(v[11])))
+if REALROWS:
+    body.append("Real programs (Debian's PostgreSQL 15 and python3): %s." % (
+        "the baseline is `%s`, an earlier build, once on its own fresh target; xprof %d rounds" % (
+            E["BASELINE"], rounds) if E.get("BASELINE") else "%d rounds" % rounds))
+    body.append("")
+    body.append("| target | xprof | median pause (ms) | MiB copied | RssAnon before → after (MiB) | RssShmem before → after (MiB) | [unreachable] share | exit |")
+    body.append("|---|---|--:|--:|--:|--:|--:|--:|")
+    for prog in ("postgres", "python3"):
+        for label in ("baseline", "xprof"):
+            rs = [r for r in REALROWS if r["prog"] == prog and r["label"] == label]
+            if not rs:
+                continue
+            r0, rl = rs[0], rs[-1]
+            share = "n/a"
+            if rl["inuse"]:
+                share = "%.0f%%" % (100.0 * (rl["unreach"] or 0) / rl["inuse"])
+            body.append("| %s | %s | %s | %s | %.1f → %.1f | %.1f → %.1f | %s | %s |" % (
+                "PostgreSQL backend, shared_buffers=1GB" if prog == "postgres" else
+                "python3, 24 × 204,800 + 6,000 × 1,000 bytes", label, f1(med(r["pause"] for r in rs)),
+                f1(med(r["copied"] for r in rs)), (r0["a0"] or 0) / 1024.0, (rl["a1"] or 0) / 1024.0,
+                (r0["s0"] or 0) / 1024.0, (rl["s1"] or 0) / 1024.0, share,
+                "/".join(str(r["rc"]) for r in rs)))
+    body.append("")
+    body.append("RSS before is before the first run, after is after the last; the [unreachable] share is "
+                "xprof's \"unreachable ... MiB\" over its \"blocks in use, ... MiB\" (every object of both "
+                "programs is reachable, so it is all false leaks).  The PostgreSQL cluster is made by "
+                "`initdb` in a temporary directory and started with `-c listen_addresses='' -c "
+                "unix_socket_directories=DIR -c shared_buffers=1GB`; the backend is that of an idle `psql` "
+                "session.")
+    body.append("")
 body.append("Versions: %s; %s.  `DEBUGINFOD_URLS` is unset." % (
     E.get("XPROF_VERSION") or "xprof ?", E.get("GLIBC_VERSION") or "glibc ?"))
 body.append("")

@@ -27,12 +27,28 @@ extern int xp_stdout_closed;
 /* "xprof: " + message + "\n" on stderr. */
 void xp_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Takes an -o argument into *out; prints a usage error for cmd and
+ * returns -1 when it is empty. */
+int xp_parse_output(const char *cmd, const char *arg, const char **out);
+
 /* Parses a pid argument; prints a usage error and returns -1 when bad. */
 pid_t xp_parse_pid(const char *arg);
 
 /* Validates pid as a profiling target and prints the reason when it is
- * not one.  Returns the thread-group id to profile, or -1. */
+ * not one.  Returns the thread-group id to profile, or -1; comm receives
+ * the target's name escaped for messages (xp_escape). */
 pid_t xp_check_target(pid_t pid, char *comm, size_t commlen);
+/* The same for a command that may not ptrace (ptraces 0: perf sampling),
+ * which a tracer does not stop. */
+pid_t xp_check_target_for(pid_t pid, char *comm, size_t commlen, int ptraces);
+
+/* What changes when pid execs (0 when unknown): taken before reading a
+ * target, compared when a read fails. */
+uint64_t xp_exec_id(pid_t pid);
+
+/* When pid exec'd since exec_id was taken, says so (what: what xprof was
+ * doing, "walk its heap") and returns 1; else 0. */
+int xp_said_exec(pid_t pid, uint64_t exec_id, const char *what);
 
 /* Prints why attaching to pid failed with err (-errno), in one line. */
 void xp_report_attach_error(pid_t pid, int err);
@@ -40,12 +56,22 @@ void xp_report_attach_error(pid_t pid, int err);
 int64_t xp_now_ns(void);
 
 /* The default output name "xprof.COMM.PID.KIND" in buf, with the target's
- * name made safe for a file name ('/' and ' ' become '_'). */
+ * name made safe for a file name (anything but letters, digits and ._+-
+ * becomes '_'). */
 void xp_default_output(char *buf, size_t len, const char *comm, pid_t pid, const char *kind);
 
-/* Interns the mapping of the main executable (the first file-backed
- * executable mapping) so that it comes first: pprof takes mapping 1 for
- * the profiled binary. */
+/* Checks an -o argument before any work ("-" is standard output; binary:
+ * the output is a pprof file, not for a terminal); prints why it cannot be
+ * written and returns -1, else 0. */
+int xp_check_output(const char *path, int binary);
+
+/* "wrote PATH; HINT" (hint NULL: how to open a pprof file), or that the
+ * profile went to standard output. */
+void xp_report_wrote(const char *path, const char *hint);
+
+/* Interns the mapping of the main executable (the process's executable,
+ * else the first file-backed executable mapping) so that it comes first:
+ * pprof takes mapping 1 for the profiled binary. */
 int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const struct xp_maps *maps);
 
 /* The mapping id of the module holding pc, 0 when none, or -errno. */

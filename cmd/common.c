@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "attach/attach.h"
 #include "cmd/cmd.h"
@@ -32,12 +34,61 @@ int64_t xp_now_ns(void)
 
 void xp_default_output(char *buf, size_t len, const char *comm, pid_t pid, const char *kind)
 {
-	char *c;
+	char safe[64];
+	size_t i;
 
-	snprintf(buf, len, "xprof.%s.%d.%s", comm, (int)pid, kind);
-	for (c = buf; *c; c++)
-		if (*c == '/' || *c == ' ')
-			*c = '_';
+	/* the comm is the target's to choose: only letters, digits and ._+-
+	 * reach a file name */
+	for (i = 0; comm[i] && i < sizeof(safe) - 1; i++)
+		safe[i] = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+-", comm[i]) ?
+				  comm[i] : '_';
+	safe[i] = '\0';
+	snprintf(buf, len, "xprof.%s.%d.%s", safe, (int)pid, kind);
+}
+
+int xp_check_output(const char *path, int binary)
+{
+	char why[256];
+	int err;
+
+	if (strcmp(path, "-") == 0) {
+		if (xp_stdout_closed) {
+			xp_msg("cannot write to standard output (-o -): it is closed");
+			return -1;
+		}
+		if (binary && isatty(STDOUT_FILENO)) {
+			xp_msg("cannot write to standard output (-o -): it is a terminal and the profile is "
+			       "binary (redirect it to a file or a pipe)");
+			return -1;
+		}
+		return 0;
+	}
+	err = xp_output_writable(path, why, sizeof(why));
+	if (err < 0) {
+		xp_msg("cannot write %s: %s", xp_esc(path), why[0] ? xp_esc(why) : strerror(-err));
+		return -1;
+	}
+	return 0;
+}
+
+void xp_report_wrote(const char *path, const char *hint)
+{
+	if (strcmp(path, "-") == 0)
+		xp_msg("wrote the profile to standard output");
+	else if (hint)
+		xp_msg("wrote %s; %s", xp_esc(path), hint);
+	else
+		xp_msg("wrote %s; open it with: go tool pprof -http=: %s", xp_esc(path), xp_esc(path));
+}
+
+int xp_parse_output(const char *cmd, const char *arg, const char **out)
+{
+	if (!*arg) {
+		xp_msg("%s: -o wants a file name ('-' for standard output)", cmd);
+		return -1;
+	}
+	*out = arg;
+	return 0;
 }
 
 pid_t xp_parse_pid(const char *arg)
@@ -54,7 +105,58 @@ pid_t xp_parse_pid(const char *arg)
 	return (pid_t)v;
 }
 
+uint64_t xp_exec_id(pid_t pid)
+{
+	char path[64], buf[1024], *p, *end;
+	unsigned long long field, id = 0;
+	struct stat st;
+	size_t n;
+	FILE *f;
+	int i;
+
+	/* fields 26-28 and 45-51 of stat (code, stack, arguments, environment)
+	 * move with every exec, even of the same binary (ASLR) */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (!(p = strrchr(buf, ')')) || !p[1] || !p[2])
+		return 0;
+	p += 3; /* ") S" */
+	for (i = 4; i <= 51; i++, p = end) {
+		field = strtoull(p, &end, 10);
+		if (end == p)
+			break;
+		if ((i >= 26 && i <= 28) || i >= 45)
+			id = (id ^ field) * 1099511628211ULL;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st) == 0)
+		id = (id ^ st.st_ino ^ st.st_dev) * 1099511628211ULL;
+	return id;
+}
+
+int xp_said_exec(pid_t pid, uint64_t exec_id, const char *what)
+{
+	uint64_t now = xp_exec_id(pid);
+
+	if (!exec_id || !now || now == exec_id)
+		return 0;
+	xp_msg("pid %d exec'd while xprof read it to %s: the new program is another one; nothing written "
+	       "(run xprof again)",
+	       (int)pid, what);
+	return 1;
+}
+
 pid_t xp_check_target(pid_t pid, char *comm, size_t commlen)
+{
+	return xp_check_target_for(pid, comm, commlen, 1);
+}
+
+pid_t xp_check_target_for(pid_t pid, char *comm, size_t commlen, int ptraces)
 {
 	struct xp_proc p;
 	enum xp_proc_problem problem;
@@ -72,23 +174,26 @@ pid_t xp_check_target(pid_t pid, char *comm, size_t commlen)
 		return -1;
 	case XP_PROC_ZOMBIE:
 		xp_msg("pid %d (%s) is a zombie: it has exited and has no stacks left to read", (int)pid,
-		       p.comm);
+		       xp_esc(p.comm));
 		return -1;
 	case XP_PROC_KERNEL_THREAD:
 		xp_msg("pid %d (%s) is a kernel thread: it has no user space to profile", (int)pid,
-		       p.comm);
+		       xp_esc(p.comm));
 		return -1;
 	case XP_PROC_SELF:
 		xp_msg("pid %d is xprof itself", (int)pid);
 		return -1;
 	case XP_PROC_TRACED:
+		if (!ptraces) /* perf sampling coexists with a tracer */
+			break;
 		xp_msg("cannot attach to pid %d (%s): it is already traced by pid %d (a debugger or "
 		       "tracer); detach it first",
-		       (int)pid, p.comm, (int)p.tracer);
+		       (int)pid, xp_esc(p.comm), (int)p.tracer);
 		return -1;
 	}
+	/* the name every message shows, escaped once here */
 	if (comm)
-		snprintf(comm, commlen, "%s", p.comm);
+		xp_escape(p.comm, comm, commlen);
 	return p.pid;
 }
 
@@ -102,6 +207,10 @@ void xp_report_attach_error(pid_t pid, int err)
 		xp_msg("cannot attach to pid %d: operation not permitted (%s)", (int)pid, why);
 	} else if (err == -ESRCH) {
 		xp_msg("cannot attach to pid %d: the process exited", (int)pid);
+	} else if (err == -EBUSY) {
+		xp_msg("cannot attach to pid %d: another process traces it (a debugger?); try when it has let go", (int)pid);
+	} else if (err == -EAGAIN) {
+		xp_msg("cannot stop pid %d: it exec'd during each try (it re-execs too often); try again", (int)pid);
 	} else {
 		xp_msg("cannot attach to pid %d: %s", (int)pid, strerror(-err));
 	}
@@ -128,8 +237,13 @@ static int64_t mapping_id(struct xp_profile *p, const struct xp_module *m)
 
 int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const struct xp_maps *maps)
 {
+	const struct xp_module *main_mod = xp_space_main_module(space);
 	size_t i;
 
+	/* the lowest file is not always the program: with `ulimit -s
+	 * unlimited` (the legacy mmap layout) the libraries lie below it */
+	if (main_mod)
+		return mapping_id(p, main_mod) < 0 ? -ENOMEM : 0;
 	for (i = 0; i < maps->n; i++) {
 		const struct xp_map *m = &maps->v[i];
 		const struct xp_module *mod;

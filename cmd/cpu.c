@@ -97,6 +97,10 @@ struct cpu_run {
 	size_t nprog;     /* 1 once the first space is open */
 	int too_many_execs;
 	uint64_t ticks_spaced; /* --wall ticks delayed to keep the pauses under a tenth */
+	uint64_t wall_missed, wall_seen; /* --wall: thread samples lost (not stopped in time), of all */
+	uint64_t ticks_execd;  /* --wall ticks lost: the target exec'd during each try */
+	uint64_t ticks_unstopped; /* --wall ticks lost: no thread stopped in time */
+	int wall_refused;      /* --wall: a later stop was refused (-EBUSY: another tracer) */
 	uint64_t ticks, ticks_stopped; /* --wall stops, and those that found it SIGSTOPped */
 	int left_stopped;      /* the last --wall stop found it SIGSTOPped */
 	struct xp_stack *stack;
@@ -235,7 +239,8 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 			o->freq = (int)v;
 			break;
 		case 'o':
-			o->out = optarg;
+			if (xp_parse_output("cpu", optarg, &o->out) < 0)
+				return XP_EXIT_USAGE;
 			break;
 		case OPT_FORMAT:
 			if (strcmp(optarg, "pprof") == 0)
@@ -462,8 +467,8 @@ static void start_program(struct cpu_run *r, uint64_t since, const char *comm)
 	memset(g, 0, sizeof(*g));
 	g->since = since;
 	g->dirty = 1;
-	snprintf(g->comm, sizeof(g->comm), "%s", comm);
-	snprintf(r->comm, sizeof(r->comm), "%s", comm);
+	xp_escape(comm, g->comm, sizeof(g->comm));
+	xp_escape(comm, r->comm, sizeof(r->comm));
 }
 
 static void on_perf_exec(const struct xp_perf_exec *e, void *arg)
@@ -740,7 +745,7 @@ static int run_wall(struct cpu_run *r)
 	while (!stop_requested && xp_now_ns() < deadline) {
 		struct xp_snapshot snap;
 		struct xp_mem *mem;
-		int64_t stopped;
+		int64_t stopped = 0;
 		size_t i;
 
 		err = xp_snapshot_take(r->pid, &snap);
@@ -748,6 +753,20 @@ static int run_wall(struct cpu_run *r)
 			r->stop_found_gone = 1;
 		if (err == -ESRCH || target_gone(r))
 			break;
+		if (err == -EAGAIN || err == -ETIMEDOUT) {
+			/* it exec'd during every try, or no thread would stop */
+			if (err == -EAGAIN)
+				r->ticks_execd++;
+			else
+				r->ticks_unstopped++;
+			goto next_tick;
+		}
+		/* a tracer (a debugger) that came after the first stop: the
+		 * run ends with what it has */
+		if ((err == -EBUSY || err == -EPERM) && r->samples > 0) {
+			r->wall_refused = err;
+			break;
+		}
 		if (err < 0)
 			return err;
 		if (open_space(r) < 0) {
@@ -766,8 +785,11 @@ static int run_wall(struct cpu_run *r)
 			char state = t->state == 'S' || t->state == 'D' || t->state == 'T' ? t->state : 'R';
 			if (t->group_stopped)
 				state = 'T';
-			if (!t->stopped)
+			r->wall_seen++;
+			if (!t->stopped) {
+				r->wall_missed++;
 				continue;
+			}
 			thread_name(r, t->tid);
 			add_sample(r, (unsigned)r->nprog - 1, t->tid, state, NULL, 0, &t->regs, mem);
 		}
@@ -777,6 +799,7 @@ static int run_wall(struct cpu_run *r)
 		r->left_stopped = snap.process_was_stopped != 0;
 		stopped = snap.stopped_ns;
 		xp_snapshot_free(&snap);
+next_tick:
 		progress(r, xp_now_ns(), 0);
 		next += period;
 		/* the target is stopped at most a tenth of the time: a process
@@ -816,7 +839,9 @@ struct child {
 	int errfd;   /* read end: the exec's errno, or EOF */
 };
 
-static int spawn_held(char **cmd, struct child *c)
+/* stdout_taken: the profile goes to standard output (-o -), so the
+ * command's own output goes to standard error instead. */
+static int spawn_held(char **cmd, struct child *c, int stdout_taken)
 {
 	int go[2], err[2];
 
@@ -845,6 +870,8 @@ static int spawn_held(char **cmd, struct child *c)
 		close(err[0]);
 		if (read(go[0], &b, 1) != 1)
 			_exit(127); /* xprof gave up */
+		if (stdout_taken && dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+			_exit(127);
 		execvp(cmd[0], cmd);
 		e = errno;
 		if (write(err[1], &e, sizeof(e)) < 0)
@@ -1084,12 +1111,25 @@ static void install_stop_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+static int perf_paranoid(void)
+{
+	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
+	int v = 2; /* the kernel's default */
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 2;
+		fclose(f);
+	}
+	return v;
+}
+
 int cmd_cpu(int argc, char **argv)
 {
 	struct cpu_run r;
 	struct xp_perf *perf = NULL;
 	struct child child = { -1, -1, -1 };
-	char defpath[256];
+	char defpath[256], why[256];
 	const char *path;
 	uint64_t lost = 0;
 	int rc, err, gone = 0;
@@ -1099,16 +1139,14 @@ int cmd_cpu(int argc, char **argv)
 	rc = parse(argc, argv, &r.o);
 	if (rc >= 0)
 		return rc;
-	if (r.o.out && (err = xp_output_writable(r.o.out)) < 0) {
-		xp_msg("cannot write %s: %s", r.o.out, strerror(-err));
+	if (r.o.out && xp_check_output(r.o.out, r.o.format == FORMAT_PPROF) < 0)
 		return XP_EXIT_FATAL;
-	}
 	r.stack = malloc(sizeof(*r.stack));
 	if (!r.stack)
 		return XP_EXIT_FATAL;
 
 	if (r.o.cmd) {
-		err = spawn_held(r.o.cmd, &child);
+		err = spawn_held(r.o.cmd, &child, r.o.out && strcmp(r.o.out, "-") == 0);
 		if (err < 0) {
 			xp_msg("cannot start %s: %s", r.o.cmd[0], strerror(-err));
 			run_free(&r);
@@ -1116,9 +1154,9 @@ int cmd_cpu(int argc, char **argv)
 		}
 		r.pid = child.pid;
 		r.launched = 1;
-		snprintf(r.comm, sizeof(r.comm), "%s", strrchr(r.o.cmd[0], '/') ? strrchr(r.o.cmd[0], '/') + 1 : r.o.cmd[0]);
+		xp_escape(strrchr(r.o.cmd[0], '/') ? strrchr(r.o.cmd[0], '/') + 1 : r.o.cmd[0], r.comm, sizeof(r.comm));
 	} else {
-		r.pid = xp_check_target(r.o.pid, r.comm, sizeof(r.comm));
+		r.pid = xp_check_target_for(r.o.pid, r.comm, sizeof(r.comm), r.o.wall);
 		if (r.pid < 0) {
 			run_free(&r);
 			return XP_EXIT_FATAL;
@@ -1136,9 +1174,16 @@ int cmd_cpu(int argc, char **argv)
 			.enable_on_exec = r.launched,
 		};
 		err = xp_perf_open(&po, &perf);
-		if (err == -EACCES || err == -EPERM) {
-			xp_msg("perf_event_open refused for pid %d (%s): sampling with --wall (ptrace) instead",
-			       (int)r.pid, "kernel.perf_event_paranoid, or no CAP_PERFMON");
+		if ((err == -EACCES || err == -EPERM) && !r.launched &&
+		    xp_explain_eperm(r.pid, why, sizeof(why)) == XP_EPERM_CREDENTIALS) {
+			/* ptrace would be refused the same: no --wall fallback */
+			xp_msg("cannot sample pid %d: operation not permitted (%s)", (int)r.pid, why);
+			run_free(&r);
+			return XP_EXIT_FATAL;
+		} else if (err == -EACCES || err == -EPERM) {
+			xp_msg("perf_event_open refused for pid %d (kernel.perf_event_paranoid is %d and xprof "
+			       "lacks CAP_PERFMON): sampling with --wall (ptrace) instead",
+			       (int)r.pid, perf_paranoid());
 			r.o.wall = 1;
 		} else if (err == -EMFILE || err == -ENFILE) {
 			struct rlimit rl = { 0, 0 };
@@ -1207,6 +1252,12 @@ int cmd_cpu(int argc, char **argv)
 		run_free(&r);
 		return XP_EXIT_FATAL;
 	}
+	if (r.samples == 0 && (r.ticks_execd || r.ticks_unstopped)) {
+		xp_msg("no samples: at every tick pid %d %s; nothing written", (int)r.pid,
+		       r.ticks_execd ? "exec'd during each try to stop it" : "had no thread that would stop in time");
+		run_free(&r);
+		return XP_EXIT_FATAL;
+	}
 	if (r.samples == 0) {
 		xp_msg("no samples: pid %d did not run on a CPU%s; nothing written", (int)r.pid,
 		       r.o.wall ? "" : " while sampled (try --wall to see where its threads wait)");
@@ -1222,7 +1273,7 @@ int cmd_cpu(int argc, char **argv)
 			build_space(&r, &r.prog[i]);
 	err = r.o.format == FORMAT_PPROF ? write_pprof(&r, path) : write_flame(&r, path);
 	if (err < 0) {
-		xp_msg("cannot write %s: %s", path, strerror(-err));
+		xp_msg("cannot write %s: %s", xp_esc(path), strerror(-err));
 		run_free(&r);
 		return XP_EXIT_FATAL;
 	}
@@ -1239,6 +1290,32 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("--wall: each stop of pid %d took long enough (many threads) that %" PRIu64 " ticks were "
 		       "delayed, to keep it stopped under a tenth of the time",
 		       (int)r.pid, r.ticks_spaced);
+	if (r.wall_missed) {
+		xp_msg("--wall: %" PRIu64 " of %" PRIu64 " thread samples missing: those threads did not stop in "
+		       "time (uninterruptible sleep, or a loaded machine)", r.wall_missed, r.wall_seen);
+		rc = XP_EXIT_PARTIAL;
+	}
+	if (r.ticks_execd) {
+		xp_msg("--wall: pid %d exec'd during each try of %" PRIu64 " ticks, which have no samples",
+		       (int)r.pid, r.ticks_execd);
+		rc = XP_EXIT_PARTIAL;
+	}
+	if (r.ticks_unstopped) {
+		xp_msg("--wall: at %" PRIu64 " ticks no thread of pid %d stopped in time (uninterruptible "
+		       "sleep): they have no samples", r.ticks_unstopped, (int)r.pid);
+		rc = XP_EXIT_PARTIAL;
+	}
+	if (r.wall_refused == -EBUSY) {
+		xp_msg("--wall: another process (a debugger?) began tracing pid %d: the run ended there, "
+		       "with the samples before", (int)r.pid);
+		rc = XP_EXIT_PARTIAL;
+	} else if (r.wall_refused) {
+		char why[256];
+		xp_explain_eperm(r.pid, why, sizeof(why));
+		xp_msg("--wall: pid %d could no longer be stopped (operation not permitted: %s): the run "
+		       "ended there, with the samples before", (int)r.pid, why);
+		rc = XP_EXIT_PARTIAL;
+	}
 	if (r.ticks_stopped)
 		xp_msg("pid %d was stopped (SIGSTOP) at %" PRIu64 " of %" PRIu64 " ticks: its threads are labelled "
 		       "state=stopped there%s",
@@ -1265,12 +1342,9 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("pid %d exited during the run", (int)r.pid);
 		rc = XP_EXIT_PARTIAL;
 	}
-	if (r.o.format == FORMAT_PPROF)
-		xp_msg("wrote %s; open it with: go tool pprof -http=: %s", path, path);
-	else if (r.o.format == FORMAT_SVG)
-		xp_msg("wrote %s; open it in a browser", path);
-	else
-		xp_msg("wrote %s; draw it with flamegraph.pl or inferno-flamegraph, or open it in speedscope", path);
+	xp_report_wrote(path, r.o.format == FORMAT_PPROF ? NULL :
+			      r.o.format == FORMAT_SVG ? "open it in a browser" :
+			      "draw it with flamegraph.pl or inferno-flamegraph, or open it in speedscope");
 	run_free(&r);
 	return rc;
 }

@@ -28,7 +28,7 @@ int xp_go_target_open(pid_t pid, const char *comm, struct xp_go_target *gt)
 	}
 	err = xp_go_open(gt->space, &gt->go, why, sizeof(why));
 	if (err == -ENOTSUP)
-		xp_msg("pid %d (%s) is a Go program, but xprof cannot read its runtime: %s", (int)pid, comm, why);
+		xp_msg("pid %d (%s) is a Go program, but xprof cannot read its runtime: %s", (int)pid, comm, xp_esc(why));
 	if (err < 0) {
 		xp_go_target_close(gt);
 		return err == -ENOENT ? 0 : err;
@@ -314,14 +314,14 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 	struct xp_go_heap h = { .go = gt->go, .kind = kind };
 	struct xp_snapshot snap;
 	int64_t inuse = 0, inuse_bytes = 0, contentions = 0;
-	char why[256];
+	char why[512];
 	size_t i;
 	int err, rc = XP_EXIT_FATAL;
 
 	memset(&snap, 0, sizeof(snap));
 	if (xp_go_heap_check(gt->go, kind, why, sizeof(why)) < 0) {
 		xp_msg("pid %d (%s) is a Go program (%s), but its %s profile cannot be read: %s", (int)pid, comm,
-		       xp_go_version(gt->go), what[kind], why);
+		       xp_esc(xp_go_version(gt->go)), what[kind], xp_esc(why));
 		return XP_EXIT_FATAL;
 	}
 	xp_attach_signals();
@@ -332,7 +332,7 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 	}
 	if (snap.hold_err < 0) {
 		xp_msg("cannot read the Go %s profile of pid %d: %s", what[kind], (int)pid,
-		       h.problem[0] ? h.problem : strerror(-snap.hold_err));
+		       h.problem[0] ? xp_esc(h.problem) : strerror(-snap.hold_err));
 		goto out;
 	}
 	if (kind == XP_GO_HEAP && h.rate == 0) {
@@ -350,7 +350,7 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 	}
 	err = go_heap_profile(gt, &h, snap.time_ns, path);
 	if (err < 0) {
-		xp_msg("cannot write %s: %s", path, strerror(-err));
+		xp_msg("cannot write %s: %s", xp_esc(path), strerror(-err));
 		goto out;
 	}
 	for (i = 0; i < h.n; i++) {
@@ -364,14 +364,14 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 	if (kind == XP_GO_HEAP)
 		xp_msg("pid %d (%s): %s, heap profile of %zu allocation sites: %" PRId64 " objects, %.1f MiB in use "
 		       "(sampled every %" PRId64 " bytes, scaled as runtime/pprof scales)",
-		       (int)pid, comm, xp_go_version(gt->go), h.n, inuse, mib(inuse_bytes), h.rate);
+		       (int)pid, comm, xp_esc(xp_go_version(gt->go)), h.n, inuse, mib(inuse_bytes), h.rate);
 	else
 		xp_msg("pid %d (%s): %s, %s profile of %zu stacks, %" PRId64 " contentions recorded", (int)pid, comm,
-		       xp_go_version(gt->go), what[kind], h.n, contentions);
+		       xp_esc(xp_go_version(gt->go)), what[kind], h.n, contentions);
 	xp_msg("process stopped for %.2f ms; total %.0f ms", snap.stopped_ns / 1e6, (xp_now_ns() - t0) / 1e6);
 	if (h.problem[0])
-		xp_msg("the profile is partial: %s", h.problem);
-	xp_msg("wrote %s; open it with: go tool pprof -http=: %s", path, path);
+		xp_msg("the profile is partial: %s", xp_esc(h.problem));
+	xp_report_wrote(path, NULL);
 	rc = h.problem[0] ? XP_EXIT_PARTIAL : XP_EXIT_OK;
 out:
 	xp_go_heap_free(&h);

@@ -44,7 +44,8 @@ static void usage(FILE *f)
 	      "keeps (runtime.mbuckets), as runtime/pprof would write it at that moment:\n"
 	      "alloc_objects, alloc_space, inuse_objects, inuse_space with allocation\n"
 	      "stacks, sampled every runtime.MemProfileRate bytes and scaled as pprof\n"
-	      "scales them.  Needs the binary's symbol table (not -ldflags=-s).\n"
+	      "scales them.  Needs the binary's symbol table (not -ldflags=-s), or its\n"
+	      "debug file by build id (Debian's -dbgsym package, or XPROF_DEBUG_DIRS).\n"
 	      "With --block or --mutex, its block or mutex contention profile instead\n"
 	      "(contentions/count, delay/nanoseconds, as runtime/pprof writes them), when\n"
 	      "the program turned it on (runtime.SetBlockProfileRate,\n"
@@ -85,7 +86,8 @@ static int parse(int argc, char **argv, struct heap_opts *o)
 				return XP_EXIT_USAGE;
 			break;
 		case 'o':
-			o->out = optarg;
+			if (xp_parse_output("heap", optarg, &o->out) < 0)
+				return XP_EXIT_USAGE;
 			break;
 		case 'B':
 		case 'M':
@@ -193,7 +195,11 @@ static int stories_add(struct stories *ss, const struct story *cur, uint64_t byt
 	return 0;
 }
 
-static int write_profile(struct xp_heap *h, const char *path, int64_t time_ns)
+/* The stories' frames are no code: their locations have no mapping.  The
+ * main binary still comes first, as mapping 1, so that pprof names the
+ * profiled program (File:, Build ID:) instead of "Main binary filename not
+ * available". */
+static int write_profile(struct xp_heap *h, const struct xp_maps *maps, const char *path, int64_t time_ns)
 {
 	struct xp_profile *p = xp_profile_new();
 	struct stories ss = { 0 };
@@ -214,6 +220,8 @@ static int write_profile(struct xp_heap *h, const char *path, int64_t time_ns)
 	    (err = xp_profile_set_default_sample_type(p, "inuse_space")) < 0)
 		goto out;
 	xp_profile_set_time(p, time_ns, 0);
+	if ((err = xp_profile_main_mapping(p, h->space, maps)) < 0)
+		goto out;
 	for (i = 0; i < ss.n; i++) {
 		const struct story *st = &ss.v[i];
 		uint64_t ids[XP_HEAP_PATH_MAX];
@@ -265,15 +273,14 @@ int cmd_heap(int argc, char **argv)
 	const char *path, *what;
 	pid_t pid;
 	int rc, err;
+	uint64_t exec_id;
 	int64_t t0 = xp_now_ns();
 
 	rc = parse(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
-	if (o.out && (err = xp_output_writable(o.out)) < 0) {
-		xp_msg("cannot write %s: %s", o.out, strerror(-err));
+	if (o.out && xp_check_output(o.out, 1) < 0)
 		return XP_EXIT_FATAL;
-	}
 	pid = xp_check_target(o.pid, comm, sizeof(comm));
 	if (pid < 0)
 		return XP_EXIT_FATAL;
@@ -300,15 +307,23 @@ int cmd_heap(int argc, char **argv)
 		goto out;
 	}
 	live = xp_mem_process(pid);
+	exec_id = xp_exec_id(pid);
 	if ((err = xp_maps_read(pid, &maps)) < 0 || !live ||
 	    (err = xp_space_open(pid, &maps, live, 0, &space)) < 0) {
-		xp_report_attach_error(pid, err < 0 ? err : -ENOMEM);
+		if (xp_said_exec(pid, exec_id, "walk its heap"))
+			rc = XP_EXIT_PARTIAL;
+		else
+			xp_report_attach_error(pid, err < 0 ? err : -ENOMEM);
 		goto out;
 	}
 	switch (xp_heap_check(space, &maps, &what)) {
 	case XP_HEAP_OK:
 		break;
 	case XP_HEAP_NO_GLIBC:
+		if (xp_said_exec(pid, exec_id, "walk its heap")) {
+			rc = XP_EXIT_PARTIAL;
+			goto out;
+		}
 		xp_msg("pid %d (%s) has no glibc mapped (a static binary, or another C library): "
 		       "only glibc's malloc is supported yet",
 		       (int)pid, comm);
@@ -328,42 +343,56 @@ int cmd_heap(int argc, char **argv)
 	h.space = space;
 	if (xp_heap_prepare(&h, pid, &maps) == -ENOMEM) {
 		xp_msg("cannot walk the heap of pid %d (%s): the walk needs %.0f MiB for %.0f MiB of heap and "
-		       "%.0f MiB of memory is available (MemAvailable or xprof's cgroup limit; a tenth is "
+		       "%.0f MiB of memory is available (MemAvailable, xprof's cgroup limit or its ulimit -v; a tenth is "
 		       "kept free); nothing was stopped",
 		       (int)pid, comm, mib(h.need_bytes), mib(h.planned), mib(h.avail_bytes));
 		goto out;
 	}
 	xp_attach_signals();
 	err = xp_snapshot_take_with(pid, &snap, xp_glibc_heap_read, &h);
-	if (err < 0) {
-		xp_report_attach_error(pid, err);
-		goto out;
-	}
-	if (snap.hold_err < 0) {
-		xp_msg("cannot walk the heap of pid %d: %s", (int)pid, strerror(-snap.hold_err));
+	if (err < 0 || snap.hold_err < 0) {
+		if (xp_said_exec(pid, exec_id, "walk its heap"))
+			rc = XP_EXIT_PARTIAL;
+		else if (err < 0)
+			xp_report_attach_error(pid, err);
+		else
+			xp_msg("cannot walk the heap of pid %d: %s", (int)pid, strerror(-snap.hold_err));
 		goto out;
 	}
 	err = xp_glibc_heap_walk(&h);
 	if (err == 0)
 		err = xp_heap_analyze(&h, &snap);
 	if (err < 0) {
-		xp_msg("cannot analyze the heap of pid %d: %s", (int)pid, strerror(-err));
+		if (xp_said_exec(pid, exec_id, "walk its heap"))
+			rc = XP_EXIT_PARTIAL;
+		else
+			xp_msg("cannot analyze the heap of pid %d: %s", (int)pid, strerror(-err));
 		goto out;
 	}
-	err = write_profile(&h, path, snap.time_ns);
+	err = write_profile(&h, &maps, path, snap.time_ns);
 	if (err < 0) {
-		xp_msg("cannot write %s: %s", path, strerror(-err));
+		xp_msg("cannot write %s: %s", xp_esc(path), strerror(-err));
 		goto out;
 	}
 	xp_msg("pid %d (%s): %zu arenas, %zu blocks in use, %.1f MiB; %.1f MiB free; "
 	       "%" PRIu64 " mmapped; %" PRIu64 " unreachable blocks, %.1f MiB",
 	       (int)pid, comm, h.narenas, h.nblocks, mib(h.inuse_bytes), mib(h.free_bytes), h.mmapped_chunks,
 	       h.unreachable_blocks, mib(h.unreachable_bytes));
+	if (h.have_counts)
+		xp_msg("glibc counts %.1f MiB in its arenas, %" PRIu64 " mmapped chunks, %.1f MiB; "
+		       "found %.1f MiB, %" PRIu64 " chunks, %.1f MiB",
+		       mib(h.glibc_system_mem), h.glibc_n_mmaps, mib(h.glibc_mmapped_mem), mib(h.walked_mem),
+		       h.mmapped_chunks, mib(h.mmapped_bytes));
 	xp_msg("process stopped for %.1f ms while %.1f MiB were copied; total %.0f ms", snap.stopped_ns / 1e6,
 	       mib(h.copied_bytes), (xp_now_ns() - t0) / 1e6);
-	if (h.problem[0])
-		xp_msg("the walk is partial: %s", h.problem);
-	xp_msg("wrote %s; open it with: go tool pprof -http=: %s", path, path);
+	if (h.shared_skipped || h.untouched_skipped)
+		xp_msg("left alone: %.1f MiB of shared mappings, %.1f MiB of pages the process never touched",
+		       mib(h.shared_skipped), mib(h.untouched_skipped));
+	if (h.nproblems > 1)
+		xp_msg("the walk is partial: %s (%zu problems in all)", xp_esc(h.problem), h.nproblems);
+	else if (h.problem[0])
+		xp_msg("the walk is partial: %s", xp_esc(h.problem));
+	xp_report_wrote(path, NULL);
 	rc = h.problem[0] ? XP_EXIT_PARTIAL : XP_EXIT_OK;
 out:
 	xp_heap_free(&h);

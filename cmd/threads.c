@@ -114,7 +114,8 @@ static int parse(int argc, char **argv, struct threads_opts *o)
 			o->native = 1;
 			break;
 		case 'o':
-			o->out = optarg;
+			if (xp_parse_output("threads", optarg, &o->out) < 0)
+				return XP_EXIT_USAGE;
 			break;
 		case 'h':
 			usage(stdout);
@@ -245,7 +246,8 @@ static int report_deadlocks(struct dump *dp)
 			struct dumped *next = find_tid(dp, cur->owner);
 			cur->in_deadlock = 1;
 			printf("  thread %d \"%s\" waits for mutex 0x%" PRIx64 " held by thread %d \"%s\"\n",
-			       (int)cur->t->tid, cur->t->name, cur->mutex, (int)next->t->tid, next->t->name);
+			       (int)cur->t->tid, xp_esc(cur->t->name), cur->mutex, (int)next->t->tid,
+			       xp_esc(next->t->name));
 			cur = next;
 		} while (cur != start);
 		printf("\n");
@@ -263,12 +265,12 @@ static void print_state(struct dump *dp, const struct dumped *d)
 	if (d->syscall)
 		printf(", %s", d->syscall);
 	if (t->wchan[0])
-		printf(", wchan %s", t->wchan);
+		printf(", wchan %s", xp_esc(t->wchan));
 	if (d->mutex) {
 		struct dumped *o = d->owner_ns ? NULL : find_tid(dp, d->owner);
 		printf(", waiting for mutex 0x%" PRIx64, d->mutex);
 		if (o)
-			printf(" held by thread %d \"%s\"", (int)o->t->tid, o->t->name);
+			printf(" held by thread %d \"%s\"", (int)o->t->tid, xp_esc(o->t->name));
 		else if (d->owner)
 			printf(" held by tid %d%s, not a thread of this process", (int)d->owner,
 			       d->owner_ns ? " of its pid namespace" : "");
@@ -288,7 +290,7 @@ static void print_frames(struct dump *dp, const struct dumped *d)
 			const struct xp_module *m = s ? s->module : NULL;
 			printf("?" "?()\n\t");
 			if (m)
-				printf("%s+0x%" PRIx64 "\n", m->path, d->pc[i] - m->start + m->offset);
+				printf("%s+0x%" PRIx64 "\n", xp_esc(m->path), d->pc[i] - m->start + m->offset);
 			else
 				printf("?" "? pc=0x%" PRIx64 "\n", d->pc[i]);
 			continue;
@@ -296,12 +298,12 @@ static void print_frames(struct dump *dp, const struct dumped *d)
 		for (k = 0; k < s->nframes; k++) {
 			const struct xp_frame *f = &s->frames[k];
 			int has_params = strchr(f->function, '(') != NULL;
-			printf("%s%s\n\t", f->function,
+			printf("%s%s\n\t", xp_esc(f->function),
 			       has_params ? (f->inlined ? " (inlined)" : "") : (f->inlined ? "(...)" : "()"));
 			if (f->file)
-				printf("%s:%d", f->file, f->line);
+				printf("%s:%d", xp_esc(f->file), f->line);
 			else if (s->module)
-				printf("%s", s->module->path);
+				xp_fputs_escaped(s->module->path, stdout);
 			if (!f->inlined)
 				printf(" +0x%" PRIx64, f->offset);
 			printf("\n");
@@ -322,7 +324,7 @@ static void print_dump(struct dump *dp)
 
 	for (i = 0; i < dp->n; i++) {
 		const struct dumped *d = &dp->d[i];
-		printf("thread %d \"%s\" ", (int)d->t->tid, d->t->name);
+		printf("thread %d \"%s\" ", (int)d->t->tid, xp_esc(d->t->name));
 		print_state(dp, d);
 		printf(":\n");
 		print_frames(dp, d);
@@ -394,10 +396,10 @@ static int print_grouped(struct dump *dp)
 		const struct dumped **m = &v[g[k].first];
 		size_t n = g[k].count;
 		if (n == 1) {
-			printf("thread %d \"%s\" ", (int)m[0]->t->tid, m[0]->t->name);
+			printf("thread %d \"%s\" ", (int)m[0]->t->tid, xp_esc(m[0]->t->name));
 		} else {
 			/* tids, consecutive runs folded: 4101-4999 */
-			printf("%zu threads \"%s\" tids ", n, m[0]->t->name);
+			printf("%zu threads \"%s\" tids ", n, xp_esc(m[0]->t->name));
 			for (i = 0; i < n;) {
 				size_t r = i;
 				while (r + 1 < n && m[r + 1]->t->tid == m[r]->t->tid + 1)
@@ -543,7 +545,7 @@ static int go_dump(const struct threads_opts *o, struct dump *dp, struct xp_go_t
 
 	if (gs->n == 0 || (dp->snap.hold_err < 0 && !gs->problem[0])) {
 		xp_msg("cannot read the goroutines of pid %d: %s; dumping its threads instead", (int)dp->pid,
-		       gs->problem[0] ? gs->problem : strerror(-dp->snap.hold_err));
+		       gs->problem[0] ? xp_esc(gs->problem) : strerror(-dp->snap.hold_err));
 		return -1;
 	}
 	for (i = 0; i < gs->n; i++)
@@ -551,7 +553,7 @@ static int go_dump(const struct threads_opts *o, struct dump *dp, struct xp_go_t
 	if (o->out) {
 		err = xp_go_goroutine_profile(gt, gs, &dp->snap, o->out);
 		if (err < 0) {
-			xp_msg("cannot write %s: %s", o->out, strerror(-err));
+			xp_msg("cannot write %s: %s", xp_esc(o->out), strerror(-err));
 			return XP_EXIT_FATAL;
 		}
 		shown = gs->n - system;
@@ -566,17 +568,17 @@ static int go_dump(const struct threads_opts *o, struct dump *dp, struct xp_go_t
 	}
 	xp_msg("pid %d (%s): %s (layouts: %s), %zu goroutines (and %zu of the runtime's, not shown), "
 	       "process stopped for %.2f ms, total %.0f ms",
-	       (int)dp->pid, dp->comm, xp_go_version(gt->go), xp_go_layout_source(gt->go), shown, system,
+	       (int)dp->pid, dp->comm, xp_esc(xp_go_version(gt->go)), xp_go_layout_source(gt->go), shown, system,
 	       dp->snap.stopped_ns / 1e6, (xp_now_ns() - t0) / 1e6);
 	if (gs->problem[0])
-		xp_msg("the dump is partial: %s", gs->problem);
+		xp_msg("the dump is partial: %s", xp_esc(gs->problem));
 	if (gs->truncated)
 		xp_msg("%zu goroutine stacks were longer than %d KiB: their outer frames are missing", gs->truncated,
 		       XP_GO_STACK_COPY_MAX / 1024);
 	if (incomplete)
 		xp_msg("%zu of %zu goroutine tracebacks are incomplete", incomplete, shown);
 	if (o->out)
-		xp_msg("wrote %s; open it with: go tool pprof -http=: %s", o->out, o->out);
+		xp_report_wrote(o->out, NULL);
 	return gs->problem[0] || incomplete ? XP_EXIT_PARTIAL : XP_EXIT_OK;
 }
 
@@ -592,10 +594,8 @@ int cmd_threads(int argc, char **argv)
 	rc = parse(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
-	if (o.out && (err = xp_output_writable(o.out)) < 0) {
-		xp_msg("cannot write %s: %s", o.out, strerror(-err));
+	if (o.out && xp_check_output(o.out, 1) < 0)
 		return XP_EXIT_FATAL;
-	}
 	if (!o.out && xp_stdout_closed) {
 		xp_msg("standard output is closed: nowhere to print the dump (use -o FILE for a profile)");
 		return XP_EXIT_FATAL;
@@ -651,7 +651,7 @@ int cmd_threads(int argc, char **argv)
 	if (o.out) {
 		err = write_profile(&dp, o.out);
 		if (err < 0) {
-			xp_msg("cannot write %s: %s", o.out, strerror(-err));
+			xp_msg("cannot write %s: %s", xp_esc(o.out), strerror(-err));
 			dump_free(&dp);
 			return XP_EXIT_FATAL;
 		}
@@ -687,7 +687,7 @@ int cmd_threads(int argc, char **argv)
 	if (deadlocks)
 		xp_msg("%d deadlock%s found: see the top of the dump", deadlocks, deadlocks > 1 ? "s" : "");
 	if (o.out)
-		xp_msg("wrote %s; open it with: go tool pprof -http=: %s", o.out, o.out);
+		xp_report_wrote(o.out, NULL);
 	rc = dp.incomplete ? XP_EXIT_PARTIAL : XP_EXIT_OK;
 	if (go_rc > rc)
 		rc = go_rc;

@@ -294,6 +294,20 @@ static void load_waitreasons(struct xp_go *go, uint64_t addr, uint64_t size)
 	}
 }
 
+/* The GNU build id note (go build -ldflags=-B 0x..., or the external
+ * linker's --build-id), which names the separate debug file: Go's own
+ * .note.go.buildid does not. */
+static void build_id_hex(Dwfl_Module *mod, char *hex, size_t len)
+{
+	const unsigned char *id;
+	GElf_Addr vaddr;
+	int n = dwfl_module_build_id(mod, &id, &vaddr), i;
+
+	hex[0] = '\0';
+	for (i = 0; i < n && (size_t)(2 * i + 2) < len; i++)
+		snprintf(hex + 2 * i, 3, "%02x", id[i]);
+}
+
 int xp_go_open(struct xp_space *space, struct xp_go **out, char *why, size_t whylen)
 {
 	struct xp_go *go;
@@ -336,6 +350,8 @@ int xp_go_open(struct xp_space *space, struct xp_go **out, char *why, size_t why
 		return -ENOTSUP;
 	}
 	find_symbols(go, mod, &wrs_addr, &wrs_size);
+	if (go->stripped)
+		build_id_hex(mod, go->build_id, sizeof(go->build_id));
 	if (!wrs_addr)
 		find_waitreasons(go, &wrs_addr, &wrs_size);
 	if (wrs_addr)

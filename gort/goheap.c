@@ -21,9 +21,18 @@ int xp_go_heap_check(struct xp_go *go, enum xp_go_profile kind, char *why, size_
 	const struct xp_go_layout *l = &go->l;
 	const char *missing = NULL;
 
+	if (go->stripped && go->build_id[0]) {
+		snprintf(why, whylen, "the binary has no symbol table (stripped, or built with -ldflags=-s), so "
+			 "xprof cannot find the runtime's %s profile; its symbols are in the debug file "
+			 "/usr/lib/debug/.build-id/%.2s/%s.debug (Debian: install the package's -dbgsym package; "
+			 "elsewhere XPROF_DEBUG_DIRS=DIR finds DIR/.build-id/%.2s/%s.debug)",
+			 profile_name[kind], go->build_id, go->build_id + 2, go->build_id, go->build_id + 2);
+		return -ENOTSUP;
+	}
 	if (go->stripped) {
-		snprintf(why, whylen, "the binary has no symbol table (built with -ldflags=-s): xprof cannot find "
-			 "the runtime's %s profile", profile_name[kind]);
+		snprintf(why, whylen, "the binary has no symbol table (built with -ldflags=-s, or stripped) and no "
+			 "GNU build id to find a debug file by, so xprof cannot find the runtime's %s profile; "
+			 "rebuild it without -s", profile_name[kind]);
 		return -ENOTSUP;
 	}
 	if (kind == XP_GO_HEAP)

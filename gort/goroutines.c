@@ -566,7 +566,7 @@ static size_t print_frames(struct xp_go *go, const struct xp_goroutine *g, const
 				break;
 			if (all || show(go, in.name, in.funcid, nprint == 0, last)) {
 				xp_gopclntab_fileline(go->t, &f, tracepc - go->bias, &file, &line);
-				fprintf(out, "%s(...)\n\t%s:%d\n", in.name, file ? file : "?", line);
+				fprintf(out, "%s(...)\n\t%s:%d\n", xp_esc(in.name), file ? xp_esc(file) : "?", line);
 				nprint++;
 			}
 			last = in.name;
@@ -574,9 +574,9 @@ static size_t print_frames(struct xp_go *go, const struct xp_goroutine *g, const
 		}
 		if (all || show(go, f.name, f.funcid, nprint == 0, last)) {
 			xp_gopclntab_fileline(go->t, &f, tracepc - go->bias, &file, &line);
-			fprintf(out, "%s(", strcmp(f.name, "runtime.gopanic") == 0 ? "panic" : f.name);
+			fprintf(out, "%s(", strcmp(f.name, "runtime.gopanic") == 0 ? "panic" : xp_esc(f.name));
 			print_args(go, g, &f, fr[i].fp, tracepc, out);
-			fprintf(out, ")\n\t%s:%d", file ? file : "?", line);
+			fprintf(out, ")\n\t%s:%d", file ? xp_esc(file) : "?", line);
 			if (fr[i].pc > f.entry + go->bias)
 				fprintf(out, " +0x%llx", (unsigned long long)(fr[i].pc - f.entry - go->bias));
 			fputc('\n', out);
@@ -609,7 +609,7 @@ int xp_go_print(struct xp_go *go, const struct xp_goroutines *gs, const struct x
 	/* a waitsince from the future (or hostile) is no wait at all */
 	if ((st == G_WAITING || st == G_SYSCALL) && g->waitsince > 0 && g->waitsince <= gs->now)
 		waitfor = (gs->now - g->waitsince) / 60000000000LL;
-	fprintf(out, "goroutine %lld [%s", (long long)g->goid, xp_go_status(go, g));
+	fprintf(out, "goroutine %lld [%s", (long long)g->goid, xp_esc(xp_go_status(go, g)));
 	if (g->status & STATUS_SCAN)
 		fputs(" (scan)", out);
 	if (waitfor >= 1)
@@ -633,7 +633,7 @@ int xp_go_print(struct xp_go *go, const struct xp_goroutines *gs, const struct x
 		const char *file;
 		int line;
 		xp_gopclntab_fileline(go->t, &f, tracepc - go->bias, &file, &line);
-		fprintf(out, "created by %s\n\t%s:%d", f.name, file ? file : "?", line);
+		fprintf(out, "created by %s\n\t%s:%d", xp_esc(f.name), file ? xp_esc(file) : "?", line);
 		if (g->gopc > f.entry + go->bias)
 			fprintf(out, " +0x%llx", (unsigned long long)(g->gopc - f.entry - go->bias));
 		fputc('\n', out);

@@ -34,6 +34,7 @@ struct xp_go {
 	uint64_t mbuckets, mprofcycle, memprofilerate, fingrunning;
 	uint64_t bbuckets, xbuckets, blockprofilerate, mutexprofilerate, ticks;
 	int stripped;                   /* no symbol table */
+	char build_id[2 * 64 + 1];      /* GNU build id (hex), "" when none */
 	int wrapper_id;                 /* funcID of wrappers, -1 unknown */
 	/* waitReasonStrings and gStatusStrings, from the file */
 	char *waitreason[XP_GO_NWAIT];

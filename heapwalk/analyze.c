@@ -1,9 +1,12 @@
 /* What the heap's blocks are and what holds them, from the copies a walk
  * made: a block whose first word points into a vtable (_ZTV...) is of that
- * class; a block is reachable when some aligned word in a root (a global,
- * a thread's stack or registers) or in a reachable block points into it
- * (conservatively: interior pointers count); the first path found is its
- * story.  Blocks nothing reaches are leaks: [unreachable].
+ * class; a block is reachable when some aligned word in a root or in a
+ * reachable block points into it (conservatively: interior pointers
+ * count); the first path found is its story.  Roots are all the writable
+ * memory that is no malloc block: the modules' .data and .bss ([global]),
+ * the threads' stacks and registers ([stack]), their TLS ([tls]) and the
+ * other anonymous private memory ([anon rw ADDR]: pymalloc's arenas, pools,
+ * JIT data).  Blocks nothing reaches are leaks: [unreachable].
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,30 +38,22 @@ static int64_t find_block(const struct xp_heap *h, uint64_t p)
 	return p - h->blocks[lo].addr < h->blocks[lo].size ? (int64_t)lo : -1;
 }
 
-/* Each block's bytes in the copies, found by one merge of two sorted lists. */
-static int copy_cmp(const void *a, const void *b)
+/* The copies are sorted by address and do not overlap; a block may span
+ * several (the resident runs of an mmapped chunk).  For each block, the
+ * first copy that overlaps it (SIZE_MAX when none), by one merge of two
+ * sorted lists. */
+static size_t *block_copies(struct xp_heap *h)
 {
-	const struct xp_heap_copy *x = a, *y = b;
-
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
-}
-
-static const uint8_t **block_data(struct xp_heap *h)
-{
-	const uint8_t **d = calloc(h->nblocks ? h->nblocks : 1, sizeof(*d));
+	size_t *d = malloc((h->nblocks ? h->nblocks : 1) * sizeof(*d));
 	size_t b, c = 0;
 
 	if (!d)
 		return NULL;
-	if (h->ncopies) /* copies is NULL then, which qsort may not be given */
-		qsort(h->copies, h->ncopies, sizeof(*h->copies), copy_cmp);
 	for (b = 0; b < h->nblocks; b++) {
 		const struct xp_block *bl = &h->blocks[b];
 		while (c < h->ncopies && h->copies[c].addr + h->copies[c].len <= bl->addr)
 			c++;
-		if (c < h->ncopies && bl->addr >= h->copies[c].addr &&
-		    bl->size <= h->copies[c].len - (bl->addr - h->copies[c].addr))
-			d[b] = h->copies[c].data + (bl->addr - h->copies[c].addr);
+		d[b] = c < h->ncopies && h->copies[c].addr < bl->addr + bl->size ? c : SIZE_MAX;
 	}
 	return d;
 }
@@ -103,23 +98,66 @@ static void reach(struct xp_heap *h, struct queue *q, uint64_t word, int64_t par
 	q->v[q->tail++] = b;
 }
 
+/* Every aligned word of block cur that was copied (pages never touched
+ * hold zeros, no pointers). */
+static void scan_block(struct xp_heap *h, struct queue *q, int64_t cur, size_t first)
+{
+	uint64_t lo = h->blocks[cur].addr, hi = lo + h->blocks[cur].size;
+	size_t c;
+
+	for (c = first; c < h->ncopies && h->copies[c].addr < hi; c++) {
+		const struct xp_heap_copy *cp = &h->copies[c];
+		uint64_t a = cp->addr > lo ? (cp->addr + 7) & ~7ULL : lo;
+		uint64_t end = cp->addr + cp->len < hi ? cp->addr + cp->len : hi;
+		for (; a + 8 <= end; a += 8) {
+			uint64_t word;
+			memcpy(&word, cp->data + (a - cp->addr), 8);
+			reach(h, q, word, cur, h->blocks[cur].root);
+		}
+	}
+}
+
 static char *demangled_or_copy(const char *raw)
 {
 	char *d = xp_demangle(raw);
 	return d ? d : strdup(raw);
 }
 
-/* A global's name for the slot at addr: its symbol, else the file it
- * lies in and the offset from that file's first mapping (a .bss mapping
- * counts as its file's). */
+/* name without the dots pprof's graph breaks lines at ("libstdc++.so.6.0.30"
+ * would show as five lines): a library's ".so" suffix dropped, a leading
+ * dot dropped, other dots made '_' ("libstdc++", "bss", "data_rel_ro"). */
+static void dotless(char *dst, size_t len, const char *name)
+{
+	const char *so = strstr(name, ".so");
+	size_t n = 0;
+
+	if (so && (so[3] == '\0' || so[3] == '.'))
+		len = len < (size_t)(so - name) + 1 ? len : (size_t)(so - name) + 1;
+	if (*name == '.')
+		name++;
+	for (; *name && n + 1 < len; name++)
+		dst[n++] = *name == '.' ? '_' : *name;
+	dst[n] = '\0';
+}
+
+/* A global's name for the slot at addr: its symbol, else the file it lies
+ * in, the section and the offset into it ("libstdc++ bss+0x1e8"); else the
+ * file and the offset from its first mapping (a .bss mapping counts as its
+ * file's). */
 static int32_t global_root(struct xp_heap *h, const struct xp_maps *maps, uint64_t slot)
 {
 	uint64_t off;
-	const char *sym = xp_space_data_symbol(h->space, slot, &off);
-	char buf[320];
+	const char *sym = xp_space_data_symbol(h->space, slot, &off), *file_path, *section;
+	char buf[320], mod[128], sec[64];
 	char *name;
 	int32_t r;
 
+	if (!sym && xp_space_data_section(h->space, slot, &file_path, &section, &off) == 0) {
+		dotless(mod, sizeof(mod), strrchr(file_path, '/') ? strrchr(file_path, '/') + 1 : file_path);
+		dotless(sec, sizeof(sec), section);
+		snprintf(buf, sizeof(buf), "%s %s+0x%llx", mod, sec, (unsigned long long)off);
+		return add_root(h, "[global] ", buf);
+	}
 	if (!sym) {
 		const struct xp_map *m = xp_maps_find(maps, slot), *file = m;
 		size_t i;
@@ -127,12 +165,12 @@ static int32_t global_root(struct xp_heap *h, const struct xp_maps *maps, uint64
 		if (m && !m->path[0] && m > maps->v)
 			file = m - 1;
 		if (file && file->path[0] == '/') {
-			const char *bn = strrchr(file->path, '/') + 1;
 			uint64_t base = file->start;
 			/* the file's first mapping */
 			for (i = (size_t)(file - maps->v); i-- > 0 && strcmp(maps->v[i].path, file->path) == 0;)
 				base = maps->v[i].start;
-			snprintf(buf, sizeof(buf), "%s+0x%llx", bn, (unsigned long long)(slot - base));
+			dotless(mod, sizeof(mod), strrchr(file->path, '/') + 1);
+			snprintf(buf, sizeof(buf), "%s+0x%llx", mod, (unsigned long long)(slot - base));
 		}
 		return add_root(h, "[global] ", buf);
 	}
@@ -140,6 +178,34 @@ static int32_t global_root(struct xp_heap *h, const struct xp_maps *maps, uint64
 	r = name ? add_root(h, "[global] ", name) : -1;
 	free(name);
 	return r;
+}
+
+static int in_tls(const struct xp_heap *h, uint64_t addr)
+{
+	size_t lo = 0, hi = h->ntls;
+
+	while (lo < hi) { /* the last range starting at or below addr */
+		size_t mid = lo + (hi - lo) / 2;
+		if (h->tls[mid].lo <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo > 0 && addr < h->tls[lo - 1].hi;
+}
+
+/* A root in anonymous memory: a module's .bss when it follows the module's
+ * data, else the mapping by its name ([heap], [stack], [anon:NAME]) or its
+ * start, "[anon rw 0x7f3a...]". */
+static int32_t anon_root(struct xp_heap *h, const struct xp_maps *maps, const struct xp_heap_copy *c)
+{
+	const struct xp_map *m = xp_maps_find(maps, c->map_start);
+	char buf[96];
+
+	if (m && m->path[0] == '[')
+		return add_root(h, "", m->path);
+	snprintf(buf, sizeof(buf), "[anon rw 0x%llx]", (unsigned long long)c->map_start);
+	return add_root(h, "", buf);
 }
 
 static int32_t frame_root(struct xp_heap *h, uint64_t pc, int is_call)
@@ -186,10 +252,15 @@ static void scan_threads(struct xp_heap *h, const struct xp_snapshot *s, struct 
 			blk = find_block(h, word);
 			if (blk < 0 || h->blocks[blk].parent != -2)
 				continue;
-			/* the frame whose part of the stack holds the slot */
+			/* a thread's TLS and TCB lie at the top of its stack
+			 * mapping; else the frame whose part of the stack holds
+			 * the slot */
 			for (f = 0; f + 1 < st->n && st->sp[f + 1] && st->sp[f + 1] <= a; f++)
 				;
-			root = f == 0 ? leaf : frame_root(h, st->pc[f], st->is_call[f]);
+			if (in_tls(h, a))
+				root = add_root(h, "", "[tls]");
+			else
+				root = f == 0 ? leaf : frame_root(h, st->pc[f], st->is_call[f]);
 			reach(h, q, word, -1, root);
 		}
 		for (f = 0; f < sizeof(th->regs) / 8; f++)
@@ -231,16 +302,61 @@ static const char *vtable_type(struct xp_heap *h, uint64_t vptr, struct type_cac
 	return e->type;
 }
 
+/* Every word of the roots that points into a block, skipping the blocks
+ * themselves (an mmapped chunk found in anonymous memory) and malloc's own
+ * state. */
+static void scan_roots(struct xp_heap *h, const struct xp_snapshot *s, struct queue *q)
+{
+	size_t i, b = 0;
+
+	for (i = 0; i < h->ncopies; i++) {
+		const struct xp_heap_copy *c = &h->copies[i];
+		int32_t anon = -2; /* the copy's name, once needed */
+		uint64_t a;
+		if (c->kind == XP_COPY_HEAP)
+			continue;
+		for (a = (c->addr + 7) & ~7ULL; a + 8 <= c->addr + c->len; a += 8) {
+			uint64_t word;
+			int64_t blk;
+			int32_t root;
+			while (b < h->nblocks && h->blocks[b].addr + h->blocks[b].size <= a)
+				b++;
+			if (b < h->nblocks && a >= h->blocks[b].addr) {
+				a = ((h->blocks[b].addr + h->blocks[b].size + 7) & ~7ULL) - 8;
+				continue;
+			}
+			if ((a >= h->skip[0][0] && a < h->skip[0][1]) || (a >= h->skip[1][0] && a < h->skip[1][1]))
+				continue;
+			memcpy(&word, c->data + (a - c->addr), 8);
+			blk = find_block(h, word);
+			if (blk < 0 || h->blocks[blk].parent != -2)
+				continue;
+			if (in_tls(h, a)) {
+				root = add_root(h, "", "[tls]");
+			} else if (c->kind == XP_COPY_GLOBAL) {
+				root = global_root(h, &s->maps, a);
+			} else {
+				if (anon == -2)
+					anon = anon_root(h, &s->maps, c);
+				root = anon;
+			}
+			reach(h, q, word, -1, root);
+		}
+	}
+}
+
 int xp_heap_analyze(struct xp_heap *h, const struct xp_snapshot *s)
 {
-	const uint8_t **data = block_data(h);
+	size_t *first = NULL;
 	struct queue q = { 0 };
 	struct type_cache *cache = calloc(4096, sizeof(*cache));
-	size_t i, b;
+	size_t b;
 
+	/* xp_glibc_heap_read left the copies sorted */
+	first = block_copies(h);
 	q.v = malloc((h->nblocks ? h->nblocks : 1) * sizeof(*q.v));
-	if (!data || !q.v || !cache) {
-		free(data);
+	if (!first || !q.v || !cache) {
+		free(first);
 		free(q.v);
 		free(cache);
 		return -ENOMEM;
@@ -248,44 +364,24 @@ int xp_heap_analyze(struct xp_heap *h, const struct xp_snapshot *s)
 	/* types first; their names are interned in h->roots beside the roots
 	 * (as heap strings, so pointers to them survive the array growing) */
 	for (b = 0; b < h->nblocks; b++) {
+		const struct xp_heap_copy *c = first[b] != SIZE_MAX ? &h->copies[first[b]] : NULL;
 		uint64_t vptr;
-		if (!data[b] || h->blocks[b].size < 8)
+		if (!c || h->blocks[b].size < 8 || h->blocks[b].addr < c->addr ||
+		    h->blocks[b].addr + 8 > c->addr + c->len)
 			continue;
-		memcpy(&vptr, data[b], 8);
+		memcpy(&vptr, c->data + (h->blocks[b].addr - c->addr), 8);
 		if (vptr & 7)
 			continue;
 		h->blocks[b].type = vtable_type(h, vptr, cache, 4096);
 	}
-	/* roots: globals, then the threads */
-	for (i = 0; i < h->ncopies; i++) {
-		const struct xp_heap_copy *c = &h->copies[i];
-		uint64_t a;
-		if (c->kind != XP_COPY_GLOBAL)
-			continue;
-		for (a = 0; a + 8 <= c->len; a += 8) {
-			uint64_t word, at = c->addr + a;
-			int64_t blk;
-			if ((at >= h->skip[0][0] && at < h->skip[0][1]) || (at >= h->skip[1][0] && at < h->skip[1][1]))
-				continue;
-			memcpy(&word, c->data + a, 8);
-			blk = find_block(h, word);
-			if (blk >= 0 && h->blocks[blk].parent == -2)
-				reach(h, &q, word, -1, global_root(h, &s->maps, c->addr + a));
-		}
-	}
+	/* roots: globals and anonymous memory, then the threads */
+	scan_roots(h, s, &q);
 	scan_threads(h, s, &q);
 	/* then everything reachable, breadth first: the shortest stories */
 	while (q.head < q.tail) {
 		int64_t cur = q.v[q.head++];
-		const uint8_t *d = data[cur];
-		uint64_t off;
-		if (!d)
-			continue;
-		for (off = 0; off + 8 <= h->blocks[cur].size; off += 8) {
-			uint64_t word;
-			memcpy(&word, d + off, 8);
-			reach(h, &q, word, cur, h->blocks[cur].root);
-		}
+		if (first[cur] != SIZE_MAX)
+			scan_block(h, &q, cur, first[cur]);
 	}
 	for (b = 0; b < h->nblocks; b++) {
 		if (h->blocks[b].parent == -2) {
@@ -297,7 +393,7 @@ int xp_heap_analyze(struct xp_heap *h, const struct xp_snapshot *s)
 		h->blocks[b].name = h->blocks[b].type ? h->blocks[b].type : size_name(h, h->blocks[b].size);
 	free(cache);
 	free(q.v);
-	free(data);
+	free(first);
 	return 0;
 }
 
@@ -377,6 +473,8 @@ void xp_heap_free(struct xp_heap *h)
 	free(h->copies);
 	free(h->plan);
 	free(h->tcaches);
+	free(h->tls);
+	free(h->excluded);
 	for (i = 0; i < h->size_names_cap; i++)
 		free(h->size_names[i].name);
 	free(h->size_names);

@@ -1,6 +1,7 @@
 /* How much memory a heap walk may take: what the machine has available
- * (MemAvailable) and, when xprof runs in a memory cgroup with a limit (a
- * container, a systemd unit), what is left under that limit.  A walk that
+ * (MemAvailable), when xprof runs in a memory cgroup with a limit (a
+ * container, a systemd unit), what is left under that limit, and under
+ * an address-space limit (ulimit -v), what is left of it.  A walk that
  * would not fit is refused before the target is stopped: being killed by
  * the OOM killer halfway helps nobody.
  */
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "heapwalk/heapwalk.h"
 
@@ -105,13 +107,29 @@ static int64_t cgroup_room(void)
 	return room;
 }
 
+/* Left of xprof's address space under RLIMIT_AS, or -1 when unlimited. */
+static int64_t address_space_room(void)
+{
+	struct rlimit rl;
+	int64_t kib;
+
+	if (getrlimit(RLIMIT_AS, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return -1;
+	kib = keyed_value("/proc/self/status", "VmSize");
+	if (kib < 0)
+		return -1;
+	return (uint64_t)kib * 1024 < rl.rlim_cur ? (int64_t)(rl.rlim_cur - (uint64_t)kib * 1024) : 0;
+}
+
 uint64_t xp_heap_memory_available(void)
 {
 	int64_t kib = keyed_value("/proc/meminfo", "MemAvailable");
-	int64_t room = cgroup_room();
+	int64_t room = cgroup_room(), as = address_space_room();
 	uint64_t avail = kib >= 0 ? (uint64_t)kib * 1024 : UINT64_MAX;
 
 	if (room >= 0 && (uint64_t)room < avail)
 		avail = (uint64_t)room;
+	if (as >= 0 && (uint64_t)as < avail)
+		avail = (uint64_t)as;
 	return avail;
 }

@@ -4,17 +4,22 @@
  * in no fastbin and no thread's tcache (those keep the bit set).  Arenas:
  * main_arena (the brk heap from mp_.sbrk_base to top), the thread arenas of
  * its next ring (their heaps found from top through heap_info.prev), and
- * mmapped chunks in anonymous mappings.  Layouts: ../shared/FACTS.md sec. 3.
- * Every region is copied in bulk; every list and walk is bounded.
+ * mmapped chunks found anywhere in anonymous private memory.  Layouts:
+ * ../shared/FACTS.md sec. 3.  Every region is copied in bulk, only the
+ * pages the target has resident, never a shared mapping; every list and
+ * walk is bounded; glibc's own counters (mp_.n_mmaps, mp_.mmapped_mem,
+ * each arena's system_mem) check what the walk found.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "heapwalk/heapwalk.h"
 
@@ -23,9 +28,12 @@
 #define ARENA_FASTBINS 16
 #define ARENA_TOP 96
 #define ARENA_NEXT 2160
+#define ARENA_SYSTEM_MEM 2184
+#define ARENA_INITIAL_TOP 96 /* an unused arena's top: its own unsorted bin */
 #define NFASTBINS 10
 #define MP_SIZE 136
 #define MP_N_MMAPS 60
+#define MP_MMAPPED_MEM 80
 #define MP_SBRK_BASE 96
 #define HEAP_MAX (64ULL << 20) /* 2 * DEFAULT_MMAP_THRESHOLD_MAX */
 #define HEAP_INFO_SIZE 48
@@ -37,11 +45,24 @@
 #define PREV_INUSE 1ULL
 #define IS_MMAPPED 2ULL
 #define SIZE_BITS 7ULL
+#define PAGE 4096ULL
+#define FENCE_ROOM 48 /* a heap's fenceposts lie in its last 48 bytes */
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAPPED (1ULL << 62)
+#define PM_BATCH 8192  /* pagemap entries read at once: 32 MiB of memory */
+#define IOV_BATCH 1024 /* UIO_MAXIOV */
 
 struct walk {
 	struct xp_heap *h;
 	pid_t pid;
 	const struct xp_maps *maps; /* the target's, for the read phase */
+	int pagemap;                /* /proc/PID/pagemap, or -1: every page counts as resident */
+	/* reads gathered into one process_vm_readv */
+	struct iovec l[IOV_BATCH], r[IOV_BATCH];
+	size_t niov;
+	int read_failed;
+	uint64_t pm[PM_BATCH];
+	uint8_t damaged[XP_HEAP_MAX_ARENAS]; /* arenas whose walk said a problem */
 	/* chunks in fastbins and tcaches, and the tcache structs */
 	uint64_t *set;
 	size_t nset, setcap;
@@ -52,6 +73,7 @@ static void problem(struct walk *w, const char *fmt, ...)
 {
 	va_list ap;
 
+	w->h->nproblems++;
 	if (w->h->problem[0])
 		return; /* the first one says the most */
 	va_start(ap, fmt);
@@ -63,9 +85,19 @@ static void problem(struct walk *w, const char *fmt, ...)
 
 static const struct xp_heap_copy *find_copy(const struct xp_heap *h, uint64_t addr, size_t len)
 {
-	size_t i;
+	size_t i, lo = 0, hi = h->ncopies;
 
-	for (i = 0; i < h->ncopies; i++) {
+	if (h->copies_sorted) {
+		while (hi - lo > 1) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (h->copies[mid].addr <= addr)
+				lo = mid;
+			else
+				hi = mid;
+		}
+		hi = lo < h->ncopies ? lo + 1 : lo;
+	}
+	for (i = lo; i < hi; i++) {
 		const struct xp_heap_copy *c = &h->copies[i];
 		if (addr >= c->addr && addr - c->addr <= c->len && len <= c->len - (addr - c->addr))
 			return c;
@@ -73,7 +105,24 @@ static const struct xp_heap_copy *find_copy(const struct xp_heap *h, uint64_t ad
 	return NULL;
 }
 
-/* From a copy when there is one, else from the stopped process. */
+/* Whether the target has the pages of [addr, addr + len) resident or
+ * swapped (a read of up to two pages; longer ones are not asked). */
+static int resident(const struct walk *w, uint64_t addr, size_t len)
+{
+	uint64_t pm[2], first = addr / PAGE;
+	size_t n = (size_t)((addr + len - 1) / PAGE - first + 1);
+
+	if (w->pagemap < 0 || !len || n > 2)
+		return 1;
+	if (pread(w->pagemap, pm, n * 8, (off_t)(first * 8)) != (ssize_t)(n * 8))
+		return 1; /* cannot tell: a read that fails says so itself */
+	return (pm[0] & (PM_PRESENT | PM_SWAPPED)) && (n == 1 || (pm[1] & (PM_PRESENT | PM_SWAPPED)));
+}
+
+/* From a copy when there is one, else from the stopped process where its
+ * page map says the pages are there (malloc's metadata always is; a wild
+ * pointer in a corrupt heap must not fault a page in); after the release
+ * (pid 0) from the copies only: the process runs again. */
 static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
 {
 	const struct xp_heap_copy *c = find_copy(w->h, addr, len);
@@ -83,6 +132,8 @@ static int rd(struct walk *w, uint64_t addr, void *buf, size_t len)
 		memcpy(buf, c->data + (addr - c->addr), len);
 		return 0;
 	}
+	if (!w->pid || !resident(w, addr, len))
+		return -EFAULT;
 	return process_vm_readv(w->pid, &l, 1, &r, 1, 0) == (ssize_t)len ? 0 : -EFAULT;
 }
 
@@ -105,15 +156,146 @@ static uint64_t readable_end(const struct xp_maps *maps, uint64_t addr)
 	return end;
 }
 
-/* Copies [addr, addr + len) of the stopped process in bulk, or as much of
- * it as is mapped: a heap's extent comes from the target's metadata, and
- * a claimed 8 GiB heap of which one page exists must not cost 8 GiB. */
+/* ---- resident pages ------------------------------------------------------ */
+
+/* Sends the gathered reads; a read that falls short leaves zeros. */
+static void flush_reads(struct walk *w)
+{
+	size_t done = 0;
+
+	while (done < w->niov) {
+		ssize_t n = process_vm_readv(w->pid, w->l + done, w->niov - done, w->r + done, w->niov - done, 0);
+		size_t k;
+		if (n <= 0) {
+			w->read_failed = 1;
+			break;
+		}
+		/* a short read ends inside the first range that failed: skip it */
+		for (k = done; k < w->niov && (size_t)n >= w->l[k].iov_len; k++)
+			n -= (ssize_t)w->l[k].iov_len;
+		if (k < w->niov)
+			w->read_failed = 1;
+		done = k + (k < w->niov);
+	}
+	w->niov = 0;
+}
+
+static void gather_read(struct walk *w, uint64_t addr, uint8_t *dst, size_t len)
+{
+	if (w->niov == IOV_BATCH)
+		flush_reads(w);
+	w->l[w->niov].iov_base = dst;
+	w->l[w->niov].iov_len = len;
+	w->r[w->niov].iov_base = (void *)(uintptr_t)addr;
+	w->r[w->niov].iov_len = len;
+	w->niov++;
+}
+
+typedef int (*run_fn)(struct walk *w, uint64_t addr, uint64_t len, void *arg);
+
+/* Calls fn for each run of [addr, addr + len) whose pages the target has
+ * present or swapped out (/proc/PID/pagemap): a page it never touched
+ * holds nothing, and reading it would fault it in.  Without pagemap, the
+ * whole range is one run. */
+static int resident_runs(struct walk *w, uint64_t addr, uint64_t len, run_fn fn, void *arg)
+{
+	uint64_t *pm = w->pm, end = addr + len, p = addr & ~(PAGE - 1), run = 0;
+	int in_run = 0, err;
+
+	if (w->pagemap < 0)
+		return len ? fn(w, addr, len, arg) : 0;
+	while (p < end) {
+		uint64_t pages = (end - p + PAGE - 1) / PAGE, i;
+		ssize_t got;
+		if (pages > PM_BATCH)
+			pages = PM_BATCH;
+		got = pread(w->pagemap, pm, pages * 8, (off_t)(p / PAGE * 8));
+		if (got < 8) { /* the rest as if resident: read, never skipped */
+			if (!in_run)
+				run = p;
+			in_run = 1;
+			break;
+		}
+		pages = (uint64_t)got / 8;
+		for (i = 0; i < pages; i++, p += PAGE) {
+			int res = (pm[i] & (PM_PRESENT | PM_SWAPPED)) != 0;
+			if (res && !in_run) {
+				run = p;
+				in_run = 1;
+			} else if (!res && in_run) {
+				in_run = 0;
+				if ((err = fn(w, run > addr ? run : addr, p - (run > addr ? run : addr), arg)) < 0)
+					return err;
+			}
+			if (!res && !w->h->dry)
+				w->h->untouched_skipped += PAGE;
+		}
+	}
+	if (in_run) {
+		uint64_t from = run > addr ? run : addr;
+		return fn(w, from, end - from, arg);
+	}
+	return 0;
+}
+
+static struct xp_heap_copy *new_copy(struct walk *w, uint64_t addr, size_t len, int kind)
+{
+	struct xp_heap *h = w->h;
+	struct xp_heap_copy *c;
+
+	if (h->ncopies == h->copies_alloc) {
+		size_t na = h->copies_alloc ? h->copies_alloc * 2 : 64;
+		struct xp_heap_copy *v = realloc(h->copies, na * sizeof(*v));
+		if (!v)
+			return NULL;
+		h->copies = v;
+		h->copies_alloc = na;
+	}
+	c = &h->copies[h->ncopies];
+	memset(c, 0, sizeof(*c));
+	/* zeros where nothing is read: the pool is fresh, calloc too */
+	if (h->pool && h->pool_len - h->pool_used >= len) {
+		c->data = h->pool + h->pool_used;
+		c->pooled = 1;
+		h->pool_used += (len + 15) & ~(size_t)15;
+	} else {
+		c->data = calloc(1, len);
+	}
+	if (!c->data)
+		return NULL;
+	c->addr = addr;
+	c->len = len;
+	c->kind = kind;
+	h->ncopies++;
+	return c;
+}
+
+static int read_run(struct walk *w, uint64_t addr, uint64_t len, void *arg)
+{
+	struct xp_heap_copy *c = arg;
+
+	gather_read(w, addr, c->data + (addr - c->addr), (size_t)len);
+	w->h->copied_bytes += len;
+	return 0;
+}
+
+static int count_run(struct walk *w, uint64_t addr, uint64_t len, void *arg)
+{
+	(void)addr;
+	(void)arg;
+	w->h->planned += len;
+	return 0;
+}
+
+/* Copies [addr, addr + len) of the stopped process in one piece (its
+ * resident pages; zeros elsewhere), or as much of it as is mapped: a
+ * heap's extent comes from the target's metadata, and a claimed 8 GiB heap
+ * of which one page exists must not cost 8 GiB.  NULL (said in problem)
+ * when it cannot. */
 static struct xp_heap_copy *copy_region(struct walk *w, uint64_t addr, size_t len, int kind)
 {
 	struct xp_heap *h = w->h;
 	struct xp_heap_copy *c;
-	struct iovec l, r;
-	ssize_t n;
 
 	if (w->maps && len) {
 		uint64_t end = readable_end(w->maps, addr);
@@ -133,40 +315,18 @@ static struct xp_heap_copy *copy_region(struct walk *w, uint64_t addr, size_t le
 		h->planned += len;
 		return NULL;
 	}
-	if (h->ncopies == h->copies_alloc) {
-		size_t na = h->copies_alloc ? h->copies_alloc * 2 : 64;
-		struct xp_heap_copy *v = realloc(h->copies, na * sizeof(*v));
-		if (!v)
-			return NULL;
-		h->copies = v;
-		h->copies_alloc = na;
-	}
-	c = &h->copies[h->ncopies];
-	memset(c, 0, sizeof(*c));
-	if (h->pool && h->pool_len - h->pool_used >= len) {
-		c->data = h->pool + h->pool_used;
-		c->pooled = 1;
-		h->pool_used += (len + 15) & ~(size_t)15;
-	} else {
-		c->data = malloc(len);
-	}
-	if (!c->data)
-		return NULL;
-	l.iov_base = c->data;
-	l.iov_len = len;
-	r.iov_base = (void *)(uintptr_t)addr;
-	r.iov_len = len;
-	n = process_vm_readv(w->pid, &l, 1, &r, 1, 0);
-	if (n <= 0) {
-		if (!c->pooled)
-			free(c->data);
+	c = new_copy(w, addr, len, kind);
+	if (!c) {
+		problem(w, "cannot copy the heap at 0x%llx (%.1f MiB): out of memory", (unsigned long long)addr,
+			(double)len / 1048576.0);
 		return NULL;
 	}
-	c->addr = addr;
-	c->len = (size_t)n;
-	c->kind = kind;
-	h->copied_bytes += (uint64_t)n;
-	h->ncopies++;
+	w->read_failed = 0;
+	resident_runs(w, addr, len, read_run, c);
+	flush_reads(w);
+	if (w->read_failed)
+		problem(w, "cannot read all of the heap at 0x%llx: the process changed its mappings?",
+			(unsigned long long)addr);
 	return c;
 }
 
@@ -251,14 +411,15 @@ static void walk_fastbins(struct walk *w, uint64_t arena)
 	}
 }
 
-/* The offset of libc's static TLS block from the thread pointer: the
- * l_tls_offset of libc's link_map, found from ld.so's _r_debug. */
-static int libc_tls_offset(struct walk *w, uint64_t *off)
+/* The offset of libc's static TLS block from the thread pointer (the
+ * l_tls_offset of libc's link_map, found from ld.so's _r_debug), and the
+ * largest of every module's: the static TLS blocks lie in [tp - most, tp). */
+static int tls_offsets(struct walk *w, uint64_t *libc_off, uint64_t *most)
 {
 	struct xp_space *sp = w->h->space;
-	uint64_t rdebug, desc_addr, libc_base, ldbase, map, laddr;
+	uint64_t rdebug, desc_addr, libc_base, ldbase, map, laddr, off;
 	uint32_t desc[3];
-	int tls;
+	int tls, found = 0;
 	size_t n;
 
 	if (xp_space_lookup(sp, "ld-linux", "_r_debug", &rdebug, &tls, &ldbase) < 0 ||
@@ -270,39 +431,66 @@ static int libc_tls_offset(struct walk *w, uint64_t *off)
 		return -EINVAL;
 	if (rd64(w, rdebug + 8, &map) < 0)
 		return -EFAULT;
+	*most = 0;
 	for (n = 0; map && n < 4096; n++) {
-		if (rd64(w, map, &laddr) < 0)
+		if (rd64(w, map, &laddr) < 0 || rd64(w, map + desc[2], &off) < 0)
 			return -EFAULT;
-		if (laddr == libc_base)
-			return rd64(w, map + desc[2], off);
+		/* 0: no TLS; -1 and -2: dynamic TLS, not in the static block */
+		if (off < (1ULL << 24) && off > *most)
+			*most = off;
+		if (laddr == libc_base) {
+			*libc_off = off;
+			found = 1;
+		}
 		if (rd64(w, map + 24, &map) < 0)
 			return -EFAULT;
 	}
-	return -ENOENT;
+	return found ? 0 : -ENOENT;
 }
 
-/* In the stop: each thread's tcache pointer, from its TLS. */
+static int range_cmp(const void *a, const void *b)
+{
+	const struct xp_heap_range *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* In the stop: each thread's tcache pointer, from its TLS, and where its
+ * thread-local storage lies (its static TLS blocks and its TCB, struct
+ * pthread), for naming the roots found there. */
 static void find_tcaches(struct walk *w, struct xp_snapshot *s)
 {
-	uint64_t tls_off, var, libc_base, tc;
+	uint64_t tls_off = 0, most = 0, var, libc_base, tc, sz_addr;
+	uint32_t tcb_size = 0;
 	int tls;
 	size_t t;
 
 	if (xp_space_lookup(w->h->space, "libc.so", "tcache", &var, &tls, &libc_base) < 0 || !tls ||
-	    libc_tls_offset(w, &tls_off) < 0) {
+	    tls_offsets(w, &tls_off, &most) < 0) {
 		problem(w, "cannot find the threads' tcaches (libc's link_map): their free chunks count as in use");
 		return;
 	}
+	if (xp_space_lookup(w->h->space, "libc.so", "_thread_db_sizeof_pthread", &sz_addr, &tls, &libc_base) == 0)
+		rd(w, sz_addr, &tcb_size, sizeof(tcb_size));
+	if (tcb_size > 65536)
+		tcb_size = 0;
 	w->h->tcaches = calloc(s->nthreads ? s->nthreads : 1, sizeof(*w->h->tcaches));
-	if (!w->h->tcaches)
+	w->h->tls = calloc(s->nthreads ? s->nthreads : 1, sizeof(*w->h->tls));
+	if (!w->h->tcaches || !w->h->tls)
 		return;
 	for (t = 0; t < s->nthreads; t++) {
 		const struct xp_thread *th = &s->threads[t];
 		if (!th->stopped || th->exited || !th->regs.fs_base)
 			continue;
+		if (th->regs.fs_base > most) {
+			w->h->tls[w->h->ntls].lo = th->regs.fs_base - most;
+			w->h->tls[w->h->ntls++].hi = th->regs.fs_base + tcb_size;
+		}
 		if (rd64(w, th->regs.fs_base - tls_off + var, &tc) == 0 && tc)
 			w->h->tcaches[w->h->ntcaches++] = tc; /* 0: it never called malloc */
 	}
+	if (w->h->ntls)
+		qsort(w->h->tls, w->h->ntls, sizeof(*w->h->tls), range_cmp);
 }
 
 /* After the release, in the copies: every tcache's free chunks. */
@@ -366,33 +554,50 @@ static int add_block(struct walk *w, uint64_t chunk, uint64_t usable, uint32_t a
 	return 0;
 }
 
-/* Walks the chunks of [start, end) up to top, all read from one copy. */
-static int walk_chunks(struct walk *w, const struct xp_heap_copy *c, uint64_t start, uint64_t end,
-		       uint64_t top, uint32_t arena)
+/* Walks the chunks of one heap, read from its copy, up to the arena's top
+ * or the fenceposts that end an older heap.  Every way it can end short of
+ * that is said; what it tiled counts against the arena's system_mem. */
+static int walk_chunks(struct walk *w, const struct xp_heap_plan *pl)
 {
-	uint64_t ch = start, sz, next, nsz;
+	const struct xp_heap_copy *c = find_copy(w->h, pl->copy, 1);
+	uint64_t ch = pl->start, end = pl->end, top = pl->top, sz, next, nsz, reached = 0;
+	uint32_t arena = pl->arena;
+	int has_top = top >= pl->start && top < end;
 	size_t n = 0;
 
+	if (!c || pl->start < c->addr || end - c->addr > c->len)
+		return -EINVAL; /* plan() made them agree */
 	while (ch != top && ch + CHUNK_HDR <= end) {
 		memcpy(&sz, c->data + (ch - c->addr) + 8, 8);
 		sz &= ~SIZE_BITS;
-		if (sz == CHUNK_HDR) /* a fencepost at the end of an old heap */
+		/* glibc ends an older heap of a thread arena with two fenceposts
+		 * in its last 48 bytes: a header of size 16, then one of size 0 */
+		if (sz == CHUNK_HDR && !has_top && pl->limit - ch <= FENCE_ROOM) {
+			reached = pl->limit;
 			break;
+		}
 		if (sz < MINSIZE || (sz & 15) || sz > end - ch || ++n > XP_HEAP_MAX_CHUNKS) {
 			problem(w, "bad chunk size 0x%llx at 0x%llx (arena %u): walk stopped there",
 				(unsigned long long)sz, (unsigned long long)ch, arena);
-			return -EINVAL;
+			goto damaged;
 		}
 		next = ch + sz;
 		if (next + CHUNK_HDR <= end)
 			memcpy(&nsz, c->data + (next - c->addr) + 8, 8);
 		else
 			nsz = PREV_INUSE; /* the last chunk of a heap without fencepost */
-		/* glibc ends an old heap with a fencepost: a chunk followed by a
-		 * header of size 0 (when the old top was too small to free, that
-		 * chunk is up to 63 bytes and marked in use): no block */
-		if ((nsz & ~SIZE_BITS) == 0)
-			break;
+		if ((nsz & ~SIZE_BITS) == 0) {
+			/* the fencepost of an older heap whose top was too small to
+			 * free: the chunk before it (up to 63 bytes, marked in use)
+			 * is no block */
+			if (!has_top && pl->limit - next <= FENCE_ROOM) {
+				reached = pl->limit;
+				break;
+			}
+			problem(w, "chunk at 0x%llx (arena %u) has size 0: walk stopped there",
+				(unsigned long long)next, arena);
+			goto damaged;
+		}
 		if ((nsz & PREV_INUSE) && !set_has(w, ch)) {
 			int err = add_block(w, ch, sz - 8, arena);
 			if (err < 0)
@@ -405,14 +610,34 @@ static int walk_chunks(struct walk *w, const struct xp_heap_copy *c, uint64_t st
 	}
 	if (ch == top && top + CHUNK_HDR <= end) {
 		memcpy(&sz, c->data + (top - c->addr) + 8, 8);
-		w->h->free_bytes += sz & ~SIZE_BITS;
+		sz &= ~SIZE_BITS;
+		w->h->free_bytes += sz;
+		reached = top + sz;
+		/* the top chunk reaches the end of its heap */
+		if (reached != pl->limit) {
+			problem(w, "the top chunk 0x%llx of arena %u ends at 0x%llx, its heap at 0x%llx: the arena's "
+				"top is damaged",
+				(unsigned long long)top, arena, (unsigned long long)reached,
+				(unsigned long long)pl->limit);
+			goto damaged;
+		}
+	} else if (!reached) {
+		problem(w, "the walk of arena %u's heap at 0x%llx ended at 0x%llx, short of %s 0x%llx",
+			arena, (unsigned long long)pl->base, (unsigned long long)ch,
+			has_top ? "its top chunk" : "its end", (unsigned long long)(has_top ? top : pl->limit));
+		goto damaged;
 	}
+	w->h->arena_walked[arena] += reached - pl->base;
 	return 0;
+damaged:
+	w->damaged[arena] = 1;
+	return -EINVAL;
 }
 
-/* Records a region for the walk after the release. */
+/* Records a region for the walk after the release; base and limit are the
+ * heap's whole extent, the part of the arena's system_mem it accounts for. */
 static int plan(struct walk *w, const struct xp_heap_copy *c, uint64_t start, uint64_t end, uint64_t top,
-		uint32_t arena)
+		uint64_t base, uint64_t limit, uint32_t arena)
 {
 	struct xp_heap *h = w->h;
 	struct xp_heap_plan *pl;
@@ -430,17 +655,35 @@ static int plan(struct walk *w, const struct xp_heap_copy *c, uint64_t start, ui
 	if (end > c->addr + c->len) {
 		problem(w, "the heap at 0x%llx (arena %u) is readable only up to 0x%llx: walked that far",
 			(unsigned long long)c->addr, arena, (unsigned long long)(c->addr + c->len));
+		w->damaged[arena] = 1;
 		end = c->addr + c->len;
 	}
 	if (start > end)
 		start = end;
 	pl = &h->plan[h->nplan++];
-	pl->copy = (size_t)(c - h->copies);
+	pl->copy = c->addr;
 	pl->start = start;
 	pl->end = end;
 	pl->top = top;
+	pl->base = base;
+	pl->limit = limit;
 	pl->arena = arena;
 	return 0;
+}
+
+/* Memory that is no root: an arena's heap, a thread's live stack. */
+static void exclude(struct xp_heap *h, uint64_t lo, uint64_t hi)
+{
+	if (h->nexcluded == h->excluded_alloc) {
+		size_t na = h->excluded_alloc ? h->excluded_alloc * 2 : 64;
+		struct xp_heap_range *v = realloc(h->excluded, na * sizeof(*v));
+		if (!v)
+			return; /* scanned as a root: a block may look reachable, none is lost */
+		h->excluded = v;
+		h->excluded_alloc = na;
+	}
+	h->excluded[h->nexcluded].lo = lo;
+	h->excluded[h->nexcluded++].hi = hi;
 }
 
 static uint64_t align_chunk(uint64_t p)
@@ -449,27 +692,33 @@ static uint64_t align_chunk(uint64_t p)
 	return ((p + CHUNK_HDR + 15) & ~15ULL) - CHUNK_HDR;
 }
 
-static int walk_main_arena(struct walk *w, const uint8_t *arena, const uint8_t *mp)
+static int walk_main_arena(struct walk *w, uint64_t main_arena, const uint8_t *arena, const uint8_t *mp)
 {
-	uint64_t top, base, topsz;
+	uint64_t top, base, topsz, sysmem;
 	const struct xp_heap_copy *c;
 
 	memcpy(&top, arena + ARENA_TOP, 8);
+	memcpy(&sysmem, arena + ARENA_SYSTEM_MEM, 8);
 	memcpy(&base, mp + MP_SBRK_BASE, 8);
-	if (!top || !base)
+	if (!base && top == main_arena + ARENA_INITIAL_TOP)
 		return 0; /* nothing was ever allocated from brk */
-	if (top < base || top - base > XP_HEAP_MAX_COPY || rd64(w, top + 8, &topsz) < 0) {
+	if (!base || top < base || top - base > XP_HEAP_MAX_COPY || sysmem > XP_HEAP_MAX_COPY ||
+	    rd64(w, top + 8, &topsz) < 0) {
 		problem(w, "main arena's top 0x%llx is not above sbrk_base 0x%llx", (unsigned long long)top,
 			(unsigned long long)base);
+		w->damaged[0] = 1;
 		return -EINVAL;
 	}
 	topsz &= ~SIZE_BITS;
+	exclude(w->h, base, top + (topsz < XP_HEAP_MAX_COPY ? topsz : 0) + CHUNK_HDR);
 	c = copy_region(w, base, top + CHUNK_HDR - base, XP_COPY_HEAP);
 	if (w->h->dry)
 		return 0;
-	if (!c)
+	if (!c) {
+		w->damaged[0] = 1;
 		return -EFAULT;
-	return plan(w, c, align_chunk(base), top + CHUNK_HDR, top, 0);
+	}
+	return plan(w, c, align_chunk(base), top + CHUNK_HDR, top, base, base + sysmem, 0);
 }
 
 static int walk_thread_arena(struct walk *w, uint64_t arena, uint32_t index)
@@ -478,8 +727,12 @@ static int walk_thread_arena(struct walk *w, uint64_t arena, uint32_t index)
 	size_t n = 0, lap = 1, steps = 0;
 	int err;
 
-	if (rd64(w, arena + ARENA_TOP, &top) < 0 || !top)
-		return 0;
+	if (rd64(w, arena + ARENA_TOP, &top) < 0 || !top) {
+		problem(w, "arena %u at 0x%llx has no top chunk: its heaps are not walked", index,
+			(unsigned long long)arena);
+		w->damaged[index] = 1;
+		return -EINVAL;
+	}
 	for (heap = top & ~(HEAP_MAX - 1); heap && n < 100000; n++) {
 		const struct xp_heap_copy *c;
 		/* a prev chain that loops (Brent's cycle detection: the heap
@@ -488,6 +741,7 @@ static int walk_thread_arena(struct walk *w, uint64_t arena, uint32_t index)
 		if (heap == mark) {
 			problem(w, "the heaps of arena 0x%llx loop at 0x%llx", (unsigned long long)arena,
 				(unsigned long long)heap);
+			w->damaged[index] = 1;
 			return -EINVAL;
 		}
 		if (++steps == lap) {
@@ -500,9 +754,11 @@ static int walk_thread_arena(struct walk *w, uint64_t arena, uint32_t index)
 		    info[2] < HEAP_INFO_SIZE) {
 			problem(w, "heap 0x%llx of arena 0x%llx has a bad heap_info", (unsigned long long)heap,
 				(unsigned long long)arena);
+			w->damaged[index] = 1;
 			return -EINVAL;
 		}
 		end = heap + info[2];
+		exclude(w->h, heap, end);
 		if (top >= heap && top < end) {
 			if (rd64(w, top + 8, &topsz) < 0)
 				return -EFAULT;
@@ -516,9 +772,11 @@ static int walk_thread_arena(struct walk *w, uint64_t arena, uint32_t index)
 			heap = info[1];
 			continue;
 		}
-		if (!c)
+		if (!c) {
+			w->damaged[index] = 1;
 			return -EFAULT;
-		err = plan(w, c, start, end, top, index);
+		}
+		err = plan(w, c, start, end, top, heap, heap + info[2], index);
 		if (err < 0)
 			return err;
 		heap = info[1];
@@ -526,54 +784,138 @@ static int walk_thread_arena(struct walk *w, uint64_t arena, uint32_t index)
 	return 0;
 }
 
-/* Mmapped chunks: in anonymous read-write mappings, at the start of the
- * mapping (prev_size is the alignment correction, 0 on x86-64), with
- * IS_MMAPPED set, covering whole pages.  Mapped chunks may be adjacent. */
-static int walk_mmapped(struct walk *w, const struct xp_maps *maps)
+/* Private writable memory that is not a device's (DAX, a driver's): the
+ * program's own. */
+static int private_memory(const struct xp_map *m)
 {
-	size_t i;
-
-	for (i = 0; i < maps->n; i++) {
-		const struct xp_map *m = &maps->v[i];
-		uint64_t ch = m->start, hdr[2], sz;
-		size_t n = 0;
-
-		if (strcmp(m->perms, "rw-p") != 0 || m->path[0] || find_copy(w->h, m->start, 16))
-			continue;
-		while (ch + CHUNK_HDR <= m->end && n++ < 100000) {
-			if (rd(w, ch, hdr, sizeof(hdr)) < 0)
-				break;
-			sz = hdr[1] & ~SIZE_BITS;
-			if (!(hdr[1] & IS_MMAPPED) || hdr[0] > 4096 || ((hdr[0] + sz) & 4095) || sz < 4096 ||
-			    sz > m->end - ch - hdr[0])
-				break;
-			if (!copy_region(w, ch + hdr[0], sz, XP_COPY_HEAP) && !w->h->dry)
-				return -EFAULT;
-			ch += hdr[0] + sz;
-			if (w->h->dry)
-				continue;
-			if (add_block(w, ch - sz, sz - CHUNK_HDR, XP_BLOCK_ARENA_MMAP) < 0)
-				return -E2BIG;
-			w->h->mmapped_chunks++;
-		}
-	}
-	return 0;
+	return m->perms[1] == 'w' && m->perms[3] == 'p' &&
+	       (strncmp(m->path, "/dev/", 5) != 0 || strncmp(m->path, "/dev/zero", 9) == 0);
 }
 
-/* Globals: the writable mappings of every file (its .data) and the
- * anonymous mapping right after one (its .bss). */
-static void copy_globals(struct walk *w, const struct xp_maps *maps)
-{
-	size_t i;
+struct root_ctx {
+	const struct xp_map *map;
+	int kind;
+};
 
-	for (i = 0; i < maps->n; i++) {
+static int copy_root_run(struct walk *w, uint64_t addr, uint64_t len, void *arg)
+{
+	const struct root_ctx *rc = arg;
+	struct xp_heap_copy *c;
+
+	if (w->h->copied_bytes + w->h->planned + len > XP_HEAP_MAX_COPY) {
+		problem(w, "more than %llu GiB of heap to copy", XP_HEAP_MAX_COPY >> 30);
+		return -E2BIG;
+	}
+	if (w->h->dry)
+		return count_run(w, addr, len, NULL);
+	c = new_copy(w, addr, (size_t)len, rc->kind);
+	if (!c) {
+		/* a block held only from here may look unreachable */
+		problem(w, "cannot copy the roots at 0x%llx (%.1f MiB): out of memory", (unsigned long long)addr,
+			(double)len / 1048576.0);
+		return -ENOMEM;
+	}
+	c->map_start = rc->map->start;
+	c->map_end = rc->map->end;
+	c->anon = rc->map->path[0] != '/';
+	return read_run(w, addr, len, c);
+}
+
+/* The roots, and where mmapped chunks may lie: every private writable
+ * mapping (the modules' .data and .bss, anonymous memory: pymalloc's
+ * arenas, pools, thread caches), less the arenas' heaps and the threads'
+ * stacks, copied one run of resident pages at a time.  A shared mapping
+ * (shared memory, /dev/shm, memfd, SysV, a device) is never read: no
+ * malloc block lies in it and reading it would fault its pages in. */
+static int copy_roots(struct walk *w, const struct xp_snapshot *s)
+{
+	struct xp_heap *h = w->h;
+	const struct xp_maps *maps = &s->maps;
+	size_t i, t, e = 0;
+	int err = 0;
+
+	/* a stack from its mapping's start (the dead part below SP holds
+	 * stale pointers) to the end of what the stop copied of it */
+	for (t = 0; t < s->nthreads; t++) {
+		const struct xp_thread *th = &s->threads[t];
+		const struct xp_map *m = th->stack_len ? xp_maps_find(maps, th->stack_addr) : NULL;
+		if (m)
+			exclude(h, m->start, th->stack_addr + th->stack_len);
+	}
+	if (h->nexcluded)
+		qsort(h->excluded, h->nexcluded, sizeof(*h->excluded), range_cmp);
+	w->read_failed = 0;
+	for (i = 0; i < maps->n && err == 0; i++) {
 		const struct xp_map *m = &maps->v[i];
 		int bss = i > 0 && !m->path[0] && maps->v[i - 1].path[0] == '/' && maps->v[i - 1].end == m->start &&
 			  maps->v[i - 1].perms[1] == 'w';
-		if (m->perms[1] != 'w' || (!bss && m->path[0] != '/') || find_copy(w->h, m->start, 1))
+		struct root_ctx rc = { m, m->path[0] == '/' || bss ? XP_COPY_GLOBAL : XP_COPY_ANON };
+		uint64_t lo = m->start;
+
+		if (m->perms[1] != 'w')
 			continue;
-		copy_region(w, m->start, m->end - m->start, XP_COPY_GLOBAL);
+		if (!private_memory(m)) {
+			if (!h->dry)
+				h->shared_skipped += m->end - m->start;
+			continue;
+		}
+		/* the parts of it that no heap and no stack covers */
+		while (e > 0 && h->excluded[e - 1].hi > lo)
+			e--;
+		for (; e < h->nexcluded && h->excluded[e].lo < m->end && err == 0; e++) {
+			if (h->excluded[e].hi <= lo)
+				continue;
+			if (h->excluded[e].lo > lo)
+				err = resident_runs(w, lo, h->excluded[e].lo - lo, copy_root_run, &rc);
+			if (h->excluded[e].hi > lo)
+				lo = h->excluded[e].hi;
+		}
+		if (lo < m->end && err == 0)
+			err = resident_runs(w, lo, m->end - lo, copy_root_run, &rc);
 	}
+	flush_reads(w);
+	if (w->read_failed)
+		problem(w, "cannot read all of the process's writable memory: it changed its mappings?");
+	return err == -ENOMEM ? err : 0;
+}
+
+/* After the release: mmapped chunks, in the anonymous memory copied as
+ * roots.  glibc maps each on its own, but the kernel merges neighbouring
+ * mappings, so a chunk may start at any page of one: a header with exactly
+ * IS_MMAPPED set, prev_size 0 (the chunk starts its pages), and a size of
+ * whole pages that fits in the mapping.  A chunk's own pages are not
+ * searched again. */
+static int find_mmapped(struct walk *w)
+{
+	struct xp_heap *h = w->h;
+	uint64_t skip_to = 0;
+	size_t i;
+
+	for (i = 0; i < h->ncopies; i++) {
+		const struct xp_heap_copy *c = &h->copies[i];
+		uint64_t p = (c->addr + PAGE - 1) & ~(PAGE - 1), hdr[2], sz;
+
+		if (c->kind == XP_COPY_HEAP || !c->anon)
+			continue;
+		for (; p + CHUNK_HDR <= c->addr + c->len; p += PAGE) {
+			if (p < skip_to) {
+				p = ((skip_to + PAGE - 1) & ~(PAGE - 1)) - PAGE;
+				continue;
+			}
+			memcpy(hdr, c->data + (p - c->addr), sizeof(hdr));
+			sz = hdr[1] & ~SIZE_BITS;
+			if ((hdr[1] & SIZE_BITS) != IS_MMAPPED || hdr[0] != 0 || sz < PAGE || (sz & (PAGE - 1)) ||
+			    sz > c->map_end - p)
+				continue;
+			if (add_block(w, p, sz - CHUNK_HDR, XP_BLOCK_ARENA_MMAP) < 0)
+				return -ENOMEM;
+			h->mmapped_chunks++;
+			h->mmapped_bytes += sz;
+			skip_to = p + sz;
+			p = skip_to - PAGE;
+		}
+	}
+	return 0;
 }
 
 static int block_cmp(const void *a, const void *b)
@@ -583,69 +925,161 @@ static int block_cmp(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
+static int copy_cmp(const void *a, const void *b)
+{
+	const struct xp_heap_copy *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* The arenas: main_arena's next ring, each once.  A thread arena lies in
+ * its first heap, right after its heap_info, whose ar_ptr points back at
+ * it; a ring that leaves the arenas is said, not followed. */
+static void find_arenas(struct walk *w, uint64_t main_arena)
+{
+	struct xp_heap *h = w->h;
+	uint64_t a = main_arena, next, back;
+
+	h->narenas = 0;
+	while (h->narenas < XP_HEAP_MAX_ARENAS) {
+		size_t k;
+		h->arena_addrs[h->narenas++] = a;
+		if (rd64(w, a + ARENA_NEXT, &next) < 0 || next == main_arena)
+			break;
+		if (!next || ((next - HEAP_INFO_SIZE) & (HEAP_MAX - 1)) || rd64(w, next - HEAP_INFO_SIZE, &back) < 0 ||
+		    back != next) {
+			problem(w, "arena %zu's next pointer 0x%llx is no arena: the arenas after it are not walked",
+				h->narenas - 1, (unsigned long long)next);
+			break;
+		}
+		for (k = 1; k < h->narenas && h->arena_addrs[k] != next; k++)
+			;
+		if (k < h->narenas) {
+			problem(w, "the arena ring loops at 0x%llx, not through main_arena", (unsigned long long)next);
+			break;
+		}
+		a = next;
+	}
+}
+
+/* glibc's own counters: how many arenas it made, each one's system_mem,
+ * and its mmapped chunks. */
+static void read_counts(struct walk *w, const uint8_t *mp)
+{
+	struct xp_heap *h = w->h;
+	uint64_t addr, base, made;
+	int32_t n_mmaps;
+	int tls;
+	size_t i;
+
+	memcpy(&n_mmaps, mp + MP_N_MMAPS, 4);
+	memcpy(&h->glibc_mmapped_mem, mp + MP_MMAPPED_MEM, 8);
+	h->glibc_n_mmaps = n_mmaps > 0 ? (uint64_t)n_mmaps : 0;
+	h->glibc_system_mem = 0;
+	for (i = 0; i < h->narenas; i++) {
+		if (rd64(w, h->arena_addrs[i] + ARENA_SYSTEM_MEM, &h->arena_system_mem[i]) < 0)
+			h->arena_system_mem[i] = 0;
+		h->glibc_system_mem += h->arena_system_mem[i];
+	}
+	h->have_counts = 1;
+	/* arenas are never freed: the ring holds every one glibc made */
+	if (xp_space_lookup(h->space, "libc.so", "narenas", &addr, &tls, &base) == 0 && rd64(w, addr, &made) == 0 &&
+	    made != h->narenas && h->narenas < XP_HEAP_MAX_ARENAS)
+		problem(w, "glibc counts %llu arenas, the ring from main_arena holds %zu", (unsigned long long)made,
+			h->narenas);
+}
+
 int xp_glibc_heap_read(struct xp_snapshot *s, void *arg)
 {
 	struct xp_heap *h = arg;
-	struct walk w = { .h = h, .pid = xp_live_thread(s->pid), .maps = &s->maps };
+	struct walk *w = calloc(1, sizeof(*w));
 	uint8_t arena[ARENA_SIZE], mp[MP_SIZE];
-	uint64_t main_arena, mp_addr, base, a;
+	uint64_t main_arena, mp_addr, base;
+	char path[64];
 	int tls, err = 0;
 	uint32_t index = 1;
 
+	if (!w)
+		return -ENOMEM;
+	w->h = h;
+	w->pid = xp_live_thread(s->pid); /* a leader that exited has no mm */
+	w->maps = &s->maps;
+	snprintf(path, sizeof(path), "/proc/%d/pagemap", (int)w->pid);
+	w->pagemap = open(path, O_RDONLY | O_CLOEXEC);
 	if (xp_space_lookup(h->space, "libc.so", "main_arena", &main_arena, &tls, &base) < 0 ||
-	    xp_space_lookup(h->space, "libc.so", "mp_", &mp_addr, &tls, &base) < 0)
-		return -ENOENT;
-	if (rd(&w, main_arena, arena, sizeof(arena)) < 0 || rd(&w, mp_addr, mp, sizeof(mp)) < 0)
-		return -EFAULT;
+	    xp_space_lookup(h->space, "libc.so", "mp_", &mp_addr, &tls, &base) < 0) {
+		err = -ENOENT;
+		goto out;
+	}
+	if (rd(w, main_arena, arena, sizeof(arena)) < 0 || rd(w, mp_addr, mp, sizeof(mp)) < 0) {
+		err = -EFAULT;
+		goto out;
+	}
 	h->skip[0][0] = main_arena;
 	h->skip[0][1] = main_arena + ARENA_SIZE;
 	h->skip[1][0] = mp_addr;
 	h->skip[1][1] = mp_addr + MP_SIZE;
 
-	/* the arenas: main_arena's next ring, each once (a corrupt ring may
-	 * loop back to another arena than main_arena) */
-	h->narenas = 0;
-	for (a = main_arena; h->narenas < XP_HEAP_MAX_ARENAS;) {
-		size_t k;
-		h->arena_addrs[h->narenas++] = a;
-		if (rd64(&w, a + ARENA_NEXT, &a) < 0 || !a || a == main_arena)
-			break;
-		for (k = 1; k < h->narenas && h->arena_addrs[k] != a; k++)
-			;
-		if (k < h->narenas) {
-			problem(&w, "the arena ring loops at 0x%llx, not through main_arena", (unsigned long long)a);
-			break;
-		}
+	find_arenas(w, main_arena);
+	if (!h->dry) {
+		read_counts(w, mp);
+		find_tcaches(w, s);
 	}
-	if (!h->dry)
-		find_tcaches(&w, s);
 	/* a corrupt arena stops its own walk (said in h->problem), not the
 	 * others' */
-	err = walk_main_arena(&w, arena, mp);
+	err = walk_main_arena(w, main_arena, arena, mp);
 	for (; index < h->narenas && err != -ENOMEM; index++)
-		err = walk_thread_arena(&w, h->arena_addrs[index], index);
+		err = walk_thread_arena(w, h->arena_addrs[index], index);
 	if (err != -ENOMEM)
-		err = walk_mmapped(&w, &s->maps);
-	copy_globals(&w, &s->maps);
-	return err == -ENOMEM ? err : 0;
+		err = copy_roots(w, s);
+	if (!h->dry && h->ncopies) {
+		qsort(h->copies, h->ncopies, sizeof(*h->copies), copy_cmp);
+		h->copies_sorted = 1;
+	}
+	/* damage met while stopped is counted again by the walk's checks */
+	memcpy(h->read_damaged, w->damaged, sizeof(w->damaged));
+out:
+	if (w->pagemap >= 0)
+		close(w->pagemap);
+	free(w);
+	return err == -ENOMEM ? err : err == -ENOENT || err == -EFAULT ? err : 0;
 }
 
 int xp_glibc_heap_walk(struct xp_heap *h)
 {
-	struct walk w = { .h = h, .pid = xp_live_thread(h->pid) };
+	struct walk *w = calloc(1, sizeof(*w));
 	size_t i, k;
 	int err = 0;
 
+	if (!w)
+		return -ENOMEM;
+	w->h = h;
+	w->pid = 0; /* released: the copies only */
+	w->pagemap = -1;
+	memcpy(w->damaged, h->read_damaged, sizeof(w->damaged));
 	/* free chunks that keep PREV_INUSE: every arena's fastbins, every
 	 * thread's tcache */
 	for (i = 0; i < h->narenas; i++)
-		walk_fastbins(&w, h->arena_addrs[i]);
-	walk_tcaches(&w);
-	for (i = 0; i < h->nplan && err != -ENOMEM; i++) {
-		const struct xp_heap_plan *pl = &h->plan[i];
-		err = walk_chunks(&w, &h->copies[pl->copy], pl->start, pl->end, pl->top, pl->arena);
+		walk_fastbins(w, h->arena_addrs[i]);
+	walk_tcaches(w);
+	for (i = 0; i < h->nplan && err != -ENOMEM; i++)
+		err = walk_chunks(w, &h->plan[i]);
+	if (err != -ENOMEM)
+		err = find_mmapped(w);
+	free(w->set);
+	/* what was walked against glibc's own counters: a chunk the walk
+	 * missed, a heap it did not reach, shows here */
+	for (i = 0; h->have_counts && i < h->narenas; i++) {
+		h->walked_mem += h->arena_walked[i];
+		if (!w->damaged[i] && h->arena_walked[i] != h->arena_system_mem[i])
+			problem(w, "arena %zu: glibc counts %.1f MiB of memory, its chunks cover %.1f MiB", i,
+				(double)h->arena_system_mem[i] / 1048576.0, (double)h->arena_walked[i] / 1048576.0);
 	}
-	free(w.set);
+	if (h->have_counts && (h->mmapped_chunks != h->glibc_n_mmaps || h->mmapped_bytes != h->glibc_mmapped_mem))
+		problem(w, "glibc counts %llu mmapped chunks, %.1f MiB; found %llu, %.1f MiB",
+			(unsigned long long)h->glibc_n_mmaps, (double)h->glibc_mmapped_mem / 1048576.0,
+			(unsigned long long)h->mmapped_chunks, (double)h->mmapped_bytes / 1048576.0);
+	free(w);
 	if (h->nblocks) /* blocks is NULL then, which qsort may not be given */
 		qsort(h->blocks, h->nblocks, sizeof(*h->blocks), block_cmp);
 	/* a corrupt heap can lead two walks over the same chunks (a heap
@@ -666,12 +1100,15 @@ int xp_heap_prepare(struct xp_heap *h, pid_t pid, const struct xp_maps *maps)
 	size_t len;
 	void *p;
 
-	/* the same walk, live and dry: it reads only malloc's metadata */
+	/* the same walk, live and dry: it reads only malloc's metadata and
+	 * the target's page map */
 	h->dry = 1;
 	h->planned = 0;
 	xp_glibc_heap_read(&none, h);
 	h->dry = 0;
 	h->problem[0] = '\0';
+	h->nproblems = 0;
+	h->nexcluded = 0;
 	h->need_bytes = XP_HEAP_NEED(h->planned);
 	h->avail_bytes = xp_heap_memory_available();
 	if (h->need_bytes > h->avail_bytes - h->avail_bytes / 10)
@@ -682,7 +1119,7 @@ int xp_heap_prepare(struct xp_heap *h, pid_t pid, const struct xp_maps *maps)
 	h->planned = 0;
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (p == MAP_FAILED)
-		return 0; /* copies fall back to malloc: slower, still right */
+		return 0; /* copies fall back to calloc: slower, still right */
 	h->pool = p;
 	h->pool_len = len;
 	return 0;

@@ -1,11 +1,14 @@
 /* heapwalk/ — the blocks a process's heap holds right now, without
  * allocator hooks: glibc malloc's arenas walked from outside, each in-use
  * block typed (C++ vtable, else a size class) and traced back to what holds
- * it, down to a root (a global, a stack) or to nothing: a leak.
+ * it, down to a root (a global, a stack, TLS, other anonymous memory) or to
+ * nothing: a leak.
  *
- * Everything here reads copies made while the process was stopped; data
- * from the target is checked (every pointer against the regions, every
- * walk bounded).  Library code: 0 or -errno, no printing.
+ * Everything here reads copies made while the process was stopped, of the
+ * pages it has resident only and never of shared memory; data from the
+ * target is checked (every pointer against the regions, every walk
+ * bounded, the totals against glibc's own counters).  Library code: 0 or
+ * -errno, no printing.
  */
 #ifndef XPROF_HEAPWALK_HEAPWALK_H
 #define XPROF_HEAPWALK_HEAPWALK_H
@@ -40,26 +43,39 @@ struct xp_block {
 
 /* A root: where a pointer into the heap was found outside it. */
 struct xp_heap_root {
-	char *name; /* "[global] NAME", "[stack] FUNCTION" */
+	char *name; /* "[global] NAME", "[stack] FUNCTION", "[tls]", "[anon rw 0x...]" */
 };
 
-/* A copy of a range of target memory. */
+/* A copy of a range of target memory.  Only pages the target has resident
+ * (or swapped) are read: a heap's copy has zeros where its pages were never
+ * touched, and other memory is copied as one copy per resident run. */
 struct xp_heap_copy {
 	uint64_t addr;
 	size_t len;
 	uint8_t *data;
 	int pooled;           /* data is in the pre-faulted pool, not malloc'd */
-	int kind; /* XP_COPY_HEAP, XP_COPY_GLOBAL */
+	int kind;             /* XP_COPY_HEAP, XP_COPY_GLOBAL, XP_COPY_ANON */
+	int anon;             /* in an anonymous mapping: mmapped chunks may lie in it */
+	uint64_t map_start, map_end; /* the mapping it lies in (roots) */
 };
 
-enum { XP_COPY_HEAP, XP_COPY_GLOBAL };
+/* HEAP: an arena's heap, walked chunk by chunk.  GLOBAL: a module's .data
+ * or .bss.  ANON: other private writable memory (pymalloc arenas, pools,
+ * mmapped chunks found in it after the release). */
+enum { XP_COPY_HEAP, XP_COPY_GLOBAL, XP_COPY_ANON };
+
+/* Thread-local storage of one thread: its static TLS blocks and its TCB. */
+struct xp_heap_range {
+	uint64_t lo, hi;
+};
 
 struct xp_heap {
 	pid_t pid;
 	struct xp_block *blocks;  /* sorted by addr */
 	size_t nblocks, blocks_alloc;
-	struct xp_heap_copy *copies;
+	struct xp_heap_copy *copies; /* sorted by addr once the stop is over */
 	size_t ncopies, copies_alloc;
+	int copies_sorted;
 	struct xp_heap_root *roots;
 	size_t nroots, roots_alloc;
 	/* totals */
@@ -68,8 +84,24 @@ struct xp_heap {
 	uint64_t unreachable_blocks, unreachable_bytes;
 	uint64_t copied_bytes;
 	uint64_t libc_internal_bytes; /* the tcache structs: malloc's own, left out */
-	/* a problem met while walking: the walk stopped there (partial) */
+	/* a problem met while walking: the walk stopped there (partial); the
+	 * first one is kept, every one is counted */
 	char problem[256];
+	size_t nproblems;
+	/* glibc's own counters, read in the stop, beside what the walk found */
+	int have_counts;
+	uint64_t glibc_n_mmaps, glibc_mmapped_mem, glibc_system_mem;
+	uint64_t mmapped_bytes;   /* the mmapped chunks found: their mapped size */
+	uint64_t walked_mem;      /* arena memory the walk tiled with chunks */
+	uint64_t arena_system_mem[XP_HEAP_MAX_ARENAS], arena_walked[XP_HEAP_MAX_ARENAS];
+	uint8_t read_damaged[XP_HEAP_MAX_ARENAS]; /* arenas the stop found damaged */
+	/* memory left alone: shared mappings (never read), and pages of private
+	 * writable memory the target never touched */
+	uint64_t shared_skipped, untouched_skipped;
+	struct xp_heap_range *tls;
+	size_t ntls;
+	struct xp_heap_range *excluded; /* heaps and live stacks: not roots */
+	size_t nexcluded, excluded_alloc;
 	struct xp_space *space;
 	/* malloc's own state in libc's .data (main_arena, mp_): it points at
 	 * chunk headers, inside their neighbours, so it is no root */
@@ -84,8 +116,9 @@ struct xp_heap {
 	uint64_t need_bytes, avail_bytes;
 	/* what the stop recorded for the walk after the release */
 	struct xp_heap_plan {
-		size_t copy;          /* index into copies */
+		uint64_t copy;        /* the address of its copy */
 		uint64_t start, end, top;
+		uint64_t base, limit; /* the whole heap: [base, limit) is system_mem's share */
 		uint32_t arena;
 	} *plan;
 	size_t nplan, plan_alloc;
@@ -124,13 +157,17 @@ int xp_heap_prepare(struct xp_heap *h, pid_t pid, const struct xp_maps *maps);
 uint64_t xp_heap_memory_available(void);
 
 /* Copies the heap while every thread of s is stopped (an xp_while_stopped
- * callback: arg is the struct xp_heap, with space and pid set): only
- * malloc's metadata is read and the regions copied in bulk. */
+ * callback: arg is the struct xp_heap, with space and pid set): malloc's
+ * metadata and glibc's counters are read, the arenas' heaps and every
+ * other private writable mapping (roots, mmapped chunks) copied in bulk,
+ * resident pages only; the copies are left sorted by address. */
 int xp_glibc_heap_read(struct xp_snapshot *s, void *arg);
 
-/* After the release: the free lists and the chunks, walked in the copies;
- * the blocks sorted.  0, or -ENOMEM (a corrupt heap is a partial walk,
- * said in h->problem). */
+/* After the release: the free lists, the chunks and the mmapped chunks,
+ * walked in the copies only; the blocks sorted; what was found checked
+ * against glibc's counters.  0, or -ENOMEM (a corrupt heap, or a total
+ * that differs from glibc's, is a partial walk: h->problem says the first
+ * problem, h->nproblems counts them). */
 int xp_glibc_heap_walk(struct xp_heap *h);
 
 /* After the process is released: reachability from roots, types, stories. */

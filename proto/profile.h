@@ -75,18 +75,25 @@ int xp_profile_encode(const struct xp_profile *p, uint8_t **buf, size_t *len);
  * valid, else -EINVAL with a one-line reason in err. */
 int xp_profile_check_encoded(const uint8_t *buf, size_t len, char *err, size_t errlen);
 
-/* Writes len bytes to path atomically (temp file + rename): on failure
- * nothing is left at path or at the temp name.  0 or -errno.
- * The temp file is created O_EXCL|O_NOFOLLOW in path's directory, mode 0644,
- * and the signals that end xprof (INT, TERM, HUP, PIPE, QUIT) are blocked
- * while it exists so no partial file can survive. */
+/* Writes len bytes where path names: "-" is standard output; a character
+ * device or a FIFO is written in place (opened without O_CREAT, never
+ * replaced); a regular file or a missing one is written atomically, to a
+ * temp file created O_EXCL|O_NOFOLLOW in its directory (mode 0644, with the
+ * signals that end xprof blocked while it exists) renamed over it, so on
+ * failure nothing is left at path or at the temp name.  Symlinks are
+ * resolved one at a time, and one in a sticky world-writable directory is
+ * followed only when we or the directory's owner own it (the kernel's
+ * fs.protected_symlinks rule); a directory, a block device or a socket is
+ * refused.  0 or -errno. */
 int xp_write_file_atomic(const char *path, const void *buf, size_t len);
 
 /* Encode, check, gzip and write with xp_write_file_atomic. */
 int xp_profile_write(const struct xp_profile *p, const char *path);
 
-/* Fails early (before any work) when path cannot be written: its directory
- * missing or not writable, or path is a directory.  -errno. */
-int xp_output_writable(const char *path);
+/* Fails early (before any work) when path cannot be written by the rules
+ * of xp_write_file_atomic: its directory missing or not writable, path a
+ * directory, a refused symlink or file type.  -errno, with a reason in why
+ * (when not NULL) for the refusals strerror would not explain, else "". */
+int xp_output_writable(const char *path, char *why, size_t whylen);
 
 #endif

@@ -1,6 +1,7 @@
-/* proto/write.c — puts a profile on disk: encode, check, gzip, then a temp
- * file in the target's directory renamed over the target, so neither a
- * reader nor an interrupted run ever sees half a profile.  The temp-file
+/* proto/write.c — puts a profile where -o says: encode, check, gzip, then
+ * a regular file is replaced through a temp file in its directory renamed
+ * over it (neither a reader nor an interrupted run sees half a profile),
+ * while standard output, a device or a FIFO is written in place.  The
  * writer is public (xp_write_file_atomic) for cmd/'s other output files.
  */
 #define _GNU_SOURCE /* mkostemp */
@@ -9,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,14 +106,273 @@ static int write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-int xp_write_file_atomic(const char *path, const void *buf, size_t len)
+/* ---- where the bytes go ---------------------------------------------------
+ *
+ * The temp file and rename are for regular files only.  What path names
+ * decides the rest (docs/xprof.1, FILES):
+ *   "-"                     standard output, written as is;
+ *   missing, regular file   a temp file in its directory renamed over it;
+ *   character device, FIFO  written in place, never replaced;
+ *   symlink                 resolved one link at a time, each followed only
+ *                           under the rule of the kernel's
+ *                           fs.protected_symlinks, whatever the sysctl says:
+ *                           no link in a sticky world-writable directory
+ *                           unless we or the directory's owner own it, so a
+ *                           link planted in a shared /tmp cannot send root's
+ *                           output elsewhere; then the above for its target.
+ *                           A link in /proc (/dev/stdout, /proc/self/fd/N) is
+ *                           the kernel's to follow: what it opens is written
+ *                           in place; a dangling link creates its target,
+ *                           as a shell's redirection does;
+ *   directory, block device, socket: refused.
+ */
+enum out_kind { OUT_STDOUT, OUT_REPLACE, OUT_IN_PLACE };
+
+struct out_target {
+	enum out_kind kind;
+	char *replace; /* OUT_REPLACE: the path to rename over, no symlink in it */
+	int fd;        /* OUT_IN_PLACE: an O_PATH descriptor of what to write */
+	char *why;     /* a refusal in words, or NULL */
+	size_t whylen;
+};
+
+#define LINKS_MAX 40 /* the kernel's MAXSYMLINKS */
+
+static void say_why(struct out_target *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say_why(struct out_target *t, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!t->why || !t->whylen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(t->why, t->whylen, fmt, ap);
+	va_end(ap);
+}
+
+/* procfs's own links (/proc/PID/fd/N, the last link of /dev/stdout) are
+ * followed by the kernel: their text ("pipe:[42]") is no path.  The ones on
+ * the way (/proc/self) are plain text. */
+static int on_procfs(const char *dir)
+{
+	struct stat d, proc;
+
+	return stat(dir, &d) == 0 && stat("/proc", &proc) == 0 && d.st_dev == proc.st_dev;
+}
+
+/* fs.protected_symlinks' rule (may_follow_link in the kernel's fs/namei.c). */
+static int link_may_be_followed(const char *dir, const struct stat *link, struct out_target *t)
+{
+	struct stat d;
+
+	if (stat(dir, &d) < 0)
+		return -errno;
+	if ((d.st_mode & (S_ISVTX | S_IWOTH)) != (S_ISVTX | S_IWOTH) || link->st_uid == geteuid() ||
+	    link->st_uid == d.st_uid)
+		return 0;
+	say_why(t, "it is a symlink of uid %u in %s, a sticky world-writable directory of uid %u: not "
+		   "followed, as anyone could have planted it (name the file it points to)",
+		(unsigned)link->st_uid, dir, (unsigned)d.st_uid);
+	return -EACCES;
+}
+
+/* The last component's kind decides how it is written. */
+static int classify_last(const char *res, const struct stat *st, struct out_target *t)
+{
+	if (S_ISREG(st->st_mode))
+		return 0;
+	if (S_ISDIR(st->st_mode))
+		return -EISDIR;
+	if (S_ISCHR(st->st_mode) || S_ISFIFO(st->st_mode)) {
+		/* res has no symlink left in it */
+		t->fd = open(res, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		t->kind = OUT_IN_PLACE;
+		return t->fd < 0 ? -errno : 0;
+	}
+	if (S_ISBLK(st->st_mode))
+		say_why(t, "it is a block device: a profile is not written over a disk");
+	else
+		say_why(t, "it is a socket: write to a file or a FIFO");
+	return -EPERM;
+}
+
+/* Walks path a component at a time, as realpath does, checking each symlink
+ * before taking it; fills t.  0 or -errno. */
+static int resolve_output(const char *path, struct out_target *t)
+{
+	char *res = NULL, *rest = NULL, *cand = NULL, *p;
+	int links = 0, err = 0;
+
+	t->kind = OUT_REPLACE;
+	t->fd = -1;
+	t->replace = NULL;
+	if (!*path)
+		return -ENOENT;
+	if (strcmp(path, "-") == 0) {
+		t->kind = OUT_STDOUT;
+		return 0;
+	}
+	if (path[strlen(path) - 1] == '/')
+		return -EISDIR;
+	rest = strdup(path);
+	res = path[0] == '/' ? strdup("/") : getcwd(NULL, 0);
+	if (!rest || !res) {
+		err = -ENOMEM;
+		goto out;
+	}
+	p = rest;
+	for (;;) {
+		char *end = strchrnul(p, '/'), *next = *end ? end + 1 : end;
+		int n = (int)(end - p), last;
+		struct stat st;
+
+		while (*next == '/')
+			next++;
+		last = !*next;
+		if (n == 0 || (n == 1 && p[0] == '.')) {
+			if (last)
+				break;
+			p = next;
+			continue;
+		}
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			char *slash = strrchr(res, '/');
+
+			slash[slash == res] = '\0';
+			if (last)
+				break;
+			p = next;
+			continue;
+		}
+		free(cand);
+		if (asprintf(&cand, "%s%s%.*s", res, strcmp(res, "/") ? "/" : "", n, p) < 0) {
+			cand = NULL;
+			err = -ENOMEM;
+			break;
+		}
+		if (lstat(cand, &st) < 0) {
+			err = -errno;
+			if (err == -ENOENT && last) { /* the file to create */
+				err = 0;
+				free(res);
+				res = cand;
+				cand = NULL;
+			}
+			break;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t tl;
+			char *joined;
+
+			if (++links > LINKS_MAX) {
+				err = -ELOOP;
+				break;
+			}
+			if ((err = link_may_be_followed(res, &st, t)) < 0)
+				break;
+			if (last && on_procfs(res)) {
+				t->fd = open(cand, O_PATH | O_CLOEXEC);
+				if (t->fd < 0) {
+					err = -errno;
+					break;
+				}
+				t->kind = OUT_IN_PLACE;
+				if (fstat(t->fd, &st) < 0)
+					err = -errno;
+				else if (S_ISDIR(st.st_mode))
+					err = -EISDIR;
+				break;
+			}
+			tl = readlink(cand, target, sizeof(target) - 1);
+			if (tl < 0) {
+				err = -errno;
+				break;
+			}
+			target[tl] = '\0';
+			if (asprintf(&joined, "%s/%s", target, next) < 0) {
+				err = -ENOMEM;
+				break;
+			}
+			free(rest);
+			p = rest = joined;
+			if (target[0] == '/') {
+				free(res);
+				if (!(res = strdup("/"))) {
+					err = -ENOMEM;
+					break;
+				}
+			}
+			continue;
+		}
+		free(res);
+		res = cand;
+		cand = NULL;
+		if (last) {
+			err = classify_last(res, &st, t);
+			break;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			err = -ENOTDIR;
+			break;
+		}
+		p = next;
+	}
+	if (!err && t->kind == OUT_REPLACE) {
+		struct stat st;
+
+		/* "dir/.." and the like name a directory */
+		if (stat(res, &st) == 0 && S_ISDIR(st.st_mode))
+			err = -EISDIR;
+		t->replace = res;
+		res = NULL;
+	}
+out:
+	free(cand);
+	free(rest);
+	free(res);
+	if (err) {
+		if (t->fd >= 0)
+			close(t->fd);
+		t->fd = -1;
+		free(t->replace);
+		t->replace = NULL;
+	}
+	return err;
+}
+
+static void out_target_release(struct out_target *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t->replace);
+}
+
+/* A device or FIFO, reopened for writing through the descriptor the walk
+ * found (no second lookup of its name); a FIFO waits for its reader. */
+static int write_in_place(int pathfd, const void *buf, size_t len)
+{
+	char proc[64];
+	int fd, err;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pathfd);
+	fd = open(proc, O_WRONLY | O_NOCTTY | O_CLOEXEC | O_TRUNC);
+	if (fd < 0 && errno == EINVAL) /* O_TRUNC on what cannot be truncated */
+		fd = open(proc, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = write_all(fd, buf, len);
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	return err;
+}
+
+static int replace_file(const char *path, const void *buf, size_t len)
 {
 	sigset_t fatal, saved;
 	char *tmp = NULL;
 	int fd, err;
 
-	if (!path || !*path || (!buf && len))
-		return -EINVAL;
 	err = temp_path_for(path, &tmp);
 	if (err)
 		return err;
@@ -157,6 +418,31 @@ out_free_tmp:
 	return err;
 }
 
+int xp_write_file_atomic(const char *path, const void *buf, size_t len)
+{
+	struct out_target t = { 0 };
+	int err;
+
+	if (!path || !*path || (!buf && len))
+		return -EINVAL;
+	err = resolve_output(path, &t);
+	if (err)
+		return err;
+	switch (t.kind) {
+	case OUT_STDOUT:
+		err = write_all(STDOUT_FILENO, buf, len);
+		break;
+	case OUT_IN_PLACE:
+		err = write_in_place(t.fd, buf, len);
+		break;
+	case OUT_REPLACE:
+		err = replace_file(t.replace, buf, len);
+		break;
+	}
+	out_target_release(&t);
+	return err;
+}
+
 int xp_profile_write(const struct xp_profile *p, const char *path)
 {
 	uint8_t *raw = NULL, *gz = NULL;
@@ -184,40 +470,30 @@ out_free_raw:
 	return err;
 }
 
-int xp_output_writable(const char *path)
+int xp_output_writable(const char *path, char *why, size_t whylen)
 {
+	struct out_target t = { .why = why, .whylen = whylen };
 	const char *slash;
-	struct stat st;
 	char *dir;
-	int err = 0;
+	int err;
 
+	if (why && whylen)
+		why[0] = '\0';
 	if (!path || !*path)
 		return -ENOENT;
-	slash = strrchr(path, '/');
-	if (slash && !slash[1])
-		return -EISDIR;
-	if (!slash)
-		dir = strdup(".");
-	else if (slash == path)
-		dir = strdup("/");
-	else
-		dir = strndup(path, (size_t)(slash - path));
+	err = resolve_output(path, &t);
+	if (err || t.kind != OUT_REPLACE) {
+		out_target_release(&t);
+		return err;
+	}
+	/* a new or replaced file needs its directory writable */
+	slash = strrchr(t.replace, '/');
+	dir = slash == t.replace ? strdup("/") : strndup(t.replace, (size_t)(slash - t.replace));
 	if (!dir)
-		return -ENOMEM;
-
-	if (stat(dir, &st) < 0)
-		err = -errno;
-	else if (!S_ISDIR(st.st_mode))
-		err = -ENOTDIR;
+		err = -ENOMEM;
 	else if (access(dir, W_OK | X_OK) < 0)
 		err = -errno;
-	else if (stat(path, &st) == 0) {
-		/* An existing file is fine: rename replaces it. */
-		if (S_ISDIR(st.st_mode))
-			err = -EISDIR;
-	} else if (errno != ENOENT) {
-		err = -errno;
-	}
 	free(dir);
+	out_target_release(&t);
 	return err;
 }

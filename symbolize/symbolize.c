@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "symbolize/symbolize.h"
@@ -40,6 +42,7 @@ struct modinfo {
 	size_t first_mapping, nmappings; /* its entries in space->mappings */
 	struct xp_gopclntab *gopcln;     /* a Go binary's own table */
 	Dwarf_Addr gopcln_bias;
+	uint64_t data_end; /* end of its last PT_LOAD at run time, 0 when unknown */
 };
 
 struct mapping {
@@ -68,6 +71,8 @@ struct xp_space {
 	void *vdso_image;
 	struct symcache_entry *cache;
 	size_t ncache, cache_used;
+	struct stat exe;  /* the process's executable (/proc/PID/exe) at open; st_ino 0 when unknown */
+	char *exe_path;   /* its path, as maps would name it, or NULL */
 };
 
 static void strip_deleted(char *path)
@@ -152,11 +157,44 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname, Dwar
 	return fd;
 }
 
-/* Separate debug info: first by build id under /usr/lib/debug and the
- * target's own /usr/lib/debug, served from the decompressed cache; when
- * the cache cannot help, libdw's standard search (build id, then
- * .gnu_debuglink) exactly as it is.  The standard search must not run first:
- * it keeps its own handle on the file it finds and ignores the fd we return. */
+/* The directories a debug file is looked for in by build id, in order:
+ * those of $XPROF_DEBUG_DIRS (absolute paths, ':' between them), then
+ * /usr/lib/debug; the target's own /usr/lib/debug comes last, resolved
+ * inside its root.  In the form libdw's debuginfo_path takes (":.debug:"
+ * first: .gnu_debuglink beside the binary and in its .debug/). */
+static char *debug_dirs(pid_t pid)
+{
+	const char *env = getenv("XPROF_DEBUG_DIRS");
+	char *path = NULL, *dirs = strdup(env ? env : ""), *dir, *save = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&path, &len);
+
+	if (!f || !dirs) {
+		if (f)
+			fclose(f);
+		free(path);
+		free(dirs);
+		return NULL;
+	}
+	fputs(":.debug", f);
+	for (dir = strtok_r(dirs, ":", &save); dir; dir = strtok_r(NULL, ":", &save))
+		if (dir[0] == '/')
+			fprintf(f, ":%s", dir);
+	fprintf(f, ":/usr/lib/debug:/proc/%d/root/usr/lib/debug", (int)pid);
+	free(dirs);
+	if (fclose(f) != 0) {
+		free(path);
+		return NULL;
+	}
+	return path;
+}
+
+/* Separate debug info: first by build id in the debug directories (see
+ * debug_dirs), served from the decompressed cache; when the cache cannot
+ * help, libdw's standard search (build id, then .gnu_debuglink) over the
+ * same directories exactly as it is.  The standard search must not run
+ * first: it keeps its own handle on the file it finds and ignores the fd
+ * we return. */
 static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname, Dwarf_Addr base,
 			  const char *file_name, const char *debuglink_file, GElf_Word debuglink_crc,
 			  char **debuginfo_file_name)
@@ -165,27 +203,33 @@ static int find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname
 	const unsigned char *id;
 	GElf_Addr vaddr;
 	char hex[2 * 64 + 1], path[4200];
-	const char *roots[2] = { "", NULL };
-	char root[64];
 	int len, i;
 
 	len = dwfl_module_build_id(mod, &id, &vaddr);
 	if (len >= 2 && len <= 64 && mi) {
+		const char *dirs = mi->space->debuginfo_path, *next;
 		for (i = 0; i < len; i++)
 			snprintf(hex + 2 * i, 3, "%02x", id[i]);
 		/* looked for long after the open: the thread that stood for an
 		 * exited leader may be gone too */
 		mi->space->proc_pid = xp_live_thread(mi->space->pid);
-		snprintf(root, sizeof(root), "/proc/%d/root", (int)mi->space->proc_pid);
-		roots[1] = root;
-		for (i = 0; i < 2; i++) {
+		for (; *dirs; dirs = *next ? next + 1 : next) {
+			size_t dlen;
+			int rootlen = 0, rootpid;
 			char *cached;
-			int fd, cfd;
-			snprintf(path, sizeof(path), "%s/usr/lib/debug/.build-id/%.2s/%s.debug", roots[i], hex,
-				 hex + 2);
+			int fd, cfd, in_root;
+			next = strchrnul(dirs, ':');
+			dlen = (size_t)(next - dirs);
+			if (dirs[0] != '/' || dlen >= sizeof(path) - 64)
+				continue;
+			snprintf(path, sizeof(path), "%.*s/.build-id/%.2s/%s.debug", (int)dlen, dirs, hex, hex + 2);
 			/* the target's own tree: resolved inside its root */
-			fd = i == 0 ? open(path, O_RDONLY | O_CLOEXEC)
-				    : xp_open_in_root(mi->space->proc_pid, path + strlen(root));
+			/* the target's tree (/proc/PID/root/...), whichever thread
+			 * stood for it when the list was made */
+			in_root = sscanf(path, "/proc/%d/root%n", &rootpid, &rootlen) == 1 && rootlen > 0 &&
+				  path[rootlen] == '/';
+			fd = in_root ? xp_open_in_root(mi->space->proc_pid, path + rootlen)
+				     : open(path, O_RDONLY | O_CLOEXEC);
 			if (fd < 0)
 				continue;
 			cfd = xp_debugcache_open(fd, hex, &cached);
@@ -304,6 +348,8 @@ int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, int
 		  struct xp_space **out)
 {
 	struct xp_space *s = calloc(1, sizeof(*s));
+	char path[64], exe[4096];
+	ssize_t n;
 	int err;
 
 	*out = NULL;
@@ -313,10 +359,20 @@ int xp_space_open(pid_t pid, const struct xp_maps *maps, struct xp_mem *mem, int
 	s->proc_pid = xp_live_thread(pid);
 	s->flags = flags;
 	s->mem = mem;
-	if (asprintf(&s->debuginfo_path, ":.debug:/usr/lib/debug:/proc/%d/root/usr/lib/debug",
-		     (int)s->proc_pid) < 0) {
+	s->debuginfo_path = debug_dirs(s->proc_pid);
+	if (!s->debuginfo_path) {
 		free(s);
 		return -ENOMEM;
+	}
+	/* which file is the program, while /proc/PID/exe still says */
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &s->exe) < 0)
+		s->exe.st_ino = 0;
+	n = readlink(path, exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		strip_deleted(exe);
+		s->exe_path = strdup(exe);
 	}
 	elf_version(EV_CURRENT);
 	s->callbacks.find_elf = find_elf;
@@ -370,6 +426,7 @@ void xp_space_close(struct xp_space *s)
 	free(s->mappings);
 	free(s->vdso_image);
 	free(s->debuginfo_path);
+	free(s->exe_path);
 	free(s);
 }
 
@@ -444,6 +501,29 @@ const struct xp_module *xp_space_module(struct xp_space *s, uint64_t pc)
 		return NULL;
 	load_modinfo(s, m->mi);
 	return &m->pub;
+}
+
+/* The module of the process's executable: its file by device and inode,
+ * else by path (an overlay file system may show another device in maps). */
+const struct xp_module *xp_space_main_module(struct xp_space *s)
+{
+	size_t i, k;
+
+	for (i = 0; i < s->nmods; i++) {
+		struct modinfo *mi = &s->mods[i];
+		int same_file = s->exe.st_ino && mi->inode == s->exe.st_ino &&
+				mi->major == major(s->exe.st_dev) && mi->minor == minor(s->exe.st_dev);
+		if (mi->is_vdso || !(same_file || (s->exe_path && strcmp(mi->path, s->exe_path) == 0)))
+			continue;
+		/* its first executable mapping (mappings are sorted by address) */
+		for (k = 0; k < s->nmappings; k++) {
+			if (s->mappings[k].mi == mi) {
+				load_modinfo(s, mi);
+				return &s->mappings[k].pub;
+			}
+		}
+	}
+	return NULL;
 }
 
 /* ---- names ---------------------------------------------------------- */
@@ -771,6 +851,58 @@ const char *xp_space_data_symbol(struct xp_space *s, uint64_t addr, uint64_t *of
 	if (name)
 		*offset = off;
 	return name;
+}
+
+/* The end of a module's memory image (its .bss included) from its program
+ * headers, computed once. */
+static uint64_t image_end(struct modinfo *mi, Elf **elfp, Dwarf_Addr *bias)
+{
+	Elf *elf = dwfl_module_getelf(mi->mod, bias);
+	size_t i, n;
+
+	*elfp = elf;
+	if (!elf || mi->data_end || elf_getphdrnum(elf, &n) != 0)
+		return mi->data_end;
+	for (i = 0; i < n; i++) {
+		GElf_Phdr ph;
+		if (gelf_getphdr(elf, (int)i, &ph) && ph.p_type == PT_LOAD &&
+		    ph.p_vaddr + ph.p_memsz + *bias > mi->data_end)
+			mi->data_end = ph.p_vaddr + ph.p_memsz + *bias;
+	}
+	return mi->data_end;
+}
+
+int xp_space_data_section(struct xp_space *s, uint64_t addr, const char **path, const char **section,
+			  uint64_t *offset)
+{
+	size_t i, shstrndx;
+
+	for (i = 0; i < s->nmods; i++) {
+		struct modinfo *mi = &s->mods[i];
+		Elf_Scn *scn = NULL;
+		Dwarf_Addr low, bias;
+		Elf *elf;
+
+		dwfl_module_info(mi->mod, NULL, &low, NULL, NULL, NULL, NULL, NULL);
+		if (addr < low || addr >= image_end(mi, &elf, &bias) || elf_getshdrstrndx(elf, &shstrndx) != 0)
+			continue;
+		while ((scn = elf_nextscn(elf, scn)) != NULL) {
+			GElf_Shdr sh;
+			const char *name;
+			/* .tbss takes no room: its addresses are the next section's */
+			if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC) || (sh.sh_flags & SHF_TLS) ||
+			    addr - bias < sh.sh_addr || addr - bias - sh.sh_addr >= sh.sh_size)
+				continue;
+			name = elf_strptr(elf, shstrndx, sh.sh_name);
+			if (!name)
+				continue;
+			*path = mi->path;
+			*section = name;
+			*offset = addr - bias - sh.sh_addr;
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 /* ---- Go ------------------------------------------------------------------ */

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "attach/attach.h"
@@ -70,6 +71,18 @@ int xp_space_lookup(struct xp_space *s, const char *file, const char *name, uint
  * a global variable or a vtable, with addr's offset into it; or NULL. */
 const char *xp_space_data_symbol(struct xp_space *s, uint64_t addr, uint64_t *offset);
 
+/* The allocated section of a mapped ELF file that holds a data address
+ * (.data, .bss, also past the file's last mapping, where .bss goes on in
+ * anonymous memory): the file's path as mapped, the section's name and
+ * addr's offset into it.  For globals no symbol names.  0 or -ENOENT. */
+int xp_space_data_section(struct xp_space *s, uint64_t addr, const char **path, const char **section,
+			  uint64_t *offset);
+
+/* The first executable mapping of the process's own executable (as
+ * /proc/PID/exe named it when the space was opened), or NULL when none of
+ * the modules is it. */
+const struct xp_module *xp_space_main_module(struct xp_space *s);
+
 /* The module mapping that holds pc, or NULL. */
 const struct xp_module *xp_space_module(struct xp_space *s, uint64_t pc);
 
@@ -94,5 +107,18 @@ void xp_kallsyms_free(struct xp_kallsyms *k);
 /* Demangles C++ and Rust names; returns malloc'd text or NULL when name is
  * not mangled. */
 char *xp_demangle(const char *name);
+
+/* Strings from a target (comm, thread names, paths, symbol names, Go
+ * strings) made safe for a terminal, a message or a text dump: printable
+ * ASCII and UTF-8 text stay as they are; a backslash is doubled; \n, \t, \r
+ * are written so; every other control byte (ESC, DEL, the C1 controls),
+ * bidirectional overrides and bytes that are not UTF-8 become \xHH.
+ * xp_escape writes into buf (cut with "..." when it does not fit) and
+ * returns it; xp_fputs_escaped writes to a stream (EOF on error); xp_esc
+ * is for message arguments: the result lives in one of 8 per-thread buffers
+ * of 4 KiB used in turn, so up to 8 may appear in one call. */
+char *xp_escape(const char *s, char *buf, size_t len);
+int xp_fputs_escaped(const char *s, FILE *f);
+const char *xp_esc(const char *s);
 
 #endif

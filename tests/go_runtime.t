@@ -85,16 +85,8 @@ tests/unit/pprofcheck "$dir/xh.pb.gz" >/dev/null
 ok $? "the Go heap profile passes CheckValid"
 types=$(go tool pprof -raw "$dir/xh.pb.gz" 2>/dev/null | sed -n '/^Samples/{n;p;q}')
 is "$types" "$(go tool pprof -raw "$dir/heap.pb.gz" 2>/dev/null | sed -n '/^Samples/{n;p;q}')" "sample types as runtime/pprof's: $types"
-# differ GO XPROF: the samples of Go's profile missing from xprof's or with
-# a value off by more than 1%
-differ() {
-	join -t $'\t' -a1 -a2 -e MISSING -o 0,1.2,2.2 <(tests/pprof_samples.pl "$1" | sort) <(tests/pprof_samples.pl "$2" | sort) |
-		awk -F'\t' '{ n = split($2, a, " "); m = split($3, b, " ");
-			if (n != m || n == 0) { print; next }
-			for (i = 1; i <= n; i++) { d = a[i] - b[i]; if (d < 0) d = -d; if (d > a[i] / 100 + 1) { print; next } } }'
-}
 tests/pprof_samples.pl "$dir/xh.pb.gz" >"$dir/x.samples"
-bad=$(differ "$dir/heap.pb.gz" "$dir/xh.pb.gz")
+bad=$(pprof_differ "$dir/heap.pb.gz" "$dir/xh.pb.gz")
 sites=$(tests/pprof_samples.pl "$dir/heap.pb.gz" | wc -l)
 ok $((sites < 5 || ${#bad} > 0)) "all $sites allocation sites of Go's own heap profile are in xprof's, with the same four values" || diag "$bad"
 grep -q 'main.allocLarge;main.main' "$dir/x.samples"
@@ -103,7 +95,7 @@ ok $? "allocation stacks are real: main.allocLarge called from main.main"
 for kind in block mutex; do
 	"$XPROF" heap -p "$pid" --$kind -o "$dir/x$kind.pb.gz" 2>"$dir/$kind.err"
 	ok $? "xprof heap --$kind writes the Go program's $kind profile" || diag "$(cat "$dir/$kind.err")"
-	bad=$(differ "$dir/$kind.pb.gz" "$dir/x$kind.pb.gz")
+	bad=$(pprof_differ "$dir/$kind.pb.gz" "$dir/x$kind.pb.gz")
 	n=$(tests/pprof_samples.pl "$dir/$kind.pb.gz" | wc -l)
 	ok $((n < 1 || ${#bad} > 0)) "all $n stacks of Go's own $kind profile are in xprof's, same contentions and delay" || diag "$bad"
 done
@@ -114,7 +106,7 @@ dir="$TMP/goparked-nodwarf"
 pid=$(pgrep -f "$FIX/goparked-nodwarf $dir" | head -1)
 "$XPROF" heap -p "$pid" -o "$dir/xh.pb.gz" 2>"$dir/h.err"
 ok $? "without DWARF (-w), with go1.19's known layouts: heap profile written" || diag "$(cat "$dir/h.err")"
-bad=$(differ "$dir/heap.pb.gz" "$dir/xh.pb.gz")
+bad=$(pprof_differ "$dir/heap.pb.gz" "$dir/xh.pb.gz")
 ok ${#bad} "without DWARF: the same sites and values as Go's own heap profile" || diag "$bad"
 grep -q 'layouts: known go1.19' "$dir/x.err"
 ok $? "the summary says the layouts are go1.19's, not the binary's DWARF" || diag "$(cat "$dir/x.err")"

@@ -2,7 +2,10 @@
 # Go binaries stripped with -ldflags="-s -w" keep only .gopclntab: xprof
 # names their functions, files and lines from it, and unwinds them by its
 # frame sizes, as it does the same program with DWARF.  The OS threads'
-# stacks (--native) and CPU profiles.
+# stacks (--native) and CPU profiles.  A Go binary stripped as Debian
+# strips it, its symbols and DWARF in a debug file found by its GNU build
+# id: without that file xprof heap names it; with it (XPROF_DEBUG_DIRS),
+# the heap profile is Go's own and the layouts come from its DWARF.
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
@@ -33,5 +36,34 @@ for v in goapp goapp-stripped; do
 	go tool pprof -symbolize=none -traces "$TMP/$v.pb.gz" 2>/dev/null | grep -A1 ' main\.burn$' | grep -q '^ *runtime\.goexit$'
 	ok $? "$v: CPU samples in main.burn unwind to runtime.goexit"
 done
+# the -dbgsym case: goparked-dbgsym has a GNU build id and no symbols
+dir="$TMP/dbgsym"
+mkdir -p "$dir"
+id=$(readelf -n "$FIX/goparked-dbgsym" | sed -n 's/.*Build ID: //p')
+start_fixture ready "$FIX/goparked-dbgsym" "$dir"
+pid=${ready%% *}
+XPROF_DEBUG_DIRS= "$XPROF" heap -p "$pid" -o "$dir/none.pb.gz" 2>"$dir/none.err"
+rc=$?
+[ "$rc" = 2 ] && [ "$(wc -l <"$dir/none.err")" = 1 ] && [ ! -e "$dir/none.pb.gz" ]
+ok $? "without its debug file: one line, exit 2, no file"
+grep -qF "/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug" "$dir/none.err" && grep -q -- '-dbgsym' "$dir/none.err"
+ok $? "the message names the debug file by build id and Debian's -dbgsym package" || diag "$(cat "$dir/none.err")"
+mkdir -p "$TMP/debug/.build-id/${id:0:2}"
+cp "$FIX/goparked-dbgsym.symbols" "$TMP/debug/.build-id/${id:0:2}/${id:2}.debug"
+export XPROF_DEBUG_DIRS="relative/is/ignored:$TMP/nothing-here:$TMP/debug"
+"$XPROF" heap -p "$pid" -o "$dir/xh.pb.gz" 2>"$dir/h.err"
+ok $? "with the debug file under XPROF_DEBUG_DIRS: heap profile written" || diag "$(cat "$dir/h.err")"
+bad=$(pprof_differ "$dir/heap.pb.gz" "$dir/xh.pb.gz")
+sites=$(tests/pprof_samples.pl "$dir/heap.pb.gz" | wc -l)
+ok $((sites < 5 || ${#bad} > 0)) "all $sites allocation sites of Go's own heap profile, with the same four values" || diag "$bad"
+"$XPROF" heap -p "$pid" --mutex -o "$dir/xmutex.pb.gz" 2>"$dir/m.err"
+ok $? "and its mutex profile" || diag "$(cat "$dir/m.err")"
+"$XPROF" threads -p "$pid" >"$dir/x.txt" 2>"$dir/x.err"
+grep -q 'layouts: DWARF' "$dir/x.err"
+ok $? "the goroutine dump takes the runtime's layouts from the debug file's DWARF" || diag "$(cat "$dir/x.err")"
+grep -A2 '^goroutine [0-9]* \[chan receive\]:' "$dir/x.txt" | grep -q '^main.recvInline(\.\.\.)$'
+ok $? "and prints the goroutines as Go does"
+unset XPROF_DEBUG_DIRS
+
 plan "$_tap_n"
 done_testing

@@ -13,17 +13,6 @@ totals() {
 	go tool pprof -raw "$1" 2>/dev/null | awk '/^Samples/ { on = 1; next } /^Locations/ { on = 0 }
 		on && $2 ~ /:$/ { c += $1; sub(/:/, "", $2); b += $2 } END { print c + 0, b + 0 }'
 }
-# under FILE NAME: "count bytes" of the samples whose story has frame NAME
-under() {
-	go tool pprof -raw "$1" 2>/dev/null | awk -v want="$2" '
-		/^Samples/ { on = 1; next }
-		/^Locations/ { on = 0; loc = 1; next }
-		/^Mappings/ { loc = 0 }
-		on && $2 ~ /:$/ { n++; cnt[n] = $1; b = $2; sub(/:/, "", b); byt[n] = b; ids[n] = ""; for (i = 3; i <= NF; i++) ids[n] = ids[n] " " $i; next }
-		loc && $1 ~ /^[0-9]+:$/ { id = $1; sub(/:/, "", id); name = $0; sub(/^ *[0-9]+: 0x[0-9a-f]+ M=[0-9]+ /, "", name); sub(/ :0 s=0$/, "", name); locname[id] = name }
-		END { for (k = 1; k <= n; k++) { split(ids[k], a, " "); for (j in a) if (locname[a[j]] == want) { c += cnt[k]; s += byt[k]; break } } print c + 0, s + 0 }'
-}
-
 start_fixture ready "$FIX/heapfix"
 read -r pid held held_b leaked leaked_b internal internal_b <<<"$ready"
 "$XPROF" heap -p "$pid" -o "$TMP/heap.pb.gz" >"$TMP/out" 2>"$TMP/err"
@@ -40,10 +29,10 @@ arenas=$(sed -n 's/.*: \([0-9]*\) arenas,.*/\1/p' "$TMP/err")
 ok $? "the main arena and 5 thread arenas were walked ($arenas)"
 grep -q '; 3 mmapped;' "$TMP/err"
 ok $? "the 3 mmapped chunks were found"
-read -r ucount ubytes <<<"$(under "$TMP/heap.pb.gz" "[unreachable]")"
+read -r ucount ubytes <<<"$(heap_under "$TMP/heap.pb.gz" "[unreachable]")"
 awk -v u="$ucount" -v l="$leaked" 'BEGIN { exit !(u >= 0.9 * l && u <= l) }'
 ok $? "$ucount of the $leaked leaked blocks are [unreachable] (at least 90%, and no held block)"
-read -r gcount gbytes <<<"$(under "$TMP/heap.pb.gz" "[global] held")"
+read -r gcount gbytes <<<"$(heap_under "$TMP/heap.pb.gz" "[global] held")"
 is "$gcount" "$held" "every held block is traced to [global] held"
 go tool pprof -raw "$TMP/heap.pb.gz" 2>/dev/null | grep -A1 '^Samples' | grep -q 'inuse_objects/count inuse_space/bytes'
 ok $? "sample types inuse_objects/count and inuse_space/bytes"

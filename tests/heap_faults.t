@@ -1,8 +1,9 @@
 #!/bin/bash
 # xprof heap: C++ objects counted by class through their vtables; a program
-# that scribbled over its heap (a chunk size, a tcache link) gets a partial
-# profile and exit 1, never a hang or a crash; SIGKILL mid-walk leaves the
-# target running; bad usage gets one line.
+# that scribbled over its heap (a chunk size, a tcache link, a size of 0, an
+# arena's top or next, an mmapped chunk's header) gets a partial profile and
+# exit 1 with the damage named, never a hang, a crash or a silent exit 0;
+# SIGKILL mid-walk leaves the target running; bad usage gets one line.
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
@@ -56,6 +57,53 @@ for mode in corrupt-size corrupt-list; do
 	no_thread_stopped "$cpid"
 	ok $? "$mode: the target runs afterwards"
 done
+
+# damage a walk could once take for the end of a heap: each is said, exit 1
+while read -r mode want; do
+	start_fixture ready "$FIX/heapfix" "$mode"
+	cpid=${ready%% *}
+	grep '^RssAnon' /proc/"$cpid"/status >"$TMP/rss0"
+	timeout 30 "$XPROF" heap -p "$cpid" -o "$TMP/$mode.pb.gz" >/dev/null 2>"$TMP/err"
+	rc=$?
+	[ "$rc" = 1 ] && grep -q "the walk is partial: .*$want" "$TMP/err"
+	ok $? "$mode: exit 1 ($rc), the damage named: $(grep -o 'the walk is partial: .*' "$TMP/err")"
+	pprof_check "$TMP/$mode.pb.gz" && no_thread_stopped "$cpid"
+	ok $? "$mode: what was walked is written and valid; the target runs"
+	if [ "$mode" = arena-next-untouched ]; then
+		# a wild pointer into memory the target never touched faults nothing in
+		a0=$(sed -n 's/^RssAnon: *//p' "$TMP/rss0")
+		is "$(grep '^RssAnon' /proc/"$cpid"/status | sed 's/^RssAnon: *//')" "$a0" "$mode: RssAnon unchanged"
+	fi
+done <<'MODES'
+zero-size has size 0: walk stopped there
+arena-top-zero has no top chunk
+top-middle the arena's top is damaged
+arena-next-wild next pointer 0x10000 is no arena
+arena-next-untouched next pointer 0x[0-9a-f]*030 is no arena
+mmap-header-zero glibc counts 3 mmapped chunks, 3.0 MiB; found 2, 2.0 MiB
+MODES
+
+# under an address-space limit (ulimit -v) the walk either fits and is
+# whole, or is refused before the stop, or says what it could not copy:
+# never a silent exit 0 with part of the heap
+start_fixture ready "$FIX/heapbig" 50
+read -r upid ublocks _ <<<"$ready"
+bad=""
+for mb in 100 105 110 115 120 125 130 135 140 150 170; do
+	(ulimit -v $((mb * 1024)) && exec "$XPROF" heap -p "$upid" -o "$TMP/u.pb.gz") >/dev/null 2>"$TMP/err"
+	rc=$?
+	got=$(sed -n 's/.* \([0-9]*\) blocks in use.*/\1/p' "$TMP/err")
+	case $rc in
+	0) [ "$got" = "$((ublocks + 2))" ] || bad="$bad ${mb}MB:exit-0-with-${got:-no}-blocks" ;;
+	1) grep -q 'the walk is partial: ' "$TMP/err" || bad="$bad ${mb}MB:exit-1-unsaid" ;;
+	2) [ "$(wc -l <"$TMP/err")" = 1 ] || bad="$bad ${mb}MB:exit-2-$(wc -l <"$TMP/err")-lines" ;;
+	*) bad="$bad ${mb}MB:exit-$rc" ;;
+	esac
+	no_thread_stopped "$upid" || bad="$bad ${mb}MB:left-stopped"
+done
+is "${bad:-none}" none "ulimit -v 100..170 MB on a 50 MB heap: whole, refused in one line, or partial and said"
+grep -q "ulimit -v" <(ulimit -v $((100 * 1024)) && exec "$XPROF" heap -p "$upid" -o "$TMP/u.pb.gz" 2>&1)
+ok $? "a refusal under ulimit -v names it"
 
 # SIGKILL at several moments of a walk of a 500,000-object heap
 start_fixture ready "$FIX/heapcxx" 300000 200000

@@ -11,6 +11,8 @@ FIX=build/fixtures
 TMP=$(mktemp -d /tmp/xprof-test.XXXXXX)
 # a private debug-info cache: tests never write into $HOME
 export XPROF_CACHE_DIR=$TMP/cache
+# debug files only from where the system keeps them, unless a test says
+unset XPROF_DEBUG_DIRS
 _tap_n=0
 _tap_failed=0
 _fixture_pids=""
@@ -125,6 +127,15 @@ pprof_check() {
 	go tool pprof -raw "$1" >"$TMP/raw.out" 2>&1 || { diag "$(head -5 "$TMP/raw.out")"; return 1; }
 }
 
+# pprof_differ GO XPROF: the samples of Go's own profile missing from
+# xprof's or with a value off by more than 1% (nothing when they agree)
+pprof_differ() {
+	join -t $'\t' -a1 -a2 -e MISSING -o 0,1.2,2.2 <(tests/pprof_samples.pl "$1" | sort) <(tests/pprof_samples.pl "$2" | sort) |
+		awk -F'\t' '{ n = split($2, a, " "); m = split($3, b, " ");
+			if (n != m || n == 0) { print; next }
+			for (i = 1; i <= n; i++) { d = a[i] - b[i]; if (d < 0) d = -d; if (d > a[i] / 100 + 1) { print; next } } }'
+}
+
 # xprof_functions DUMPFILE TID: the function names of one thread of a text
 # dump, one per line, innermost first (decorations stripped).
 xprof_functions() {
@@ -156,6 +167,17 @@ names_match() {
 		for (i = 1; i <= n; i++)
 			if (want[i] != "<unnamed>" && want[i] != got[i]) exit 1
 	     }' "$1" "$2"
+}
+
+# heap_under FILE NAME: "count bytes" of the samples whose story has frame NAME
+heap_under() {
+	go tool pprof -raw "$1" 2>/dev/null | awk -v want="$2" '
+		/^Samples/ { on = 1; next }
+		/^Locations/ { on = 0; loc = 1; next }
+		/^Mappings/ { loc = 0 }
+		on && $2 ~ /:$/ { n++; cnt[n] = $1; b = $2; sub(/:/, "", b); byt[n] = b; ids[n] = ""; for (i = 3; i <= NF; i++) ids[n] = ids[n] " " $i; next }
+		loc && $1 ~ /^[0-9]+:$/ { id = $1; sub(/:/, "", id); name = $0; sub(/^ *[0-9]+: 0x[0-9a-f]+ (M=[0-9]+ )?/, "", name); sub(/ :0 s=0$/, "", name); locname[id] = name }
+		END { for (k = 1; k <= n; k++) { split(ids[k], a, " "); for (j in a) if (locname[a[j]] == want) { c += cnt[k]; s += byt[k]; break } } print c + 0, s + 0 }'
 }
 
 done_testing() {

@@ -252,7 +252,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * release reads nothing else (a short copy must shorten its plan) */
 	for (i = 0; err == 0 && i < h.nplan; i++) {
 		const struct xp_heap_plan *pl = &h.plan[i];
-		const struct xp_heap_copy *c = pl->copy < h.ncopies ? &h.copies[pl->copy] : NULL;
+		const struct xp_heap_copy *c = NULL;
+		for (size_t k = 0; k < h.ncopies; k++)
+			if (h.copies[k].addr == pl->copy)
+				c = &h.copies[k];
 		if (!c || pl->start < c->addr || pl->end < pl->start || pl->end - c->addr > c->len)
 			abort();
 	}

@@ -457,7 +457,7 @@ static void test_write(const char *dir)
 		return;
 	}
 
-	ok(xp_output_writable(path) == 0, "xp_output_writable accepts a new file in a writable dir");
+	ok(xp_output_writable(path, NULL, 0) == 0, "xp_output_writable accepts a new file in a writable dir");
 	err = xp_profile_write(p, path);
 	ok(err == 0, "xp_profile_write succeeds (%d)", err);
 	data = read_file(path, &len);
@@ -496,17 +496,17 @@ static void test_write(const char *dir)
 	err = xp_profile_write(p, missing);
 	ok(err == -ENOENT && access(missing, F_OK) < 0 && count_entries(dir, "no-such-dir") == 0,
 	   "writing into a missing directory fails with -ENOENT and creates nothing (%d)", err);
-	ok(xp_output_writable(missing) == -ENOENT, "xp_output_writable says -ENOENT for a missing dir");
+	ok(xp_output_writable(missing, NULL, 0) == -ENOENT, "xp_output_writable says -ENOENT for a missing dir");
 
 	mkdir(subdir, 0755);
 	err = xp_profile_write(p, subdir);
 	ok(err < 0 && count_entries(dir, ".adir.") == 0 && stat(subdir, &st) == 0 && S_ISDIR(st.st_mode),
 	   "writing over a directory fails (%d) and leaves no temp file", err);
-	ok(xp_output_writable(subdir) == -EISDIR, "xp_output_writable says -EISDIR for a directory");
+	ok(xp_output_writable(subdir, NULL, 0) == -EISDIR, "xp_output_writable says -EISDIR for a directory");
 	free(missing);
 	if (asprintf(&missing, "%s/cpu.pb.gz/x", dir) < 0)
 		missing = NULL;
-	ok(missing && xp_output_writable(missing) == -ENOTDIR,
+	ok(missing && xp_output_writable(missing, NULL, 0) == -ENOTDIR,
 	   "xp_output_writable says -ENOTDIR when the parent is a file");
 
 	unlink(path);
