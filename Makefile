@@ -33,8 +33,9 @@ SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcach
 HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o heapwalk/budget.o
 GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o
 SERVE_OBJS := serve/route.o serve/http.o
+COLLECT_OBJS := collect/space.o collect/cpu.o collect/go.o collect/threads.o collect/heap.o
 CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/flame.o cmd/go.o cmd/serve.o
-LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(GORT_OBJS) $(SERVE_OBJS) $(PROTO_OBJS)
+LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(GORT_OBJS) $(COLLECT_OBJS) $(SERVE_OBJS) $(PROTO_OBJS)
 HEADERS := $(wildcard */*.h) tests/unit/tap.h proto/profile.pb-c.h
 
 %.o: %.c $(HEADERS)
@@ -127,6 +128,7 @@ bench: deps
 	bash bench/cpu.sh
 	bash bench/heap.sh
 	bash bench/go.sh
+	bash bench/serve.sh
 
 install: xprof
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "collect/collect.h"
 #include "gort/gort.h"
 #include "proto/profile.h"
 #include "symbolize/symbolize.h"
@@ -69,42 +70,13 @@ int xp_check_output(const char *path, int binary);
  * profile went to standard output. */
 void xp_report_wrote(const char *path, const char *hint);
 
-/* Interns the mapping of the main executable (the process's executable,
- * else the first file-backed executable mapping) so that it comes first:
- * pprof takes mapping 1 for the profiled binary. */
-int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const struct xp_maps *maps);
-
-/* The mapping id of the module holding pc, 0 when none, or -errno. */
-int64_t xp_profile_pc_mapping(struct xp_profile *p, struct xp_space *space, uint64_t pc);
-
-/* Adds the locations of one unwound stack (leaf first) to p; ids[] receives
- * one id per pc.  is_call[i]: pc[i] is a return address. */
-int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc,
-		       const unsigned char *is_call, size_t n, uint64_t *ids);
-
-/* ---- Go (cmd/go.c) ---- */
-struct xp_go;
-struct xp_goroutines;
-struct xp_go_target {
-	struct xp_maps maps;
-	struct xp_mem *live;
-	struct xp_space *space;
-	struct xp_go *go;
-};
-/* 1: pid is a Go program whose runtime xprof reads (gt filled); 0: it is
- * not Go; -ENOTSUP: it is, but its runtime cannot be read (said);
- * -errno on failure. */
-int xp_go_target_open(pid_t pid, const char *comm, struct xp_go_target *gt);
-void xp_go_target_close(struct xp_go_target *gt);
-/* Go's own dump of the user goroutines; returns how many it printed, and
- * in *incomplete how many tracebacks stopped early. */
-size_t xp_go_print_goroutines(struct xp_go *go, const struct xp_goroutines *gs, FILE *out, size_t *incomplete);
-int xp_go_goroutine_profile(struct xp_go_target *gt, const struct xp_goroutines *gs,
-			    const struct xp_snapshot *snap, const char *path);
 /* xprof heap on a Go program (kind: enum xp_go_profile, heap, block or
- * mutex): an exit code. */
+ * mutex): an exit code.  cmd/go.c */
 int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char *path, int64_t t0,
 	       enum xp_go_profile kind);
+/* Opens pid as a Go target, saying so when it is Go but unreadable:
+ * xp_go_target_open's result. */
+int xp_go_target_open_said(pid_t pid, const char *comm, struct xp_go_target *gt);
 
 int cmd_threads(int argc, char **argv);
 int cmd_cpu(int argc, char **argv);

@@ -1,304 +1,23 @@
-/* The Go side of xprof threads and xprof heap: goroutine dumps and
- * profiles, and the Go runtime's own heap profile. */
+/* The Go side of xprof heap: the messages around collect/go.c's reading
+ * of a Go runtime's heap, block and mutex profiles. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "collect/collect.h"
 #include "gort/gort.h"
 
-int xp_go_target_open(pid_t pid, const char *comm, struct xp_go_target *gt)
+int xp_go_target_open_said(pid_t pid, const char *comm, struct xp_go_target *gt)
 {
-	char why[256];
-	int err;
+	char why[512];
+	int err = xp_go_target_open(pid, gt, why, sizeof(why));
 
-	memset(gt, 0, sizeof(*gt));
-	gt->live = xp_mem_process(pid);
-	if (!gt->live)
-		return -ENOMEM;
-	if ((err = xp_maps_read(pid, &gt->maps)) < 0 ||
-	    (err = xp_space_open(pid, &gt->maps, gt->live, 0, &gt->space)) < 0) {
-		xp_go_target_close(gt);
-		return err;
-	}
-	err = xp_go_open(gt->space, &gt->go, why, sizeof(why));
 	if (err == -ENOTSUP)
 		xp_msg("pid %d (%s) is a Go program, but xprof cannot read its runtime: %s", (int)pid, comm, xp_esc(why));
-	if (err < 0) {
-		xp_go_target_close(gt);
-		return err == -ENOENT ? 0 : err;
-	}
-	return 1;
-}
-
-void xp_go_target_close(struct xp_go_target *gt)
-{
-	xp_go_close(gt->go);
-	xp_space_close(gt->space);
-	xp_mem_close(gt->live);
-	xp_maps_free(&gt->maps);
-	memset(gt, 0, sizeof(*gt));
-}
-
-/* ---- goroutines ------------------------------------------------------------ */
-
-size_t xp_go_print_goroutines(struct xp_go *go, const struct xp_goroutines *gs, FILE *out, size_t *incomplete)
-{
-	size_t i, shown = 0;
-
-	*incomplete = 0;
-	for (i = 0; i < gs->n; i++) {
-		if (gs->v[i].system)
-			continue;
-		if (shown++)
-			fputc('\n', out);
-		if (!xp_go_print(go, gs, &gs->v[i], out))
-			(*incomplete)++;
-	}
-	return shown;
-}
-
-int xp_go_goroutine_profile(struct xp_go_target *gt, const struct xp_goroutines *gs, const struct xp_snapshot *snap,
-			    const char *path)
-{
-	struct xp_profile *p = xp_profile_new();
-	struct xp_go_frame fr[XP_GO_MAX_FRAMES];
-	uint64_t pcs[XP_GO_MAX_FRAMES], ids[XP_GO_MAX_FRAMES];
-	unsigned char is_call[XP_GO_MAX_FRAMES];
-	size_t i, k;
-	int err;
-
-	if (!p)
-		return -ENOMEM;
-	if ((err = xp_profile_add_sample_type(p, "goroutine", "count")) < 0 ||
-	    (err = xp_profile_set_period(p, "goroutine", "count", 1)) < 0)
-		goto out;
-	xp_profile_set_time(p, snap->time_ns, 0);
-	if ((err = xp_profile_main_mapping(p, gt->space, &gt->maps)) < 0)
-		goto out;
-	for (i = 0; i < gs->n; i++) {
-		const struct xp_goroutine *g = &gs->v[i];
-		struct xp_plabel labels[3 + XP_GO_MAX_LABELS];
-		size_t n, nl = 0;
-		int64_t one = 1;
-		int complete;
-
-		if (g->system)
-			continue;
-		n = xp_go_traceback(gt->go, g, fr, XP_GO_MAX_FRAMES, &complete);
-		for (k = 0; k < n; k++) {
-			pcs[k] = fr[k].pc;
-			is_call[k] = (unsigned char)fr[k].is_call;
-		}
-		labels[nl++] = (struct xp_plabel){ .key = "goroutine", .num = g->goid };
-		labels[nl++] = (struct xp_plabel){ .key = "state", .str = xp_go_status(gt->go, g) };
-		for (k = 0; k < g->nlabels; k++)
-			labels[nl++] = (struct xp_plabel){ .key = g->label_key[k], .str = g->label_value[k] };
-		if ((err = xp_stack_locations(p, gt->space, pcs, is_call, n, ids)) < 0 ||
-		    (err = xp_profile_add_sample(p, ids, n, &one, 1, labels, nl)) < 0)
-			goto out;
-	}
-	err = xp_profile_write(p, path);
-out:
-	xp_profile_free(p);
-	return err;
-}
-
-/* ---- heap -------------------------------------------------------------------- */
-
-static int is_runtime(struct xp_go *go, uint64_t pc)
-{
-	const char *file, *name;
-	int line;
-
-	/* runtime/pprof asks runtime.FuncForPC(pc), which looks at pc */
-	name = xp_go_funcname(go, pc + 1, &file, &line);
-	return name && strncmp(name, "runtime.", 8) == 0;
-}
-
-/* A double as int64, saturating: the values are the target's. */
-static int64_t to_i64(double v)
-{
-	if (v != v)
-		return 0;
-	if (v >= 9.2e18)
-		return INT64_MAX;
-	if (v <= -9.2e18)
-		return INT64_MIN;
-	return (int64_t)v;
-}
-
-static int64_t wrap_sub(int64_t a, int64_t b)
-{
-	return (int64_t)((uint64_t)a - (uint64_t)b);
-}
-
-/* runtime/pprof's scaleHeapSample */
-static void scale(int64_t count, int64_t size, int64_t rate, int64_t *c, int64_t *s)
-{
-	double avg, k;
-
-	if (count == 0 || size == 0) {
-		*c = *s = 0;
-		return;
-	}
-	if (rate <= 1) {
-		*c = count;
-		*s = size;
-		return;
-	}
-	avg = (double)size / (double)count;
-	k = 1 / (1 - exp(-avg / (double)rate));
-	*c = to_i64((double)count * k);
-	*s = to_i64((double)size * k);
-}
-
-/* The locations of one bucket's stack, leaf first, into ids (nstk of
- * them); runtime/pprof drops runtime.goexit, and for the heap profile the
- * leading runtime frames unless that leaves none. */
-static int bucket_locations(struct xp_profile *p, struct xp_go_target *gt, const struct xp_go_bucket *b,
-			    int hide_runtime, uint64_t *ids, size_t *nids)
-{
-	size_t start = 0, len = 0, k;
-
-	*nids = 0;
-	while (len < b->nstk && b->stk[len])
-		len++;
-	while (hide_runtime && start < len && is_runtime(gt->go, b->stk[start]))
-		start++;
-	if (start == len)
-		start = 0;
-	/* each pc is one frame: inlined calls have pcs of their own */
-	for (k = start; k < len; k++) {
-		struct xp_pline line;
-		const char *file;
-		int lineno;
-		const char *name = xp_go_funcname(gt->go, b->stk[k], &file, &lineno);
-		int64_t fid, mid, lid;
-		if (!name || strcmp(name, "runtime.goexit") == 0)
-			continue;
-		fid = xp_profile_function(p, name, name, file ? file : "", 0);
-		mid = xp_profile_pc_mapping(p, gt->space, b->stk[k] - 1);
-		if (fid < 0 || mid < 0)
-			return fid < 0 ? (int)fid : (int)mid;
-		line.function_id = (uint64_t)fid;
-		line.line = lineno;
-		lid = xp_profile_location(p, (uint64_t)mid, b->stk[k] - 1, &line, 1);
-		if (lid < 0)
-			return (int)lid;
-		ids[(*nids)++] = (uint64_t)lid;
-	}
-	return 0;
-}
-
-static int64_t rdtsc(void)
-{
-	uint32_t lo, hi;
-
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return (int64_t)((uint64_t)hi << 32 | lo);
-}
-
-/* The runtime's cputicks per second, measured here as the runtime measures
- * it (rdtsc against the monotonic clock) when it has not yet done so. */
-static double ticks_per_second(const struct xp_go_heap *h)
-{
-	int64_t t0, c0, t1, c1;
-
-	if (h->ticks_per_second > 0)
-		return (double)h->ticks_per_second;
-	t0 = xp_now_ns();
-	c0 = rdtsc();
-	while ((t1 = xp_now_ns()) - t0 < 20000000)
-		;
-	c1 = rdtsc();
-	return (double)(c1 - c0) * 1e9 / (double)(t1 - t0);
-}
-
-static const struct xp_go_heap *sort_heap;
-
-static int cycles_desc(const void *a, const void *b)
-{
-	int64_t x = sort_heap->v[*(const size_t *)a].cycles, y = sort_heap->v[*(const size_t *)b].cycles;
-
-	return x > y ? -1 : x < y;
-}
-
-static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, int64_t time_ns, const char *path)
-{
-	struct xp_profile *p = xp_profile_new();
-	uint64_t *ids = NULL;
-	size_t i, k, maxstk = 1, *order = NULL;
-	double ghz = 0;
-	int err = -ENOMEM;
-
-	for (i = 0; i < h->n; i++)
-		if (h->v[i].nstk > maxstk)
-			maxstk = h->v[i].nstk;
-	ids = malloc(maxstk * sizeof(*ids));
-	order = malloc((h->n ? h->n : 1) * sizeof(*order));
-	if (!p || !ids || !order)
-		goto out;
-	if (h->kind == XP_GO_HEAP) {
-		if ((err = xp_profile_set_period(p, "space", "bytes", h->rate)) < 0 ||
-		    (err = xp_profile_add_sample_type(p, "alloc_objects", "count")) < 0 ||
-		    (err = xp_profile_add_sample_type(p, "alloc_space", "bytes")) < 0 ||
-		    (err = xp_profile_add_sample_type(p, "inuse_objects", "count")) < 0 ||
-		    (err = xp_profile_add_sample_type(p, "inuse_space", "bytes")) < 0)
-			goto out;
-	} else {
-		/* runtime/pprof's printCountCycleProfile */
-		if ((err = xp_profile_set_period(p, "contentions", "count", 1)) < 0 ||
-		    (err = xp_profile_add_sample_type(p, "contentions", "count")) < 0 ||
-		    (err = xp_profile_add_sample_type(p, "delay", "nanoseconds")) < 0)
-			goto out;
-		ghz = ticks_per_second(h) / 1e9;
-	}
-	xp_profile_set_time(p, time_ns, 0);
-	if ((err = xp_profile_main_mapping(p, gt->space, &gt->maps)) < 0)
-		goto out;
-	for (i = 0; i < h->n; i++)
-		order[i] = i;
-	if (h->kind != XP_GO_HEAP) {
-		sort_heap = h;
-		qsort(order, h->n, sizeof(*order), cycles_desc);
-	}
-	for (k = 0; k < h->n; k++) {
-		const struct xp_go_bucket *b = &h->v[order[k]];
-		size_t n;
-		int64_t v[4], block = b->allocs > 0 ? b->alloc_bytes / b->allocs : 0;
-		struct xp_plabel label = { .key = "bytes", .num = block };
-
-		if ((err = bucket_locations(p, gt, b, h->kind == XP_GO_HEAP, ids, &n)) < 0)
-			goto out;
-		if (h->kind == XP_GO_HEAP) {
-			scale(b->allocs, b->alloc_bytes, h->rate, &v[0], &v[1]);
-			scale(wrap_sub(b->allocs, b->frees), wrap_sub(b->alloc_bytes, b->free_bytes), h->rate, &v[2],
-			      &v[3]);
-			err = xp_profile_add_sample(p, ids, n, v, 4, &label, block ? 1 : 0);
-		} else {
-			double ns = (double)b->cycles / ghz;
-			v[0] = b->count;
-			if (h->kind == XP_GO_MUTEX) { /* scaleMutexProfile */
-				v[0] = (int64_t)((uint64_t)b->count * (uint64_t)h->rate);
-				ns *= (double)h->rate;
-			}
-			v[1] = to_i64(ns);
-			err = xp_profile_add_sample(p, ids, n, v, 2, NULL, 0);
-		}
-		if (err < 0)
-			goto out;
-	}
-	err = xp_profile_write(p, path);
-out:
-	free(ids);
-	free(order);
-	xp_profile_free(p);
 	return err;
 }
 
@@ -313,54 +32,48 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 	static const char *const what[] = { "heap", "block", "mutex" };
 	struct xp_go_heap h = { .go = gt->go, .kind = kind };
 	struct xp_snapshot snap;
-	int64_t inuse = 0, inuse_bytes = 0, contentions = 0;
+	struct xp_profile *p = NULL;
+	int64_t inuse, inuse_bytes, contentions;
 	char why[512];
-	size_t i;
 	int err, rc = XP_EXIT_FATAL;
 
 	memset(&snap, 0, sizeof(snap));
-	if (xp_go_heap_check(gt->go, kind, why, sizeof(why)) < 0) {
+	xp_attach_signals();
+	err = xp_go_profile_read(gt, pid, &h, &snap, why, sizeof(why));
+	if (err == -ENOTSUP) {
 		xp_msg("pid %d (%s) is a Go program (%s), but its %s profile cannot be read: %s", (int)pid, comm,
 		       xp_esc(xp_go_version(gt->go)), what[kind], xp_esc(why));
-		return XP_EXIT_FATAL;
-	}
-	xp_attach_signals();
-	err = xp_snapshot_take_with(pid, &snap, xp_go_read_heap, &h);
-	if (err < 0) {
-		xp_report_attach_error(pid, err);
 		goto out;
 	}
-	if (snap.hold_err < 0) {
-		xp_msg("cannot read the Go %s profile of pid %d: %s", what[kind], (int)pid,
-		       h.problem[0] ? xp_esc(h.problem) : strerror(-snap.hold_err));
+	if (err == -EIO) {
+		xp_msg("cannot read the Go %s profile of pid %d: %s", what[kind], (int)pid, xp_esc(why));
 		goto out;
 	}
-	if (kind == XP_GO_HEAP && h.rate == 0) {
+	if (err == -ENODATA && kind == XP_GO_HEAP) {
 		xp_msg("pid %d (%s) does not record a heap profile: its runtime.MemProfileRate is 0. Go sets it to 0 "
 		       "when a program never references runtime.MemProfile (it imports neither runtime/pprof nor "
 		       "net/http/pprof); import one of them, or set runtime.MemProfileRate, to have one",
 		       (int)pid, comm);
 		goto out;
 	}
-	if (kind != XP_GO_HEAP && h.rate == 0 && h.n == 0) {
+	if (err == -ENODATA) {
 		xp_msg("pid %d (%s) does not record a %s profile: the program turns it on with %s", (int)pid, comm,
 		       what[kind],
 		       kind == XP_GO_BLOCK ? "runtime.SetBlockProfileRate" : "runtime.SetMutexProfileFraction");
 		goto out;
 	}
-	err = go_heap_profile(gt, &h, snap.time_ns, path);
+	if (err < 0) {
+		xp_report_attach_error(pid, err);
+		goto out;
+	}
+	err = xp_go_profile_build(gt, &h, snap.time_ns, &p);
+	if (err == 0)
+		err = xp_profile_write(p, path);
 	if (err < 0) {
 		xp_msg("cannot write %s: %s", xp_esc(path), strerror(-err));
 		goto out;
 	}
-	for (i = 0; i < h.n; i++) {
-		int64_t c, s;
-		scale(wrap_sub(h.v[i].allocs, h.v[i].frees), wrap_sub(h.v[i].alloc_bytes, h.v[i].free_bytes), h.rate,
-		      &c, &s);
-		inuse = (int64_t)((uint64_t)inuse + (uint64_t)c);
-		inuse_bytes = (int64_t)((uint64_t)inuse_bytes + (uint64_t)s);
-		contentions = (int64_t)((uint64_t)contentions + (uint64_t)h.v[i].count);
-	}
+	xp_go_profile_totals(&h, &inuse, &inuse_bytes, &contentions);
 	if (kind == XP_GO_HEAP)
 		xp_msg("pid %d (%s): %s, heap profile of %zu allocation sites: %" PRId64 " objects, %.1f MiB in use "
 		       "(sampled every %" PRId64 " bytes, scaled as runtime/pprof scales)",
@@ -374,6 +87,7 @@ int xp_go_heap(struct xp_go_target *gt, pid_t pid, const char *comm, const char 
 	xp_report_wrote(path, NULL);
 	rc = h.problem[0] ? XP_EXIT_PARTIAL : XP_EXIT_OK;
 out:
+	xp_profile_free(p);
 	xp_go_heap_free(&h);
 	xp_snapshot_free(&snap);
 	return rc;

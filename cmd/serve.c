@@ -13,21 +13,21 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <pthread.h>
 #include <regex.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "attach/attach.h"
 #include "cmd/cmd.h"
+#include "collect/collect.h"
+#include "heapwalk/heapwalk.h"
 #include "serve/serve.h"
 
 #define MAX_SECONDS_DEFAULT 60
@@ -38,6 +38,7 @@
 #define TOKEN_MIN 16
 #define TOKEN_MAX 4096
 #define DRAIN_WAIT_MS 30000
+#define SERVE_HZ 99               /* as xprof cpu, and not 100: no lock-step with timers */
 
 enum follow { BY_PID, BY_NAME, BY_CMDLINE };
 
@@ -54,7 +55,7 @@ struct serve_opts {
 
 /* The process being served: fixed by -p, or found again by name. */
 struct target {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock;        /* the fields below up to is_go */
 	enum follow by;
 	const char *name;
 	regex_t re;
@@ -62,8 +63,12 @@ struct target {
 	int pidfd;                   /* pins that very process: a reused pid is not it */
 	char comm[64];
 	int is_go;
-	int exited;                  /* -p: it exited; answers say so */
-	char tmpdir[64];
+	/* kept between requests (for ts.pid): modules, debug info, symbol
+	 * caches, the unwinder, a Go program's runtime layouts */
+	pthread_mutex_t space_lock;  /* whoever uses ts and gt: a CPU profile for its whole run */
+	pthread_mutex_t stop_lock;   /* one stop of the target at a time */
+	struct xp_target_space ts;
+	struct xp_go_target gt;
 };
 
 static void usage(FILE *f)
@@ -78,8 +83,10 @@ static void usage(FILE *f)
 	      "  /debug/pprof/profile?seconds=N   CPU profile (default 30 s)\n"
 	      "  /debug/pprof/heap                glibc heap now, or a Go program's heap profile\n"
 	      "  /debug/pprof/goroutine           every thread's (Go: goroutine's) stack;\n"
-	      "                                   ?debug=2 as text, Go's own dump for Go\n"
-	      "  /debug/pprof/block, mutex        a Go program's block and mutex profiles\n"
+	      "                                   ?debug=1 counts by stack, ?debug=2 the dump\n"
+	      "                                   (Go's own for a Go program)\n"
+	      "  /debug/pprof/threadcreate        threads by the stack that started them\n"
+	      "  /debug/pprof/allocs, block, mutex  a Go program's allocs, block, mutex profiles\n"
 	      "  /debug/pprof/cmdline             the process's command line\n"
 	      "\n"
 	      "  -p, --pid PID          the process, for as long as it lives\n"
@@ -100,8 +107,10 @@ static void usage(FILE *f)
 	      "One CPU profile at a time: a second gets net/http/pprof's \"cpu profiling\n"
 	      "already in use\" at once.  A target that exits is answered 410 (-p) or 404\n"
 	      "(--name, --cmdline: until the next one starts); the server keeps running.\n"
-	      "SIGTERM or SIGINT ends a CPU profile in progress early, answers it, and\n"
-	      "exits 0; the target runs on.\n"
+	      "Modules, debug info and symbol caches are kept between requests and\n"
+	      "rebuilt when the target's code mappings change.  SIGTERM or SIGINT ends\n"
+	      "a CPU profile in progress early, answers it, and exits 0; the target\n"
+	      "runs on.\n"
 	      "\n"
 	      "Exit status: 0 stopped by a signal, 2 failure, 64 bad usage.\n",
 	      f);
@@ -382,13 +391,23 @@ static int take(struct target *t, pid_t pid, char *why, size_t whylen)
 		close(t->pidfd);
 	t->pidfd = fd;
 	t->pid = p.pid;
-	snprintf(t->comm, sizeof(t->comm), "%s", p.comm);
+	xp_escape(p.comm, t->comm, sizeof(t->comm));
 	/* Go or not decides what the target offers; a Go program whose runtime
-	 * cannot be read is served as a native one */
-	err = xp_go_target_open(p.pid, p.comm, &gt);
+	 * cannot be read is served as a native one.  The kept modules are
+	 * opened now unless a CPU profile holds them (then at the next use). */
+	if (pthread_mutex_trylock(&t->space_lock) == 0) {
+		xp_go_target_close(&t->gt);
+		xp_target_space_close(&t->ts);
+		err = xp_target_space_open(p.pid, 0, &t->ts);
+		if (err == 0)
+			err = xp_go_target_borrow(&t->ts, &t->gt, why, whylen);
+		pthread_mutex_unlock(&t->space_lock);
+	} else {
+		err = xp_go_target_open(p.pid, &gt, why, whylen);
+		if (err > 0)
+			xp_go_target_close(&gt);
+	}
 	t->is_go = err > 0;
-	if (err > 0)
-		xp_go_target_close(&gt);
 	return 0;
 }
 
@@ -402,7 +421,6 @@ static int resolve(struct target *t, char *why, size_t whylen)
 		return 0;
 	if (t->by == BY_PID) {
 		if (t->pid > 0) {
-			t->exited = 1;
 			close(t->pidfd);
 			t->pidfd = -1;
 			t->pid = -t->pid;
@@ -426,126 +444,383 @@ static int resolve(struct target *t, char *why, size_t whylen)
 
 /* ---- collecting ---------------------------------------------------------- */
 
-/* Runs this xprof's own command (argv) on the target with its output in
- * out (a file in the private temp dir); ends it early with SIGINT when the
- * server drains.  Its exit status, or -errno; its last error line in err. */
-static int run_command(char *const argv[], const char *out, int stdout_to_out, volatile int *stop, char *err,
-		       size_t errlen)
+/* Under t->space_lock: the kept modules (and Go runtime) of pid, opened,
+ * or checked against its maps and rebuilt when its code changed. */
+static int ensure_space(struct target *t, pid_t pid, int is_go, char *why, size_t whylen)
 {
-	int pipefd[2], status = 0, interrupted = 0;
-	size_t have = 0;
-	char buf[4096];
-	pid_t child;
+	int err, rebuilt;
 
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return -errno;
-	child = fork();
-	if (child < 0) {
-		close(pipefd[0]);
-		close(pipefd[1]);
-		return -errno;
-	}
-	if (child == 0) {
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		/* if the server dies, the command ends and detaches */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		dup2(pipefd[1], 2);
-		if (stdout_to_out) {
-			int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-			if (fd < 0 || dup2(fd, 1) < 0)
-				_exit(XP_EXIT_FATAL);
+	if (t->ts.pid != pid) {
+		xp_go_target_close(&t->gt);
+		xp_target_space_close(&t->ts);
+		err = xp_target_space_open(pid, 0, &t->ts);
+		if (err < 0) {
+			snprintf(why, whylen, "cannot read the modules of pid %d: %s", (int)pid, strerror(-err));
+			return err;
 		}
-		execv("/proc/self/exe", argv);
-		_exit(XP_EXIT_FATAL);
-	}
-	close(pipefd[1]);
-	for (;;) {
-		struct pollfd pfd = { pipefd[0], POLLIN, 0 };
-		ssize_t n;
-		if (*stop && !interrupted) {
-			kill(child, SIGINT);
-			interrupted = 1;
+		rebuilt = 1;
+	} else {
+		err = xp_target_space_refresh(&t->ts);
+		if (err < 0) {
+			snprintf(why, whylen, "cannot read the memory map of pid %d: %s", (int)pid, strerror(-err));
+			return err;
 		}
-		if (poll(&pfd, 1, 50) <= 0)
-			continue;
-		n = read(pipefd[0], buf + have, sizeof(buf) - 1 - have);
-		if (n <= 0)
-			break;
-		have += (size_t)n;
-		if (have == sizeof(buf) - 1) {
-			/* keep the tail: the last line says what failed */
-			memmove(buf, buf + have / 2, have - have / 2);
-			have -= have / 2;
-		}
+		rebuilt = err == 1;
 	}
-	close(pipefd[0]);
-	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
-		;
-	buf[have] = '\0';
-	while (have > 0 && buf[have - 1] == '\n')
-		buf[--have] = '\0';
-	{
-		char *last = strrchr(buf, '\n');
-		last = last ? last + 1 : buf;
-		if (strncmp(last, "xprof: ", 7) == 0)
-			last += 7;
-		have = strlen(last) < errlen ? strlen(last) : errlen - 1;
-		memcpy(err, last, have);
-		err[have] = '\0';
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : XP_EXIT_FATAL;
-}
-
-/* The whole of a file (a /proc file's size is 0 until read) into r. */
-static int slurp(const char *path, struct xp_serve_reply *r)
-{
-	size_t cap = 0;
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	r->len = 0;
-	do {
-		if (r->len == cap) {
-			uint8_t *b = realloc(r->body, cap = cap ? cap * 2 : 65536);
-			if (!b) {
-				n = -1;
-				errno = ENOMEM;
-				break;
-			}
-			r->body = b;
-		}
-		n = read(fd, r->body + r->len, cap - r->len);
-		if (n > 0)
-			r->len += (size_t)n;
-	} while (n > 0 || (n < 0 && errno == EINTR));
-	close(fd);
-	if (n < 0) {
-		free(r->body);
-		r->body = NULL;
-		return -EIO;
+	if (rebuilt || (is_go && !t->gt.go)) {
+		xp_go_target_close(&t->gt);
+		if (is_go && xp_go_target_borrow(&t->ts, &t->gt, why, whylen) <= 0)
+			return -ENOTSUP;
 	}
 	return 0;
+}
+
+/* A profile as the answer: gzipped, as Go sends them. */
+static void answer_profile(struct xp_profile *p, struct xp_serve_reply *r)
+{
+	int err = xp_profile_gzip(p, &r->body, &r->len);
+
+	xp_profile_free(p);
+	if (err < 0) {
+		r->status = 500;
+		snprintf(r->msg, sizeof(r->msg), "cannot encode the profile: %s", strerror(-err));
+		return;
+	}
+	r->status = 200;
+}
+
+static void fail(struct xp_serve_reply *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(struct xp_serve_reply *r, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->status = status;
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+	va_end(ap);
+}
+
+/* What an attach error means to a client, the way xprof's commands say it. */
+static void fail_attach(struct xp_serve_reply *r, pid_t pid, int err)
+{
+	char why[200];
+
+	if (err == -EPERM || err == -EACCES) {
+		xp_explain_eperm(pid, why, sizeof(why));
+		fail(r, 500, "cannot attach to pid %d: operation not permitted (%s)", (int)pid, why);
+	} else if (err == -ESRCH) {
+		fail(r, 410, "pid %d exited", (int)pid);
+	} else {
+		fail(r, 500, "cannot attach to pid %d: %s", (int)pid, strerror(-err));
+	}
+}
+
+/* profile?seconds=N: perf sampling at 99 Hz over the kept modules.  The
+ * kept space is the run's for its whole length: other requests meanwhile
+ * open their own. */
+static void collect_cpu(struct target *t, pid_t pid, const char *comm, int is_go, const struct xp_serve_query *q,
+			struct xp_serve_reply *r)
+{
+	struct xp_cpu_opts co = {
+		.pid = pid,
+		.comm = comm,
+		.duration_ns = q->seconds * 1000000000LL,
+		.freq = SERVE_HZ,
+		.kernel = 1,
+		.stop = q->stop,
+	};
+	struct xp_cpu *c = NULL;
+	struct xp_profile *p = NULL;
+	int err;
+
+	pthread_mutex_lock(&t->space_lock);
+	if (ensure_space(t, pid, is_go, r->msg, sizeof(r->msg)) == 0)
+		co.space = &t->ts;
+	err = xp_cpu_open(&co, &c);
+	if (err < 0) {
+		pthread_mutex_unlock(&t->space_lock);
+		/* runtime/pprof's StartCPUProfile error, as net/http/pprof words it */
+		fail(r, 500, "Could not enable CPU profiling: perf_event_open on pid %d: %s", (int)pid, strerror(-err));
+		return;
+	}
+	err = xp_cpu_run(c);
+	if (err == 0)
+		err = xp_cpu_profile(c, &p);
+	xp_cpu_close(c);
+	pthread_mutex_unlock(&t->space_lock);
+	if (err < 0) {
+		fail_attach(r, pid, err);
+		return;
+	}
+	answer_profile(p, r);
+}
+
+/* Text into memory: what a stream-writing printer wrote, as the body. */
+struct text {
+	FILE *f;
+	char *buf;
+	size_t len;
+};
+
+static int text_open(struct text *tx)
+{
+	tx->buf = NULL;
+	tx->len = 0;
+	tx->f = open_memstream(&tx->buf, &tx->len);
+	return tx->f ? 0 : -ENOMEM;
+}
+
+static void text_answer(struct text *tx, struct xp_serve_reply *r)
+{
+	if (fclose(tx->f) != 0) {
+		free(tx->buf);
+		fail(r, 500, "out of memory");
+		return;
+	}
+	r->body = (uint8_t *)tx->buf;
+	r->len = tx->len;
+	r->status = 200;
+}
+
+/* The threads of a stop, unwound, as the query wants them: goroutine
+ * (profile, debug=1 counts, debug=2 dump) or threadcreate. */
+static void answer_threads(struct xp_thread_dump *dp, const struct xp_serve_query *q,
+			   const struct xp_target_space *ts, struct xp_serve_reply *r)
+{
+	int starts = q->kind == XP_SERVE_THREADCREATE;
+	struct xp_profile *p = NULL;
+	struct text tx;
+	int err = xp_threads_unwind(dp, ts);
+
+	if (err < 0) {
+		fail(r, 500, "cannot unwind pid %d: %s", (int)dp->pid, strerror(-err));
+		return;
+	}
+	if (q->debug == 0) {
+		err = starts ? xp_threads_start_profile(dp, &p) : xp_threads_profile(dp, &p);
+		if (err < 0)
+			fail(r, 500, "cannot make the %s profile: %s", xp_serve_kind_name(q->kind), strerror(-err));
+		else
+			answer_profile(p, r);
+		return;
+	}
+	if (text_open(&tx) < 0) {
+		fail(r, 500, "out of memory");
+		return;
+	}
+	if (starts) {
+		xp_threads_print_starts(dp, tx.f);
+	} else if (q->debug == 1) {
+		xp_threads_print_counts(dp, tx.f);
+	} else {
+		xp_threads_deadlocks(dp, tx.f);
+		xp_threads_print(dp, tx.f);
+	}
+	text_answer(&tx, r);
+}
+
+/* goroutine: a Go program's goroutines (Go's own dump for debug=2), else
+ * every thread (xprof threads' dump). */
+static void collect_goroutines(struct target *t, pid_t pid, int is_go, const struct xp_serve_query *q,
+			       const struct xp_target_space *ts, struct xp_serve_reply *r)
+{
+	struct xp_thread_dump dp;
+	struct xp_goroutines gs;
+	struct xp_profile *p = NULL;
+	struct text tx;
+	size_t incomplete;
+	int err;
+
+	memset(&dp, 0, sizeof(dp));
+	memset(&gs, 0, sizeof(gs));
+	dp.pid = pid;
+	if (is_go && t->gt.go) {
+		gs.go = t->gt.go;
+		err = xp_snapshot_take_with(pid, &dp.snap, xp_go_read_goroutines, &gs);
+		if (err < 0) {
+			fail_attach(r, pid, err);
+			goto out;
+		}
+		xp_goroutines_finish(&gs);
+		if (gs.n > 0 && !(dp.snap.hold_err < 0 && !gs.problem[0])) {
+			if (q->debug == 0) {
+				err = xp_go_goroutine_profile(&t->gt, &gs, &dp.snap, &p);
+				if (err < 0)
+					fail(r, 500, "cannot make the goroutine profile: %s", strerror(-err));
+				else
+					answer_profile(p, r);
+			} else if (text_open(&tx) < 0) {
+				fail(r, 500, "out of memory");
+			} else {
+				if (q->debug == 1)
+					xp_go_print_goroutine_counts(&t->gt, &gs, tx.f);
+				else
+					xp_go_print_goroutines(t->gt.go, &gs, tx.f, &incomplete);
+				text_answer(&tx, r);
+			}
+			goto out;
+		}
+		/* the goroutines could not be read: the threads instead */
+	} else {
+		err = xp_snapshot_take(pid, &dp.snap);
+		if (err < 0) {
+			fail_attach(r, pid, err);
+			goto out;
+		}
+	}
+	answer_threads(&dp, q, ts, r);
+out:
+	xp_goroutines_free(&gs);
+	xp_threads_free(&dp);
+}
+
+/* threadcreate: every OS thread by the stack of its start. */
+static void collect_threadcreate(pid_t pid, const struct xp_serve_query *q, const struct xp_target_space *ts,
+				 struct xp_serve_reply *r)
+{
+	struct xp_thread_dump dp;
+	int err;
+
+	memset(&dp, 0, sizeof(dp));
+	dp.pid = pid;
+	err = xp_snapshot_take(pid, &dp.snap);
+	if (err < 0)
+		fail_attach(r, pid, err);
+	else
+		answer_threads(&dp, q, ts, r);
+	xp_threads_free(&dp);
+}
+
+/* heap, allocs, block, mutex of a Go program: the runtime's own. */
+static void collect_go_profile(struct target *t, pid_t pid, enum xp_serve_kind kind, struct xp_serve_reply *r)
+{
+	struct xp_go_heap h = {
+		.kind = kind == XP_SERVE_BLOCK ? XP_GO_BLOCK : kind == XP_SERVE_MUTEX ? XP_GO_MUTEX : XP_GO_HEAP,
+	};
+	struct xp_snapshot snap;
+	struct xp_profile *p = NULL;
+	const char *name = xp_serve_kind_name(kind);
+	char why[512];
+	int err;
+
+	memset(&snap, 0, sizeof(snap));
+	err = xp_go_profile_read(&t->gt, pid, &h, &snap, why, sizeof(why));
+
+	if (err == -ENOTSUP || err == -EIO)
+		fail(r, 500, "cannot read the Go %s profile of pid %d: %.200s", name, (int)pid, why);
+	else if (err == -ENODATA && h.kind == XP_GO_HEAP)
+		fail(r, 404, "pid %d records no heap profile: its runtime.MemProfileRate is 0 (it imports neither "
+		     "runtime/pprof nor net/http/pprof)", (int)pid);
+	else if (err == -ENODATA)
+		fail(r, 404, "pid %d records no %s profile: the program turns it on with %s", (int)pid, name,
+		     h.kind == XP_GO_BLOCK ? "runtime.SetBlockProfileRate" : "runtime.SetMutexProfileFraction");
+	else if (err < 0)
+		fail_attach(r, pid, err);
+	else if ((err = xp_go_profile_build(&t->gt, &h, snap.time_ns, &p)) < 0 ||
+		 (kind == XP_SERVE_ALLOCS && (err = xp_profile_set_default_sample_type(p, "alloc_space")) < 0))
+		fail(r, 500, "cannot make the %s profile: %s", name, strerror(-err));
+	else
+		answer_profile(p, r), p = NULL;
+	xp_profile_free(p);
+	xp_go_heap_free(&h);
+	xp_snapshot_free(&snap);
 }
 
 static void read_cmdline(pid_t pid, struct xp_serve_reply *r)
 {
 	char path[64];
+	uint8_t *b = NULL;
+	size_t cap = 0;
+	ssize_t n = 0;
+	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	if (slurp(path, r) < 0) {
-		r->status = 500;
-		snprintf(r->msg, sizeof(r->msg), "cannot read the command line of pid %d", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	r->len = 0;
+	/* a /proc file's size is 0 until read; ARG_MAX bounds it */
+	while (fd >= 0 && r->len < (1 << 22)) {
+		if (r->len == cap) {
+			uint8_t *nb = realloc(b, cap = cap ? cap * 2 : 4096);
+			if (!nb)
+				break;
+			b = nb;
+		}
+		n = read(fd, b + r->len, cap - r->len);
+		if (n <= 0 && !(n < 0 && errno == EINTR))
+			break;
+		if (n > 0)
+			r->len += (size_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (fd < 0 || n < 0 || !b) {
+		free(b);
+		fail(r, 500, "cannot read the command line of pid %d", (int)pid);
 		return;
 	}
 	/* Go joins its arguments with NUL; /proc ends each with one */
-	if (r->len > 0 && r->body[r->len - 1] == '\0')
+	if (r->len > 0 && b[r->len - 1] == '\0')
 		r->len--;
+	r->body = b;
 	r->status = 200;
+}
+
+/* heap of a native program: glibc's, walked while the process is stopped. */
+static void collect_glibc_heap(pid_t pid, const char *comm, const struct xp_target_space *ts, struct xp_serve_reply *r)
+{
+	struct xp_heap h;
+	struct xp_snapshot snap;
+	struct xp_maps maps = { 0 };
+	struct xp_space *space = NULL;
+	struct xp_mem *live = NULL;
+	struct xp_profile *p = NULL;
+	enum xp_heap_stage stage;
+	const char *what;
+	int err;
+
+	memset(&h, 0, sizeof(h));
+	memset(&snap, 0, sizeof(snap));
+	if (ts) {
+		space = ts->space;
+		maps = ts->maps;
+	} else if (!(live = xp_mem_process(pid)) || (err = xp_maps_read(pid, &maps)) < 0 ||
+		   (err = xp_space_open(pid, &maps, live, 0, &space)) < 0) {
+		fail_attach(r, pid, live ? err : -ENOMEM);
+		goto out;
+	}
+	switch (xp_heap_check(space, &maps, &what)) {
+	case XP_HEAP_OK:
+		break;
+	case XP_HEAP_NO_GLIBC:
+		fail(r, 501, "pid %d (%s) has no glibc mapped: only glibc's malloc is supported yet", (int)pid, comm);
+		goto out;
+	case XP_HEAP_OTHER_MALLOC:
+		fail(r, 501, "pid %d (%s) allocates with %s: only glibc's malloc is supported yet", (int)pid, comm, what);
+		goto out;
+	case XP_HEAP_NO_DEBUGINFO:
+		fail(r, 500, "cannot find malloc's state in %s: its debug info is missing (Debian: apt install libc6-dbg)",
+		     what);
+		goto out;
+	}
+	err = xp_glibc_heap_collect(pid, space, &maps, &h, &snap, &stage);
+	if (err < 0 && stage == XP_HEAP_STAGE_PREPARE)
+		fail(r, 503, "the heap of pid %d is too big to walk in the memory available now", (int)pid);
+	else if (err < 0 && stage == XP_HEAP_STAGE_STOP)
+		fail_attach(r, pid, err);
+	else if (err < 0)
+		fail(r, 500, "cannot walk the heap of pid %d: %s", (int)pid, strerror(-err));
+	else if ((err = xp_heap_profile(&h, &maps, snap.time_ns, &p)) < 0)
+		fail(r, 500, "cannot make the heap profile: %s", strerror(-err));
+	else
+		answer_profile(p, r);
+out:
+	xp_heap_free(&h);
+	xp_snapshot_free(&snap);
+	if (!ts) {
+		xp_space_close(space);
+		xp_mem_close(live);
+		xp_maps_free(&maps);
+	}
 }
 
 static int offer(void *ctx, struct xp_serve_offer *o)
@@ -561,111 +836,120 @@ static int offer(void *ctx, struct xp_serve_offer *o)
 			o->count[k] = -1;
 		o->offered[XP_SERVE_CPU] = o->offered[XP_SERVE_HEAP] = 1;
 		o->offered[XP_SERVE_GOROUTINE] = o->offered[XP_SERVE_CMDLINE] = 1;
-		o->offered[XP_SERVE_BLOCK] = o->offered[XP_SERVE_MUTEX] = t->is_go;
+		o->offered[XP_SERVE_THREADCREATE] = 1;
+		o->offered[XP_SERVE_BLOCK] = o->offered[XP_SERVE_MUTEX] = o->offered[XP_SERVE_ALLOCS] = t->is_go;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return status;
 }
 
+static sigset_t alarm_only;
+
 static void collect(void *ctx, const struct xp_serve_query *q, struct xp_serve_reply *r)
 {
 	struct target *t = ctx;
-	static unsigned seq;
-	char pidarg[16], dur[24], out[128], err[256];
-	const char *argv[12];
-	int status, n = 0, is_go, text = 0;
+	char comm[64];
+	int status, is_go, kept;
 	pid_t pid;
 
 	pthread_mutex_lock(&t->lock);
 	status = resolve(t, r->msg, sizeof(r->msg));
 	pid = t->pid;
 	is_go = t->is_go;
+	snprintf(comm, sizeof(comm), "%s", t->comm);
 	pthread_mutex_unlock(&t->lock);
 	if (status) {
 		r->status = status;
 		return;
 	}
-	if (q->kind == XP_SERVE_CMDLINE) {
+	switch (q->kind) {
+	case XP_SERVE_CMDLINE:
 		read_cmdline(pid, r);
 		return;
-	}
-	snprintf(pidarg, sizeof(pidarg), "%d", (int)pid);
-	snprintf(out, sizeof(out), "%s/%u.%s", t->tmpdir, __atomic_fetch_add(&seq, 1, __ATOMIC_RELAXED),
-		 xp_serve_kind_name(q->kind));
-	argv[n++] = "xprof";
-	switch (q->kind) {
 	case XP_SERVE_CPU:
-		snprintf(dur, sizeof(dur), "%llds", (long long)q->seconds);
-		argv[n++] = "cpu";
-		argv[n++] = "-d";
-		argv[n++] = dur;
-		break;
-	case XP_SERVE_HEAP:
-		if (q->debug) {
-			r->status = 501;
-			snprintf(r->msg, sizeof(r->msg), "xprof serve writes the heap as a pprof profile only (debug=0)");
+		collect_cpu(t, pid, comm, is_go, q, r);
+		goto check_gone;
+	case XP_SERVE_ALLOCS:
+		if (!is_go) {
+			fail(r, 404, "pid %d (%s) is not a Go program: its heap keeps no allocation history (see heap)",
+			     (int)pid, comm);
 			return;
 		}
-		argv[n++] = "heap";
 		break;
 	case XP_SERVE_BLOCK:
 	case XP_SERVE_MUTEX:
 		if (!is_go) {
-			r->status = 501;
-			snprintf(r->msg, sizeof(r->msg), "pid %d (%s) is not a Go program: native %s profiles are "
-				 "not implemented yet", (int)pid, t->comm, xp_serve_kind_name(q->kind));
+			fail(r, 501, "pid %d (%s) is not a Go program: native %s profiles are not implemented yet",
+			     (int)pid, comm, xp_serve_kind_name(q->kind));
 			return;
 		}
-		if (q->debug) {
-			r->status = 501;
-			snprintf(r->msg, sizeof(r->msg), "xprof serve writes %s as a pprof profile only (debug=0)",
-				 xp_serve_kind_name(q->kind));
-			return;
-		}
-		argv[n++] = "heap";
-		argv[n++] = q->kind == XP_SERVE_BLOCK ? "--block" : "--mutex";
 		break;
 	case XP_SERVE_GOROUTINE:
-		argv[n++] = "threads";
-		if (q->debug == 1) {
-			r->status = 501;
-			snprintf(r->msg, sizeof(r->msg), "goroutine?debug=1 is not implemented yet: use debug=2");
-			return;
-		}
-		text = q->debug == 2;
+	case XP_SERVE_HEAP:
+	case XP_SERVE_THREADCREATE:
 		break;
 	default:
-		r->status = 404;
-		snprintf(r->msg, sizeof(r->msg), "%s: not offered for pid %d (%s)", xp_serve_kind_name(q->kind),
-			 (int)pid, t->comm);
+		fail(r, 404, "%s is not offered for pid %d (%s)", xp_serve_kind_name(q->kind), (int)pid, comm);
 		return;
 	}
-	argv[n++] = "-p";
-	argv[n++] = pidarg;
-	if (!text) {
-		argv[n++] = "-o";
-		argv[n++] = out;
+	if (q->debug && q->kind != XP_SERVE_GOROUTINE && q->kind != XP_SERVE_THREADCREATE) {
+		fail(r, 501, "xprof serve writes %s as a pprof profile only (debug=0)", xp_serve_kind_name(q->kind));
+		return;
 	}
-	argv[n] = NULL;
-	status = run_command((char *const *)argv, out, text, q->stop, err, sizeof(err));
-	if (status != XP_EXIT_OK && status != XP_EXIT_PARTIAL) {
-		unlink(out);
-		pthread_mutex_lock(&t->lock);
-		r->status = resolve(t, r->msg, sizeof(r->msg));
-		pthread_mutex_unlock(&t->lock);
-		if (!r->status) {
-			r->status = 500;
-			snprintf(r->msg, sizeof(r->msg), "%s", err[0] ? err : "collection failed");
+
+	/* one stop of the target at a time; the kept modules unless a CPU
+	 * profile has them.  A stop bounds its waits with SIGALRM (a process
+	 * signal, blocked in every thread of the server): this thread takes it
+	 * while it stops the target. */
+	pthread_mutex_lock(&t->stop_lock);
+	pthread_sigmask(SIG_UNBLOCK, &alarm_only, NULL);
+	kept = pthread_mutex_trylock(&t->space_lock) == 0;
+	if (kept && ensure_space(t, pid, is_go, r->msg, sizeof(r->msg)) < 0) {
+		pthread_mutex_unlock(&t->space_lock);
+		kept = 0;
+	}
+	r->msg[0] = '\0';
+	if (q->kind == XP_SERVE_THREADCREATE) {
+		collect_threadcreate(pid, q, kept ? &t->ts : NULL, r);
+	} else if (!kept && is_go) {
+		/* the kept Go runtime is a CPU profile's now, or could not be
+		 * opened: one for this request */
+		struct target tmp;
+		char why[256];
+		memset(&tmp, 0, sizeof(tmp));
+		if (xp_go_target_open(pid, &tmp.gt, why, sizeof(why)) <= 0) {
+			fail(r, 500, "pid %d (%s) is a Go program, but xprof cannot read its runtime: %.180s", (int)pid,
+			     comm, why);
+		} else {
+			if (q->kind == XP_SERVE_GOROUTINE)
+				collect_goroutines(&tmp, pid, 1, q, NULL, r);
+			else
+				collect_go_profile(&tmp, pid, q->kind, r);
+			xp_go_target_close(&tmp.gt);
 		}
-		return;
-	}
-	if (slurp(out, r) < 0) {
-		r->status = 500;
-		snprintf(r->msg, sizeof(r->msg), "collection wrote no output");
+	} else if (q->kind == XP_SERVE_GOROUTINE) {
+		collect_goroutines(t, pid, is_go, q, kept ? &t->ts : NULL, r);
+	} else if (is_go) {
+		collect_go_profile(t, pid, q->kind, r);
 	} else {
-		r->status = 200;
+		collect_glibc_heap(pid, comm, kept ? &t->ts : NULL, r);
 	}
-	unlink(out);
+	if (kept)
+		pthread_mutex_unlock(&t->space_lock);
+	pthread_sigmask(SIG_BLOCK, &alarm_only, NULL);
+	pthread_mutex_unlock(&t->stop_lock);
+check_gone:
+	if (r->status != 200) {
+		/* a target that exited meanwhile is answered as such */
+		pthread_mutex_lock(&t->lock);
+		status = resolve(t, r->msg, sizeof(r->msg));
+		pthread_mutex_unlock(&t->lock);
+		if (status) {
+			free(r->body);
+			r->body = NULL;
+			r->status = status;
+		}
+	}
 }
 
 /* ---- the command ---------------------------------------------------------- */
@@ -705,6 +989,8 @@ int cmd_serve(int argc, char **argv)
 
 	memset(&t, 0, sizeof(t));
 	pthread_mutex_init(&t.lock, NULL);
+	pthread_mutex_init(&t.space_lock, NULL);
+	pthread_mutex_init(&t.stop_lock, NULL);
 	t.by = o.by;
 	t.name = o.name;
 	t.pidfd = -1;
@@ -725,20 +1011,12 @@ int cmd_serve(int argc, char **argv)
 	} else {
 		resolve(&t, why, sizeof(why));
 	}
-	snprintf(t.tmpdir, sizeof(t.tmpdir), "%s/xprof-serve.XXXXXX",
-		 getenv("TMPDIR") && strlen(getenv("TMPDIR")) < 40 ? getenv("TMPDIR") : "/tmp");
-	if (!mkdtemp(t.tmpdir)) {
-		xp_msg("serve: cannot make a temporary directory in %s: %s", t.tmpdir, strerror(errno));
-		rc = XP_EXIT_FATAL;
-		goto out_target;
-	}
-
 	fd = xp_serve_listen(&sa, salen, &port);
 	if (fd < 0) {
 		xp_msg("serve: cannot listen on %s: %s%s", o.listen, strerror(-fd),
 		       fd == -EADDRINUSE ? " (another server has it: choose another with --listen ADDR:PORT)" : "");
 		rc = XP_EXIT_FATAL;
-		goto out_tmpdir;
+		goto out_target;
 	}
 	/* the signals that end the server wait for the main thread: the
 	 * server's threads inherit this mask */
@@ -746,7 +1024,10 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&ends, SIGTERM);
 	sigaddset(&ends, SIGINT);
 	sigaddset(&ends, SIGHUP);
+	sigemptyset(&alarm_only);
+	sigaddset(&alarm_only, SIGALRM);
 	pthread_sigmask(SIG_BLOCK, &ends, NULL);
+	pthread_sigmask(SIG_BLOCK, &alarm_only, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -762,7 +1043,7 @@ int cmd_serve(int argc, char **argv)
 		xp_msg("serve: cannot start the HTTP server on %s: %s", o.listen, strerror(-err));
 		close(fd);
 		rc = XP_EXIT_FATAL;
-		goto out_tmpdir;
+		goto out_target;
 	}
 
 	if (sa.ss_family == AF_INET6) {
@@ -787,9 +1068,9 @@ int cmd_serve(int argc, char **argv)
 	       (unsigned long long)answered, (unsigned long long)refused,
 	       left ? ", some requests unanswered" : "");
 	rc = XP_EXIT_OK;
-out_tmpdir:
-	rmdir(t.tmpdir);
 out_target:
+	xp_go_target_close(&t.gt);
+	xp_target_space_close(&t.ts);
 	if (t.pidfd >= 0)
 		close(t.pidfd);
 	if (o.by == BY_CMDLINE)

@@ -87,6 +87,9 @@ int xp_profile_check_encoded(const uint8_t *buf, size_t len, char *err, size_t e
  * refused.  0 or -errno. */
 int xp_write_file_atomic(const char *path, const void *buf, size_t len);
 
+/* Encode, check and gzip into *gz (malloc'd): what a server sends. */
+int xp_profile_gzip(const struct xp_profile *p, uint8_t **gz, size_t *gzlen);
+
 /* Encode, check, gzip and write with xp_write_file_atomic. */
 int xp_profile_write(const struct xp_profile *p, const char *path);
 

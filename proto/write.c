@@ -443,30 +443,38 @@ int xp_write_file_atomic(const char *path, const void *buf, size_t len)
 	return err;
 }
 
-int xp_profile_write(const struct xp_profile *p, const char *path)
+int xp_profile_gzip(const struct xp_profile *p, uint8_t **gz, size_t *gzlen)
 {
-	uint8_t *raw = NULL, *gz = NULL;
-	size_t rawlen, gzlen;
+	uint8_t *raw = NULL;
+	size_t rawlen;
 	char why[256];
 	int err;
 
-	if (!p || !path || !*path)
-		return -EINVAL;
 	err = xp_profile_encode(p, &raw, &rawlen);
 	if (err)
 		return err;
 	/* A file pprof would refuse is worse than none: the caller gets an
 	 * error now rather than the user a puzzle later. */
 	err = xp_profile_check_encoded(raw, rawlen, why, sizeof(why));
+	if (!err)
+		err = gzip_buffer(raw, rawlen, gz, gzlen);
+	free(raw);
+	return err;
+}
+
+int xp_profile_write(const struct xp_profile *p, const char *path)
+{
+	uint8_t *gz = NULL;
+	size_t gzlen;
+	int err;
+
+	if (!p || !path || !*path)
+		return -EINVAL;
+	err = xp_profile_gzip(p, &gz, &gzlen);
 	if (err)
-		goto out_free_raw;
-	err = gzip_buffer(raw, rawlen, &gz, &gzlen);
-	if (err)
-		goto out_free_raw;
+		return err;
 	err = xp_write_file_atomic(path, gz, gzlen);
 	free(gz);
-out_free_raw:
-	free(raw);
 	return err;
 }
 

@@ -22,7 +22,7 @@ struct xp_server {
 	struct MHD_Daemon *mhd;
 	struct xp_serve_config cfg;
 	struct xp_serve_backend be;
-	volatile int stop;           /* draining: collections end early */
+	volatile sig_atomic_t stop;  /* draining: collections end early */
 	atomic_flag cpu_busy;        /* one CPU profile at a time */
 	atomic_uint inflight;        /* requests seen and not yet completed */
 	atomic_ullong answered, refused;
@@ -224,7 +224,7 @@ static int index_page(const struct xp_serve_offer *o, char **body, size_t *len)
 		if (o->count[k] >= 0)
 			fprintf(f, "%lld", (long long)o->count[k]);
 		fprintf(f, "</td><td><a href='%s%s'>%s</a></td></tr>\n", xp_serve_kind_name(k),
-			k == XP_SERVE_GOROUTINE ? "?debug=1" : "", xp_serve_kind_name(k));
+			k == XP_SERVE_GOROUTINE || k == XP_SERVE_THREADCREATE ? "?debug=1" : "", xp_serve_kind_name(k));
 	}
 	fputs("</table>\n", f);
 	if (o->offered[XP_SERVE_GOROUTINE])

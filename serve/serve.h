@@ -11,6 +11,7 @@
 #ifndef XPROF_SERVE_SERVE_H
 #define XPROF_SERVE_SERVE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -55,7 +56,7 @@ struct xp_serve_query {
 	enum xp_serve_kind kind;
 	int debug;                   /* 0: pprof; 1: counts as text; 2: full text dump */
 	int64_t seconds;             /* CPU: how long to sample */
-	volatile int *stop;          /* set when the server shuts down: end early */
+	volatile sig_atomic_t *stop; /* set when the server shuts down: end early */
 };
 
 /* The router's verdict on a request: 0 with q filled when it goes to the

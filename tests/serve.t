@@ -88,7 +88,8 @@ ok $? "... saying so: $(cat "$TMP/body")"
 st=$(get "")
 is "$st $(header Content-Type)" "200 text/html; charset=utf-8" "the index is HTML"
 grep -q "pid $cb (cpuburn)" "$TMP/body" && grep -q "href='profile'" "$TMP/body" &&
-	grep -q "href='heap'" "$TMP/body" && grep -q "href='goroutine?debug=1'" "$TMP/body"
+	grep -q "href='heap'" "$TMP/body" && grep -q "href='goroutine?debug=1'" "$TMP/body" &&
+	grep -q "href='threadcreate?debug=1'" "$TMP/body"
 ok $? "it names the target and links profile, heap and goroutine"
 ! grep -q "href='block'\|href='allocs'" "$TMP/body"
 ok $? "it offers no block or allocs profile for a native program"
@@ -116,6 +117,19 @@ st=$(get "goroutine?debug=2")
 is "$st $(header Content-Type)" "200 text/plain; charset=utf-8" "goroutine?debug=2 is text"
 grep -q '^thread [0-9]* "burn-0"' "$TMP/body" && grep -q 'burn_[abc]' "$TMP/body"
 ok $? "... with every thread's stack (burn-0 in burn_a/b/c)"
+st=$(get "goroutine?debug=1")
+is "$st $(head -1 "$TMP/body")" "200 goroutine profile: total 4" "goroutine?debug=1: runtime/pprof's count text, one per thread (main + 3 burn)"
+is "$(awk '/^[0-9]+ @ 0x/ { n += $1 } END { print n }' "$TMP/body")" 4 "... the counts of its stacks sum to 4"
+grep -q '^#	0x[0-9a-f]*	run_slices+0x[0-9a-f]*	fixtures/cpuburn.c:[0-9]*$' "$TMP/body" &&
+	grep -q '^#	0x[0-9a-f]*	main+0x[0-9a-f]*	fixtures/cpuburn.c:105$' "$TMP/body"
+ok $? "... frames as #	PC	FUNCTION+OFFSET	FILE:LINE (run_slices, main at cpuburn.c:105)" || diag "$(head -20 "$TMP/body")"
+st=$(get "threadcreate?debug=1")
+is "$st $(head -1 "$TMP/body")" "200 threadcreate profile: total 4" "threadcreate?debug=1: every thread counted by where it started"
+grep -A4 '^3 @ 0x' "$TMP/body" | grep -q '	worker+0x' && grep -A4 '^1 @ 0x' "$TMP/body" | grep -q '	main+0x'
+ok $? "... 3 from worker (via start_thread), 1 from main" || diag "$(cat "$TMP/body")"
+st=$(get threadcreate)
+pprof_check "$TMP/body"
+ok $? "threadcreate as a profile ($st), valid"
 st=$(get goroutine)
 is "$st" 200 "goroutine (pprof)"
 pprof_check "$TMP/body"
@@ -241,6 +255,24 @@ st=$(get "")
 grep -q "pid $p2 ($name)" "$TMP/body"
 ok $? "the next $name (pid $p2) is found and served ($st)"
 
+# ---- the kept modules follow an exec of the same process ----------------------
+start_fixture ready "$FIX/hostile" exec 2500 "$FIX/cpuburn" 1
+hp2=${ready%% *}
+start_serve "$TMP/s8.err" -p "$hp2"
+st=$(get "goroutine?debug=2")
+grep -q hostile_spin "$TMP/body"
+ok $? "before its exec, the dump names hostile_spin ($st)"
+for i in $(seq 1 100); do [ "$(cat /proc/"$hp2"/comm 2>/dev/null)" = cpuburn ] && break; sleep 0.05; done
+sleep 0.3
+st=$(get "goroutine?debug=2")
+grep -q 'burn_[abc]' "$TMP/body" && ! grep -q hostile_spin "$TMP/body"
+ok $? "after it exec'd cpuburn, the same server names burn_a/b/c: its modules were rebuilt ($st)" || diag "$(head -12 "$TMP/body")"
+st=$(get "profile?seconds=1")
+go tool pprof -top "$TMP/body" 2>/dev/null | grep -q 'burn_[abc]'
+ok $? "... and so does a CPU profile ($st)"
+kill -TERM "$srv"
+wait "$srv"
+
 # ---- Go: goroutine?debug=2 equals the runtime's own dump --------------------
 dir="$TMP/goparked"
 mkdir -p "$dir"
@@ -264,6 +296,16 @@ ok $((n < 11 || missing > 0)) "all $n waiting goroutines of Go's own dump are se
 st=$(get "")
 grep -q "href='block'" "$TMP/body" && grep -q "href='mutex'" "$TMP/body"
 ok $? "the index of a Go program offers block and mutex"
+st=$(get "goroutine?debug=1")
+total=$(sed -n 's/^goroutine profile: total \([0-9]*\)$/\1/p' "$TMP/body")
+is "$total" "$(grep -c '^goroutine [0-9]* \[' "$dir/x.txt")" "goroutine?debug=1 counts every goroutine of the debug=2 dump"
+grep -q '^# labels: {"shard":"7", "worker":"labeled"}$' "$TMP/body"
+ok $? "... with the goroutine's pprof labels as runtime/pprof prints them" || diag "$(grep labels "$TMP/body")"
+st=$(get allocs)
+is "$st" 200 "allocs of a Go program"
+go tool pprof -raw "$TMP/body" 2>/dev/null | grep -q '^DefaultSampleType: alloc_space$' ||
+	go tool pprof -top "$TMP/body" 2>/dev/null | grep -q '^Type: alloc_space$'
+ok $? "... the heap profile with alloc_space as its default type, as Go's allocs"
 st=$(get mutex)
 is "$st $(header Content-Disposition)" '200 attachment; filename="mutex"' "mutex of a Go program"
 go tool pprof -raw "$TMP/body" 2>/dev/null | grep -A1 '^Samples' | grep -q 'contentions/count delay/nanoseconds'
