@@ -3,10 +3,12 @@
  * status codes of Go's net/http/pprof, so that `go tool pprof http://…`,
  * Parca and Grafana Alloy scrape any process unchanged.
  *
- * serve/ owns HTTP: routing, parsing, the bearer token, limits, one CPU
- * profile at a time, draining on shutdown.  What a profile holds comes from
- * a backend (struct xp_serve_backend) that the caller supplies: serve/ never
- * touches a target.  Library code: returns 0 or -errno, never prints.
+ * serve/ owns HTTP (route.c, http.c): routing, parsing, the bearer token,
+ * limits, one CPU profile at a time, draining on shutdown; what a profile
+ * holds comes from a backend (struct xp_serve_backend).  target.c is that
+ * backend for one process: it finds the target and collects with collect/,
+ * keeping modules between requests.  Library code: returns 0 or -errno,
+ * never prints.
  */
 #ifndef XPROF_SERVE_SERVE_H
 #define XPROF_SERVE_SERVE_H
@@ -15,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 /* What a request asks for: net/http/pprof's names. */
 enum xp_serve_kind {
@@ -142,5 +145,29 @@ int xp_serve_start(const struct xp_serve_config *cfg, const struct xp_serve_back
  * unanswered; *answered and *refused count the requests that reached the
  * backend and those refused before it. */
 unsigned xp_serve_drain(struct xp_server *s, int wait_ms, uint64_t *answered, uint64_t *refused);
+
+/* ---- the target: one process, answered with collect/ (serve/target.c) ---- */
+
+enum xp_serve_follow {
+	XP_SERVE_BY_PID,      /* that process, for as long as it lives (410 after) */
+	XP_SERVE_BY_NAME,     /* the oldest process whose comm is the pattern, found again */
+	XP_SERVE_BY_CMDLINE,  /* the oldest whose command line matches the POSIX ERE */
+};
+struct xp_serve_target;
+/* The target set, fixed for the server's life.  By pid: pid must be one a
+ * command could profile (-ESRCH, -EINVAL with why); by name or command
+ * line: none running yet is no failure (-EINVAL: a bad pattern, why). */
+int xp_serve_target_new(enum xp_serve_follow by, pid_t pid, const char *pattern, struct xp_serve_target **out,
+			char *why, size_t whylen);
+/* The pid served now (0: none) and its name. */
+pid_t xp_serve_target_current(struct xp_serve_target *t, char *comm, size_t commlen);
+/* The backend for xp_serve_start: every path answered for t.  Modules,
+ * debug info and symbol caches are kept between requests. */
+void xp_serve_target_backend(struct xp_serve_target *t, struct xp_serve_backend *be);
+void xp_serve_target_free(struct xp_serve_target *t);
+/* Blocks SIGALRM in the calling thread (do it before xp_serve_start, so
+ * every server thread inherits it): the thread that stops a target takes
+ * it for the stop's bounded waits. */
+void xp_serve_block_alarm(void);
 
 #endif
