@@ -34,7 +34,7 @@ HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o heapwalk/budget.o
 GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o
 SERVE_OBJS := serve/route.o serve/http.o serve/target.o
 COLLECT_OBJS := collect/space.o collect/cpu.o collect/go.o collect/threads.o collect/heap.o
-CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/flame.o cmd/go.o cmd/serve.o
+CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/go.o cmd/serve.o
 LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(GORT_OBJS) $(COLLECT_OBJS) $(SERVE_OBJS) $(PROTO_OBJS)
 HEADERS := $(wildcard */*.h) tests/unit/tap.h proto/profile.pb-c.h
 
@@ -70,10 +70,6 @@ UNIT_TESTS := $(patsubst %.c,%,$(wildcard tests/unit/test_*.c))
 
 tests/unit/test_%: tests/unit/test_%.c $(LIB_OBJS) $(HEADERS)
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
-
-# cmd/flame.o is not library code, so test_flame links it by name.
-tests/unit/test_flame: tests/unit/test_flame.c cmd/flame.o $(LIB_OBJS) $(HEADERS)
-	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< cmd/flame.o $(LIB_OBJS) $(LDLIBS)
 
 tests/unit/pprofcheck: tests/unit/pprofcheck.c $(PROTO_OBJS)
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(PROTO_OBJS) -lprotobuf-c -lz

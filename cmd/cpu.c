@@ -23,7 +23,6 @@
 
 #include "attach/attach.h"
 #include "cmd/cmd.h"
-#include "cmd/flame.h"
 #include "proto/profile.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"

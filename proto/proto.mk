@@ -4,7 +4,7 @@
 # they get its flags; users link with -lprotobuf-c -lz.
 
 PROTO_GEN := proto/profile.pb-c.c proto/profile.pb-c.h
-PROTO_OBJS := proto/builder.o proto/check.o proto/write.o proto/profile.pb-c.o
+PROTO_OBJS := proto/builder.o proto/check.o proto/write.o proto/flame.o proto/profile.pb-c.o
 PROTO_CLEAN := $(PROTO_OBJS) $(PROTO_GEN) tests/unit/test_proto
 
 # A pattern rule with two targets tells make that one protoc-c run makes

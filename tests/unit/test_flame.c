@@ -1,4 +1,4 @@
-/* tests/unit/test_flame.c — unit tests for cmd/flame.c and the atomic
+/* tests/unit/test_flame.c — unit tests for proto/flame.c and the atomic
  * writer under it: folded lines merged, sorted and escaped; SVG that parses
  * as XML with one titled frame per node, escaped names, the viewer script,
  * empty and very deep input.  Prints TAP; exits 0 only if all pass.
@@ -13,13 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cmd/flame.h"
+#include "proto/profile.h"
 #include "tests/unit/tap.h"
 #include "proto/profile.h"
 
 #define PLAN 35
 #define DEEP_FRAMES 5000
-#define DEPTH_CAP 1024 /* FLAME_MAX_DEPTH in cmd/flame.c */
+#define DEPTH_CAP 1024 /* FLAME_MAX_DEPTH in proto/flame.c */
 
 static int have_python, have_xmllint;
 

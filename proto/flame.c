@@ -1,4 +1,4 @@
-/* cmd/flame.c — folded stacks and an interactive SVG flame graph from
+/* proto/flame.c — folded stacks and an interactive SVG flame graph from
  * merged stacks.  Both are built whole in memory and then written with
  * xp_write_file_atomic, so a reader never sees half a file.
  */
@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd/flame.h"
 #include "proto/profile.h"
 
 /* What a frame without a name (NULL or "") and a stack without frames are
