@@ -96,7 +96,8 @@ static int matches(struct xp_serve_target *t, pid_t pid)
 }
 
 /* The start time of pid in clock ticks (field 22 of /proc/PID/stat), and
- * its parent; 0 when unreadable. */
+ * its parent; 0 when unreadable, or when it has exited and waits to be
+ * reaped (a zombie is no instance to serve). */
 static unsigned long long start_time(pid_t pid, pid_t *ppid)
 {
 	char path[64], buf[1024], *p;
@@ -118,6 +119,8 @@ static unsigned long long start_time(pid_t pid, pid_t *ppid)
 	/* ") S ppid ..." : field 3 is the state */
 	for (field = 2; p && field < 22; field++) {
 		p = strchr(p + 1, ' ');
+		if (p && field == 2 && (p[1] == 'Z' || p[1] == 'X'))
+			return 0;
 		if (p && field == 3)
 			*ppid = (pid_t)strtol(p + 1, NULL, 10);
 	}

@@ -254,6 +254,22 @@ p2=${ready%% *}
 st=$(get "")
 grep -q "pid $p2 ($name)" "$TMP/body"
 ok $? "the next $name (pid $p2) is found and served ($st)"
+# an instance that has exited but is not reaped (its parent does not wait)
+# is a zombie, and older than the next one: the next one is served
+kill "$p2"
+wait "$p2" 2>/dev/null
+perl -e '$| = 1; $p = fork(); if (!$p) { exec @ARGV; exit 127 } sleep 60' "$TMP/xpsv$$" 1 >"$TMP/zombie.out" 2>&1 &
+zparent=$!
+_fixture_pids="$_fixture_pids $zparent"
+for i in $(seq 1 500); do grep -q '^ready' "$TMP/zombie.out" && break; sleep 0.02; done
+zp=$(sed -n 's/^ready \([0-9]*\).*/\1/p' "$TMP/zombie.out" | head -1)
+kill "$zp"
+for i in $(seq 1 100); do [ "$(awk '{ print $3 }' "/proc/$zp/stat" 2>/dev/null)" = Z ] && break; sleep 0.02; done
+start_fixture ready "$TMP/xpsv$$" 1
+p3=${ready%% *}
+st=$(get "")
+grep -q "pid $p3 ($name)" "$TMP/body"
+ok $? "with an older $name left a zombie (pid $zp, state $(awk '{ print $3 }' "/proc/$zp/stat" 2>/dev/null)), the live one (pid $p3) is served ($st: $(grep -o 'pid [0-9]* ([^)]*)' "$TMP/body" | head -1))"
 
 # ---- the kept modules follow an exec of the same process ----------------------
 start_fixture ready "$FIX/hostile" exec 2500 "$FIX/cpuburn" 1
