@@ -73,8 +73,12 @@ int xp_check_output(const char *path, int binary)
 
 void xp_report_wrote(const char *path, const char *hint)
 {
+	struct stat st;
+
 	if (strcmp(path, "-") == 0)
 		xp_msg("wrote the profile to standard output");
+	else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		xp_msg("wrote %s", xp_esc(path)); /* a device or FIFO: nothing to open later */
 	else if (hint)
 		xp_msg("wrote %s; %s", xp_esc(path), hint);
 	else

@@ -184,3 +184,17 @@ done_testing() {
 	[ "$_tap_failed" -eq 0 ]
 	exit $?
 }
+
+# one_line CODE PATTERN DESCRIPTION -- COMMAND...: exit CODE, stderr one line matching PATTERN
+one_line() {
+	local code=$1 pattern=$2 desc=$3; shift 4
+	"$@" >/dev/null 2>"$TMP/err"
+	local rc=$? lines
+	lines=$(wc -l <"$TMP/err")
+	if [ "$rc" = "$code" ] && [ "$lines" = 1 ] && grep -q -e "$pattern" "$TMP/err"; then
+		ok 0 "$desc (exit $code): $(cat "$TMP/err")"
+	else
+		ok 1 "$desc"
+		diag "exit $rc, want $code; stderr ($lines lines):" "$(cat "$TMP/err")"
+	fi
+}

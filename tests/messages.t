@@ -13,20 +13,6 @@ AS_NOBODY="setpriv --reuid=nobody --regid=nogroup --clear-groups"
 nobody_dir "$XPROF"
 NXPROF="$NOBODY_DIR/xprof"
 
-# one_line CODE PATTERN DESCRIPTION -- COMMAND...: exit CODE, stderr one line matching PATTERN
-one_line() {
-	local code=$1 pattern=$2 desc=$3; shift 4
-	"$@" >/dev/null 2>"$TMP/err"
-	local rc=$? lines
-	lines=$(wc -l <"$TMP/err")
-	if [ "$rc" = "$code" ] && [ "$lines" = 1 ] && grep -q -e "$pattern" "$TMP/err"; then
-		ok 0 "$desc (exit $code): $(cat "$TMP/err")"
-	else
-		ok 1 "$desc"
-		diag "exit $rc, want $code; stderr ($lines lines):" "$(cat "$TMP/err")"
-	fi
-}
-
 # --- -o '' is a usage error
 start_fixture info build/fixtures/badnames msg-target spinner
 read -r pid _ <<<"$info"

@@ -4,19 +4,10 @@
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 
-# expect_fail CODE PATTERN DESCRIPTION -- ARGS...
+# expect_fail CODE PATTERN DESCRIPTION -- ARGS...: one_line on xprof ARGS
 expect_fail() {
 	local code=$1 pattern=$2 desc=$3; shift 4
-	$XPROF "$@" >"$TMP/out" 2>"$TMP/err"
-	local rc=$?
-	local lines
-	lines=$(wc -l <"$TMP/err")
-	if [ "$rc" = "$code" ] && [ "$lines" = 1 ] && grep -q -e "$pattern" "$TMP/err"; then
-		ok 0 "$desc (exit $code): $(cat "$TMP/err")"
-	else
-		ok 1 "$desc"
-		diag "exit $rc, want $code; stderr ($lines lines):" "$(cat "$TMP/err")"
-	fi
+	one_line "$code" "$pattern" "$desc" -- $XPROF "$@"
 }
 
 expect_fail 64 "unknown command 'frobnicate'" "unknown command" -- frobnicate
