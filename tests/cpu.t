@@ -8,13 +8,6 @@
 need_ptrace
 command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
 
-# cum_share FILE FUNCTION: cumulative percent of FUNCTION in go tool pprof -top
-cum_share() {
-	go tool pprof -top -cum -nodecount=500 "$1" 2>/dev/null |
-		awk -v f="$2" '$6 == f { sub(/%/, "", $5); print $5; exit }'
-}
-# within GOT WANT POINTS
-within() { awk -v g="$1" -v w="$2" -v p="$3" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(g != "" && d <= p) }'; }
 # complete_share FILE: percent of the samples whose outermost frame is where
 # a stack ends (start of a thread or of the program)
 complete_share() {
@@ -30,22 +23,22 @@ complete_share() {
 start_fixture ready "$FIX/cpuburn" 2 1000
 pid=${ready%% *}
 out="$TMP/cpu.pb.gz"
-"$XPROF" cpu -p "$pid" -d 3s -F 999 -o "$out" >"$TMP/out" 2>"$TMP/err"
+# 499 Hz: at 999 Hz the three burning threads on two cores starve xprof's
+# unwinding enough that the rings overflow now and then (11-345 samples
+# lost in some runs, exit 1), which is what exit 1 is for, not this test
+"$XPROF" cpu -p "$pid" -d 3s -F 499 -o "$out" >"$TMP/out" 2>"$TMP/err"
 ok $? "xprof cpu -p exits 0" || diag "$(cat "$TMP/err")"
 pprof_check "$out"
 ok $? "the profile is valid (CheckValid rules) and go tool pprof reads it"
-a=$(cum_share "$out" burn_a); b=$(cum_share "$out" burn_b); c=$(cum_share "$out" burn_c)
-within "$a" 16.67 3; ok $? "burn_a: $a% of samples, truth 16.7% (within 3 points)"
-within "$b" 33.33 3; ok $? "burn_b: $b% of samples, truth 33.3% (within 3 points)"
-within "$c" 50.00 3; ok $? "burn_c: $c% of samples, truth 50.0% (within 3 points)"
+burn_shares "$out" 3
 share=$(complete_share "$out")
 awk -v s="$share" 'BEGIN { exit !(s >= 99) }'
 ok $? "$share% of samples have a complete stack (down to __clone3 or _start), at least 99%"
 go tool pprof -top "$out" 2>/dev/null | grep -q 'mix (inline)$'
 ok $? "the always-inline helper mix() shows as an inline frame"
 go tool pprof -raw "$out" >"$TMP/raw" 2>&1
-grep -q '^PeriodType: cpu nanoseconds$' "$TMP/raw" && grep -q '^Period: 1001001$' "$TMP/raw"
-ok $? "period type cpu/nanoseconds, period 1e9/999"
+grep -q '^PeriodType: cpu nanoseconds$' "$TMP/raw" && grep -q '^Period: 2004008$' "$TMP/raw"
+ok $? "period type cpu/nanoseconds, period 1e9/499"
 grep -A1 '^Samples:' "$TMP/raw" | grep -q '^samples/count cpu/nanoseconds'
 ok $? "sample types samples/count and cpu/nanoseconds"
 grep -q '^Time: ' "$TMP/raw" && grep -q '^Duration: 3' "$TMP/raw"
@@ -57,7 +50,7 @@ grep -q "tid:\[$late\]" "$TMP/raw"
 ok $? "a thread created during the run (burn-late, tid $late) was sampled"
 grep -q "thread:\[burn-0\]" "$TMP/raw"
 ok $? "samples carry thread name labels"
-grep -q 'samples over 3.0 s at 999 Hz' "$TMP/err" && grep -q 'with a complete stack' "$TMP/err"
+grep -q 'samples over 3.0 s at 499 Hz' "$TMP/err" && grep -q 'with a complete stack' "$TMP/err"
 ok $? "the summary gives samples, duration, rate and complete stacks"
 
 # folded and svg
@@ -99,11 +92,13 @@ for i in 1 2 3; do
 	"$XPROF" cpu -F 499 --format folded -o "$TMP/short.folded" -- "$FIX/cpuwork" 100000000 2 >/dev/null 2>"$TMP/err"
 	# ld.so's start-up and the threads' first instructions are sampled
 	# too, and under load one or two of some 150 stacks there do not
-	# unwind to the end (97.4-99.3% seen): the bar is 95%, not 100%
+	# unwind to the end (97.4-99.3% seen): the bar is 95%, not 100%.  A
+	# sample inside the execve itself still has the launcher's registers:
+	# its user frame is in no mapping of the new program (1 run in 40)
 	pct=$(sed -n 's/.* \([0-9.]*\)% with a complete stack.*/\1/p' "$TMP/err")
 	awk -v p="${pct:-0}" 'BEGIN { exit !(p >= 95) }' &&
 		grep -q '^__clone3;start_thread;worker;work;stage_' "$TMP/short.folded" &&
-		! grep -q '0x[0-9a-f]' "$TMP/short.folded" &&
+		! grep '0x[0-9a-f]' "$TMP/short.folded" | grep -qv '_sys_execve_\[k\]' &&
 		short_ok=$((short_ok + 1))
 done
 is "$short_ok" 3 "a short launched command (0.1 s): 95% complete, symbolized stacks in 3 of 3 runs" || diag "$(cat "$TMP/err")"

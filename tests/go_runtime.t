@@ -11,9 +11,6 @@
 need_ptrace
 command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
 
-# blocks FILE: one goroutine per record, its lines joined by \x1f, header
-# "goroutine N [state]:" first; goroutine 1 (which wrote Go's dump) left out
-blocks() { awk 'BEGIN { RS = ""; FS = "\n" } !/^goroutine 1 \[/ { gsub(/\n/, "\x1f"); print }' "$1"; }
 
 cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
@@ -37,11 +34,7 @@ for v in goparked goparked-stripped goparked-nodwarf; do
 	grep -q '^goroutine [0-9]* \[syscall' "$dir/go.blocks"
 	ok $? "$v: Go's own dump has the goroutine in a blocking system call"
 	blocks "$dir/x.txt" >"$dir/x.blocks"
-	n=0 missing=0
-	while IFS= read -r b; do
-		n=$((n + 1))
-		grep -qxF -- "$b" "$dir/x.blocks" || { missing=$((missing + 1)); diag "not in xprof's dump:" "${b//$'\x1f'/$'\n'}"; }
-	done <"$dir/go.blocks"
+	waiting_missing "$dir/go.blocks" "$dir/x.blocks" "not in xprof's dump:"
 	ok $((n < 11 || missing > 0)) "$v: all $n waiting goroutines of Go's own dump are in xprof's, same id, wait reason, frames, arguments and creator ($missing missing)"
 	for want in 'chan receive' 'chan send' select sleep semacquire 'IO wait' 'sync.Cond.Wait' syscall; do
 		grep -q "^goroutine [0-9]* \[$want\]:" "$dir/x.txt"

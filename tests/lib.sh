@@ -198,3 +198,37 @@ one_line() {
 		diag "exit $rc, want $code; stderr ($lines lines):" "$(cat "$TMP/err")"
 	fi
 }
+
+# cum_share FILE FUNCTION: cumulative percent of FUNCTION in go tool pprof -top
+cum_share() {
+	go tool pprof -top -cum -nodecount=500 "$1" 2>/dev/null |
+		awk -v f="$2" '$6 == f { sub(/%/, "", $5); print $5; exit }'
+}
+# within GOT WANT POINTS
+within() { awk -v g="$1" -v w="$2" -v p="$3" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(g != "" && d <= p) }'; }
+# burn_shares FILE POINTS: three checks, cpuburn's burn_a/b/c at 1/6, 2/6
+# and 3/6 of the samples, each within POINTS
+burn_shares() {
+	local f share want
+	for f in burn_a:16.67 burn_b:33.33 burn_c:50.00; do
+		share=$(cum_share "$1" "${f%%:*}")
+		want=${f#*:}
+		within "$share" "$want" "$2"
+		ok $? "${f%%:*}: $share% of samples, truth $(printf %.1f "$want")% (within $2 points)"
+	done
+}
+
+# blocks FILE: one goroutine per record, its lines joined by \x1f, header
+# "goroutine N [state]:" first; goroutine 1 (which wrote Go's dump) left out
+blocks() { awk 'BEGIN { RS = ""; FS = "\n" } !/^goroutine 1 \[/ { gsub(/\n/, "\x1f"); print }' "$1"; }
+# waiting_missing GO_BLOCKS XPROF_BLOCKS WHAT: sets n (goroutines Go's dump
+# shows waiting) and missing (those not identical in xprof's), with a diag
+# line for each one missing
+waiting_missing() {
+	local b
+	n=0 missing=0
+	while IFS= read -r b; do
+		n=$((n + 1))
+		grep -qxF -- "$b" "$2" || { missing=$((missing + 1)); diag "$3" "${b//$'\x1f'/$'\n'}"; }
+	done <"$1"
+}

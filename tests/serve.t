@@ -38,11 +38,6 @@ get() {
 	curl -s --max-time 30 -o "$TMP/body" -D "$TMP/head" -w '%{http_code}' "$@" "$url/$path"
 }
 header() { tr -d '\r' <"$TMP/head" | sed -n "s/^$1: //Ip" | tail -1; }
-cum_share() {
-	go tool pprof -top -cum -nodecount=500 "$1" 2>/dev/null |
-		awk -v f="$2" '$6 == f { sub(/%/, "", $5); print $5; exit }'
-}
-within() { awk -v g="$1" -v w="$2" -v p="$3" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(g != "" && d <= p) }'; }
 # running PID: alive, in no stop, still getting CPU or sleeping as before
 running() { kill -0 "$1" 2>/dev/null && no_thread_stopped "$1"; }
 
@@ -68,10 +63,7 @@ wait "$pp"
 ok $? "go tool pprof -proto $url/profile?seconds=5 succeeds" || diag "$(cat "$TMP/pprof.err")"
 pprof_check "$TMP/cpu.pb"
 ok $? "the profile is valid (CheckValid rules)"
-a=$(cum_share "$TMP/cpu.pb" burn_a); b=$(cum_share "$TMP/cpu.pb" burn_b); c=$(cum_share "$TMP/cpu.pb" burn_c)
-within "$a" 16.67 4; ok $? "burn_a: $a% of samples, truth 16.7% (within 4 points)"
-within "$b" 33.33 4; ok $? "burn_b: $b% of samples, truth 33.3% (within 4 points)"
-within "$c" 50.00 4; ok $? "burn_c: $c% of samples, truth 50.0% (within 4 points)"
+burn_shares "$TMP/cpu.pb" 4
 go tool pprof -raw "$TMP/cpu.pb" 2>/dev/null | grep -q '^Duration: 5'
 ok $? "the profile lasts the 5 s asked for"
 
@@ -300,14 +292,9 @@ ok $? "--cmdline finds goparked (pid $gp)"
 st=$(get "goroutine?debug=2")
 is "$st" 200 "goroutine?debug=2 of a Go program"
 cp "$TMP/body" "$dir/x.txt"
-blocks() { awk 'BEGIN { RS = ""; FS = "\n" } !/^goroutine 1 \[/ { gsub(/\n/, "\x1f"); print }' "$1"; }
 blocks "$dir/goroutines.txt" | grep -v '^goroutine [0-9]* \[\(running\|runnable\)' >"$dir/go.blocks"
 blocks "$dir/x.txt" >"$dir/x.blocks"
-n=0 missing=0
-while IFS= read -r b; do
-	n=$((n + 1))
-	grep -qxF -- "$b" "$dir/x.blocks" || { missing=$((missing + 1)); diag "not served:" "${b//$'\x1f'/$'\n'}"; }
-done <"$dir/go.blocks"
+waiting_missing "$dir/go.blocks" "$dir/x.blocks" "not served:"
 ok $((n < 11 || missing > 0)) "all $n waiting goroutines of Go's own dump are served identically ($missing missing)"
 st=$(get "")
 grep -q "href='block'" "$TMP/body" && grep -q "href='mutex'" "$TMP/body"
