@@ -174,7 +174,7 @@ int cmd_heap(int argc, char **argv)
 	if ((err = xp_maps_read(pid, &maps)) < 0 || !live ||
 	    (err = xp_space_open(pid, &maps, live, 0, &space)) < 0) {
 		if (xp_said_exec(pid, exec_id, "walk its heap"))
-			rc = XP_EXIT_PARTIAL;
+			; /* nothing written: exit 2, as for any failure */
 		else
 			xp_report_attach_error(pid, err < 0 ? err : -ENOMEM);
 		goto out;
@@ -183,10 +183,8 @@ int cmd_heap(int argc, char **argv)
 	case XP_HEAP_OK:
 		break;
 	case XP_HEAP_NO_GLIBC:
-		if (xp_said_exec(pid, exec_id, "walk its heap")) {
-			rc = XP_EXIT_PARTIAL;
+		if (xp_said_exec(pid, exec_id, "walk its heap"))
 			goto out;
-		}
 		xp_msg("pid %d (%s) has no glibc mapped (a static binary, or another C library): "
 		       "only glibc's malloc is supported yet",
 		       (int)pid, comm);
@@ -213,7 +211,7 @@ int cmd_heap(int argc, char **argv)
 	}
 	if ((stage == XP_HEAP_STAGE_STOP || stage == XP_HEAP_STAGE_COPY) && err < 0) {
 		if (xp_said_exec(pid, exec_id, "walk its heap"))
-			rc = XP_EXIT_PARTIAL;
+			; /* nothing written: exit 2 */
 		else if (stage == XP_HEAP_STAGE_STOP)
 			xp_report_attach_error(pid, err);
 		else
@@ -222,7 +220,7 @@ int cmd_heap(int argc, char **argv)
 	}
 	if (err < 0) {
 		if (xp_said_exec(pid, exec_id, "walk its heap"))
-			rc = XP_EXIT_PARTIAL;
+			; /* nothing written: exit 2, as for any failure */
 		else
 			xp_msg("cannot analyze the heap of pid %d: %s", (int)pid, strerror(-err));
 		goto out;
