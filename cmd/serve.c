@@ -84,7 +84,8 @@ static void usage(FILE *f)
 	      "Modules, debug info and symbol caches are kept between requests and\n"
 	      "rebuilt when the target's code mappings change.  SIGTERM or SIGINT ends\n"
 	      "a CPU profile in progress early, answers it, and exits 0; the target\n"
-	      "runs on.\n"
+	      "runs on.  Ctrl-Z (SIGTSTP) is ignored: a suspended server could hold\n"
+	      "its target stopped.\n"
 	      "\n"
 	      "Exit status: 0 stopped by a signal, 2 failure, 64 bad usage.\n",
 	      f);
@@ -305,6 +306,12 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &ends, NULL);
 	xp_serve_block_alarm();
 	signal(SIGPIPE, SIG_IGN);
+	/* a stop holds the job-control signals in its own thread only: any
+	 * other thread would take a Ctrl-Z for the whole server, and a
+	 * suspended server keeps the target it is stopping stopped */
+	signal(SIGTSTP, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.listen_fd = fd;

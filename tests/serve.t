@@ -224,6 +224,15 @@ ms=$((($(date +%s%N) - t0) / 1000000))
 exec 5>&-
 [ "$ms" -lt 4000 ]
 ok $? "a client that stalls mid-request is disconnected after --timeout 1 (${ms} ms)"
+# Ctrl-Z: a suspended server would keep a target it is stopping stopped
+# (the stopping thread holds SIGTSTP, the others would take it)
+kill -TSTP "$srv"
+sleep 0.3
+state=$(awk '{ print $3 }' "/proc/$srv/stat")
+st=$(curl -s --max-time 3 -o /dev/null -w '%{http_code}' "$url/cmdline")
+[ "$state" != T ] && [ "$st" = 200 ]
+ok $? "SIGTSTP does not suspend the server (state $state, answers $st)"
+kill -CONT "$srv"
 kill -TERM "$srv"
 wait "$srv"
 is "$?" 0 "SIGTERM with no request in flight: exit 0"
