@@ -14,11 +14,11 @@ PREFIX ?= /usr/local
 CFLAGS ?= -O2 -g
 XP_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-missing-field-initializers $(CFLAGS)
 CPPFLAGS += -I.
-LDLIBS := -ldw -lelf -lprotobuf-c -lz -liberty -lm -lmicrohttpd -lpthread
+LDLIBS := -ldw -lelf $(shell pkg-config --libs libunwind-ptrace libunwind-generic) -lprotobuf-c -lz -liberty -lm -lmicrohttpd -lpthread
 
 # Debian packages: building, then testing and benchmarking.
 BUILD_PKGS := gcc make pkg-config libelf-dev libdw-dev libprotobuf-c-dev \
-	protobuf-c-compiler zlib1g-dev libiberty-dev libmicrohttpd-dev
+	protobuf-c-compiler zlib1g-dev libiberty-dev libmicrohttpd-dev libunwind-dev
 TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl postgresql python3 strace
 
 .PHONY: all deps check demo bench install clean fixtures unit sanitize
@@ -28,7 +28,7 @@ all: xprof
 include proto/proto.mk
 
 ATTACH_OBJS := attach/proc.o attach/mem.o attach/stop.o attach/perf.o attach/syscalls_x86_64.o
-UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o
+UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o unwind/libunwind.o
 SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o symbolize/safeopen.o symbolize/escape.o
 HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o heapwalk/budget.o
 GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o

@@ -14,4 +14,13 @@ void xp_regs_to_dwarf(const struct user_regs_struct *r, uint64_t dw[XP_DWARF_NRE
 typedef struct Elf Elf;
 Elf *xp_arch_elf(void);
 
+/* libunwind's unwinder (unwind/libunwind.c), over the same space and readers. */
+struct xp_space;
+struct xp_mem;
+struct xp_stack;
+struct xp_lu;
+int xp_lu_new(struct xp_space *space, struct xp_lu **out);
+void xp_lu_free(struct xp_lu *lu);
+int xp_lu_unwind(struct xp_lu *lu, const struct user_regs_struct *regs, struct xp_mem *mem, struct xp_stack *out);
+
 #endif
