@@ -74,13 +74,17 @@ tests/unit/test_%: tests/unit/test_%.c $(LIB_OBJS) $(HEADERS)
 tests/unit/pprofcheck: tests/unit/pprofcheck.c $(PROTO_OBJS)
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(PROTO_OBJS) -lprotobuf-c -lz
 
+# libdw's unwinder against libunwind's (bench/unwinders.sh, tests/unwinders.t)
+tests/unit/unwcmp: tests/unit/unwcmp.c $(LIB_OBJS) $(HEADERS)
+	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
 tests/unit/noperf: tests/unit/noperf.c
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $<
 
 tests/unit/pidreuse: tests/unit/pidreuse.c
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $<
 
-unit: $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf tests/unit/pidreuse
+unit: $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf tests/unit/pidreuse tests/unit/unwcmp
 
 check: deps
 	$(MAKE) all fixtures unit
@@ -119,12 +123,13 @@ demo: deps
 
 # threads first; the CPU benchmark after, once the threads target is gone
 bench: deps
-	$(MAKE) all fixtures
+	$(MAKE) all fixtures unit
 	bash bench/run.sh
 	bash bench/cpu.sh
 	bash bench/heap.sh
 	bash bench/go.sh
 	bash bench/serve.sh
+	bash bench/unwinders.sh
 
 install: xprof
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
@@ -132,5 +137,5 @@ install: xprof
 	install -m 644 docs/xprof.1 $(DESTDIR)$(PREFIX)/share/man/man1/xprof.1
 
 clean:
-	rm -f xprof */*.o tests/unit/*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf tests/unit/pidreuse
+	rm -f xprof */*.o tests/unit/*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf tests/unit/pidreuse tests/unit/unwcmp
 	rm -rf build
