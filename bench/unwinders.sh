@@ -134,6 +134,31 @@ sleep 0.3
 measure "cpuwork (bench/cpu.sh's target)" cpu "${started[-1]}"
 stop_last
 
+# instructions (callgrind, blind to the load of the machine) and system
+# calls (strace) per stack, warm: a run of 21 passes less a run of 1
+INSTR=$W/instr
+: >"$INSTR"
+if command -v valgrind >/dev/null && command -v strace >/dev/null; then
+	start parked "$FIX/parked-O2"
+	for b in libdw libunwind; do
+		declare -A ir=() sc=() sm=()
+		for r in 1 21; do
+			valgrind --tool=callgrind --callgrind-out-file="$W/cg.out" --toggle-collect=xp_unwind \
+				"$CMP" threads "$TPID" -r "$r" -b "$b" >"$W/cg.log" 2>&1 || die "callgrind: $(tail -3 "$W/cg.log")"
+			ir[$r]=$(sed -n 's/.*Collected : *\([0-9]*\).*/\1/p' "$W/cg.log")
+			nst=$(awk '$1 == "stacks" { print $2; exit }' "$W/cg.log")
+			strace -f -qq -c -o "$W/st.out" "$CMP" threads "$TPID" -r "$r" -b "$b" >/dev/null 2>&1 || true
+			sc[$r]=$(awk '$NF == "total" { print $(NF - 2) }' "$W/st.out")
+			sm[$r]=$(awk '$NF == "rt_sigprocmask" { print $4 }' "$W/st.out")
+		done
+		awk -v b="$b" -v n="$nst" -v i1="${ir[1]}" -v i21="${ir[21]}" -v s1="${sc[1]}" -v s21="${sc[21]}" \
+			-v m1="${sm[1]:-0}" -v m21="${sm[21]:-0}" 'BEGIN {
+			printf "| %s | %d | %.0f | %.0f | %.1f | %.1f |\n", b, n, (i21 - i1) / (20 * n), i1 / n,
+				(s21 - s1) / (20 * n), (m21 - m1) / (20 * n) }' >>"$INSTR"
+	done
+	stop_last
+fi
+
 # ---- real programs -------------------------------------------------------------
 
 PY=/usr/bin/python3 # Debian's build (LTO, no frame pointers)
@@ -223,12 +248,45 @@ opens anyway to symbolize), *ns per stack* the median of one stack's unwind
 over the other passes.  *Ends*: stacks whose outermost frame is \`_start\`,
 a clone or a Go stack's top.  *Differ*: libunwind's frames not equal to
 libdw's at the same depth; *further / shorter*: libunwind's stacks that are
-libdw's with frames added / cut.  Frames: libdw / libunwind.
+libdw's with frames added / cut.  Frames: libdw / libunwind.  Go code has
+no \`.eh_frame\` for libunwind: it falls back on the frame-pointer chain,
+which skips the caller of a leaf function that keeps no frame
+(\`runtime.futexsleep\` above \`runtime.futex\`), where libdw's path reads
+Go's own frame-size table.
 
 | target | mode | stacks | ends | frames per stack | differ | further / shorter | ns per stack, median | first pass, ms |
 |---|---|---|---|---|---|---|---|---|
 EOF
 	cat "$ROWS"
+	# what the rows say, in words: where libunwind would be worth using
+	awk -F'|' '
+		function num(x) { gsub(/[^0-9.]/, "", x); return x + 0 }
+		{ n += num($4); split($8, fs, "/"); further += num(fs[1]); shorter += num(fs[2])
+		  split($9, t, "/"); r = num(t[1]) ? num(t[2]) / num(t[1]) : 0
+		  if (rows == 0 || r < lo) lo = r; if (rows == 0 || r > hi) hi = r; rows++
+		  if (num($7) > 0) { d = d (d == "" ? "" : ", ") $2; gsub(/^ +| +$/, "", d) } }
+		END {
+			printf "\nOver the %d stacks of %d rows, libunwind got further than libdw on %d and stopped\n", n, rows, further
+			printf "earlier on %d; its frames differ from libdw%cs only on: %s.  Per stack it took\n", shorter, 39, d == "" ? "none" : d
+			printf "%.1f to %.1f times libdw%cs time (median against median).  ", lo, hi, 39
+			if (further == 0 && lo > 1)
+				print "It wins nowhere: xprof keeps libdw as\nits only unwinder, with no libunwind fallback (it would never have added a\nframe), and `XPROF_UNWINDER=libunwind` stays for comparisons like this one."
+			else
+				print "See the rows for where it does better."
+		}' "$ROWS"
+	if [ -s "$INSTR" ]; then
+		cat <<EOF
+
+The same on parked-O2's 7 threads, counted rather than timed (the machine's
+load does not move these): instructions per stack under callgrind, warm
+(21 passes less 1, over 20 passes) and in the first pass, and system calls
+per stack, warm, under strace:
+
+| unwinder | stacks | instructions per stack, warm | first pass, per stack | system calls per stack, warm | of which rt_sigprocmask |
+|---|---|---|---|---|---|
+EOF
+		cat "$INSTR"
+	fi
 	if [ -s "$W/upt" ]; then
 		cat <<EOF
 

@@ -18,7 +18,9 @@
  * not equal to libdw's at the same depth (a missing or extra frame counts);
  * further/shorter: stacks that are libdw's with frames added / cut;
  * first_ms: the first pass over all stacks (cold caches); median_ns/p90_ns:
- * one stack, over every later pass.  -v: each stack's functions per unwinder.
+ * one stack, over every later pass.  -v: each stack's functions per unwinder
+ * (tab-separated, inline frames included, innermost first);
+ * -b NAME: only that unwinder (to count its instructions under callgrind).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,6 +47,7 @@ struct one_stack {
 static struct one_stack *stacks;
 static size_t nstacks, cap_stacks;
 static int runs = 20, verbose, with_upt;
+static const char *only; /* -b NAME: that unwinder alone (for callgrind) */
 
 static int64_t now_ns(void)
 {
@@ -247,8 +250,10 @@ static void print_stack(struct xp_space *space, const char *name, const struct o
 	printf("stack tid %d unwinder %s n %zu complete %d:", (int)o->tid, name, st->n, st->complete);
 	for (i = 0; i < st->n; i++) {
 		const struct xp_sym *s = xp_symbolize(space, st->pc[i], st->is_call[i]);
+		if (!s || s->nframes == 0)
+			printf("\t??");
 		for (k = 0; s && k < s->nframes; k++)
-			printf(" %s", s->frames[k].function);
+			printf("\t%s", s->frames[k].function);
 	}
 	printf("\n");
 }
@@ -298,6 +303,10 @@ static int run_backend(pid_t pid, const struct xp_maps *maps, struct xp_mem *liv
 	size_t nns = 0, i;
 	int r, err;
 
+	if (only && strcmp(only, name) != 0) {
+		free(ns);
+		return 0;
+	}
 	if (!ns)
 		return -ENOMEM;
 	if ((err = xp_space_open(pid, maps, live, 0, &space)) < 0) {
@@ -343,19 +352,20 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	if (argc < 3 || (strcmp(argv[1], "threads") != 0 && strcmp(argv[1], "cpu") != 0)) {
-		fprintf(stderr, "usage: unwcmp threads|cpu PID [-r RUNS] [-d MS] [-n MAX] [-v] [-u]\n");
+		fprintf(stderr, "usage: unwcmp threads|cpu PID [-r RUNS] [-d MS] [-n MAX] [-v] [-u] [-b libdw|libunwind]\n");
 		return 64;
 	}
 	threads = strcmp(argv[1], "threads") == 0;
 	pid = atoi(argv[2]);
 	optind = 3;
-	while ((opt = getopt(argc, argv, "r:d:n:vu")) != -1) {
+	while ((opt = getopt(argc, argv, "r:d:n:vub:")) != -1) {
 		switch (opt) {
 		case 'r': runs = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
 		case 'd': ms = atoi(optarg); break;
 		case 'n': max = (size_t)atol(optarg); break;
 		case 'v': verbose = 1; break;
 		case 'u': with_upt = 1; break;
+		case 'b': only = optarg; break;
 		default: return 64;
 		}
 	}
