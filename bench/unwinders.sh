@@ -33,6 +33,7 @@ die() { echo "bench/unwinders: $*" >&2; exit 1; }
 [ -x "$CMP" ] || die "$CMP is not built: run 'make unit' (or 'make bench')"
 [ -x "$FIX/parked-O2" ] || die "the fixtures are not built: run 'make fixtures' (or 'make bench')"
 
+LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 W=$(mktemp -d)
 chmod 711 "$W"
 started=()
@@ -286,6 +287,14 @@ per stack, warm, under strace:
 |---|---|---|---|---|---|
 EOF
 		cat "$INSTR"
+		cat <<EOF
+
+libunwind's time goes to that \`rt_sigprocmask\` pair around each lookup in
+its cache of register rules: Debian's libunwind (1.6) blocks every signal
+while it holds the cache's lock, two system calls a frame
+(\`UNW_CACHE_PER_THREAD\` measured the same, \`UNW_CACHE_NONE\` 2.5 times
+slower).
+EOF
 	fi
 	if [ -s "$W/upt" ]; then
 		cat <<EOF
@@ -301,6 +310,9 @@ stands still:
 EOF
 		cat "$W/upt"
 	fi
+	echo
+	echo "Command: \`BENCH_UNW_RUNS=$RUNS BENCH_UNW_MS=$MS bash bench/unwinders.sh\`; load average $LOAD0 at the"
+	echo "start, $(cut -d' ' -f1 /proc/loadavg) at the end (the times are medians; the counts above are not timed)."
 } >"$body"
 cat "$body"
 bash bench/md-section.sh "$DOC" "$KEY" "$HEADING" "$body"

@@ -261,6 +261,31 @@ static unw_accessors_t accessors = {
 	.get_proc_name = get_proc_name,
 };
 
+/* ---- choosing the unwinder ----------------------------------------------------- */
+
+static enum xp_unwind_backend default_backend = XP_UNWIND_LIBDW;
+
+int xp_unwind_backend_parse(const char *name, enum xp_unwind_backend *b)
+{
+	if (strcmp(name, "libdw") == 0)
+		*b = XP_UNWIND_LIBDW;
+	else if (strcmp(name, "libunwind") == 0)
+		*b = XP_UNWIND_LIBUNWIND;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+void xp_unwind_set_backend(enum xp_unwind_backend b)
+{
+	default_backend = b;
+}
+
+enum xp_unwind_backend xp_unwind_default_backend(void)
+{
+	return default_backend;
+}
+
 /* ---- unwinding ---------------------------------------------------------- */
 
 int xp_lu_new(struct xp_space *space, struct xp_lu **out)

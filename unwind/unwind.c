@@ -37,24 +37,6 @@ struct xp_unwinder {
 	struct xp_lu *lu;       /* XP_UNWIND_LIBUNWIND: libunwind unwinds instead */
 };
 
-static enum xp_unwind_backend default_backend = XP_UNWIND_LIBDW;
-
-int xp_unwind_backend_parse(const char *name, enum xp_unwind_backend *b)
-{
-	if (strcmp(name, "libdw") == 0)
-		*b = XP_UNWIND_LIBDW;
-	else if (strcmp(name, "libunwind") == 0)
-		*b = XP_UNWIND_LIBUNWIND;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-void xp_unwind_set_backend(enum xp_unwind_backend b)
-{
-	default_backend = b;
-}
-
 static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
 {
 	(void)dwfl;
@@ -104,7 +86,7 @@ static const Dwfl_Thread_Callbacks callbacks = {
 
 int xp_unwinder_new(struct xp_space *space, struct xp_unwinder **out)
 {
-	return xp_unwinder_new_backend(space, default_backend, out);
+	return xp_unwinder_new_backend(space, xp_unwind_default_backend(), out);
 }
 
 int xp_unwinder_new_backend(struct xp_space *space, enum xp_unwind_backend b, struct xp_unwinder **out)
