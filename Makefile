@@ -14,7 +14,11 @@ PREFIX ?= /usr/local
 CFLAGS ?= -O2 -g
 XP_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-missing-field-initializers $(CFLAGS)
 CPPFLAGS += -I.
-LDLIBS := -ldw -lelf $(shell pkg-config --libs libunwind-ptrace libunwind-generic) -lprotobuf-c -lz -liberty -lm -lmicrohttpd -lpthread
+# libunwind-generic: the second unwinder (unwind/libunwind.c); -ptrace only for
+# tests/unit/unwcmp's comparison with libunwind's own ptrace accessors
+UNWIND_LIBS := $(shell pkg-config --libs libunwind-generic 2>/dev/null || echo -lunwind-generic)
+UNWIND_PTRACE_LIBS := $(shell pkg-config --libs libunwind-ptrace 2>/dev/null || echo -lunwind-ptrace)
+LDLIBS := -ldw -lelf $(UNWIND_LIBS) -lprotobuf-c -lz -liberty -lm -lmicrohttpd -lpthread
 
 # Debian packages: building, then testing and benchmarking.
 BUILD_PKGS := gcc make pkg-config libelf-dev libdw-dev libprotobuf-c-dev \
@@ -76,7 +80,7 @@ tests/unit/pprofcheck: tests/unit/pprofcheck.c $(PROTO_OBJS)
 
 # libdw's unwinder against libunwind's (bench/unwinders.sh, tests/unwinders.t)
 tests/unit/unwcmp: tests/unit/unwcmp.c $(LIB_OBJS) $(HEADERS)
-	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(LIB_OBJS) $(UNWIND_PTRACE_LIBS) $(LDLIBS)
 
 tests/unit/noperf: tests/unit/noperf.c
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $<
