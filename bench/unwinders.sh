@@ -247,7 +247,8 @@ is the first pass over all the stacks (cold: CFI found and parsed; libdw's
 includes reading \`.debug_frame\` from separate debug files, which xprof
 opens anyway to symbolize), *ns per stack* the median of one stack's unwind
 over the other passes.  *Ends*: stacks whose outermost frame is \`_start\`,
-a clone or a Go stack's top.  *Differ*: libunwind's frames not equal to
+a clone, a Go stack's top or a Go stack switch (\`runtime.mcall\`,
+\`runtime.systemstack\`, where Go's own traceback ends a system stack).  *Differ*: libunwind's frames not equal to
 libdw's at the same depth; *further / shorter*: libunwind's stacks that are
 libdw's with frames added / cut.  Frames: libdw / libunwind.  Go code has
 no \`.eh_frame\` for libunwind: it falls back on the frame-pointer chain,

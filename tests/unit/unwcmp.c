@@ -14,7 +14,7 @@
  *   unwinder NAME stacks N complete C ends E frames F differ D further U shorter S
  *            first_ms T median_ns M p90_ns P
  * complete: the unwinder said it reached the outermost frame; ends: the
- * outermost frame is _start, a clone or a Go stack's top; differ: frames
+ * outermost frame is _start, a clone, a Go stack's top or a Go stack switch; differ: frames
  * not equal to libdw's at the same depth (a missing or extra frame counts);
  * further/shorter: stacks that are libdw's with frames added / cut;
  * first_ms: the first pass over all stacks (cold caches); median_ns/p90_ns:
@@ -223,9 +223,13 @@ static const char *outer_name(struct xp_space *space, const struct xp_stack *st)
 
 static int is_end(const char *f)
 {
+	/* Go: the tops of goroutine and system stacks, and the functions that
+	 * switch stacks, where Go's own traceback ends a system stack */
 	static const char *ends[] = { "_start", "__clone3", "__clone", "clone", "clone3", "runtime.goexit",
-				      "runtime.mstart", "runtime.rt0_go", "runtime.goexit.abi0",
-				      "runtime.mstart.abi0", "runtime.rt0_go.abi0" };
+				      "runtime.mstart", "runtime.rt0_go", "runtime.mcall", "runtime.systemstack",
+				      "runtime.morestack", "runtime.goexit.abi0", "runtime.mstart.abi0",
+				      "runtime.rt0_go.abi0", "runtime.mcall.abi0", "runtime.systemstack.abi0",
+				      "runtime.morestack.abi0" };
 	size_t i;
 
 	for (i = 0; i < sizeof(ends) / sizeof(ends[0]); i++)
