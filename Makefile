@@ -128,6 +128,7 @@ bench: deps
 	bash bench/heap.sh
 	bash bench/go.sh
 	bash bench/serve.sh
+	bash bench/top.sh
 
 install: xprof
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
