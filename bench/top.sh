@@ -145,6 +145,12 @@ verdict = ""
 if S["cpu"] is not None and S["top"] is not None:
     verdict = ("xprof top's slowdown is %+.1f%%, xprof cpu's %+.1f%% (difference %+.1f points)." %
                (S["top"], S["cpu"], S["top"] - S["cpu"]))
+    alone = [r["work"] for r in timed if r["tool"] == "none" and r["work"] is not None]
+    if len(alone) > 1 and base:
+        spread = 100.0 * (max(alone) - min(alone)) / base
+        verdict += ("  The target alone varied by %.0f%% of its median between rounds%s." % (
+            spread, ": more than the difference, which is noise at this load"
+            if spread > abs(S["top"] - S["cpu"]) else ""))
 body = [
     "Measured %s; %s rounds, %s s in all.  Each round runs `%s %s %s` alone, with `xprof cpu -p "
     "PID -F %s -d 600s` attached and with `xprof top -p PID -F %s` attached (its standard output a "

@@ -36,6 +36,7 @@
 #define STACKS_MAX 200000
 #define FRAMES_MAX 512
 #define THREADS_MAX 65536
+#define FUNC_THREADS_MAX 32   /* threads listed per function (a pool of 1000 is "+more") */
 #define TEXT_ROWS 25          /* rows of each text block (pipe mode) */
 
 struct top_opts {
@@ -55,8 +56,9 @@ struct func {
 	uint64_t own, total, stamp, line_count;
 	int64_t line;
 	uint64_t state_own[3]; /* --wall: own samples running, sleeping, disk */
-	uint32_t *threads;     /* thread indexes it ran on (total) */
+	uint32_t *threads;     /* thread indexes it ran on (total), at most FUNC_THREADS_MAX */
 	size_t nthreads, threads_alloc;
+	int more_threads;      /* and others */
 };
 
 struct frame {
@@ -125,6 +127,8 @@ struct top {
 	int show_kernel;
 	int show_stack;
 	int show_help;
+	int chooser_open;     /* the thread list (T) */
+	size_t chooser_sel;
 	size_t selected, scroll;
 	struct row *rows;
 	size_t nrows, rows_alloc;
@@ -660,6 +664,10 @@ static int func_has_thread(struct func *f, uint32_t th)
 	for (i = 0; i < f->nthreads; i++)
 		if (f->threads[i] == th)
 			return 1;
+	if (f->nthreads == FUNC_THREADS_MAX) {
+		f->more_threads = 1;
+		return 0;
+	}
 	if (f->nthreads == f->threads_alloc) {
 		size_t na = f->threads_alloc ? f->threads_alloc * 2 : 4;
 		uint32_t *v = realloc(f->threads, na * sizeof(*v));
@@ -688,6 +696,7 @@ static uint64_t fold_window(struct top *t, enum window w)
 		f->own = f->total = f->line_count = 0;
 		f->line = 0;
 		f->nthreads = 0;
+		f->more_threads = 0;
 		memset(f->state_own, 0, sizeof(f->state_own));
 	}
 	for (i = 0; i < t->nstacks; i++) {
@@ -831,12 +840,14 @@ static void thread_list(const struct top *t, const struct func *f, char *buf, si
 		char one[96];
 		int w = snprintf(one, sizeof(one), "%s%s", i ? " " : "", th->name);
 		if (used + (size_t)w + 8 >= len) {
-			snprintf(buf + used, len - used, " +%zu", f->nthreads - i);
+			snprintf(buf + used, len - used, " +%zu%s", f->nthreads - i, f->more_threads ? "+" : "");
 			return;
 		}
 		memcpy(buf + used, one, (size_t)w + 1);
 		used += (size_t)w;
 	}
+	if (f->more_threads)
+		snprintf(buf + used, len - used, " +more");
 }
 
 static void state_mix(const struct func *f, char *buf, size_t len)
@@ -844,7 +855,7 @@ static void state_mix(const struct func *f, char *buf, size_t len)
 	uint64_t n = f->state_own[0] + f->state_own[1] + f->state_own[2];
 
 	if (!n) {
-		snprintf(buf, len, "-");
+		snprintf(buf, len, "%-14s", "-");
 		return;
 	}
 	snprintf(buf, len, "R%3.0f S%3.0f D%3.0f", pct(f->state_own[0], n), pct(f->state_own[1], n),
@@ -854,7 +865,7 @@ static void state_mix(const struct func *f, char *buf, size_t len)
 static void header_lines(const struct top *t, char *l1, size_t n1, char *l2, size_t n2)
 {
 	const char *filter = t->thread_filter < 0 ? "all" : t->threads[t->thread_filter].name;
-	char tid[32] = "";
+	char tid[32] = "", states[128] = "";
 
 	snprintf(l1, n1,
 		 "%s (pid %d)  cpu %.0f%%  threads %ld  samples %" PRIu64 " (%.0f/s)  lost %" PRIu64 " (%" PRIu64
@@ -864,8 +875,17 @@ static void header_lines(const struct top *t, char *l1, size_t n1, char *l2, siz
 		 t->samples_seen_all ? 100.0 * (double)t->complete_all / (double)t->samples_seen_all : 100.0);
 	if (t->thread_filter >= 0)
 		snprintf(tid, sizeof(tid), " (tid %d)", (int)t->threads[t->thread_filter].tid);
+	if (t->o.wall) {
+		/* each thread by its most frequent state of the last second */
+		size_t i, n[4] = { 0, 0, 0, 0 };
+		for (i = 0; i < t->nthreads; i++)
+			if (t->threads[i].state)
+				n[strchr("RSDT", t->threads[i].state) - "RSDT"]++;
+		snprintf(states, sizeof(states), "wall-clock (threads: %zu running, %zu sleeping, %zu disk%s)", n[0],
+			 n[1], n[2], n[3] ? ", some stopped" : "");
+	}
 	snprintf(l2, n2, "%s at %d Hz  window: %s  sort: %s  thread: %s%s  kernel frames: %s%s%s",
-		 t->o.wall ? "wall-clock" : "cpu", t->o.freq, t->win == WIN_LAST ? "last second" : "since start",
+		 t->o.wall ? states : "cpu", t->o.freq, t->win == WIN_LAST ? "last second" : "since start",
 		 t->sort_total ? "total" : "own", filter, tid, t->show_kernel ? "shown" : "hidden",
 		 t->stacks_dropped ? "  (stack table full: some samples only counted)" : "",
 		 t->paused ? "  PAUSED" : "");
@@ -976,9 +996,6 @@ static void put_line(int y, const char *s, int attr)
 	}
 }
 
-static int thread_chooser_open;
-static size_t thread_chooser_sel;
-
 static void draw(struct top *t)
 {
 	char l1[512], l2[512], line[1024];
@@ -992,7 +1009,7 @@ static void draw(struct top *t)
 	if (t->show_help) {
 		for (i = 0; help_text[i] && i + 2 < LINES - 1; i++)
 			put_line(i + 2, help_text[i], i == 0 ? A_BOLD : 0);
-	} else if (thread_chooser_open) {
+	} else if (t->chooser_open) {
 		put_line(2, "choose a thread (Enter: show it only, a: all threads, Esc: back)", A_BOLD);
 		for (i = 0; i <= (int)t->nthreads && i + 3 < LINES - 1; i++) {
 			if (i == 0)
@@ -1000,7 +1017,7 @@ static void draw(struct top *t)
 			else
 				snprintf(line, sizeof(line), "  %-7d %-20s %6.1f%% of the samples since start", (int)t->threads[i - 1].tid,
 					 t->threads[i - 1].name, pct(t->threads[i - 1].all, t->samples_all));
-			put_line(i + 3, line, (size_t)i == thread_chooser_sel ? A_REVERSE : 0);
+			put_line(i + 3, line, (size_t)i == t->chooser_sel ? A_REVERSE : 0);
 		}
 	} else if (t->show_stack && t->nrows) {
 		const struct row *r = &t->rows[t->selected];
@@ -1059,29 +1076,29 @@ static int on_key(struct top *t, int ch)
 		t->show_help = 0;
 		return ch == 'q' ? (t->quit = 1) : 1;
 	}
-	if (thread_chooser_open) {
+	if (t->chooser_open) {
 		switch (ch) {
 		case KEY_UP: case 'k':
-			if (thread_chooser_sel)
-				thread_chooser_sel--;
+			if (t->chooser_sel)
+				t->chooser_sel--;
 			return 1;
 		case KEY_DOWN: case 'j':
-			if (thread_chooser_sel < t->nthreads)
-				thread_chooser_sel++;
+			if (t->chooser_sel < t->nthreads)
+				t->chooser_sel++;
 			return 1;
 		case '\n': case '\r': case KEY_ENTER:
-			select_thread(t, (long)thread_chooser_sel - 1);
-			thread_chooser_open = 0;
+			select_thread(t, (long)t->chooser_sel - 1);
+			t->chooser_open = 0;
 			return 1;
 		case 'a':
 			select_thread(t, -1);
-			thread_chooser_open = 0;
+			t->chooser_open = 0;
 			return 1;
 		case 'q':
 			t->quit = 1;
 			return 0;
 		case 27: case 'T':
-			thread_chooser_open = 0;
+			t->chooser_open = 0;
 			return 1;
 		}
 		return 0;
@@ -1109,8 +1126,8 @@ static int on_key(struct top *t, int ch)
 		select_thread(t, t->thread_filter < 0 ? (long)t->nthreads - 1 : t->thread_filter - 1);
 		return 1;
 	case 'T':
-		thread_chooser_open = 1;
-		thread_chooser_sel = (size_t)(t->thread_filter + 1);
+		t->chooser_open = 1;
+		t->chooser_sel = (size_t)(t->thread_filter + 1);
 		return 1;
 	case 'K':
 		t->show_kernel = !t->show_kernel;
@@ -1340,9 +1357,12 @@ int cmd_top(int argc, char **argv)
 	co.arg = &t;
 	err = xp_cpu_open(&co, &t.c);
 	if (!t.o.wall && (err == -EACCES || err == -EPERM)) {
-		xp_explain_eperm(pid, why, sizeof(why));
-		xp_msg("top: cannot sample pid %d: perf_event_open refused (%s; --wall samples with ptrace instead)",
-		       (int)pid, why);
+		/* no silent fallback to --wall: that would stop the target */
+		if (xp_explain_eperm(pid, why, sizeof(why)) == XP_EPERM_CREDENTIALS)
+			xp_msg("top: cannot sample pid %d: operation not permitted (%s)", (int)pid, why);
+		else
+			xp_msg("top: cannot sample pid %d: perf_event_open refused (%s; --wall samples with ptrace, "
+			       "stopping it at each tick)", (int)pid, why);
 		return XP_EXIT_FATAL;
 	}
 	if (err < 0) {

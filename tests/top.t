@@ -13,7 +13,7 @@ SOCK="xprof-test-$$"
 tm() { tmux -L "$SOCK" "$@"; }
 trap 'tm kill-server 2>/dev/null; _cleanup' EXIT
 
-plan 48
+plan 52
 
 # screen: the pane now, into $TMP/screen
 screen() { tm capture-pane -p -t top >"$TMP/screen"; }
@@ -228,8 +228,10 @@ for i in $(seq 1 150); do
 done
 got=$(col 4 main.burn)
 n=$(samples)
-within "$got" 100 3
-ok $? "Go: main.burn is on $got% of goapp's samples ($n), truth all but the runtime's few" || diag "$(head -8 "$TMP/screen")"
+first=$(rows | head -1 | awk '{ print $5 }')
+[ "$first" = main.burn ] && awk -v g="$got" 'BEGIN { exit !(g != "" && g >= 90) }'
+ok $? "Go: main.burn is the hottest function, on $got% of goapp's samples ($n; truth: all but the runtime's few, at least 90%)" ||
+	diag "$(head -8 "$TMP/screen")"
 grep -qE ' main\.burn +main\.go:[0-9]+ ' "$TMP/screen"
 ok $? "Go: main.burn's file:line is main.go"
 tm send-keys -t top q
@@ -245,5 +247,25 @@ is "${st[0]}" 0 "| head -20: xprof ends with exit 0 when the pipe closes ($ms ms
 [ "$(wc -l <"$TMP/pipe")" = 20 ] && head -1 "$TMP/pipe" | grep -qE "^--- [0-9-]+T[0-9:]+Z cpuburn \(pid $pid\)  cpu " &&
 	grep -qE '^ +\*own 1s  total 1s +own all +total all  FUNCTION' "$TMP/pipe" && [ "$ms" -lt 15000 ]
 ok $? "pipe mode prints timestamped blocks of the same table" || diag "$(head -5 "$TMP/pipe")"
+
+# refusals: one line, exit 2, the terminal never taken
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	nobody_dir "$XPROF"
+	one_line 2 "top: cannot sample pid $pid: operation not permitted (pid $pid belongs to uid 0" \
+		"as nobody on a root process: why, in one line" -- setpriv --reuid=nobody --regid=nogroup --clear-groups "$NOBODY_DIR/xprof" top -p "$pid"
+else
+	ok 0 "# SKIP needs root and setpriv"
+fi
+one_line 2 "top: no process named 'xprof-no-such-name' is running" "--name with none running" -- \
+	"$XPROF" top --name xprof-no-such-name
+
+# --wall (text mode): cpuburn's two workers run, its main thread sleeps
+timeout --preserve-status -s INT 6 "$XPROF" top -p "$pid" --wall >"$TMP/wall" 2>"$TMP/err"
+is "$?" 0 "--wall: SIGINT ends it with exit 0" || diag "$(cat "$TMP/err")"
+grep -q '^wall-clock (threads: 2 running, 1 sleeping, 0 disk) at 99 Hz' "$TMP/wall" &&
+	grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  R  0 S100 D  0  .* cpuburn$' "$TMP/wall" &&
+	grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  R100 S  0 D  0  .* burn-[01]( burn-[01])?$' "$TMP/wall"
+ok $? "--wall: 2 threads running, 1 sleeping; the main thread's own samples all sleeping, the workers' running" ||
+	diag "$(head -12 "$TMP/wall")"
 
 done_testing
