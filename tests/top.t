@@ -9,8 +9,9 @@
 need_ptrace
 command -v tmux >/dev/null || { echo "Bail out! tmux missing (make deps)"; exit 1; }
 
-SOCK="xprof-test-$$"
-tm() { tmux -L "$SOCK" "$@"; }
+# a private server on a socket in the test's own directory (removed with it)
+SOCK="$TMP/tmux-xprof-test-$$"
+tm() { tmux -S "$SOCK" "$@"; }
 trap 'tm kill-server 2>/dev/null; _cleanup' EXIT
 
 plan 52
@@ -252,7 +253,7 @@ ok $? "pipe mode prints timestamped blocks of the same table" || diag "$(head -5
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	nobody_dir "$XPROF"
 	one_line 2 "top: cannot sample pid $pid: operation not permitted (pid $pid belongs to uid 0" \
-		"as nobody on a root process: why, in one line" -- setpriv --reuid=nobody --regid=nogroup --clear-groups "$NOBODY_DIR/xprof" top -p "$pid"
+		"as nobody on a root process: why, in one line" -- setpriv --reuid=nobody --regid=nogroup --clear-groups "$NOBODY_DIR/$(basename "$XPROF")" top -p "$pid"
 else
 	ok 0 "# SKIP needs root and setpriv"
 fi
@@ -260,11 +261,18 @@ one_line 2 "top: no process named 'xprof-no-such-name' is running" "--name with 
 	"$XPROF" top --name xprof-no-such-name
 
 # --wall (text mode): cpuburn's two workers run, its main thread sleeps
-timeout --preserve-status -s INT 6 "$XPROF" top -p "$pid" --wall >"$TMP/wall" 2>"$TMP/err"
+"$XPROF" top -p "$pid" --wall >"$TMP/wall" 2>"$TMP/err" &
+xp=$!
+wall_seen() {
+	grep -q '^wall-clock (threads: 2 running, 1 sleeping, 0 disk) at 99 Hz' "$TMP/wall" &&
+		grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  R  0 S100 D  0  .* cpuburn$' "$TMP/wall" &&
+		grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  R100 S  0 D  0  .* burn-[01]( burn-[01])?$' "$TMP/wall"
+}
+for i in $(seq 1 200); do wall_seen && break; sleep 0.1; done
+kill -INT "$xp"
+wait "$xp"
 is "$?" 0 "--wall: SIGINT ends it with exit 0" || diag "$(cat "$TMP/err")"
-grep -q '^wall-clock (threads: 2 running, 1 sleeping, 0 disk) at 99 Hz' "$TMP/wall" &&
-	grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  R  0 S100 D  0  .* cpuburn$' "$TMP/wall" &&
-	grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  R100 S  0 D  0  .* burn-[01]( burn-[01])?$' "$TMP/wall"
+wall_seen
 ok $? "--wall: 2 threads running, 1 sleeping; the main thread's own samples all sleeping, the workers' running" ||
 	diag "$(head -12 "$TMP/wall")"
 
