@@ -1318,6 +1318,7 @@ int cmd_top(int argc, char **argv)
 	struct top t;
 	struct xp_cpu_opts co;
 	const struct xp_cpu_stats *st;
+	SCREEN *scr = NULL;
 	char why[256];
 	int rc, err, gone;
 	pid_t pid;
@@ -1370,11 +1371,16 @@ int cmd_top(int argc, char **argv)
 		return XP_EXIT_FATAL;
 	}
 	if (t.tty) {
-		if (!initscr()) {
-			xp_msg("top: cannot set up the terminal (TERM=%s)", getenv("TERM") ? getenv("TERM") : "");
+		/* newterm, not initscr: initscr exits on an unknown TERM */
+		scr = newterm(NULL, stdout, stdin);
+		if (!scr) {
+			xp_msg("top: cannot use the terminal: TERM=%s is unknown to terminfo (set TERM, or pipe the "
+			       "output for the text table)",
+			       getenv("TERM") ? xp_esc(getenv("TERM")) : "");
 			xp_cpu_close(t.c);
 			return XP_EXIT_FATAL;
 		}
+		set_term(scr);
 		cbreak();
 		noecho();
 		nodelay(stdscr, TRUE);
@@ -1394,8 +1400,10 @@ int cmd_top(int argc, char **argv)
 		draw(&t);
 	}
 	err = xp_cpu_run(t.c);
-	if (t.tty)
+	if (t.tty) {
 		endwin(); /* before any message: every way out passes here */
+		delscreen(scr);
+	}
 	st = xp_cpu_stats(t.c);
 	gone = st->gone;
 	rc = XP_EXIT_OK;

@@ -14,7 +14,7 @@ SOCK="$TMP/tmux-xprof-test-$$"
 tm() { tmux -S "$SOCK" "$@"; }
 trap 'tm kill-server 2>/dev/null; _cleanup' EXIT
 
-plan 52
+plan 54
 
 # screen: the pane now, into $TMP/screen
 screen() { tm capture-pane -p -t top >"$TMP/screen"; }
@@ -206,6 +206,14 @@ wait_screen '^xprof-exit=' 5
 is "$(sed -n 's/^xprof-exit=//p' "$TMP/screen")" 0 "Ctrl-C: exit 0"
 is "$(alternate)" 0 "Ctrl-C: the terminal is restored"
 
+# a terminal terminfo does not know: said, exit 2, the screen untouched
+tm send-keys -t top "clear; TERM=xprof-no-such-term $XPROF top -p $pid; echo xprof-exit=\$?" Enter
+wait_screen '^xprof-exit=' 15
+is "$(sed -n 's/^xprof-exit=//p' "$TMP/screen")" 2 "an unknown TERM: exit 2"
+grep -q '^xprof: top: cannot use the terminal: TERM=xprof-no-such-term is unknown to terminfo' "$TMP/screen" &&
+	[ "$(alternate)" = 0 ]
+ok $? "an unknown TERM: said, the screen not taken" || diag "$(grep xprof "$TMP/screen")"
+
 # the target exits
 start_fixture ready2 "$FIX/cpuburn"
 pid2=${ready2%% *}
@@ -268,7 +276,7 @@ wall_seen() {
 		grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  R  0 S100 D  0  .* cpuburn$' "$TMP/wall" &&
 		grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  R100 S  0 D  0  .* burn-[01]( burn-[01])?$' "$TMP/wall"
 }
-for i in $(seq 1 200); do wall_seen && break; sleep 0.1; done
+for i in $(seq 1 400); do wall_seen && break; sleep 0.1; done
 kill -INT "$xp"
 wait "$xp"
 is "$?" 0 "--wall: SIGINT ends it with exit 0" || diag "$(cat "$TMP/err")"
