@@ -140,6 +140,7 @@ struct top {
 	const char *err_what;
 	int quit;
 	int started;
+	uint64_t ticks_missed;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -428,6 +429,11 @@ static const char *pstr(const Perftools__Profiles__Profile *p, int64_t i)
 	return i >= 0 && (size_t)i < p->n_string_table ? p->string_table[i] : "";
 }
 
+static const char *state_word(char state)
+{
+	return state == 'S' ? "sleeping" : state == 'D' ? "disk" : state == 'T' ? "stopped" : "running";
+}
+
 static char state_letter(const char *word)
 {
 	return strcmp(word, "sleeping") == 0 ? 'S' : strcmp(word, "disk") == 0 ? 'D' :
@@ -652,6 +658,8 @@ static int take_interval(struct top *t, const struct xp_cpu_stats *st, int64_t n
 		t->have_prev_cpu = 1;
 	}
 	t->nthreads_proc = proc_threads(t->pid);
+	/* --wall: ticks at which no thread stopped in time, or it exec'd */
+	t->ticks_missed = st->ticks_unstopped + st->ticks_execd;
 	return 0;
 }
 
@@ -881,8 +889,8 @@ static void header_lines(const struct top *t, char *l1, size_t n1, char *l2, siz
 		for (i = 0; i < t->nthreads; i++)
 			if (t->threads[i].state)
 				n[strchr("RSDT", t->threads[i].state) - "RSDT"]++;
-		snprintf(states, sizeof(states), "wall-clock (threads: %zu running, %zu sleeping, %zu disk%s)", n[0],
-			 n[1], n[2], n[3] ? ", some stopped" : "");
+		snprintf(states, sizeof(states), "wall-clock (threads: %zu running, %zu sleeping, %zu disk%s; %" PRIu64
+			 " ticks missed)", n[0], n[1], n[2], n[3] ? ", some stopped" : "", t->ticks_missed);
 	}
 	snprintf(l2, n2, "%s at %d Hz  window: %s  sort: %s  thread: %s%s  kernel frames: %s%s%s",
 		 t->o.wall ? states : "cpu", t->o.freq, t->win == WIN_LAST ? "last second" : "since start",
@@ -1030,7 +1038,7 @@ static void draw(struct top *t)
 			size_t k, len = strlen(line);
 			snprintf(line + len, sizeof(line) - len, "%" PRIu64 " samples, %.1f%%, thread %s (tid %d)%s%s", c,
 				 pct(c, d), t->threads[s->thread].name, (int)t->threads[s->thread].tid,
-				 t->o.wall ? ", " : "", t->o.wall ? (s->state == 'S' ? "sleeping" : s->state == 'D' ? "disk" : s->state == 'T' ? "stopped" : "running") : "");
+				 t->o.wall ? ", " : "", t->o.wall ? state_word(s->state) : "");
 			put_line(2, line, A_BOLD);
 			for (k = 0, y = 3; k < s->n && y < LINES - 1; k++) {
 				if (t->funcs[s->f[k].func].kernel && !t->show_kernel)
