@@ -19,11 +19,14 @@ CPPFLAGS += -I.
 UNWIND_LIBS := $(shell pkg-config --libs libunwind-generic 2>/dev/null || echo -lunwind-generic)
 UNWIND_PTRACE_LIBS := $(shell pkg-config --libs libunwind-ptrace 2>/dev/null || echo -lunwind-ptrace)
 LDLIBS := -ldw -lelf $(UNWIND_LIBS) -lprotobuf-c -lz -liberty -lm -lmicrohttpd -lpthread
+# xprof top's terminal view
+LDLIBS += $(shell pkg-config --libs ncursesw)
 
 # Debian packages: building, then testing and benchmarking.
 BUILD_PKGS := gcc make pkg-config libelf-dev libdw-dev libprotobuf-c-dev \
-	protobuf-c-compiler zlib1g-dev libiberty-dev libmicrohttpd-dev libunwind-dev
-TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl postgresql python3 strace
+	protobuf-c-compiler zlib1g-dev libiberty-dev libmicrohttpd-dev libunwind-dev \
+	libncurses-dev
+TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl postgresql python3 strace tmux
 
 .PHONY: all deps check demo bench install clean fixtures unit sanitize
 
@@ -38,7 +41,7 @@ HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o heapwalk/budget.o
 GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o
 SERVE_OBJS := serve/route.o serve/http.o serve/target.o
 COLLECT_OBJS := collect/space.o collect/cpu.o collect/go.o collect/threads.o collect/heap.o
-CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/go.o cmd/serve.o
+CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/go.o cmd/serve.o cmd/top.o
 LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(GORT_OBJS) $(COLLECT_OBJS) $(SERVE_OBJS) $(PROTO_OBJS)
 HEADERS := $(wildcard */*.h) tests/unit/tap.h proto/profile.pb-c.h
 
@@ -134,6 +137,7 @@ bench: deps
 	bash bench/go.sh
 	bash bench/serve.sh
 	bash bench/unwinders.sh
+	bash bench/top.sh
 
 install: xprof
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

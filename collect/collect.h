@@ -111,6 +111,9 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c);
 /* The pprof profile of the run: samples/count and cpu (or wall)
  * nanoseconds, labels thread, tid (and state with --wall). */
 int xp_cpu_profile(struct xp_cpu *c, struct xp_profile **out);
+/* For a live view, from o->progress: the profile of the samples since the
+ * last take (or the start), then forgets them.  Stats stay cumulative. */
+int xp_cpu_profile_take(struct xp_cpu *c, struct xp_profile **out);
 /* One stack of a flame graph: frame names root first, and its count. */
 struct xp_cpu_stack {
 	char **frames;

@@ -966,6 +966,30 @@ int xp_cpu_profile(struct xp_cpu *r, struct xp_profile **out)
 	return build_profile(r, out);
 }
 
+/* For a live view (xprof top), called between reads (from progress): the
+ * profile of the samples since the last take, then the aggregation is
+ * emptied.  Kernel symbols are read at the first take; the stats stay
+ * cumulative. */
+int xp_cpu_profile_take(struct xp_cpu *r, struct xp_profile **out)
+{
+	size_t i;
+	int err;
+
+	if (r->kernel && !r->kallsyms)
+		r->kallsyms = xp_kallsyms_load();
+	for (i = 0; i < r->nprog; i++)
+		if (r->prog[i].dirty)
+			build_space(r, &r->prog[i]);
+	if ((err = build_profile(r, out)) < 0)
+		return err;
+	for (i = 0; i < r->ntab; i++) {
+		free(r->tab[i]);
+		r->tab[i] = NULL;
+	}
+	r->nagg = 0;
+	return 0;
+}
+
 void xp_cpu_close(struct xp_cpu *r)
 {
 	if (!r)
