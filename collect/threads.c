@@ -155,6 +155,8 @@ static void print_state(FILE *f, struct xp_thread_dump *dp, const struct xp_thre
 			fprintf(f, " held by tid %d%s, not a thread of this process", (int)d->owner,
 			       d->owner_ns ? " of its pid namespace" : "");
 	}
+	if (d->holds_gil)
+		fprintf(f, ", holds the GIL");
 	if (!t->stopped)
 		fprintf(f, ", did not stop: no stack");
 	fprintf(f, "]");
@@ -184,7 +186,7 @@ static void print_frames(FILE *f, struct xp_thread_dump *dp, const struct xp_thr
 				fprintf(f, "%s:%d", xp_esc(fr->file), fr->line);
 			else if (s->module)
 				xp_fputs_escaped(s->module->path, f);
-			if (!fr->inlined)
+			if (!fr->inlined && !xp_pc_is_synthetic(d->pc[i]))
 				fprintf(f, " +0x%" PRIx64, fr->offset);
 			fprintf(f, "\n");
 		}
@@ -327,15 +329,16 @@ static int thread_profile(struct xp_thread_dump *dp, int starts, struct xp_profi
 		const struct xp_thread_stack *d = &dp->d[i];
 		size_t k = starts ? start_frames(dp, d) : d->n, first = d->n - k;
 		int64_t one = 1;
-		struct xp_plabel labels[3] = {
+		struct xp_plabel labels[4] = {
 			{ .key = "tid", .num = d->t->tid },
 			{ .key = "thread", .str = d->t->name },
 			{ .key = "state", .str = xp_state_word(d->t->state) },
+			{ .key = "gil", .str = "held" },
 		};
 		if (starts && k == 0)
 			continue;
 		if ((err = xp_stack_locations(p, dp->space, d->pc + first, d->is_call + first, k, ids)) < 0 ||
-		    (err = xp_profile_add_sample(p, ids, k, &one, 1, labels, starts ? 0 : 3)) < 0)
+		    (err = xp_profile_add_sample(p, ids, k, &one, 1, labels, starts ? 0 : d->holds_gil ? 4 : 3)) < 0)
 			goto out;
 	}
 	*out = p;
@@ -352,10 +355,36 @@ int xp_threads_profile(struct xp_thread_dump *dp, struct xp_profile **out)
 
 /* ---- run -------------------------------------------------------------- */
 
+/* CPython: each interpreter loop activation of a Python thread replaced
+ * by the Python frames it runs, and the GIL holder marked.  The frames are
+ * read after the stop, from the live process: a thread running Python
+ * meanwhile may have moved on (counted in py_moved). */
+static void python_frames(struct xp_thread_dump *dp, struct xp_mem *mem, struct xp_stack *st,
+			  struct xp_thread_stack *d, struct xp_py *py, const struct xp_py_threads *pts)
+{
+	const struct xp_py_thread *pt = xp_py_thread_of(pts, d->t->tid);
+	struct xp_py_merge m;
+
+	if (!pt)
+		return;
+	d->python = 1;
+	d->holds_gil = pt->holds_gil;
+	dp->python_threads++;
+	if (xp_py_merge_stack(py, pt, mem, st, &m) < 0)
+		return;
+	dp->python_frames += m.pyframes;
+	if (m.activations && !m.consistent) {
+		d->py_moved = 1;
+		dp->python_moved++;
+	}
+}
+
 int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *ts)
 {
 	struct xp_mem *mem = NULL;
 	struct xp_unwinder *u = NULL;
+	struct xp_py *py = NULL;
+	struct xp_py_threads pts = { 0 };
 	struct xp_stack *st = malloc(sizeof(*st));
 	int64_t t0 = xp_monotonic_ns();
 	size_t i;
@@ -381,6 +410,12 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 		if (err < 0)
 			goto out;
 	}
+	if (xp_py_open(dp->space, dp->live, &py, dp->python_problem, sizeof(dp->python_problem)) == 1) {
+		snprintf(dp->python, sizeof(dp->python), "%s", xp_py_version(py));
+		dp->python_layout = xp_py_layout_source(py);
+		if (xp_py_threads_read(py, &pts) == 0)
+			dp->gil_locked = pts.gil_locked;
+	}
 	dp->n = dp->snap.nthreads;
 	for (i = 0; i < dp->n; i++) {
 		struct xp_thread_stack *d = &dp->d[i];
@@ -395,6 +430,8 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 		if (nr >= 0 && t->state != 'R')
 			d->syscall = xp_syscall_name(nr);
 		xp_unwind(u, &t->regs, mem, st);
+		if (py)
+			python_frames(dp, mem, st, d, py, &pts);
 		d->pc = malloc((st->n ? st->n : 1) * sizeof(d->pc[0]));
 		d->is_call = malloc(st->n ? st->n : 1);
 		if (!d->pc || !d->is_call) {
@@ -415,6 +452,8 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 	err = 0;
 out:
 	dp->unwind_ns = xp_monotonic_ns() - t0;
+	xp_py_threads_free(&pts);
+	xp_py_close(py);
 	if (!dp->space_borrowed)
 		xp_unwinder_free(u);
 	xp_mem_close(mem);
