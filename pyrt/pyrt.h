@@ -38,6 +38,10 @@ extern const char *const xp_py_known_versions;
  * Python; -ENOTSUP a Python xprof cannot read (why says which, one line);
  * -errno. */
 int xp_py_open(struct xp_space *space, struct xp_mem *live, struct xp_py **out, char *why, size_t whylen);
+/* The same with the known 3.11 layout and the interpreter's addresses
+ * given: for tests and fuzzing, over fake interpreters in memory. */
+int xp_py_open_known(struct xp_space *space, struct xp_mem *live, uint64_t runtime, uint64_t code_type,
+		     struct xp_py **out);
 void xp_py_close(struct xp_py *py);
 /* "3.11.2" */
 const char *xp_py_version(const struct xp_py *py);

@@ -174,6 +174,24 @@ int xp_py_open(struct xp_space *space, struct xp_mem *live, struct xp_py **out, 
 	return 1;
 }
 
+int xp_py_open_known(struct xp_space *space, struct xp_mem *live, uint64_t runtime, uint64_t code_type,
+		     struct xp_py **out)
+{
+	struct xp_py *py = calloc(1, sizeof(*py));
+
+	if (!py)
+		return -ENOMEM;
+	py->space = space;
+	py->live = live;
+	py->runtime = runtime;
+	py->code_type = code_type;
+	py->l = py311;
+	py->layout_source = "known 3.11 layout";
+	snprintf(py->version, sizeof(py->version), "3.11");
+	*out = py;
+	return 0;
+}
+
 void xp_py_close(struct xp_py *py)
 {
 	size_t i;

@@ -115,7 +115,20 @@ start_fixture ready "$PY" fixtures/pyfix.py cpu "$dir" 2
 pid=${ready%% *}
 sleep 0.3
 kill -USR2 "$pid"
-"$XPROF" cpu -p "$pid" -d 4s -F 999 -o "$dir/cpu.pb.gz" 2>"$dir/cpu.err"
+# sampled until the fixture has burned 2.5 s of CPU (1250 samples at 499 Hz:
+# a share's sampling error is then about 1.4 points), however loaded the
+# machine; then Ctrl-C ends the run
+proc_cpu() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+"$XPROF" cpu -p "$pid" -d 40s -F 499 -o "$dir/cpu.pb.gz" 2>"$dir/cpu.err" &
+xp=$!
+cpu0=$(proc_cpu "$pid")
+hz=$(getconf CLK_TCK)
+for i in $(seq 300); do
+	[ $(($(proc_cpu "$pid") - cpu0)) -ge $((5 * hz / 2)) ] && break
+	sleep 0.1
+done
+kill -INT "$xp"
+wait "$xp"
 rc=$?
 kill -USR1 "$pid"
 ok $rc "xprof cpu exits 0" || diag "$(cat "$dir/cpu.err")"
