@@ -16,7 +16,7 @@ need_ptrace
 PY=/usr/bin/python3
 [ -x "$PY" ] && "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
 	skip_all "needs Debian 12's python3 (3.11)"
-plan 17
+plan 18
 
 # py_frames FILE TID: the Python frames of one thread of a text dump,
 # "NAME FILE:LINE" innermost first
@@ -81,8 +81,12 @@ check_threads() {
 }
 
 check_threads dwarf "$PY"
-grep -q 'layouts: DWARF' "$TMP/dwarf/dump.err"
-ok $? "with python3.11-dbg installed, the layouts come from its DWARF" || diag "$(cat "$TMP/dwarf/dump.err")"
+if dpkg-query -W -f='${Status}' python3.11-dbg 2>/dev/null | grep -q 'ok installed'; then
+	grep -q 'layouts: DWARF' "$TMP/dwarf/dump.err"
+	ok $? "with python3.11-dbg installed, the layouts come from its DWARF" || diag "$(cat "$TMP/dwarf/dump.err")"
+else
+	echo "ok $((_tap_n += 1)) # SKIP python3.11-dbg is not installed (make deps)"
+fi
 "$XPROF" threads -p "$LAST_PID" -o "$TMP/threads.pb.gz" 2>"$TMP/threads.err"
 go tool pprof -traces "$TMP/threads.pb.gz" >"$TMP/threads.traces" 2>&1
 [ "$(grep -c ' park_outer$' "$TMP/threads.traces")" = 3 ] && grep -q ' spin_step$' "$TMP/threads.traces" &&
@@ -91,6 +95,20 @@ ok $? "go tool pprof -traces: park_outer in 3 stacks, spin_step in one, no inter
 	diag "$(head -60 "$TMP/threads.traces")"
 go tool pprof -raw "$TMP/threads.pb.gz" 2>/dev/null | grep -q 'gil:\[held\]'
 ok $? "the GIL holder's sample is labelled gil=held"
+# xprof serve: the same code behind net/http/pprof's goroutine dump
+"$XPROF" serve --listen 127.0.0.1:0 -p "$LAST_PID" 2>"$TMP/serve.err" &
+srv=$!
+_fixture_pids="$_fixture_pids $srv"
+for i in $(seq 500); do
+	url=$(sed -n 's|^xprof: serving .* on \(http://127.0.0.1:[0-9]*/debug/pprof\)/$|\1|p' "$TMP/serve.err")
+	[ -n "$url" ] && break
+	sleep 0.02
+done
+curl -s --max-time 30 -o "$TMP/serve.txt" "$url/goroutine?debug=2"
+[ "$(grep -c '^park_outer()' "$TMP/serve.txt")" = 3 ] && grep -q 'holds the GIL' "$TMP/serve.txt"
+ok $? "xprof serve: goroutine?debug=2 has the Python frames and the GIL holder" || diag "$(head -40 "$TMP/serve.txt")"
+kill "$srv"
+wait "$srv" 2>/dev/null
 kill "$LAST_PID"
 
 # the same interpreter with a build id no debug file has: xprof's table
@@ -115,8 +133,8 @@ start_fixture ready "$PY" fixtures/pyfix.py cpu "$dir" 2
 pid=${ready%% *}
 sleep 0.3
 kill -USR2 "$pid"
-# sampled until the fixture has burned 2.5 s of CPU (1250 samples at 499 Hz:
-# a share's sampling error is then about 1.4 points), however loaded the
+# sampled until the fixture has burned 2 s of CPU (1000 samples at 499 Hz:
+# a share's sampling error is then about 1.6 points), however loaded the
 # machine; then Ctrl-C ends the run
 proc_cpu() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 "$XPROF" cpu -p "$pid" -d 40s -F 499 -o "$dir/cpu.pb.gz" 2>"$dir/cpu.err" &
@@ -124,7 +142,7 @@ xp=$!
 cpu0=$(proc_cpu "$pid")
 hz=$(getconf CLK_TCK)
 for i in $(seq 300); do
-	[ $(($(proc_cpu "$pid") - cpu0)) -ge $((5 * hz / 2)) ] && break
+	[ $(($(proc_cpu "$pid") - cpu0)) -ge $((2 * hz)) ] && break
 	sleep 0.1
 done
 kill -INT "$xp"
