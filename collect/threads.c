@@ -157,7 +157,9 @@ static void print_state(FILE *f, struct xp_thread_dump *dp, const struct xp_thre
 	}
 	if (d->holds_gil)
 		fprintf(f, ", holds the GIL");
-	if (!t->stopped)
+	if (!t->stopped && d->n)
+		fprintf(f, ", did not stop: its Python frames only, read as it ran");
+	else if (!t->stopped)
 		fprintf(f, ", did not stop: no stack");
 	fprintf(f, "]");
 }
@@ -355,6 +357,8 @@ int xp_threads_profile(struct xp_thread_dump *dp, struct xp_profile **out)
 
 /* ---- run -------------------------------------------------------------- */
 
+static int keep_stack(struct xp_thread_dump *dp, struct xp_thread_stack *d, const struct xp_stack *st);
+
 /* CPython: each interpreter loop activation of a Python thread replaced
  * by the Python frames it runs, and the GIL holder marked.  The frames are
  * read after the stop, from the live process: a thread running Python
@@ -377,6 +381,37 @@ static void python_frames(struct xp_thread_dump *dp, struct xp_mem *mem, struct 
 		d->py_moved = 1;
 		dp->python_moved++;
 	}
+}
+
+/* A Python thread that did not stop: its Python frames alone, read live. */
+static int python_only(struct xp_thread_dump *dp, struct xp_stack *st, struct xp_thread_stack *d, struct xp_py *py,
+		       const struct xp_py_threads *pts)
+{
+	const struct xp_py_thread *pt = xp_py_thread_of(pts, d->t->tid);
+
+	if (!pt)
+		return 0;
+	d->python = 1;
+	d->holds_gil = pt->holds_gil;
+	dp->python_threads++;
+	memset(st, 0, sizeof(*st));
+	st->n = xp_py_thread_stack(py, pt, st->pc, XP_MAX_FRAMES);
+	dp->python_frames += st->n;
+	return keep_stack(dp, d, st);
+}
+
+/* d's copy of an unwound stack. */
+static int keep_stack(struct xp_thread_dump *dp, struct xp_thread_stack *d, const struct xp_stack *st)
+{
+	d->pc = malloc((st->n ? st->n : 1) * sizeof(d->pc[0]));
+	d->is_call = malloc(st->n ? st->n : 1);
+	if (!d->pc || !d->is_call)
+		return -ENOMEM;
+	memcpy(d->pc, st->pc, st->n * sizeof(st->pc[0]));
+	memcpy(d->is_call, st->is_call, st->n);
+	d->n = st->n;
+	dp->frames += st->n;
+	return 0;
 }
 
 int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *ts)
@@ -425,6 +460,8 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 		d->t = t;
 		if (!t->stopped) {
 			dp->incomplete++;
+			if (py && (err = python_only(dp, st, d, py, &pts)) < 0)
+				goto out;
 			continue;
 		}
 		if (nr >= 0 && t->state != 'R')
@@ -432,18 +469,10 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 		xp_unwind(u, &t->regs, mem, st);
 		if (py)
 			python_frames(dp, mem, st, d, py, &pts);
-		d->pc = malloc((st->n ? st->n : 1) * sizeof(d->pc[0]));
-		d->is_call = malloc(st->n ? st->n : 1);
-		if (!d->pc || !d->is_call) {
-			err = -ENOMEM;
+		if ((err = keep_stack(dp, d, st)) < 0)
 			goto out;
-		}
-		memcpy(d->pc, st->pc, st->n * sizeof(st->pc[0]));
-		memcpy(d->is_call, st->is_call, st->n);
-		d->n = st->n;
 		d->complete = st->complete;
 		d->capped = st->capped;
-		dp->frames += st->n;
 		dp->capped += st->capped;
 		dp->incomplete += !st->complete;
 	}

@@ -74,6 +74,11 @@ const struct xp_py_thread *xp_py_thread_of(const struct xp_py_threads *t, pid_t 
  * it calls and returns).  0 or -errno. */
 int xp_py_thread_update(struct xp_py *py, struct xp_py_thread *t);
 
+/* The Python frames of a thread whose native stack is unknown (it did not
+ * stop), read now through its C frames (tstate->cframe and on): pseudo
+ * pcs, innermost first, at most max.  Returns how many. */
+size_t xp_py_thread_stack(struct xp_py *py, const struct xp_py_thread *t, uint64_t *pc, size_t max);
+
 /* What a merge found. */
 struct xp_py_merge {
 	size_t activations;   /* _PyEval_EvalFrameDefault frames in the native stack */

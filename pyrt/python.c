@@ -87,11 +87,39 @@ static int lookup(struct xp_space *space, const char *name, uint64_t *addr)
 	return -ENOENT;
 }
 
+struct find_module {
+	uint64_t addr;
+	Dwfl_Module *mod;
+};
+
+/* The module whose symbol addr is: by its symbols' range, since a space
+ * may know only a module's code mapping and not the data after it. */
+static int module_of_symbol(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start, void *arg)
+{
+	struct find_module *f = arg;
+	GElf_Sym sym;
+	GElf_Addr addr;
+	int n = dwfl_module_getsymtab(mod), k;
+
+	(void)userdata;
+	(void)name;
+	(void)start;
+	for (k = 1; k < n; k++) {
+		const char *nm = dwfl_module_getsym_info(mod, k, &sym, &addr, NULL, NULL, NULL);
+		if (nm && addr == f->addr && strcmp(nm, "_PyRuntime") == 0) {
+			f->mod = mod;
+			return DWARF_CB_ABORT;
+		}
+	}
+	return DWARF_CB_OK;
+}
+
 static int layout_from_dwarf(struct xp_py *py)
 {
-	Dwfl_Module *mod = dwfl_addrmodule(xp_space_dwfl(py->space), py->runtime);
+	struct find_module fm = { py->runtime, NULL };
+	Dwfl_Module *mod;
 	Dwarf_Addr bias;
-	Dwarf *dw = mod ? dwfl_module_getdwarf(mod, &bias) : NULL;
+	Dwarf *dw;
 	struct xp_dwarf_struct w[] = {
 		{ "pyruntimestate" }, { "_is" }, { "_ts" }, { "_PyCFrame" }, { "_PyInterpreterFrame" }, { "PyCodeObject" },
 	};
@@ -111,6 +139,12 @@ static int layout_from_dwarf(struct xp_py *py)
 	};
 	size_t i;
 
+	mod = dwfl_addrmodule(xp_space_dwfl(py->space), py->runtime);
+	if (!mod) {
+		dwfl_getmodules(xp_space_dwfl(py->space), module_of_symbol, &fm, 0);
+		mod = fm.mod;
+	}
+	dw = mod ? dwfl_module_getdwarf(mod, &bias) : NULL;
 	if (!dw)
 		return -ENOENT;
 	xp_dwarf_find_structs(dw, w, sizeof(w) / sizeof(w[0]));
@@ -565,6 +599,24 @@ static size_t activation_frames(struct xp_py *py, uint64_t frame, uint64_t *pcs,
 			break;
 		frame = word_at(f, l->fr_previous);
 	}
+	return n;
+}
+
+size_t xp_py_thread_stack(struct xp_py *py, const struct xp_py_thread *t, uint64_t *pc, size_t max)
+{
+	uint64_t *seen = malloc(XP_PY_MAX_FRAMES * sizeof(*seen)), cframe = t->cframe, frame;
+	size_t n = 0, nseen = 0, steps;
+
+	if (!seen)
+		return 0;
+	for (steps = 0; plausible(cframe) && n < max && steps < XP_PY_MAX_FRAMES; steps++) {
+		if (read_u64(py->live, cframe + py->l.cf_current_frame, &frame) < 0)
+			break;
+		n += activation_frames(py, frame, pc + n, max - n, seen, &nseen);
+		if (read_u64(py->live, cframe + py->l.cf_previous, &cframe) < 0)
+			break;
+	}
+	free(seen);
 	return n;
 }
 

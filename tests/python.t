@@ -50,7 +50,12 @@ check_threads() {
 	pid=${ready%% *}
 	sleep 0.3 # the threads park
 	"$XPROF" threads -p "$pid" >"$dir/dump.txt" 2>"$dir/dump.err"
-	ok $? "$label: xprof threads exits 0" || diag "$(cat "$dir/dump.err")"
+	rc=$?
+	# 1: a thread did not stop in time (a loaded machine); its Python
+	# frames are still shown, read as it ran
+	[ $rc = 0 ] || { [ $rc = 1 ] && grep -q 'did not stop' "$dir/dump.txt"; }
+	ok $? "$label: xprof threads exits 0 (or 1 with a thread that did not stop in time)" ||
+		diag "exit $rc: $(cat "$dir/dump.err")"
 	kill -USR1 "$pid"
 	wait_done "$dir" 1
 	ok $? "$label: the fixture printed its own view of its threads" || return

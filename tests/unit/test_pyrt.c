@@ -218,6 +218,24 @@ int main(void)
 		   "a chain of 5000 frames is cut at the caps");
 	}
 
+	/* a thread known only by its thread state: every activation's frames,
+	 * through the C frames' chain; a chain of C frames that loops */
+	{
+		static uint64_t cf1[3], cf2[3];
+		uint64_t pcs[XP_MAX_FRAMES];
+		struct xp_py_thread t = { .tid = 1, .cframe = A(cf1) };
+		f3 = frame_obj(outer, 2, 0, 1);
+		f2 = frame_obj(code, 0, 0, 1);
+		f1 = frame_obj(code, 5, A(f2), 0);
+		cf1[1] = A(f1), cf1[2] = A(cf2);
+		cf2[1] = A(f3), cf2[2] = 0;
+		ok(xp_py_thread_stack(py, &t, pcs, XP_MAX_FRAMES) == 3 &&
+		   strcmp(xp_symbolize(space, pcs[2], 0)->frames[0].function, "outer") == 0,
+		   "a thread's Python frames through its C frames: two activations, three frames");
+		cf2[2] = A(cf1);
+		ok(xp_py_thread_stack(py, &t, pcs, XP_MAX_FRAMES) == 3, "C frames in a loop: each frame once");
+	}
+
 	/* thread states in a loop */
 	{
 		static uint8_t runtime[0x200] __attribute__((aligned(16))), interp[0x100] __attribute__((aligned(16)));
