@@ -35,6 +35,7 @@
 /* frame flags */
 #define F_CALL 1   /* a return address: look up pc - 1 */
 #define F_KERNEL 2 /* a kernel address */
+#define F_PY_MOVED 4 /* the innermost Python frame had moved on when read (set on the first user frame) */
 
 /* One distinct (program, thread, state, stack) and its sample count. */
 struct agg {
@@ -398,7 +399,7 @@ static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
  * pointer comes from it, the frames themselves from the live process now,
  * as soon as the sample is read (racy: counted as consistent when the
  * innermost frame pointer is still the one the copy holds). */
-static void python_frames(struct xp_cpu *r, struct program *g, pid_t tid, struct xp_mem *mem)
+static int python_frames(struct xp_cpu *r, struct program *g, pid_t tid, struct xp_mem *mem)
 {
 	struct xp_py_thread *pt;
 	struct xp_py_merge m;
@@ -410,7 +411,7 @@ static void python_frames(struct xp_cpu *r, struct program *g, pid_t tid, struct
 			snprintf(g->python, sizeof(g->python), "%s", xp_py_version(g->py));
 	}
 	if (!g->py)
-		return;
+		return 0;
 	pt = (struct xp_py_thread *)xp_py_thread_of(&g->pts, tid);
 	if (!pt && (now = xp_monotonic_ns()) - g->pts_read_ns > PY_THREADS_REREAD_NS) {
 		g->pts_read_ns = now;
@@ -419,11 +420,12 @@ static void python_frames(struct xp_cpu *r, struct program *g, pid_t tid, struct
 		pt = (struct xp_py_thread *)xp_py_thread_of(&g->pts, tid);
 	}
 	if (!pt || xp_py_thread_update(g->py, pt) < 0)
-		return;
+		return 0;
 	if (xp_py_merge_stack(g->py, pt, mem, r->stack, &m) < 0 || !m.activations)
-		return;
+		return 0;
 	r->py_samples++;
 	r->py_consistent += m.consistent;
+	return !m.consistent;
 }
 
 /* prog: the program that ran; kips: kernel frames, innermost first; regs
@@ -435,6 +437,7 @@ static void add_sample(struct xp_cpu *r, unsigned prog, pid_t tid, char state, c
 	uint64_t pc[FRAMES_MAX];
 	uint8_t flag[FRAMES_MAX];
 	size_t n = 0, i;
+	int moved = 0;
 
 	for (i = 0; i < nk && n < FRAMES_MAX; i++, n++) {
 		pc[n] = kips[i];
@@ -444,10 +447,10 @@ static void add_sample(struct xp_cpu *r, unsigned prog, pid_t tid, char state, c
 		build_space(r, g);
 	if (regs && mem && g->unwinder) {
 		xp_unwind(g->unwinder, regs, mem, r->stack);
-		python_frames(r, g, tid, mem);
+		moved = python_frames(r, g, tid, mem);
 		for (i = 0; i < r->stack->n && n < FRAMES_MAX; i++, n++) {
 			pc[n] = r->stack->pc[i];
-			flag[n] = r->stack->is_call[i] ? F_CALL : 0;
+			flag[n] = (r->stack->is_call[i] ? F_CALL : 0) | (moved && i == 0 ? F_PY_MOVED : 0);
 		}
 		r->complete += r->stack->complete;
 	}
@@ -783,7 +786,7 @@ static int build_profile(struct xp_cpu *r, struct xp_profile **out)
 		struct agg *a = r->tab[i];
 		struct xp_space *space;
 		int64_t values[2];
-		struct xp_plabel labels[3];
+		struct xp_plabel labels[4];
 		size_t nl = 2, first_user;
 
 		if (!a)
@@ -809,6 +812,8 @@ static int build_profile(struct xp_cpu *r, struct xp_profile **out)
 		labels[1] = (struct xp_plabel){ .key = "tid", .num = a->tid };
 		if (r->o.wall)
 			labels[nl++] = (struct xp_plabel){ .key = "state", .str = state_word(a->state) };
+		if (first_user < a->n && (a->flag[first_user] & F_PY_MOVED))
+			labels[nl++] = (struct xp_plabel){ .key = "python", .str = "moved" };
 		err = xp_profile_add_sample(p, ids, space ? a->n : first_user, values, 2, labels, nl);
 		if (err < 0)
 			goto out;

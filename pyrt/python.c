@@ -87,6 +87,27 @@ static int lookup(struct xp_space *space, const char *name, uint64_t *addr)
 	return -ENOENT;
 }
 
+/* A layout from a debug file is input: each field xprof reads from a
+ * structure's copy must lie inside the bytes it copies. */
+static int layout_ok(const struct py_layout *l)
+{
+	const int64_t ts[] = { l->ts_next, l->ts_cframe, l->ts_native_tid };
+	const int64_t fr[] = { l->fr_code, l->fr_previous, l->fr_prev_instr };
+	const int64_t co[] = { l->co_filename, l->co_name, l->co_qualname, l->co_linetable };
+	size_t i;
+
+	if (l->ts_size > 1024 || l->fr_size > 256 || l->co_code > 512 || l->co_code < 16)
+		return 0;
+	for (i = 0; i < 3; i++)
+		if (ts[i] + 8 > l->ts_size || fr[i] + 8 > l->fr_size)
+			return 0;
+	for (i = 0; i < 4; i++)
+		if (co[i] + 8 > l->co_code)
+			return 0;
+	return l->fr_is_entry < l->fr_size && l->fr_owner < l->fr_size && l->co_firstlineno + 4 <= l->co_code &&
+	       l->co_firsttraceable + 4 <= l->co_code;
+}
+
 struct find_module {
 	uint64_t addr;
 	Dwfl_Module *mod;
@@ -155,10 +176,7 @@ static int layout_from_dwarf(struct xp_py *py)
 			return -ENOENT;
 	}
 	l->ts_size = xp_dwarf_struct_size(&w[2]);
-	if (l->ts_size <= l->ts_native_tid || l->ts_size > 65536 || l->fr_owner >= l->fr_size ||
-	    l->co_code <= l->co_linetable)
-		return -ENOENT;
-	return 0;
+	return layout_ok(l) ? 0 : -ENOENT;
 }
 
 int xp_py_open(struct xp_space *space, struct xp_mem *live, struct xp_py **out, char *why, size_t whylen)

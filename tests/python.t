@@ -10,7 +10,10 @@
 #   file); the pprof profile has the Python functions (go tool pprof -traces);
 # - xprof cpu: each Python function's share of the samples within 5 points
 #   of the share of CPU time the fixture measured of itself
-#   (time.thread_time around each call) over the same window.
+#   (time.thread_time around each call) over the same window, counting the
+#   samples whose Python frames were read before they moved on (those that
+#   had are labelled python=moved; their shares are printed as a diag: on
+#   a machine at load 40 they are noisier, their reads late and in batches).
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 PY=/usr/bin/python3
@@ -154,24 +157,34 @@ kill -INT "$xp"
 wait "$xp"
 rc=$?
 kill -USR1 "$pid"
-ok $rc "xprof cpu exits 0" || diag "$(cat "$dir/cpu.err")"
+# 1: samples lost while xprof was starved of CPU (a loaded machine)
+[ $rc = 0 ] || { [ $rc = 1 ] && grep -q 'samples were lost' "$dir/cpu.err"; }
+ok $? "xprof cpu exits 0 (or 1 having lost samples)" || diag "exit $rc: $(cat "$dir/cpu.err")"
 wait_done "$dir" 1
 diag "$(grep python "$dir/cpu.err")"
 go tool pprof -traces "$dir/cpu.pb.gz" >"$dir/traces" 2>&1
-# samples per function (cum: a stack counts once for each function in it)
-shares=$(perl tests/pprof_samples.pl "$dir/cpu.pb.gz" | awk -F'\t' '
-	{ split($1, fr, / /); n = split(fr[1], f, /;/); delete seen
-	  for (i = 1; i <= n; i++) seen[f[i]] = 1
-	  split($2, v, / /); for (k in seen) c[k] += v[1] }
-	END { t = c["alpha"] + c["beta"] + c["gamma"]
-	      if (t) printf "%.1f %.1f %.1f %d", 100 * c["alpha"] / t, 100 * c["beta"] / t, 100 * c["gamma"] / t, t }')
+# samples per function (cum: a stack counts once for each function in it),
+# of all samples, and of those whose Python frames had not moved on when
+# read (no python=moved label)
+shares() {
+	perl tests/pprof_samples.pl "$dir/cpu.pb.gz" | awk -F'\t' -v only="$1" '
+		only && /python:\[moved\]/ { next }
+		{ split($1, fr, / /); n = split(fr[1], f, /;/); delete seen
+		  for (i = 1; i <= n; i++) seen[f[i]] = 1
+		  split($2, v, / /); for (k in seen) c[k] += v[1] }
+		END { t = c["alpha"] + c["beta"] + c["gamma"]
+		      if (t) printf "%.1f %.1f %.1f %d", 100 * c["alpha"] / t, 100 * c["beta"] / t, 100 * c["gamma"] / t, t }'
+}
 truth=$(awk '{ v[$1] = $2 } END { t = v["alpha"] + v["beta"] + v["gamma"]
 	if (t) printf "%.1f %.1f %.1f", 100 * v["alpha"] / t, 100 * v["beta"] / t, 100 * v["gamma"] / t }' "$dir/cpu.txt")
-read -r a b g total <<<"$shares"
 read -r ta tb tg <<<"$truth"
-diag "xprof: alpha $a% beta $b% gamma $g% of $total samples in them; the fixture measured: alpha $ta% beta $tb% gamma $tg%"
+read -r a b g total <<<"$(shares 0)"
+diag "the fixture measured: alpha $ta% beta $tb% gamma $tg%"
+diag "xprof, all samples: alpha $a% beta $b% gamma $g% of $total samples in them"
+read -r a b g total <<<"$(shares 1)"
+diag "xprof, samples not moved on: alpha $a% beta $b% gamma $g% of $total samples in them"
 within "$a" "$ta" 5 && within "$b" "$tb" 5 && within "$g" "$tg" 5
-ok $? "alpha, beta and gamma within 5 points of the CPU shares the fixture measured"
+ok $? "alpha, beta and gamma (samples whose Python frames were read before they moved on) within 5 points of the CPU shares the fixture measured"
 grep -q ' gamma_inner$' "$dir/traces" && awk '/ gamma_inner$/ { getline; exit !($NF == "gamma") }' "$dir/traces"
 ok $? "gamma_inner is called from gamma in the profile"
 kill "$pid"
