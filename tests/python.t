@@ -10,10 +10,9 @@
 #   file); the pprof profile has the Python functions (go tool pprof -traces);
 # - xprof cpu: each Python function's share of the samples within 5 points
 #   of the share of CPU time the fixture measured of itself
-#   (time.thread_time around each call) over the same window, counting the
-#   samples whose Python frames were read before they moved on (those that
-#   had are labelled python=moved; their shares are printed as a diag: on
-#   a machine at load 40 they are noisier, their reads late and in batches).
+#   (time.thread_time around each call) over the same window; skipped,
+#   saying so, when the machine is so loaded that under 70% of the samples
+#   were read before their Python frames moved on.
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 PY=/usr/bin/python3
@@ -178,13 +177,22 @@ shares() {
 truth=$(awk '{ v[$1] = $2 } END { t = v["alpha"] + v["beta"] + v["gamma"]
 	if (t) printf "%.1f %.1f %.1f", 100 * v["alpha"] / t, 100 * v["beta"] / t, 100 * v["gamma"] / t }' "$dir/cpu.txt")
 read -r ta tb tg <<<"$truth"
-read -r a b g total <<<"$(shares 0)"
 diag "the fixture measured: alpha $ta% beta $tb% gamma $tg%"
-diag "xprof, all samples: alpha $a% beta $b% gamma $g% of $total samples in them"
 read -r a b g total <<<"$(shares 1)"
 diag "xprof, samples not moved on: alpha $a% beta $b% gamma $g% of $total samples in them"
-within "$a" "$ta" 5 && within "$b" "$tb" 5 && within "$g" "$tg" 5
-ok $? "alpha, beta and gamma (samples whose Python frames were read before they moved on) within 5 points of the CPU shares the fixture measured"
+read -r a b g total <<<"$(shares 0)"
+diag "xprof, all samples: alpha $a% beta $b% gamma $g% of $total samples in them"
+# the frames are read live: on a machine so loaded that xprof reads them
+# late (under 70% still the same when read: load average 40 on 2 cores),
+# the moved samples come in batches, each read at one moment, and the
+# shares get too noisy to hold to 5 points
+same=$(sed -n 's/.* \([0-9.]*\)% with the Python frames still the same when read/\1/p' "$dir/cpu.err")
+if awk -v s="$same" 'BEGIN { exit !(s != "" && s < 70) }'; then
+	echo "ok $((_tap_n += 1)) # SKIP only $same% of the samples were read before their Python frames moved on: the machine is too loaded to hold the shares to 5 points"
+else
+	within "$a" "$ta" 5 && within "$b" "$tb" 5 && within "$g" "$tg" 5
+	ok $? "alpha, beta and gamma within 5 points of the CPU shares the fixture measured ($same% of samples read before their Python frames moved on)"
+fi
 grep -q ' gamma_inner$' "$dir/traces" && awk '/ gamma_inner$/ { getline; exit !($NF == "gamma") }' "$dir/traces"
 ok $? "gamma_inner is called from gamma in the profile"
 kill "$pid"
