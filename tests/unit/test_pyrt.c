@@ -24,6 +24,24 @@ __attribute__((noinline)) int _PyEval_EvalFrameDefault(int x)
 #define A(x) ((uint64_t)(uintptr_t)(x))
 static uint8_t code_type[64] __attribute__((aligned(16)));
 
+/* the fake objects: never freed, so from one static arena */
+static uint8_t arena[8 << 20] __attribute__((aligned(16)));
+static size_t arena_used;
+
+static void *zalloc(size_t n)
+{
+	uint8_t *p = arena + arena_used;
+
+	n = (n + 15) & ~(size_t)15;
+	if (arena_used + n > sizeof(arena)) {
+		printf("Bail out! test arena full\n");
+		exit(1);
+	}
+	arena_used += n;
+	memset(p, 0, n);
+	return p;
+}
+
 static void put64(uint8_t *p, size_t off, uint64_t v)
 {
 	memcpy(p + off, &v, 8);
@@ -32,7 +50,7 @@ static void put64(uint8_t *p, size_t off, uint64_t v)
 /* a compact ASCII str of text, its length field set to len */
 static uint8_t *str_obj(const char *text, uint64_t len)
 {
-	uint8_t *s = aligned_alloc(16, 48 + 4096);
+	uint8_t *s = zalloc(48 + 4096);
 	uint32_t state = 1u << 5 | 1u << 6 | 1u << 2 | 1u << 7;
 
 	memset(s, 'x', 48 + 4096);
@@ -44,7 +62,7 @@ static uint8_t *str_obj(const char *text, uint64_t len)
 
 static uint8_t *bytes_obj(const uint8_t *data, size_t n, uint64_t size_field)
 {
-	uint8_t *b = aligned_alloc(16, 32 + n + 16);
+	uint8_t *b = zalloc(32 + n + 16);
 
 	memset(b, 0, 32 + n + 16);
 	put64(b, 16, size_field);
@@ -54,7 +72,7 @@ static uint8_t *bytes_obj(const uint8_t *data, size_t n, uint64_t size_field)
 
 static uint8_t *code_obj(const char *qual, const char *file, uint8_t *table)
 {
-	uint8_t *c = aligned_alloc(16, 512);
+	uint8_t *c = zalloc(512);
 
 	memset(c, 0, 512);
 	put64(c, 8, A(code_type));
@@ -68,7 +86,7 @@ static uint8_t *code_obj(const char *qual, const char *file, uint8_t *table)
 
 static uint8_t *frame_obj(uint8_t *code, unsigned lasti, uint64_t previous, int entry)
 {
-	uint8_t *f = aligned_alloc(16, 96);
+	uint8_t *f = zalloc(96);
 
 	memset(f, 0, 96);
 	put64(f, 32, A(code));
@@ -152,7 +170,7 @@ int main(void)
 	ok(m.pyframes == 1, "a frame that is its own caller: one frame");
 
 	/* pointers into nothing, a code pointer to what is no code object */
-	junk = aligned_alloc(16, 512);
+	junk = zalloc(512);
 	memset(junk, 0x41, 512);
 	f1 = frame_obj(code, 5, 0x10, 0);
 	st = merge(A(f1), &m);
@@ -181,7 +199,7 @@ int main(void)
 	}
 
 	/* location tables of noise: any line, never a crash or a hang */
-	noise = malloc(4096);
+	noise = zalloc(4096);
 	srand(7);
 	for (i = 0; i < 200; i++) {
 		size_t k, n = (size_t)(rand() % 4096);
