@@ -121,6 +121,49 @@ int xp_cpu_stacks(struct xp_cpu *c, struct xp_cpu_stack **out, size_t *n);
 void xp_cpu_stacks_free(struct xp_cpu_stack *v, size_t n);
 void xp_cpu_close(struct xp_cpu *c);
 
+/* ---- off-CPU: where threads wait (block), every thread's time (--wall) --- */
+
+struct xp_offcpu;
+
+struct xp_offcpu_opts {
+	pid_t pid;
+	int64_t duration_ns;
+	int wall;                    /* add cpu-clock samples at freq: the time on the CPU too */
+	int freq;
+	int preempted;               /* block: keep involuntary switches (reason "preempted") */
+	volatile sig_atomic_t *stop; /* set: the run ends early (may be NULL) */
+};
+
+/* What an interval of a thread's time is counted as. */
+enum { XP_OFFCPU_BLOCKED, XP_OFFCPU_PREEMPTED, XP_OFFCPU_RUNNING, XP_OFFCPU_KINDS };
+
+struct xp_offcpu_stats {
+	uint64_t switches;           /* switch-outs of the target's threads */
+	uint64_t samples, complete;  /* stacks unwound, and those unwound whole */
+	uint64_t count[XP_OFFCPU_KINDS];
+	int64_t ns[XP_OFFCPU_KINDS]; /* time counted, by kind */
+	uint64_t unmatched;          /* intervals whose stack sample was lost */
+	uint64_t lost;               /* perf records lost */
+	size_t threads, exited;
+	int kernel;                  /* kernel chains: the syscall and wait channel are known */
+	int gone, execd;
+	int64_t start_ns, end_ns, start_real_ns;
+};
+
+/* Opens the context-switch sampling of every thread of pid (and, with
+ * wall, cpu-clock sampling), and the target's modules.  -EACCES/-EPERM:
+ * perf refused. */
+int xp_offcpu_open(const struct xp_offcpu_opts *o, struct xp_offcpu **out);
+/* Runs until the duration ends, the target exits or execs, or *o->stop. */
+int xp_offcpu_run(struct xp_offcpu *c);
+const struct xp_offcpu_stats *xp_offcpu_stats(const struct xp_offcpu *c);
+/* block: contentions/count and delay/nanoseconds, labels thread, tid,
+ * reason (the syscall, or preempted), wchan.  wall: samples/count and
+ * wall/nanoseconds, labels thread, tid, state (running, runnable,
+ * sleeping) and reason. */
+int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out);
+void xp_offcpu_close(struct xp_offcpu *c);
+
 /* ---- threads: every thread's stack at one instant ------------------------------ */
 
 /* One thread of a dump. */
