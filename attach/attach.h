@@ -216,6 +216,10 @@ void xp_snapshot_free(struct xp_snapshot *s);
 /* ---- perf_event_open sampling -------------------------------------- */
 
 #define XP_PERF_STACK_DEFAULT 16384   /* bytes of user stack copied per sample */
+/* per context switch: the target pays for each copy, thousands a second,
+ * and a thread waiting in a system call is rarely deeper (perf's dwarf
+ * default too) */
+#define XP_PERF_STACK_SWITCH 8192
 #define XP_PERF_RING_PAGES 1024       /* per-CPU ring buffer: 4 MiB of data */
 #define XP_PERF_KERNEL_FRAMES 127     /* the kernel's own cap (perf_event_max_stack) */
 

@@ -89,6 +89,13 @@ static int perf_event_open(struct perf_event_attr *attr, pid_t pid, int cpu, int
 	return (int)syscall(SYS_perf_event_open, attr, pid, cpu, group, flags);
 }
 
+/* Switches come in bursts of a full stack each (a thread that blocks
+ * 10,000 times a second): twice the room. */
+static size_t ring_pages(const struct xp_perf *p)
+{
+	return p->o.switches ? 2 * XP_PERF_RING_PAGES : XP_PERF_RING_PAGES;
+}
+
 static void fill_attr(const struct xp_perf *p, struct perf_event_attr *a, int kernel)
 {
 	memset(a, 0, sizeof(*a));
@@ -111,7 +118,9 @@ static void fill_attr(const struct xp_perf *p, struct perf_event_attr *a, int ke
 	if (kernel) {
 		a->sample_type |= PERF_SAMPLE_CALLCHAIN;
 		a->exclude_callchain_user = 1; /* the user part comes from our unwinder */
-	} else {
+	} else if (!p->o.switches) {
+		/* not for switches: a switch happens in the kernel, and an event
+		 * excluding it would open and never sample */
 		a->exclude_kernel = 1;
 	}
 	a->exclude_hv = 1;
@@ -129,7 +138,7 @@ static void fill_attr(const struct xp_perf *p, struct perf_event_attr *a, int ke
 	a->enable_on_exec = p->o.enable_on_exec;
 	a->use_clockid = 1;
 	a->clockid = CLOCK_MONOTONIC;
-	a->wakeup_watermark = (uint32_t)(XP_PERF_RING_PAGES * (size_t)getpagesize() / 4);
+	a->wakeup_watermark = (uint32_t)(ring_pages(p) * (size_t)getpagesize() / 4);
 	a->watermark = 1;
 }
 
@@ -147,17 +156,17 @@ static int add_fd(struct xp_perf *p, int fd)
 	return 0;
 }
 
-static int map_ring(struct ring *r)
+static int map_ring(const struct xp_perf *p, struct ring *r)
 {
 	size_t page = (size_t)getpagesize();
-	size_t len = (1 + XP_PERF_RING_PAGES) * page;
+	size_t len = (1 + ring_pages(p)) * page;
 	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
 
 	if (m == MAP_FAILED)
 		return -errno;
 	r->meta = m;
 	r->data = (uint8_t *)m + page;
-	r->size = XP_PERF_RING_PAGES * page;
+	r->size = ring_pages(p) * page;
 	return 0;
 }
 
@@ -195,7 +204,7 @@ static int open_thread(struct xp_perf *p, pid_t tid)
 
 		fill_attr(p, &a, p->kernel);
 		fd = perf_event_open(&a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-		if (fd < 0 && p->kernel && (errno == EACCES || errno == EPERM) && p->nfds == 0) {
+		if (fd < 0 && p->kernel && !p->o.switches && (errno == EACCES || errno == EPERM) && p->nfds == 0) {
 			/* kernel call chains refused: user space only */
 			p->kernel = 0;
 			fill_attr(p, &a, 0);
@@ -217,7 +226,7 @@ static int open_thread(struct xp_perf *p, pid_t tid)
 		}
 		if (r->fd < 0) {
 			r->fd = fd;
-			if ((err = map_ring(r)) < 0)
+			if ((err = map_ring(p, r)) < 0)
 				return err;
 		} else if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) < 0) {
 			return -errno;
@@ -345,7 +354,7 @@ void xp_perf_close(struct xp_perf *p)
 		return;
 	for (cpu = 0; p->rings && cpu < p->ncpus; cpu++)
 		if (p->rings[cpu].meta)
-			munmap(p->rings[cpu].meta, (1 + XP_PERF_RING_PAGES) * (size_t)getpagesize());
+			munmap(p->rings[cpu].meta, (1 + ring_pages(p)) * (size_t)getpagesize());
 	for (i = 0; i < p->nfds; i++)
 		close(p->fds[i]);
 	free(p->fds);

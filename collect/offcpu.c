@@ -30,7 +30,7 @@
 #define STRINGS_MAX 8192
 
 enum { K_BLOCKED = XP_OFFCPU_BLOCKED, K_PREEMPTED = XP_OFFCPU_PREEMPTED, K_RUNNING = XP_OFFCPU_RUNNING,
-       K_KINDS = XP_OFFCPU_KINDS };
+       K_STOPPED = XP_OFFCPU_STOPPED, K_KINDS = XP_OFFCPU_KINDS };
 
 /* One distinct (thread, reason, wait channel, stack), what it added up. */
 struct entry {
@@ -54,7 +54,7 @@ struct tstate {
 	uint64_t sampled_time;
 	struct entry *away;     /* the stack of the wait in progress (may be NULL) */
 	uint64_t out_time;      /* 0: not known to be away */
-	int out_preempted;
+	int out_kind;           /* what the time away is: K_BLOCKED, K_PREEMPTED, K_STOPPED */
 };
 
 struct xp_offcpu {
@@ -337,7 +337,7 @@ static void on_switch(const struct xp_perf_switch *w, void *arg)
 	if (w->out) {
 		/* an earlier wait whose end was lost is dropped */
 		t->out_time = w->time;
-		t->out_preempted = w->preempted;
+		t->out_kind = w->preempted ? K_PREEMPTED : K_BLOCKED;
 		t->away = t->sampled && w->time >= t->sampled_time && w->time - t->sampled_time < SAMPLE_TO_SWITCH_NS
 				  ? t->sampled
 				  : NULL;
@@ -345,8 +345,7 @@ static void on_switch(const struct xp_perf_switch *w, void *arg)
 		return;
 	}
 	if (t->out_time) {
-		entry_add(c, t->away, t->out_preempted ? K_PREEMPTED : K_BLOCKED,
-			  (int64_t)w->time - clamp_start(c, t->out_time));
+		entry_add(c, t->away, t->out_kind, (int64_t)w->time - clamp_start(c, t->out_time));
 		t->out_time = 0;
 		t->away = NULL;
 	}
@@ -397,7 +396,8 @@ static const struct xp_perf_handlers clock_handlers = {
 
 /* ---- threads already waiting when the run starts ------------------------ */
 
-/* A thread asleep in a system call has no switch-out in the run: its
+/* A thread asleep in a system call (or stopped by SIGSTOP) has no
+ * switch-out in the run: its
  * stack comes from /proc/PID/task/TID/syscall (number, arguments, user sp
  * and pc; readable with the same rights as perf, and without stopping it)
  * and the live stack, which does not move while it sleeps.  Unwinding
@@ -417,7 +417,7 @@ static void note_sleeper(struct xp_offcpu *c, pid_t tid)
 	read_small(path, stat, sizeof(stat));
 	p = strrchr(stat, ')');
 	state = p && p[1] == ' ' ? p[2] : 0;
-	if (state != 'S' && state != 'D')
+	if (state != 'S' && state != 'D' && state != 'T')
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)c->o.pid, (int)tid);
 	read_small(path, buf, sizeof(buf));
@@ -441,7 +441,7 @@ static void note_sleeper(struct xp_offcpu *c, pid_t tid)
 	t->away = entry_get(c, tid, intern(c, reason), intern(c, wchan[0] && strcmp(wchan, "0") ? wchan : NULL),
 			    c->stack);
 	t->out_time = (uint64_t)c->st.start_ns;
-	t->out_preempted = 0;
+	t->out_kind = state == 'T' ? K_STOPPED : K_BLOCKED;
 }
 
 static void note_sleepers(struct xp_offcpu *c)
@@ -469,7 +469,7 @@ int xp_offcpu_open(const struct xp_offcpu_opts *o, struct xp_offcpu **out)
 	struct xp_offcpu *c = calloc(1, sizeof(*c));
 	struct xp_perf_opts po = {
 		.pid = o->pid,
-		.stack_bytes = XP_PERF_STACK_DEFAULT,
+		.stack_bytes = XP_PERF_STACK_SWITCH,
 		.kernel = 1,
 		.switches = 1,
 	};
@@ -545,8 +545,7 @@ static void close_waits(struct xp_offcpu *c)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)c->o.pid, (int)t->tid);
 		if (access(path, F_OK) == 0)
-			entry_add(c, t->away, t->out_preempted ? K_PREEMPTED : K_BLOCKED,
-				  c->st.end_ns - clamp_start(c, t->out_time));
+			entry_add(c, t->away, t->out_kind, c->st.end_ns - clamp_start(c, t->out_time));
 		else
 			c->st.exited++;
 		t->out_time = 0;
@@ -597,7 +596,7 @@ const struct xp_offcpu_stats *xp_offcpu_stats(const struct xp_offcpu *c)
 
 static const char *kind_state(int kind)
 {
-	return kind == K_RUNNING ? "running" : kind == K_PREEMPTED ? "runnable" : "sleeping";
+	return kind == K_RUNNING ? "running" : kind == K_PREEMPTED ? "runnable" : kind == K_STOPPED ? "stopped" : "sleeping";
 }
 
 int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out)
@@ -645,8 +644,9 @@ int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out)
 			labels[1] = (struct xp_plabel){ .key = "tid", .num = e->tid };
 			if (c->o.wall)
 				labels[nl++] = (struct xp_plabel){ .key = "state", .str = kind_state(kind) };
-			if (kind == K_PREEMPTED)
-				labels[nl++] = (struct xp_plabel){ .key = "reason", .str = "preempted" };
+			if (kind == K_PREEMPTED || kind == K_STOPPED)
+				labels[nl++] = (struct xp_plabel){ .key = "reason",
+								   .str = kind == K_STOPPED ? "stopped" : "preempted" };
 			else if (kind == K_BLOCKED)
 				labels[nl++] = (struct xp_plabel){ .key = "reason",
 								   .str = e->reason ? e->reason : "unknown" };
@@ -683,4 +683,56 @@ void xp_offcpu_close(struct xp_offcpu *c)
 	if (c->have_space)
 		xp_target_space_close(&c->ts);
 	free(c);
+}
+
+/* Frame names of one stack, root first, inline frames expanded. */
+static size_t frame_names(struct xp_space *space, const struct entry *e, char **names, size_t max)
+{
+	size_t n = 0, k, j;
+
+	for (k = e->n; k-- > 0 && n < max;) {
+		const struct xp_sym *s = xp_symbolize(space, e->pc[k], e->is_call[k]);
+		if (s && s->nframes) {
+			for (j = s->nframes; j-- > 0 && n < max;) /* the inline chain is innermost first */
+				if ((names[n] = strdup(s->frames[j].function)) != NULL)
+					n++;
+		} else if (asprintf(&names[n], "[0x%" PRIx64 "]", e->pc[k]) >= 0) {
+			n++;
+		}
+	}
+	return n;
+}
+
+int xp_offcpu_stacks(struct xp_offcpu *c, struct xp_cpu_stack **out, size_t *nout)
+{
+	int64_t period = c->o.wall ? 1000000000LL / c->o.freq : 1;
+	struct xp_cpu_stack *v = calloc(c->nent ? c->nent : 1, sizeof(*v));
+	size_t i, n = 0;
+	int kind;
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < c->ntab; i++) {
+		struct entry *e = c->tab[i];
+		int64_t ns = 0;
+		size_t max;
+		if (!e)
+			continue;
+		for (kind = 0; kind < K_KINDS; kind++)
+			if (c->o.wall || kind == K_BLOCKED || kind == K_STOPPED || (kind == K_PREEMPTED && c->o.preempted))
+				ns += e->ns[kind];
+		if (ns / period == 0)
+			continue;
+		max = (size_t)e->n * 8 + 1;
+		if (!(v[n].frames = calloc(max, sizeof(*v[n].frames)))) {
+			xp_cpu_stacks_free(v, n);
+			return -ENOMEM;
+		}
+		v[n].nframes = c->have_space ? frame_names(c->ts.space, e, v[n].frames, max) : 0;
+		v[n].count = (uint64_t)(ns / period);
+		n++;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
 }

@@ -30,24 +30,20 @@ fixout=$(ls "$TMP"/fixture.*.out)
 out="$TMP/block.pb.gz"
 
 # watch the target during the run: its tracer and its threads' states
-(
-	while kill -0 "$pid" 2>/dev/null && [ ! -e "$TMP/done" ]; do
-		grep '^TracerPid:' /proc/"$pid"/status | awk '{ print $2 }'
-		thread_states "$pid" | tr -d '\n'
-		echo
-		sleep 0.05
-	done >"$TMP/watch"
-) &
+watch_target "$pid" "$TMP/watch" "$TMP/done" &
 watcher=$!
-"$XPROF" block -p "$pid" -d 3s -o "$out" >"$TMP/out" 2>"$TMP/err"
-rc=$?
+# a machine too busy to let xprof drain its rings loses records (exit 1,
+# said): the truth is checked on a run that lost none, of up to three
+for try in 1 2 3; do
+	"$XPROF" block -p "$pid" -d 3s -o "$out" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	[ "$rc" = 1 ] && grep -q 'records were lost' "$TMP/err" || break
+	diag "try $try: $(grep 'records were lost' "$TMP/err")"
+done
 touch "$TMP/done"
 wait "$watcher"
 ok $rc "xprof block -p exits 0" || diag "$(cat "$TMP/err")"
-polls=$(grep -c '^[0-9]' "$TMP/watch")
-stopped=$(awk 'NR % 2 == 0 && /[tT]/' "$TMP/watch" | wc -l)
-traced=$(awk 'NR % 2 == 1 && $1 != 0' "$TMP/watch" | wc -l)
-[ "$polls" -ge 5 ] && [ "$stopped" = 0 ] && [ "$traced" = 0 ]
+not_stopped_during "$TMP/watch"
 ok $? "the target was never stopped: TracerPid 0 and no thread in t or T at $polls polls during the run"
 pprof_check "$out"
 ok $? "the profile is valid (CheckValid rules) and go tool pprof reads it"
