@@ -28,6 +28,9 @@
 #define THREADS_MAX 100000
 /* distinct syscall and wait channel names: a kernel has a few thousand */
 #define STRINGS_MAX 8192
+/* threads asleep at the start: how far above sp a frame record is looked for */
+#define RBP_SCAN_BYTES 4096
+#define RBP_TRIES 32
 
 enum { K_BLOCKED = XP_OFFCPU_BLOCKED, K_PREEMPTED = XP_OFFCPU_PREEMPTED, K_RUNNING = XP_OFFCPU_RUNNING,
        K_STOPPED = XP_OFFCPU_STOPPED, K_KINDS = XP_OFFCPU_KINDS };
@@ -396,6 +399,41 @@ static const struct xp_perf_handlers clock_handlers = {
 
 /* ---- threads already waiting when the run starts ------------------------ */
 
+/* /proc/TID/syscall gives no frame pointer, and code that keeps its
+ * frame in rbp cannot be unwound past without it.  The frame record of
+ * the innermost such frame is on the stack: a word pointing further up
+ * the stack (the caller's record, or 0) followed by a return address into
+ * code.  Each candidate above sp is tried, the first whole unwind kept. */
+static void unwind_guessing_rbp(struct xp_offcpu *c, struct user_regs_struct *regs)
+{
+	uint64_t words[RBP_SCAN_BYTES / 8];
+	const struct xp_map *stack = xp_maps_find(&c->ts.maps, regs->rsp), *code;
+	ssize_t got;
+	size_t i, n, tries = 0;
+
+	if (!stack)
+		return;
+	got = xp_mem_read(c->ts.live, regs->rsp, words, sizeof(words));
+	if (got < 16)
+		return;
+	n = (size_t)got / 8;
+	for (i = 0; i + 1 < n && tries < RBP_TRIES; i++) {
+		uint64_t at = regs->rsp + 8 * i, next = words[i];
+		if ((next != 0 && (next <= at || next >= stack->end)) ||
+		    !(code = xp_maps_find(&c->ts.maps, words[i + 1])) || code->perms[2] != 'x')
+			continue;
+		tries++;
+		regs->rbp = at;
+		c->st.samples--; /* one sample, however many tries */
+		unwind_into(c, regs, c->ts.live);
+		if (c->stack->complete)
+			return;
+	}
+	regs->rbp = 0;
+	c->st.samples--;
+	unwind_into(c, regs, c->ts.live);
+}
+
 /* A thread asleep in a system call (or stopped by SIGSTOP) has no
  * switch-out in the run: its
  * stack comes from /proc/PID/task/TID/syscall (number, arguments, user sp
@@ -435,6 +473,8 @@ static void note_sleeper(struct xp_offcpu *c, pid_t tid)
 	regs.rsp = sp;
 	regs.rip = pc;
 	unwind_into(c, pc ? &regs : NULL, c->ts.live);
+	if (pc && !c->stack->complete)
+		unwind_guessing_rbp(c, &regs);
 	reason = nr >= 0 ? xp_syscall_name(nr) : NULL;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)c->o.pid, (int)tid);
 	read_small(path, wchan, sizeof(wchan));
