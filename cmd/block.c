@@ -240,6 +240,9 @@ int cmd_block(int argc, char **argv)
 	       secs(st->ns[XP_OFFCPU_BLOCKED]), st->count[XP_OFFCPU_PREEMPTED], secs(st->ns[XP_OFFCPU_PREEMPTED]),
 	       o.preempted ? "reason=preempted" : "left out", st->samples ? 100.0 * (double)st->complete / (double)st->samples : 0.0,
 	       st->samples);
+	if (st->count[XP_OFFCPU_STOPPED])
+		xp_msg("%" PRIu64 " threads were stopped (SIGSTOP) when the run began: %.3f s under reason=stopped",
+		       st->count[XP_OFFCPU_STOPPED], secs(st->ns[XP_OFFCPU_STOPPED]));
 	if (!st->kernel)
 		xp_msg("no kernel call chains (perf_event_paranoid): reason is the system call only for threads "
 		       "already waiting at the start, unknown for the others");
