@@ -31,6 +31,7 @@
 /* threads asleep at the start: how far above sp a frame record is looked for */
 #define RBP_SCAN_BYTES 4096
 #define RBP_TRIES 32
+#define RBP_TRIES_TOTAL 4096 /* for all threads: the rings fill meanwhile */
 
 enum { K_BLOCKED = XP_OFFCPU_BLOCKED, K_PREEMPTED = XP_OFFCPU_PREEMPTED, K_RUNNING = XP_OFFCPU_RUNNING,
        K_STOPPED = XP_OFFCPU_STOPPED, K_KINDS = XP_OFFCPU_KINDS };
@@ -74,6 +75,7 @@ struct xp_offcpu {
 	struct tstate *thr;
 	size_t nthr, thr_alloc;
 	int execd;
+	size_t rbp_tries;     /* unwinds tried with a guessed frame pointer */
 	char **strings;       /* label values, interned */
 	size_t nstrings;
 };
@@ -417,12 +419,13 @@ static void unwind_guessing_rbp(struct xp_offcpu *c, struct user_regs_struct *re
 	if (got < 16)
 		return;
 	n = (size_t)got / 8;
-	for (i = 0; i + 1 < n && tries < RBP_TRIES; i++) {
+	for (i = 0; i + 1 < n && tries < RBP_TRIES && c->rbp_tries < RBP_TRIES_TOTAL; i++) {
 		uint64_t at = regs->rsp + 8 * i, next = words[i];
 		if ((next != 0 && (next <= at || next >= stack->end)) ||
 		    !(code = xp_maps_find(&c->ts.maps, words[i + 1])) || code->perms[2] != 'x')
 			continue;
 		tries++;
+		c->rbp_tries++;
 		regs->rbp = at;
 		c->st.samples--; /* one sample, however many tries */
 		unwind_into(c, regs, c->ts.live);
