@@ -32,6 +32,7 @@ out="$TMP/block.pb.gz"
 # watch the target during the run: its tracer and its threads' states
 watch_target "$pid" "$TMP/watch" "$TMP/done" &
 watcher=$!
+mounts_before=$(md5sum </proc/self/mountinfo)
 # a machine too busy to let xprof drain its rings loses records (exit 1,
 # said): the truth is checked on a run that lost none, of up to three
 for try in 1 2 3; do
@@ -45,6 +46,7 @@ wait "$watcher"
 ok $rc "xprof block -p exits 0" || diag "$(cat "$TMP/err")"
 not_stopped_during "$TMP/watch"
 ok $? "the target was never stopped: TracerPid 0 and no thread in t or T at $polls polls during the run"
+is "$(md5sum </proc/self/mountinfo)" "$mounts_before" "the mount table is as before (no tracefs mounted: the context-switch event needs none)"
 pprof_check "$out"
 ok $? "the profile is valid (CheckValid rules) and go tool pprof reads it"
 go tool pprof -raw "$out" >"$TMP/raw" 2>&1
