@@ -550,6 +550,10 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("pid %d was stopped (SIGSTOP) at %" PRIu64 " of %" PRIu64 " ticks: its threads are labelled "
 		       "state=stopped there%s",
 		       (int)pid, st->ticks_stopped, st->ticks, st->left_stopped ? "; it is left stopped" : "");
+	if (st->wall_execd) {
+		xp_msg("--wall: pid %d exec'd a new program: the run ended there (--wall=ptrace follows execs)", (int)pid);
+		rc = XP_EXIT_PARTIAL;
+	}
 	if (st->programs > 1)
 		xp_msg("pid %d exec'd %zu time%s during the run (from %s to %s): each program's samples "
 		       "are symbolized with its own modules",

@@ -101,6 +101,7 @@ struct xp_cpu_stats {
 	int left_stopped;
 	int wall_perf;               /* --wall from perf (no stop); else ptrace */
 	int wall_perf_err;           /* why perf could not do --wall (-errno; 0: not tried) */
+	int wall_execd;              /* --wall from perf: the target exec'd, which ended the run */
 	int64_t start_ns, end_ns, start_real_ns;
 };
 

@@ -977,6 +977,7 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 		st->complete = ws->complete;
 		st->threads = ws->threads;
 		st->lost = ws->lost;
+		st->wall_execd = ws->execd;
 	}
 	return st;
 }

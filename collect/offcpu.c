@@ -605,6 +605,9 @@ int xp_offcpu_run(struct xp_offcpu *c)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	c->st.start_real_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	deadline = c->st.start_ns + c->o.duration_ns;
+	/* an exec between the modules' reading and the events' opening has
+	 * no record: the maps say it */
+	xp_target_space_refresh(&c->ts);
 	/* what came before the start is not the run's */
 	if ((err = read_all(c, 0)) < 0)
 		goto out;
