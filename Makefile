@@ -26,7 +26,7 @@ LDLIBS += $(shell pkg-config --libs ncursesw)
 BUILD_PKGS := gcc make pkg-config libelf-dev libdw-dev libprotobuf-c-dev \
 	protobuf-c-compiler zlib1g-dev libiberty-dev libmicrohttpd-dev libunwind-dev \
 	libncurses-dev
-TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl postgresql python3 python3.11-dbg strace tmux
+TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl postgresql python3 python3.11-dbg strace tmux mariadb-server mariadb-client
 
 .PHONY: all deps check demo bench install clean fixtures unit sanitize
 
@@ -41,8 +41,8 @@ HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o heapwalk/budget.o
 GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o
 PYRT_OBJS := pyrt/python.o
 SERVE_OBJS := serve/route.o serve/http.o serve/target.o
-COLLECT_OBJS := collect/space.o collect/cpu.o collect/go.o collect/threads.o collect/heap.o
-CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/go.o cmd/serve.o cmd/top.o
+COLLECT_OBJS := collect/space.o collect/cpu.o collect/go.o collect/threads.o collect/heap.o collect/offcpu.o
+CMD_OBJS := cmd/common.o cmd/threads.o cmd/cpu.o cmd/heap.o cmd/go.o cmd/serve.o cmd/top.o cmd/block.o
 LIB_OBJS := $(ATTACH_OBJS) $(UNWIND_OBJS) $(SYMBOLIZE_OBJS) $(HEAPWALK_OBJS) $(GORT_OBJS) $(PYRT_OBJS) $(COLLECT_OBJS) $(SERVE_OBJS) $(PROTO_OBJS)
 HEADERS := $(wildcard */*.h) tests/unit/tap.h proto/profile.pb-c.h
 
@@ -139,6 +139,7 @@ bench: deps
 	bash bench/serve.sh
 	bash bench/unwinders.sh
 	bash bench/top.sh
+	bash bench/block.sh
 
 install: xprof
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

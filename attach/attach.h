@@ -216,6 +216,10 @@ void xp_snapshot_free(struct xp_snapshot *s);
 /* ---- perf_event_open sampling -------------------------------------- */
 
 #define XP_PERF_STACK_DEFAULT 16384   /* bytes of user stack copied per sample */
+/* per context switch: the target pays for each copy, thousands a second,
+ * and a thread waiting in a system call is rarely deeper (perf's dwarf
+ * default too) */
+#define XP_PERF_STACK_SWITCH 8192
 #define XP_PERF_RING_PAGES 1024       /* per-CPU ring buffer: 4 MiB of data */
 #define XP_PERF_KERNEL_FRAMES 127     /* the kernel's own cap (perf_event_max_stack) */
 
@@ -238,6 +242,11 @@ struct xp_perf_opts {
 	size_t stack_bytes;    /* user stack per sample, a multiple of 8 below 65528 */
 	int kernel;            /* try to include kernel call chains */
 	int enable_on_exec;    /* launch mode: start at the child's exec */
+	/* off-CPU instead of cpu-clock: a sample (user registers and stack,
+	 * kernel chain) each time a thread leaves the CPU, and a switch record
+	 * (xp_perf_switch) each time it leaves and comes back.  freq unused.
+	 * Samples and switches then reach the handlers in time order. */
+	int switches;
 };
 
 struct xp_perf;
@@ -268,8 +277,17 @@ struct xp_perf_exec {
 	char comm[16];
 };
 
+/* A thread left the CPU (out) or came back (PERF_RECORD_SWITCH). */
+struct xp_perf_switch {
+	pid_t pid, tid;
+	uint64_t time;
+	int out;
+	int preempted;                  /* out while still runnable: not a wait of its own */
+};
+
 struct xp_perf_handlers {
 	void (*sample)(const struct xp_perf_sample *s, void *arg);
+	void (*switched)(const struct xp_perf_switch *w, void *arg); /* opts.switches */
 	void (*mapping)(const struct xp_perf_mapping *m, void *arg);
 	void (*exec)(const struct xp_perf_exec *e, void *arg);
 };

@@ -40,6 +40,15 @@ struct ring_event {
 	struct xp_perf_exec e;
 };
 
+/* switches: a sample or switch record left in its ring until every ring
+ * is read and the records are sorted by time. */
+struct record_ref {
+	uint64_t time;
+	uint64_t pos;             /* its offset in the ring (before masking) */
+	uint32_t ring;
+	uint16_t size;
+};
+
 struct ring {
 	int fd;                           /* the CPU's first event: owns the buffer */
 	struct perf_event_mmap_page *meta;
@@ -63,6 +72,8 @@ struct xp_perf {
 	int64_t last_scan_ns;
 	struct ring_event *ev;            /* this read's mappings and execs */
 	size_t nev, ev_alloc;
+	struct record_ref *refs;          /* switches: this read's samples and switches */
+	size_t nrefs, refs_alloc;
 };
 
 static int64_t mono_ns(void)
@@ -78,20 +89,38 @@ static int perf_event_open(struct perf_event_attr *attr, pid_t pid, int cpu, int
 	return (int)syscall(SYS_perf_event_open, attr, pid, cpu, group, flags);
 }
 
+/* Switches come in bursts of a full stack each (a thread that blocks
+ * 10,000 times a second): twice the room. */
+static size_t ring_pages(const struct xp_perf *p)
+{
+	return p->o.switches ? 2 * XP_PERF_RING_PAGES : XP_PERF_RING_PAGES;
+}
+
 static void fill_attr(const struct xp_perf *p, struct perf_event_attr *a, int kernel)
 {
 	memset(a, 0, sizeof(*a));
 	a->size = sizeof(*a);
 	a->type = PERF_TYPE_SOFTWARE;
-	a->config = PERF_COUNT_SW_CPU_CLOCK;
-	/* a fixed period, not a frequency: every sample stands for 1/F s */
-	a->sample_period = 1000000000ULL / (unsigned)p->o.freq;
+	if (p->o.switches) {
+		/* every switch out is a sample, in the context of the thread
+		 * leaving; context_switch adds the records of it leaving
+		 * (preempted or not) and coming back */
+		a->config = PERF_COUNT_SW_CONTEXT_SWITCHES;
+		a->sample_period = 1;
+		a->context_switch = 1;
+	} else {
+		a->config = PERF_COUNT_SW_CPU_CLOCK;
+		/* a fixed period, not a frequency: every sample stands for 1/F s */
+		a->sample_period = 1000000000ULL / (unsigned)p->o.freq;
+	}
 	a->sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER |
 			 PERF_SAMPLE_STACK_USER;
 	if (kernel) {
 		a->sample_type |= PERF_SAMPLE_CALLCHAIN;
 		a->exclude_callchain_user = 1; /* the user part comes from our unwinder */
-	} else {
+	} else if (!p->o.switches) {
+		/* not for switches: a switch happens in the kernel, and an event
+		 * excluding it would open and never sample */
 		a->exclude_kernel = 1;
 	}
 	a->exclude_hv = 1;
@@ -109,7 +138,7 @@ static void fill_attr(const struct xp_perf *p, struct perf_event_attr *a, int ke
 	a->enable_on_exec = p->o.enable_on_exec;
 	a->use_clockid = 1;
 	a->clockid = CLOCK_MONOTONIC;
-	a->wakeup_watermark = (uint32_t)(XP_PERF_RING_PAGES * (size_t)getpagesize() / 4);
+	a->wakeup_watermark = (uint32_t)(ring_pages(p) * (size_t)getpagesize() / 4);
 	a->watermark = 1;
 }
 
@@ -127,17 +156,17 @@ static int add_fd(struct xp_perf *p, int fd)
 	return 0;
 }
 
-static int map_ring(struct ring *r)
+static int map_ring(const struct xp_perf *p, struct ring *r)
 {
 	size_t page = (size_t)getpagesize();
-	size_t len = (1 + XP_PERF_RING_PAGES) * page;
+	size_t len = (1 + ring_pages(p)) * page;
 	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
 
 	if (m == MAP_FAILED)
 		return -errno;
 	r->meta = m;
 	r->data = (uint8_t *)m + page;
-	r->size = XP_PERF_RING_PAGES * page;
+	r->size = ring_pages(p) * page;
 	return 0;
 }
 
@@ -175,7 +204,7 @@ static int open_thread(struct xp_perf *p, pid_t tid)
 
 		fill_attr(p, &a, p->kernel);
 		fd = perf_event_open(&a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
-		if (fd < 0 && p->kernel && (errno == EACCES || errno == EPERM) && p->nfds == 0) {
+		if (fd < 0 && p->kernel && !p->o.switches && (errno == EACCES || errno == EPERM) && p->nfds == 0) {
 			/* kernel call chains refused: user space only */
 			p->kernel = 0;
 			fill_attr(p, &a, 0);
@@ -197,7 +226,7 @@ static int open_thread(struct xp_perf *p, pid_t tid)
 		}
 		if (r->fd < 0) {
 			r->fd = fd;
-			if ((err = map_ring(r)) < 0)
+			if ((err = map_ring(p, r)) < 0)
 				return err;
 		} else if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) < 0) {
 			return -errno;
@@ -325,7 +354,7 @@ void xp_perf_close(struct xp_perf *p)
 		return;
 	for (cpu = 0; p->rings && cpu < p->ncpus; cpu++)
 		if (p->rings[cpu].meta)
-			munmap(p->rings[cpu].meta, (1 + XP_PERF_RING_PAGES) * (size_t)getpagesize());
+			munmap(p->rings[cpu].meta, (1 + ring_pages(p)) * (size_t)getpagesize());
 	for (i = 0; i < p->nfds; i++)
 		close(p->fds[i]);
 	free(p->fds);
@@ -334,6 +363,7 @@ void xp_perf_close(struct xp_perf *p)
 	free(p->heads);
 	free(p->wrapbuf);
 	free(p->ev);
+	free(p->refs);
 	free(p);
 }
 
@@ -503,6 +533,140 @@ static void dispatch_events(struct xp_perf *p, const struct xp_perf_handlers *hd
 	p->nev = 0;
 }
 
+/* Hands one sample, switch or loss record (rec, h) to the caller;
+ * 1 when it was a sample of the target. */
+static int dispatch_record(struct xp_perf *p, const struct perf_event_header *h, const uint8_t *rec,
+			   const struct xp_perf_handlers *hd, void *arg)
+{
+	if (h->type == PERF_RECORD_SAMPLE) {
+		struct xp_perf_sample s;
+		if (parse_sample(p, rec, h->size, &s) == 0 && s.pid == p->o.pid) {
+			hd->sample(&s, arg);
+			return 1;
+		}
+	} else if (h->type == PERF_RECORD_SWITCH) {
+		/* sample_id_all: pid, tid, time */
+		struct xp_perf_switch w;
+		uint32_t pidtid[2];
+		if (h->size < sizeof(*h) + 16 || !hd->switched)
+			return 0;
+		memcpy(pidtid, rec + sizeof(*h), 8);
+		w.pid = (pid_t)pidtid[0];
+		w.tid = (pid_t)pidtid[1];
+		w.time = record_time(rec, h->size);
+		w.out = (h->misc & PERF_RECORD_MISC_SWITCH_OUT) != 0;
+		w.preempted = w.out && (h->misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) != 0;
+		if (w.pid == p->o.pid)
+			hd->switched(&w, arg);
+	} else if (h->type == PERF_RECORD_LOST && h->size >= sizeof(*h) + 16) { /* id, lost */
+		uint64_t lost;
+		memcpy(&lost, rec + sizeof(*h) + 8, 8);
+		p->lost += lost;
+	}
+	return 0;
+}
+
+/* The record at ring position pos, made whole in wrapbuf when it wraps. */
+static const uint8_t *record_at(struct xp_perf *p, struct ring *r, uint64_t pos, size_t size)
+{
+	size_t off = (size_t)(pos & (r->size - 1));
+	size_t first = r->size - off;
+
+	if (off + size <= r->size)
+		return r->data + off;
+	memcpy(p->wrapbuf, r->data + off, first);
+	memcpy(p->wrapbuf + first, r->data, size - first);
+	return p->wrapbuf;
+}
+
+static int ref_cmp(const void *a, const void *b)
+{
+	const struct record_ref *x = a, *y = b;
+
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	if (x->ring != y->ring)
+		return x->ring < y->ring ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+/* switches: notes where each sample and switch record of one ring is.
+ * Records are read in place afterwards, the ring's tail moved only then. */
+static int note_ring(struct xp_perf *p, uint32_t cpu, uint64_t head)
+{
+	struct ring *r = &p->rings[cpu];
+	uint64_t tail = r->meta->data_tail;
+
+	while (tail < head) {
+		size_t off = (size_t)(tail & (r->size - 1));
+		struct perf_event_header h;
+
+		if (off + sizeof(h) <= r->size) {
+			memcpy(&h, r->data + off, sizeof(h));
+		} else {
+			size_t first = r->size - off;
+			memcpy(&h, r->data + off, first);
+			memcpy((uint8_t *)&h + first, r->data, sizeof(h) - first);
+		}
+		if (h.size < sizeof(h) || h.size > head - tail)
+			break; /* malformed: drop the rest of this batch */
+		if (h.type == PERF_RECORD_SAMPLE || h.type == PERF_RECORD_SWITCH || h.type == PERF_RECORD_LOST) {
+			struct record_ref *ref;
+			const uint8_t *rec = record_at(p, r, tail, h.size);
+			if (p->nrefs == p->refs_alloc) {
+				size_t n = p->refs_alloc ? p->refs_alloc * 2 : 1024;
+				struct record_ref *v = realloc(p->refs, n * sizeof(*v));
+				if (!v)
+					return -ENOMEM;
+				p->refs = v;
+				p->refs_alloc = n;
+			}
+			ref = &p->refs[p->nrefs++];
+			/* a sample's time is its third field; the others' the last */
+			ref->time = 0;
+			if (h.type == PERF_RECORD_SAMPLE) {
+				if (h.size >= sizeof(h) + 24)
+					memcpy(&ref->time, rec + sizeof(h) + 16, 8);
+			} else {
+				ref->time = record_time(rec, h.size);
+			}
+			ref->pos = tail;
+			ref->ring = cpu;
+			ref->size = h.size;
+		}
+		tail += h.size;
+	}
+	return 0;
+}
+
+/* switches: the samples and switches of every ring, oldest first: a
+ * thread leaves the CPU in one ring and comes back in another. */
+static int read_sorted(struct xp_perf *p, const struct xp_perf_handlers *hd, void *arg)
+{
+	size_t i;
+	int cpu, n = 0, err;
+
+	p->nrefs = 0;
+	for (cpu = 0; cpu < p->ncpus; cpu++)
+		if (p->rings[cpu].meta && (err = note_ring(p, (uint32_t)cpu, p->heads[cpu])) < 0)
+			return err;
+	if (p->nrefs)
+		qsort(p->refs, p->nrefs, sizeof(*p->refs), ref_cmp);
+	for (i = 0; i < p->nrefs; i++) {
+		struct record_ref *ref = &p->refs[i];
+		struct ring *r = &p->rings[ref->ring];
+		const uint8_t *rec = record_at(p, r, ref->pos, ref->size);
+		struct perf_event_header h;
+
+		memcpy(&h, rec, sizeof(h));
+		n += dispatch_record(p, &h, rec, hd, arg);
+	}
+	for (cpu = 0; cpu < p->ncpus; cpu++)
+		if (p->rings[cpu].meta)
+			__atomic_store_n(&p->rings[cpu].meta->data_tail, p->heads[cpu], __ATOMIC_RELEASE);
+	return n;
+}
+
 /* Walks the records of one ring between tail and head.  Mappings and execs
  * go first, from every ring and in time order (xp_perf_read), then the
  * samples, because the rings are per CPU: a library's MMAP2 in one CPU's
@@ -542,12 +706,8 @@ static int walk_ring(struct xp_perf *p, struct ring *r, uint64_t head, int want_
 			memcpy(p->wrapbuf + first, r->data, h.size - first);
 			rec = p->wrapbuf;
 		}
-		if (h.type == PERF_RECORD_SAMPLE) {
-			struct xp_perf_sample s;
-			if (parse_sample(p, rec, h.size, &s) == 0 && s.pid == p->o.pid) {
-				hd->sample(&s, arg);
-				n++;
-			}
+		if (h.type == PERF_RECORD_SAMPLE || h.type == PERF_RECORD_LOST) {
+			n += dispatch_record(p, &h, rec, hd, arg);
 		} else if (h.type == PERF_RECORD_MMAP2) {
 			struct xp_perf_mapping m;
 			struct ring_event *ev;
@@ -567,10 +727,6 @@ static int walk_ring(struct xp_perf *p, struct ring *r, uint64_t head, int want_
 				ev->e = e;
 				ev->is_exec = 1;
 			}
-		} else if (h.size >= sizeof(h) + 16) { /* PERF_RECORD_LOST: id, lost */
-			uint64_t lost;
-			memcpy(&lost, rec + sizeof(h) + 8, 8);
-			p->lost += lost;
 		}
 		tail += h.size;
 	}
@@ -598,7 +754,12 @@ int xp_perf_read(struct xp_perf *p, int timeout_ms, const struct xp_perf_handler
 		if (p->rings[cpu].meta)
 			walk_ring(p, &p->rings[cpu], p->heads[cpu], 0, h, arg);
 	dispatch_events(p, h, arg);
-	for (cpu = 0; cpu < p->ncpus; cpu++) {
+	if (p->o.switches) {
+		n = read_sorted(p, h, arg);
+		if (n < 0)
+			return n;
+	}
+	for (cpu = 0; cpu < p->ncpus && !p->o.switches; cpu++) {
 		if (!p->rings[cpu].meta)
 			continue;
 		n += walk_ring(p, &p->rings[cpu], p->heads[cpu], 1, h, arg);

@@ -77,9 +77,15 @@ static void usage(FILE *f)
 	      "      --format F      pprof (default): open with go tool pprof -http=: FILE;\n"
 	      "                      folded: collapsed stacks for flamegraph.pl, inferno,\n"
 	      "                      speedscope; svg: an interactive flame graph\n"
-	      "      --wall          wall-clock: sample every thread, running or blocked,\n"
-	      "                      by stopping the process briefly at each tick (ptrace);\n"
-	      "                      label state = running, sleeping, disk, stopped\n"
+	      "      --wall          wall-clock: every thread's whole time, running or not:\n"
+	      "                      perf's cpu-clock samples on the CPU, and each interval\n"
+	      "                      off it (context switches) weighed by its length; no\n"
+	      "                      thread is stopped.  Label state = running, runnable\n"
+	      "                      (preempted), sleeping, and reason (the syscall).\n"
+	      "                      Where perf is refused, or for a launched COMMAND:\n"
+	      "                      every thread stopped at each tick (ptrace), state =\n"
+	      "                      running, sleeping, disk, stopped\n"
+	      "      --wall=ptrace   the ptrace sampler, even where perf is allowed\n"
 	      "      --no-kernel     leave out kernel frames\n"
 	      "  -h, --help          this help\n"
 	      "\n"
@@ -92,33 +98,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-/* "500ms", "30s", "2m", "1h"; a bare number is seconds. */
-static int parse_duration(const char *s, int64_t *ns)
-{
-	char *end;
-	double v;
-	int64_t unit;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || errno || v != v)
-		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		unit = 1000000000LL;
-	else if (strcmp(end, "ms") == 0)
-		unit = 1000000LL;
-	else if (strcmp(end, "m") == 0)
-		unit = 60LL * 1000000000;
-	else if (strcmp(end, "h") == 0)
-		unit = 3600LL * 1000000000;
-	else
-		return -2;
-	if (v <= 0 || v * (double)unit > 7 * 24 * 3600e9)
-		return -3;
-	*ns = (int64_t)(v * (double)unit);
-	return *ns > 0 ? 0 : -3;
-}
-
 static int parse(int argc, char **argv, struct cpu_opts *o)
 {
 	enum { OPT_FORMAT = 256, OPT_WALL, OPT_NO_KERNEL };
@@ -128,7 +107,7 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 		{ "freq", required_argument, NULL, 'F' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "format", required_argument, NULL, OPT_FORMAT },
-		{ "wall", no_argument, NULL, OPT_WALL },
+		{ "wall", optional_argument, NULL, OPT_WALL },
 		{ "no-kernel", no_argument, NULL, OPT_NO_KERNEL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -151,7 +130,7 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 			break;
 		case 'd':
 			o->duration_set = 1;
-			rc = parse_duration(optarg, &o->duration_ns);
+			rc = xp_parse_duration(optarg, &o->duration_ns);
 			if (rc == -2) {
 				xp_msg("cpu: unknown duration unit in '%s': use ms, s, m or h (500ms, 30s, 2m)", optarg);
 				return XP_EXIT_USAGE;
@@ -187,7 +166,11 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 			}
 			break;
 		case OPT_WALL:
-			o->wall = 1;
+			if (optarg && strcmp(optarg, "ptrace") != 0) {
+				xp_msg("cpu: unknown --wall=%s: --wall alone, or --wall=ptrace to stop the threads at each tick", optarg);
+				return XP_EXIT_USAGE;
+			}
+			o->wall = optarg ? XP_WALL_PTRACE : XP_WALL;
 			break;
 		case OPT_NO_KERNEL:
 			o->no_kernel = 1;
@@ -446,7 +429,7 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("perf_event_open refused for pid %d (kernel.perf_event_paranoid is %d and xprof "
 		       "lacks CAP_PERFMON): sampling with --wall (ptrace) instead",
 		       (int)pid, perf_paranoid());
-		o.wall = co.wall = 1;
+		o.wall = co.wall = XP_WALL_PTRACE;
 		err = xp_cpu_open(&co, &c);
 	} else if (!o.wall && (err == -EMFILE || err == -ENFILE)) {
 		struct rlimit rl = { 0, 0 };
@@ -454,7 +437,7 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("pid %d has too many threads for one perf event per thread and CPU within the "
 		       "open-file limit (%llu; ulimit -n): sampling with --wall (ptrace) instead",
 		       (int)pid, (unsigned long long)rl.rlim_cur);
-		o.wall = co.wall = 1;
+		o.wall = co.wall = XP_WALL_PTRACE;
 		err = xp_cpu_open(&co, &c);
 	}
 	if (err < 0) {
@@ -520,6 +503,7 @@ int cmd_cpu(int argc, char **argv)
 	xp_msg("%s (pid %d): %" PRIu64 " samples over %.1f s at %d Hz, %zu threads, %.1f%% with a complete stack, %" PRIu64 " lost%s",
 	       comm, (int)pid, st->samples, (st->end_ns - st->start_ns) / 1e9, o.freq, st->threads,
 	       st->samples ? 100.0 * (double)st->complete / (double)st->samples : 0.0, lost,
+	       o.wall && st->wall_perf ? ", wall-clock from perf (no thread stopped)" :
 	       o.wall ? ", wall-clock" : st->kernel ? ", kernel frames included" : "");
 	if (st->python && st->python[0])
 		xp_msg("python %s (layouts: %s): %" PRIu64 " samples in Python code, %.1f%% with the Python frames "
@@ -527,6 +511,12 @@ int cmd_cpu(int argc, char **argv)
 		       st->py_samples ? 100.0 * (double)st->py_consistent / (double)st->py_samples : 0.0);
 	else if (st->python_problem && st->python_problem[0])
 		xp_msg("python frames not shown: %s", xp_esc(st->python_problem));
+	if (o.wall && !st->wall_perf && o.wall != XP_WALL_PTRACE)
+		xp_msg("--wall: %s: every thread was stopped at each tick (ptrace) instead",
+		       launched ? "perf does not follow a launched command's exec for context switches" :
+		       st->wall_perf_err == -EACCES || st->wall_perf_err == -EPERM ?
+				  "perf_event_open refused (CAP_PERFMON, or perf_event_paranoid 1 or less, allows it)" :
+				  "perf's context-switch sampling could not be opened");
 	if (lost)
 		xp_msg("%" PRIu64 " samples were lost: the ring buffers filled faster than xprof drained them; "
 		       "a lower -F loses fewer", lost);
@@ -566,6 +556,10 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("pid %d was stopped (SIGSTOP) at %" PRIu64 " of %" PRIu64 " ticks: its threads are labelled "
 		       "state=stopped there%s",
 		       (int)pid, st->ticks_stopped, st->ticks, st->left_stopped ? "; it is left stopped" : "");
+	if (st->wall_execd) {
+		xp_msg("--wall: pid %d exec'd a new program: the run ended there (--wall=ptrace follows execs)", (int)pid);
+		rc = XP_EXIT_PARTIAL;
+	}
 	if (st->programs > 1)
 		xp_msg("pid %d exec'd %zu time%s during the run (from %s to %s): each program's samples "
 		       "are symbolized with its own modules",

@@ -1359,7 +1359,9 @@ int cmd_top(int argc, char **argv)
 	co.comm = t.comm;
 	co.duration_ns = INT64_MAX / 2;
 	co.freq = t.o.freq;
-	co.wall = t.o.wall;
+	/* top's window is taken from the sampler's own aggregate each second:
+	 * the ptrace sampler's (collect/offcpu.c writes its profile only at the end) */
+	co.wall = t.o.wall ? XP_WALL_PTRACE : 0;
 	co.kernel = 1;
 	co.stop = &stop_requested;
 	co.progress = on_progress;

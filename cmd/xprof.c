@@ -20,6 +20,7 @@ struct command {
 static const struct command commands[] = {
 	{ "cpu", cmd_cpu, "where CPU time goes: sampled stacks (or --wall: every thread)" },
 	{ "heap", cmd_heap, "what the heap holds now: glibc (types, holders, leaks) or Go's profile" },
+	{ "block", cmd_block, "where threads wait off the CPU, by stack, never stopped (Go: its block profile)" },
 	{ "threads", cmd_threads, "every thread's stack, now, or a Go program's goroutines" },
 	{ "top", cmd_top, "a live view of where a process spends its time, refreshed every second" },
 	{ "serve", cmd_serve, "net/http/pprof's endpoints for a process, for go tool pprof, Parca, Alloy" },

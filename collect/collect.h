@@ -71,7 +71,8 @@ struct xp_cpu_opts {
 	const char *comm;            /* the target's name, escaped */
 	int64_t duration_ns;
 	int freq;                    /* samples per second */
-	int wall;                    /* ptrace snapshots instead of perf */
+	int wall;                    /* every thread's time: XP_WALL (perf's context switches and
+				      * cpu-clock, else ptrace snapshots) or XP_WALL_PTRACE */
 	int kernel;                  /* kernel frames, when perf grants them */
 	int launched;                /* pid is a child held before its exec: sampling starts at the exec */
 	volatile sig_atomic_t *stop; /* set: the run ends early (may be NULL) */
@@ -80,6 +81,8 @@ struct xp_cpu_opts {
 	void *arg;
 	struct xp_target_space *space; /* optional: the modules of the first program (kept) */
 };
+
+enum { XP_WALL = 1, XP_WALL_PTRACE = 2 };
 
 /* What a run saw, for the front end's report. */
 struct xp_cpu_stats {
@@ -97,6 +100,9 @@ struct xp_cpu_stats {
 	uint64_t wall_missed, wall_seen;
 	int wall_refused;            /* --wall: a later stop was refused (-EBUSY, -EPERM) */
 	int left_stopped;
+	int wall_perf;               /* --wall from perf (no stop); else ptrace */
+	int wall_perf_err;           /* why perf could not do --wall (-errno; 0: not tried) */
+	int wall_execd;              /* --wall from perf: the target exec'd, which ended the run */
 	int64_t start_ns, end_ns, start_real_ns;
 	/* CPython: its version ("" when none), where its layouts came from,
 	 * or why it cannot be read; samples of Python threads, and those
@@ -129,6 +135,54 @@ struct xp_cpu_stack {
 int xp_cpu_stacks(struct xp_cpu *c, struct xp_cpu_stack **out, size_t *n);
 void xp_cpu_stacks_free(struct xp_cpu_stack *v, size_t n);
 void xp_cpu_close(struct xp_cpu *c);
+
+/* ---- off-CPU: where threads wait (block), every thread's time (--wall) --- */
+
+struct xp_offcpu;
+
+struct xp_offcpu_opts {
+	pid_t pid;
+	int64_t duration_ns;
+	int wall;                    /* add cpu-clock samples at freq: the time on the CPU too */
+	int freq;
+	int preempted;               /* block: keep involuntary switches (reason "preempted") */
+	volatile sig_atomic_t *stop; /* set: the run ends early (may be NULL) */
+};
+
+/* What an interval of a thread's time is counted as. */
+enum { XP_OFFCPU_BLOCKED, XP_OFFCPU_PREEMPTED, XP_OFFCPU_RUNNING,
+       XP_OFFCPU_STOPPED, /* in group stop (SIGSTOP) when the run began, until it ran again */
+       XP_OFFCPU_KINDS };
+
+struct xp_offcpu_stats {
+	uint64_t switches;           /* switch-outs of the target's threads */
+	uint64_t samples, complete;  /* stacks unwound, and those unwound whole */
+	uint64_t count[XP_OFFCPU_KINDS];
+	int64_t ns[XP_OFFCPU_KINDS]; /* time counted, by kind */
+	uint64_t unmatched;          /* intervals whose stack sample was lost */
+	uint64_t lost;               /* perf records lost */
+	size_t threads, exited;
+	int kernel;                  /* kernel chains: the syscall and wait channel are known */
+	int gone, execd;
+	int64_t start_ns, end_ns, start_real_ns;
+};
+
+/* Opens the context-switch sampling of every thread of pid (and, with
+ * wall, cpu-clock sampling), and the target's modules.  -EACCES/-EPERM:
+ * perf refused. */
+int xp_offcpu_open(const struct xp_offcpu_opts *o, struct xp_offcpu **out);
+/* Runs until the duration ends, the target exits or execs, or *o->stop. */
+int xp_offcpu_run(struct xp_offcpu *c);
+const struct xp_offcpu_stats *xp_offcpu_stats(const struct xp_offcpu *c);
+/* block: contentions/count and delay/nanoseconds, labels thread, tid,
+ * reason (the syscall, or preempted), wchan.  wall: samples/count and
+ * wall/nanoseconds, labels thread, tid, state (running, runnable,
+ * sleeping, stopped) and reason. */
+int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out);
+/* The same as flame-graph stacks (xp_cpu_stacks), counted in periods. */
+struct xp_cpu_stack;
+int xp_offcpu_stacks(struct xp_offcpu *c, struct xp_cpu_stack **out, size_t *n);
+void xp_offcpu_close(struct xp_offcpu *c);
 
 /* ---- threads: every thread's stack at one instant ------------------------------ */
 

@@ -107,6 +107,8 @@ struct xp_cpu {
 	int gone;
 	uint64_t lost;
 	int finished;          /* kallsyms loaded, spaces rebuilt: ready for output */
+	struct xp_offcpu *offcpu; /* --wall from perf: collect/offcpu.c does the run */
+	int wall_perf_err;     /* why --wall is not from perf */
 };
 
 static int stopping(const struct xp_cpu *r)
@@ -859,9 +861,12 @@ static size_t stack_names(struct xp_cpu *r, const struct agg *a, char **names, s
 
 int xp_cpu_stacks(struct xp_cpu *r, struct xp_cpu_stack **out, size_t *nout)
 {
-	struct xp_cpu_stack *v = calloc(r->nagg ? r->nagg : 1, sizeof(*v));
+	struct xp_cpu_stack *v;
 	size_t i, n = 0;
 
+	if (r->offcpu)
+		return xp_offcpu_stacks(r->offcpu, out, nout);
+	v = calloc(r->nagg ? r->nagg : 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	finish(r);
@@ -933,6 +938,19 @@ int xp_cpu_open(const struct xp_cpu_opts *o, struct xp_cpu **out)
 		xp_cpu_close(r);
 		return -ENOMEM;
 	}
+	if (o->wall == XP_WALL && !o->launched) {
+		/* every thread's time without stopping it, when perf allows */
+		struct xp_offcpu_opts wo = {
+			.pid = r->pid, .duration_ns = o->duration_ns, .wall = 1, .freq = o->freq, .stop = o->stop,
+		};
+		err = xp_offcpu_open(&wo, &r->offcpu);
+		if (err == 0) {
+			*out = r;
+			return 0;
+		}
+		r->offcpu = NULL;
+		r->wall_perf_err = err;
+	}
 	if (!o->wall) {
 		struct xp_perf_opts po = {
 			.pid = r->pid,
@@ -958,6 +976,17 @@ int xp_cpu_run(struct xp_cpu *r)
 	struct timespec ts;
 	int err;
 
+	if (r->offcpu) {
+		const struct xp_offcpu_stats *ws;
+		err = xp_offcpu_run(r->offcpu);
+		ws = xp_offcpu_stats(r->offcpu);
+		r->start_ns = ws->start_ns;
+		r->end_ns = ws->end_ns;
+		r->start_real_ns = ws->start_real_ns;
+		r->gone = ws->gone;
+		r->lost = ws->lost;
+		return err;
+	}
 	r->start_ns = xp_monotonic_ns();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	r->start_real_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -1017,6 +1046,16 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 	st->python_problem = r->nprog ? r->prog[r->nprog - 1].python_problem : "";
 	st->py_samples = r->py_samples;
 	st->py_consistent = r->py_consistent;
+	st->wall_perf = r->offcpu != NULL;
+	st->wall_perf_err = r->wall_perf_err;
+	if (r->offcpu) {
+		const struct xp_offcpu_stats *ws = xp_offcpu_stats(r->offcpu);
+		st->samples = ws->samples;
+		st->complete = ws->complete;
+		st->threads = ws->threads;
+		st->lost = ws->lost;
+		st->wall_execd = ws->execd;
+	}
 	return st;
 }
 
@@ -1039,6 +1078,8 @@ static void finish(struct xp_cpu *r)
 
 int xp_cpu_profile(struct xp_cpu *r, struct xp_profile **out)
 {
+	if (r->offcpu)
+		return xp_offcpu_profile(r->offcpu, out);
 	finish(r);
 	return build_profile(r, out);
 }
@@ -1072,6 +1113,7 @@ void xp_cpu_close(struct xp_cpu *r)
 	if (!r)
 		return;
 	xp_perf_close(r->perf);
+	xp_offcpu_close(r->offcpu);
 	run_free(r);
 	free(r);
 }

@@ -63,7 +63,7 @@ for i in $(seq 1 100); do thread_states "$pid" | grep -q '[RS]' || break; sleep 
 "$XPROF" threads -p "$pid" >/dev/null 2>"$TMP/err"
 grep -q '^xprof: the process was stopped (SIGSTOP) when xprof came and is left stopped$' "$TMP/err"
 ok $? "zombie leader, SIGSTOPped: threads says it was stopped" || diag "$(cat "$TMP/err")"
-"$XPROF" cpu --wall -p "$pid" -d 0.3s -F 49 -o "$TMP/le-wall.pb.gz" 2>"$TMP/err"
+"$XPROF" cpu --wall=ptrace -p "$pid" -d 0.3s -F 49 -o "$TMP/le-wall.pb.gz" 2>"$TMP/err"
 grep -q "^xprof: pid $pid was stopped (SIGSTOP) at \([0-9]*\) of \1 ticks: .*; it is left stopped$" "$TMP/err"
 ok $? "zombie leader, SIGSTOPped: cpu --wall says it was stopped" || diag "$(cat "$TMP/err")"
 [ -z "$(thread_states "$pid" | grep -v '[TZ]')" ]
@@ -114,12 +114,12 @@ else
 	for i in 1 2 3 4; do ok 0 "# SKIP unshare --pid is not permitted here"; done
 fi
 
-# --- a SIGSTOPped process under --wall ----------------------------------------
+# --- a SIGSTOPped process under --wall=ptrace (perf's: tests/cpu_wall.t) ------
 start_fixture ready "$FIX/cpuburn" 2
 pid=${ready%% *}
 kill -STOP "$pid"
 for i in $(seq 1 100); do thread_states "$pid" | grep -vq T || break; sleep 0.01; done
-"$XPROF" cpu --wall -p "$pid" -d 0.5s -F 49 -o "$TMP/stopped.pb.gz" 2>"$TMP/err"
+"$XPROF" cpu --wall=ptrace -p "$pid" -d 0.5s -F 49 -o "$TMP/stopped.pb.gz" 2>"$TMP/err"
 rc=$?
 is "$rc" 0 "stopped process, cpu --wall: exit 0"
 go tool pprof -raw "$TMP/stopped.pb.gz" 2>/dev/null >"$TMP/raw.txt"

@@ -124,7 +124,7 @@ rc=$?
 [ "$rc" = 0 ] && grep -q 'too many threads for one perf event per thread and CPU within the open-file limit (64; ulimit -n): sampling with --wall' "$TMP/err" &&
 	tests/unit/pprofcheck "$TMP/fd.pb.gz" >/dev/null
 ok $? "cpu with more events to open than ulimit -n allows: says so, samples with --wall (exit $rc)" || diag "$(cat "$TMP/err")"
-"$XPROF" cpu --wall -F 999 -p "$bigpid" -d 1s -o "$TMP/duty.pb.gz" >/dev/null 2>"$TMP/err"
+"$XPROF" cpu --wall=ptrace -F 999 -p "$bigpid" -d 1s -o "$TMP/duty.pb.gz" >/dev/null 2>"$TMP/err"
 rc=$?
 ticks=$(( $(sed -n 's/.*: \([0-9]*\) samples over.*/\1/p' "$TMP/err") / $(ls /proc/"$bigpid"/task | wc -l) ))
 [ "$rc" = 0 ] && grep -q 'ticks were delayed, to keep it stopped under a tenth of the time' "$TMP/err" && [ "$ticks" -lt 500 ]

@@ -92,6 +92,10 @@ for kind in block mutex; do
 	n=$(tests/pprof_samples.pl "$dir/$kind.pb.gz" | wc -l)
 	ok $((n < 1 || ${#bad} > 0)) "all $n stacks of Go's own $kind profile are in xprof's, same contentions and delay" || diag "$bad"
 done
+"$XPROF" block -p "$pid" -o "$dir/xb.pb.gz" 2>"$dir/b.err"
+ok $? "xprof block on a Go program writes its runtime's block profile" || diag "$(cat "$dir/b.err")"
+bad=$(pprof_differ "$dir/block.pb.gz" "$dir/xb.pb.gz")
+ok ${#bad} "xprof block: the same stacks, contentions and delay as Go's own block profile" || diag "$bad"
 grep -q 'sync.(\*Mutex).Unlock;main.contend.func1' <(tests/pprof_samples.pl "$dir/xmutex.pb.gz")
 ok $? "the mutex profile names the unlock that handed the mutex over"
 

@@ -232,3 +232,29 @@ waiting_missing() {
 		grep -qxF -- "$b" "$2" || { missing=$((missing + 1)); diag "$3" "${b//$'\x1f'/$'\n'}"; }
 	done <"$1"
 }
+
+# watch_target PID FILE STOPFILE: until STOPFILE exists, appends to FILE one
+# line per poll, "TRACERPID STATES" (one state letter per thread), every
+# 20 ms; shell builtins only, so that a loaded machine still polls often.
+# Run it in the background; not_stopped_during FILE checks it.
+watch_target() {
+	local k v line s st tp f
+	while [ ! -e "$3" ]; do
+		tp=
+		while read -r k v _; do [ "$k" = TracerPid: ] && tp=$v; done <"/proc/$1/status" 2>/dev/null
+		st=
+		for f in /proc/"$1"/task/*/stat; do
+			read -r line <"$f" 2>/dev/null || continue
+			s=${line##*) }
+			st+=${s%% *}
+		done
+		echo "${tp:-gone} $st"
+		sleep 0.02
+	done >>"$2"
+}
+# not_stopped_during FILE: 0 when watch_target polled at least 10 times and
+# never saw a tracer or a thread in t or T; sets polls
+not_stopped_during() {
+	polls=$(wc -l <"$1")
+	[ "$polls" -ge 10 ] && ! awk '$1 != 0 || $2 ~ /[tT]/ { bad = 1 } END { exit !bad }' "$1"
+}

@@ -4,8 +4,10 @@
  * of the real size, wrapping at its end.  perf.c is compiled into this file to reach its static functions
  * (the archive's perf.o then stays out of the link).
  *
- * Input: u8 flags (bit 0: samples carry kernel call chains), u32 tail (the
- * ring position the records start at: near 4 MiB they wrap), the records.
+ * Input: u8 flags (bit 0: samples carry kernel call chains; bit 1: switch
+ * mode, samples and PERF_RECORD_SWITCH read in time order by read_sorted),
+ * u32 tail (the ring position the records start at: near 4 MiB they
+ * wrap), the records.
  */
 #include "attach/perf.c"
 
@@ -47,11 +49,20 @@ static void on_exec(const struct xp_perf_exec *e, void *arg)
 	sink += (uint64_t)e->pid + (uint64_t)e->tid + e->time + strlen(e->comm);
 }
 
+static void on_switch(const struct xp_perf_switch *w, void *arg)
+{
+	(void)arg;
+	sink += (uint64_t)w->pid + (uint64_t)w->tid + w->time + (uint64_t)w->out + (uint64_t)w->preempted;
+}
+
 static const struct xp_perf_handlers handlers = {
 	.sample = on_sample,
 	.mapping = on_mapping,
 	.exec = on_exec,
+	.switched = on_switch,
 };
+
+static uint64_t heads[1];
 
 /* ---- seeds ---------------------------------------------------------------- */
 
@@ -217,6 +228,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	perf.ncpus = 1;
 	perf.rings = &ring;
 	perf.wrapbuf = malloc(RECORD_MAX);
+	perf.heads = heads;
 	if (!ring.data || !perf.wrapbuf)
 		abort();
 	if (seeds) {
@@ -233,7 +245,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t off, first;
 	int n, seen = 0;
 
-	perf.kernel = fuzz_u8(&in) & 1;
+	uint8_t flags = fuzz_u8(&in);
+
+	perf.kernel = flags & 1;
+	perf.o.switches = (flags >> 1) & 1;
 	tail = fuzz_u32(&in);
 	if (in.n > ring.size)
 		return 0;
@@ -245,6 +260,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	head = tail + in.n;
 	meta.data_tail = tail;
 	perf.lost = 0;
+	if (perf.o.switches) {
+		/* as xp_perf_read does in switch mode: every ring's samples and
+		 * switches, sorted by time */
+		heads[0] = head;
+		n = read_sorted(&perf, &handlers, &seen);
+		if (n < 0 || n != seen)
+			abort();
+		return 0;
+	}
 	/* as xp_perf_read does: the mappings and execs first, then the samples */
 	walk_ring(&perf, &ring, head, 0, &handlers, &seen);
 	dispatch_events(&perf, &handlers, &seen);
