@@ -56,6 +56,10 @@ void xp_report_attach_error(pid_t pid, int err);
 
 int64_t xp_now_ns(void);
 
+/* "500ms", "30s", "2m", "1h"; a bare number is seconds.  0, -2 for an
+ * unknown unit, -1 or -3 for a bad or out-of-range number. */
+int xp_parse_duration(const char *s, int64_t *ns);
+
 /* The default output name "xprof.COMM.PID.KIND" in buf, with the target's
  * name made safe for a file name (anything but letters, digits and ._+-
  * becomes '_'). */
@@ -82,5 +86,6 @@ int cmd_threads(int argc, char **argv);
 int cmd_cpu(int argc, char **argv);
 int cmd_heap(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_mutex(int argc, char **argv);
 
 #endif

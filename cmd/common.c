@@ -219,3 +219,30 @@ void xp_report_attach_error(pid_t pid, int err)
 		xp_msg("cannot attach to pid %d: %s", (int)pid, strerror(-err));
 	}
 }
+
+/* "500ms", "30s", "2m", "1h"; a bare number is seconds. */
+int xp_parse_duration(const char *s, int64_t *ns)
+{
+	char *end;
+	double v;
+	int64_t unit;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno || v != v)
+		return -1;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		unit = 1000000000LL;
+	else if (strcmp(end, "ms") == 0)
+		unit = 1000000LL;
+	else if (strcmp(end, "m") == 0)
+		unit = 60LL * 1000000000;
+	else if (strcmp(end, "h") == 0)
+		unit = 3600LL * 1000000000;
+	else
+		return -2;
+	if (v <= 0 || v * (double)unit > 7 * 24 * 3600e9)
+		return -3;
+	*ns = (int64_t)(v * (double)unit);
+	return *ns > 0 ? 0 : -3;
+}

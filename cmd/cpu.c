@@ -92,33 +92,6 @@ static void usage(FILE *f)
 	      f);
 }
 
-/* "500ms", "30s", "2m", "1h"; a bare number is seconds. */
-static int parse_duration(const char *s, int64_t *ns)
-{
-	char *end;
-	double v;
-	int64_t unit;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || errno || v != v)
-		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		unit = 1000000000LL;
-	else if (strcmp(end, "ms") == 0)
-		unit = 1000000LL;
-	else if (strcmp(end, "m") == 0)
-		unit = 60LL * 1000000000;
-	else if (strcmp(end, "h") == 0)
-		unit = 3600LL * 1000000000;
-	else
-		return -2;
-	if (v <= 0 || v * (double)unit > 7 * 24 * 3600e9)
-		return -3;
-	*ns = (int64_t)(v * (double)unit);
-	return *ns > 0 ? 0 : -3;
-}
-
 static int parse(int argc, char **argv, struct cpu_opts *o)
 {
 	enum { OPT_FORMAT = 256, OPT_WALL, OPT_NO_KERNEL };
@@ -151,7 +124,7 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 			break;
 		case 'd':
 			o->duration_set = 1;
-			rc = parse_duration(optarg, &o->duration_ns);
+			rc = xp_parse_duration(optarg, &o->duration_ns);
 			if (rc == -2) {
 				xp_msg("cpu: unknown duration unit in '%s': use ms, s, m or h (500ms, 30s, 2m)", optarg);
 				return XP_EXIT_USAGE;

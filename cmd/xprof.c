@@ -19,6 +19,7 @@ static const struct command commands[] = {
 	{ "cpu", cmd_cpu, "where CPU time goes: sampled stacks (or --wall: every thread)" },
 	{ "heap", cmd_heap, "what the heap holds now: glibc (types, holders, leaks) or Go's profile" },
 	{ "threads", cmd_threads, "every thread's stack, now, or a Go program's goroutines" },
+	{ "mutex", cmd_mutex, "lock contention: who waits for which lock, how long, held by whom" },
 	{ "serve", cmd_serve, "net/http/pprof's endpoints for a process, for go tool pprof, Parca, Alloy" },
 };
 
