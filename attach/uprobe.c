@@ -31,7 +31,13 @@
 #include "attach/attach.h"
 #include "attach/perf_x86_64.h"
 
-#define RING_PAGES 64            /* per thread: 256 KiB of samples */
+/* Pages of each thread's ring: 1 MiB (64 stacks of 16 KiB: a thread that
+ * waits every millisecond fills it in 64 ms, and xprof may not be
+ * scheduled that often on a busy machine), less when there are many
+ * threads, so that all the rings stay within RINGS_TOTAL. */
+#define RING_PAGES_MAX 256
+#define RING_PAGES_MIN 16
+#define RINGS_TOTAL (256u << 20)
 #define RESCAN_NS 100000000      /* new threads looked for every 100 ms */
 #define SCAN_ROUNDS 100          /* /proc/PID/task re-read until stable, at most */
 
@@ -57,6 +63,7 @@ struct xp_uprobes {
 	struct pollfd *pfd;
 	size_t pfd_alloc;
 	int64_t last_scan;
+	size_t ring_pages;           /* a power of two */
 };
 
 static int64_t now_ns(void)
@@ -67,9 +74,35 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static size_t ring_bytes(void)
+static size_t ring_bytes(const struct xp_uprobes *u)
 {
-	return (1 + RING_PAGES) * (size_t)getpagesize();
+	return (1 + u->ring_pages) * (size_t)getpagesize();
+}
+
+/* The ring size for a process of this many threads. */
+static size_t ring_pages_for(size_t nthreads)
+{
+	size_t pages = RING_PAGES_MAX;
+
+	while (pages > RING_PAGES_MIN && nthreads * pages * (size_t)getpagesize() > RINGS_TOTAL)
+		pages /= 2;
+	return pages;
+}
+
+static size_t count_threads(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(path)))
+		return 1;
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 static void thread_close(struct xp_uprobes *u, struct uthread *t)
@@ -77,7 +110,7 @@ static void thread_close(struct xp_uprobes *u, struct uthread *t)
 	size_t i;
 
 	if (t->meta)
-		munmap(t->meta, ring_bytes());
+		munmap(t->meta, ring_bytes(u));
 	for (i = 0; t->fds && i < u->nspecs; i++)
 		if (t->fds[i] >= 0)
 			close(t->fds[i]);
@@ -104,7 +137,7 @@ static void fill_attr(const struct xp_uprobes *u, const struct xp_uprobe_spec *s
 	a->use_clockid = 1;
 	a->clockid = CLOCK_MONOTONIC;
 	a->watermark = 1;
-	a->wakeup_watermark = (uint32_t)(RING_PAGES * (size_t)getpagesize() / 4);
+	a->wakeup_watermark = (uint32_t)(u->ring_pages * (size_t)getpagesize() / 4);
 }
 
 /* Opens every probe on one thread.  0 also when the thread exited
@@ -136,12 +169,12 @@ static int thread_open(struct xp_uprobes *u, struct uthread *t, pid_t tid)
 		if (ioctl(t->fds[i], PERF_EVENT_IOC_ID, &t->ids[i]) < 0)
 			goto fail;
 		if (i == 0) {
-			void *m = mmap(NULL, ring_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, t->fds[0], 0);
+			void *m = mmap(NULL, ring_bytes(u), PROT_READ | PROT_WRITE, MAP_SHARED, t->fds[0], 0);
 			if (m == MAP_FAILED)
 				goto fail;
 			t->meta = m;
 			t->data = (uint8_t *)m + getpagesize();
-			t->size = RING_PAGES * (size_t)getpagesize();
+			t->size = u->ring_pages * (size_t)getpagesize();
 		} else if (ioctl(t->fds[i], PERF_EVENT_IOC_SET_OUTPUT, t->fds[0]) < 0) {
 			goto fail;
 		}
@@ -242,6 +275,7 @@ int xp_uprobes_open(pid_t pid, const struct xp_uprobe_spec *v, size_t n, struct 
 	if (!(u = calloc(1, sizeof(*u))))
 		return -ENOMEM;
 	u->pid = pid;
+	u->ring_pages = ring_pages_for(count_threads(pid));
 	if ((u->type = xp_pmu_type("uprobe")) < 0 || (u->retbit = xp_pmu_config_bit("uprobe", "retprobe")) < 0) {
 		err = u->type < 0 ? u->type : u->retbit;
 		free(u);

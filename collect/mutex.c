@@ -442,6 +442,7 @@ static int probe_file(struct xp_mutex *m, uint64_t addr, uint64_t *file_off)
 int xp_mutex_open(const struct xp_mutex_opts *o, struct xp_mutex **out, char *why, size_t whylen)
 {
 	struct xp_mutex *m = calloc(1, sizeof(*m));
+	struct timespec now;
 	size_t i;
 	int err, have_wait = 0, have_wake = 0;
 
@@ -498,6 +499,10 @@ int xp_mutex_open(const struct xp_mutex_opts *o, struct xp_mutex **out, char *wh
 	}
 	for (i = 0; i < m->nspecs; i++)
 		m->specs[i].path = m->libc_path;
+	/* the run starts as the first probe goes in */
+	m->st.start_ns = xp_monotonic_ns();
+	clock_gettime(CLOCK_REALTIME, &now);
+	m->st.start_real_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	err = xp_uprobes_open(o->pid, m->specs, m->nspecs, &m->up);
 	if (err < 0) {
 		m->up = NULL;
@@ -520,13 +525,9 @@ static int gone(const struct xp_mutex *m)
 
 int xp_mutex_run(struct xp_mutex *m)
 {
-	struct timespec ts;
 	int64_t deadline, now;
 	int n, err = 0;
 
-	m->st.start_ns = xp_monotonic_ns();
-	clock_gettime(CLOCK_REALTIME, &ts);
-	m->st.start_real_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	deadline = m->st.start_ns + m->o.duration_ns;
 	while (!stopping(m) && (now = xp_monotonic_ns()) < deadline) {
 		int64_t left_ms = (deadline - now) / 1000000;
