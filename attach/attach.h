@@ -331,7 +331,12 @@ int xp_uprobes_open(pid_t pid, const struct xp_uprobe_spec *v, size_t n, struct 
 int xp_uprobes_read(struct xp_uprobes *u, int timeout_ms, xp_uprobe_fn fn, void *arg);
 uint64_t xp_uprobes_lost(const struct xp_uprobes *u);
 size_t xp_uprobes_nthreads(const struct xp_uprobes *u);
-/* Closes every event: the kernel takes the breakpoints out. */
+/* Stops the hits being recorded (at once; a hit still traps until the
+ * close). */
+void xp_uprobes_disable(struct xp_uprobes *u);
+/* Closes every event: the kernel takes the breakpoints out.  Slow: the
+ * kernel destroys uprobe events one at a time, each after an RCU grace
+ * period (30-45 ms each on a busy machine). */
 void xp_uprobes_close(struct xp_uprobes *u);
 
 #endif

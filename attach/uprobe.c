@@ -41,6 +41,7 @@
 #define RESCAN_NS 100000000      /* new threads looked for every 100 ms */
 #define SCAN_ROUNDS 100          /* /proc/PID/task re-read until stable, at most */
 
+
 struct uthread {
 	pid_t tid;
 	int *fds;                    /* one per probe; fds[0] owns the ring */
@@ -320,6 +321,16 @@ size_t xp_uprobes_nthreads(const struct xp_uprobes *u)
 uint64_t xp_uprobes_lost(const struct xp_uprobes *u)
 {
 	return u->lost;
+}
+
+void xp_uprobes_disable(struct xp_uprobes *u)
+{
+	size_t i, k;
+
+	for (i = 0; i < u->nt; i++)
+		for (k = 0; u->t[i].fds && k < u->nspecs; k++)
+			if (u->t[i].fds[k] >= 0)
+				ioctl(u->t[i].fds[k], PERF_EVENT_IOC_DISABLE, 0);
 }
 
 void xp_uprobes_close(struct xp_uprobes *u)

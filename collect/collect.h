@@ -246,7 +246,7 @@ void xp_go_profile_totals(const struct xp_go_heap *h, int64_t *inuse, int64_t *i
 
 /* ---- mutex: lock contention of a native process (uprobes on glibc) ------------ */
 
-enum xp_lock_class { XP_LOCK_MUTEX, XP_LOCK_RWLOCK, XP_LOCK_LIBC };
+enum xp_lock_class { XP_LOCK_MUTEX, XP_LOCK_RWLOCK };
 
 struct xp_mutex;
 struct xp_mutex_stats {
@@ -278,11 +278,13 @@ struct xp_mutex_opts {
  * PMU; -errno. */
 int xp_mutex_open(const struct xp_mutex_opts *o, struct xp_mutex **out, char *why, size_t whylen);
 /* Measures until the duration ends, the target exits or *o->stop, then
- * takes the probes out. */
+ * stops recording.  The probes stay in (idle) until xp_mutex_close takes
+ * them out, which takes the kernel 30-45 ms per thread and probe (five
+ * events a thread): write the profile first. */
 int xp_mutex_run(struct xp_mutex *m);
 const struct xp_mutex_stats *xp_mutex_stats(const struct xp_mutex *m);
 /* contentions/count and delay/nanoseconds by the waiter's stack, labels
- * thread, tid, lock (mutex, rwlock, libc) and, when known, holder and
+ * thread, tid, lock (mutex, rwlock) and, when known, holder and
  * holder_tid. */
 int xp_mutex_profile(struct xp_mutex *m, struct xp_profile **out);
 void xp_mutex_close(struct xp_mutex *m);

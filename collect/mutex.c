@@ -1,9 +1,10 @@
 /* collect/mutex.c: lock contention of a native process, from uprobes on
  * glibc's lock slow paths.  A thread that finds a mutex taken calls
  * __lll_lock_wait (rwlocks and timed or robust mutexes wait in
- * __futex_abstimed_wait64, glibc's own internal locks in
- * __lll_lock_wait_private); the entry probe copies its stack, the return
- * probe ends the wait.  An uncontended lock never leaves the fast path and
+ * __futex_abstimed_wait64); the entry probe copies its stack, the return
+ * probe ends the wait.  glibc's internal locks (malloc's arenas, stdio)
+ * are left out: each probe is one event per thread, and the kernel takes
+ * 30-45 ms to destroy each at the end.  An uncontended lock never leaves the fast path and
  * costs nothing.
  *
  * The holder: a thread that unlocks a mutex with waiters calls
@@ -44,9 +45,7 @@ static const struct {
 } probed[] = {
 	{ "__lll_lock_wait", XP_LOCK_MUTEX, 0 },
 	{ "__futex_abstimed_wait64", XP_LOCK_MUTEX, 0 },
-	{ "__lll_lock_wait_private", XP_LOCK_LIBC, 0 },
 	{ "__lll_lock_wake", 0, 1 },
-	{ "__lll_lock_wake_private", 0, 1 },
 };
 #define NPROBED (sizeof(probed) / sizeof(probed[0]))
 
@@ -479,9 +478,9 @@ int xp_mutex_open(const struct xp_mutex_opts *o, struct xp_mutex **out, char *wh
 			m->specs[m->nspecs] = (struct xp_uprobe_spec){ .offset = off, .retprobe = 1 };
 			m->meta[m->nspecs] = (struct spec_meta){ .kind = WAIT_RETURN, .fn = i, .addr = addr };
 			m->nspecs++;
-			have_wait += i == 0;
+			have_wait += strcmp(probed[i].symbol, "__lll_lock_wait") == 0;
 		} else {
-			have_wake += i == 3;
+			have_wake += strcmp(probed[i].symbol, "__lll_lock_wake") == 0;
 		}
 	}
 	if (!have_wait || !have_wake) {
@@ -553,8 +552,9 @@ int xp_mutex_run(struct xp_mutex *m)
 	process_pending(m, UINT64_MAX);
 	m->st.open_at_end = m->nopen;
 	m->st.lost = xp_uprobes_lost(m->up);
-	xp_uprobes_close(m->up); /* the breakpoints go now, not at the output */
-	m->up = NULL;
+	/* nothing more is recorded; the breakpoints go at xp_mutex_close
+	 * (slowly: see xp_uprobes_close) */
+	xp_uprobes_disable(m->up);
 	return err;
 }
 
@@ -563,7 +563,7 @@ const struct xp_mutex_stats *xp_mutex_stats(const struct xp_mutex *m)
 	return &m->st;
 }
 
-static const char *const class_names[] = { "mutex", "rwlock", "libc" };
+static const char *const class_names[] = { "mutex", "rwlock" };
 
 int xp_mutex_profile(struct xp_mutex *m, struct xp_profile **out)
 {

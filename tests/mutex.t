@@ -111,7 +111,7 @@ for _ in $(seq 1 300); do [ "$(libc_text_anon)" != 0 ] && break; sleep 0.02; don
 anon_in=$(libc_text_anon)
 kill -KILL "$xp"
 wait "$xp" 2>/dev/null
-for _ in $(seq 1 100); do [ "$(libc_text_anon)" = 0 ] && break; sleep 0.01; done
+for _ in $(seq 1 1000); do [ "$(libc_text_anon)" = 0 ] && break; sleep 0.01; done
 is "$(libc_text_anon)" 0 "after SIGKILL of xprof (probes were in: $anon_in kB copied), libc's code is the file's again"
 dump_waits
 n0=$(grep -c '^lock_' "$TMP/waits")
