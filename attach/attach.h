@@ -315,6 +315,7 @@ struct xp_uprobe_hit {
 	uint64_t stack_addr;
 	const uint8_t *stack;
 	size_t stack_len;
+	int lost_before;                /* the thread's hits just before this one were lost */
 };
 typedef void (*xp_uprobe_fn)(const struct xp_uprobe_hit *h, void *arg);
 
@@ -330,6 +331,7 @@ int xp_uprobes_open(pid_t pid, const struct xp_uprobe_spec *v, size_t n, struct 
  * looks for new threads.  The number of hits, or -errno. */
 int xp_uprobes_read(struct xp_uprobes *u, int timeout_ms, xp_uprobe_fn fn, void *arg);
 uint64_t xp_uprobes_lost(const struct xp_uprobes *u);
+/* Threads probed since the start, those that exited since too. */
 size_t xp_uprobes_nthreads(const struct xp_uprobes *u);
 /* Stops the hits being recorded (at once; a hit still traps until the
  * close). */

@@ -12,12 +12,20 @@
  * clone (its pthread_create returns EFAULT).  So threads created during a
  * run are found by rescanning /proc/PID/task, and each thread has its own
  * ring buffer (a cpu -1 event can share only its own task's buffer).
+ *
+ * Opening and closing uprobe events is slow: the kernel destroys them one
+ * at a time under a global mutex, each after an RCU grace period (30-45 ms
+ * here), and an open waits behind any close on the machine.  So a manager
+ * thread opens the events of new threads and closes those of threads that
+ * exited, and the reader only reads the rings: it is never held up and
+ * the rings do not overflow meanwhile.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
 #include <linux/perf_event.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,8 +46,8 @@
 #define RING_PAGES_MAX 256
 #define RING_PAGES_MIN 16
 #define RINGS_TOTAL (256u << 20)
-#define RESCAN_NS 100000000      /* new threads looked for every 100 ms */
-#define SCAN_ROUNDS 100          /* /proc/PID/task re-read until stable, at most */
+#define RESCAN_MS 100            /* new threads looked for every 100 ms */
+#define SCAN_ROUNDS 100          /* /proc/PID/task re-read until stable at the start, at most */
 
 
 struct uthread {
@@ -50,6 +58,7 @@ struct uthread {
 	uint8_t *data;
 	size_t size;
 	int gone;                    /* the thread exited: closed after its last read */
+	int lost;                    /* hits lost since the last one handed out */
 };
 
 struct xp_uprobes {
@@ -57,23 +66,27 @@ struct xp_uprobes {
 	struct xp_uprobe_spec *specs;
 	size_t nspecs;
 	int type, retbit;
-	struct uthread *t;           /* sorted by tid */
+	size_t ring_pages;           /* a power of two */
+	/* the reader's */
+	struct uthread *t;
 	size_t nt, talloc;
 	uint64_t lost;
 	uint8_t *wrapbuf;
 	struct pollfd *pfd;
 	size_t pfd_alloc;
-	int64_t last_scan;
-	size_t ring_pages;           /* a power of two */
+	/* the scanner's (xp_uprobes_open, then the manager): tids probed, sorted */
+	pid_t *known;
+	size_t nknown, known_alloc;
+	/* between the two, under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t manager;
+	int managing, stop, have_cond;
+	struct uthread *added, *dead; /* opened, not yet read; exited, to close */
+	size_t nadded, added_alloc, ndead, dead_alloc;
+	int err;                     /* the manager's, for the reader to return */
+	size_t probed;               /* threads probed in all, gone ones too */
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static size_t ring_bytes(const struct xp_uprobes *u)
 {
@@ -187,54 +200,91 @@ fail:
 	return err;
 }
 
-static int find_thread(const struct xp_uprobes *u, pid_t tid, size_t *at)
+static int push(struct uthread **v, size_t *n, size_t *alloc, const struct uthread *t)
 {
-	size_t lo = 0, hi = u->nt;
+	if (*n == *alloc) {
+		size_t na = *alloc ? *alloc * 2 : 32;
+		struct uthread *nv = realloc(*v, na * sizeof(*nv));
+		if (!nv)
+			return -ENOMEM;
+		*v = nv;
+		*alloc = na;
+	}
+	(*v)[(*n)++] = *t;
+	return 0;
+}
+
+static int known_find(const struct xp_uprobes *u, pid_t tid, size_t *at)
+{
+	size_t lo = 0, hi = u->nknown;
 
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
-		if (u->t[mid].tid < tid)
+		if (u->known[mid] < tid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	*at = lo;
-	return lo < u->nt && u->t[lo].tid == tid;
+	return lo < u->nknown && u->known[lo] == tid;
 }
 
-static int add_thread(struct xp_uprobes *u, pid_t tid)
+static void known_remove(struct xp_uprobes *u, pid_t tid)
+{
+	size_t at;
+
+	if (known_find(u, tid, &at)) {
+		memmove(&u->known[at], &u->known[at + 1], (u->nknown - at - 1) * sizeof(*u->known));
+		u->nknown--;
+	}
+}
+
+/* Probes tid unless it is probed already; the new thread goes to the
+ * reader's table (at the start: manager 0) or to the added queue.  1 when
+ * added, 0 when not (known, or exited meanwhile), -errno. */
+static int add_thread(struct xp_uprobes *u, pid_t tid, int manager)
 {
 	struct uthread t;
 	size_t at;
 	int err;
 
-	if (find_thread(u, tid, &at))
+	if (known_find(u, tid, &at))
 		return 0;
-	if (u->nt == u->talloc) {
-		size_t n = u->talloc ? u->talloc * 2 : 32;
-		struct uthread *v = realloc(u->t, n * sizeof(*v));
+	if (u->nknown == u->known_alloc) {
+		size_t n = u->known_alloc ? u->known_alloc * 2 : 64;
+		pid_t *v = realloc(u->known, n * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
-		u->t = v;
-		u->talloc = n;
+		u->known = v;
+		u->known_alloc = n;
 	}
 	if ((err = thread_open(u, &t, tid)) <= 0)
 		return err;
-	memmove(&u->t[at + 1], &u->t[at], (u->nt - at) * sizeof(*u->t));
-	u->t[at] = t;
-	u->nt++;
+	if (manager)
+		pthread_mutex_lock(&u->lock);
+	err = manager ? push(&u->added, &u->nadded, &u->added_alloc, &t) : push(&u->t, &u->nt, &u->talloc, &t);
+	u->probed += err == 0;
+	if (manager)
+		pthread_mutex_unlock(&u->lock);
+	if (err < 0) {
+		thread_close(u, &t);
+		return err;
+	}
+	memmove(&u->known[at + 1], &u->known[at], (u->nknown - at) * sizeof(*u->known));
+	u->known[at] = tid;
+	u->nknown++;
 	return 1;
 }
 
-/* Probes every thread of the process that has none, re-reading the task
- * list until it is stable. */
-static int scan_threads(struct xp_uprobes *u)
+/* Probes every thread of the process that has none: one pass over
+ * /proc/PID/task, or (rounds > 1) passes until one adds nothing. */
+static int scan_threads(struct xp_uprobes *u, int rounds, int manager)
 {
 	char path[64];
-	int rounds, added, err;
+	int added, err;
 
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)u->pid);
-	for (rounds = 0; rounds < SCAN_ROUNDS; rounds++) {
+	while (rounds-- > 0) {
 		DIR *d = opendir(path);
 		struct dirent *e;
 
@@ -246,7 +296,7 @@ static int scan_threads(struct xp_uprobes *u)
 			long tid = strtol(e->d_name, &end, 10);
 			if (*end || tid <= 0)
 				continue;
-			if ((err = add_thread(u, (pid_t)tid)) < 0) {
+			if ((err = add_thread(u, (pid_t)tid, manager)) < 0) {
 				closedir(d);
 				return err;
 			}
@@ -256,8 +306,67 @@ static int scan_threads(struct xp_uprobes *u)
 		if (!added)
 			break;
 	}
-	u->last_scan = now_ns();
 	return 0;
+}
+
+/* The manager: every RESCAN_MS, closes the events of the threads the
+ * reader saw exit and probes the threads that appeared. */
+static void *manage(void *arg)
+{
+	struct xp_uprobes *u = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&u->lock);
+	while (!u->stop) {
+		struct uthread *dead;
+		size_t ndead, i;
+		int err;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += RESCAN_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&u->wake, &u->lock, &ts);
+		if (u->stop)
+			break;
+		dead = u->dead;
+		ndead = u->ndead;
+		u->dead = NULL;
+		u->ndead = u->dead_alloc = 0;
+		pthread_mutex_unlock(&u->lock);
+		for (i = 0; i < ndead; i++) {
+			known_remove(u, dead[i].tid);
+			thread_close(u, &dead[i]);
+		}
+		free(dead);
+		err = xp_proc_alive(u->pid) ? scan_threads(u, 1, 1) : 0;
+		pthread_mutex_lock(&u->lock);
+		if (err < 0 && err != -ENOENT && err != -ESRCH && !u->err)
+			u->err = err;
+	}
+	pthread_mutex_unlock(&u->lock);
+	return NULL;
+}
+
+/* Ends the manager; the reader's table then holds every thread. */
+static void stop_manager(struct xp_uprobes *u)
+{
+	size_t i;
+
+	if (!u->managing)
+		return;
+	pthread_mutex_lock(&u->lock);
+	u->stop = 1;
+	pthread_cond_signal(&u->wake);
+	pthread_mutex_unlock(&u->lock);
+	pthread_join(u->manager, NULL);
+	u->managing = 0;
+	for (i = 0; i < u->nadded; i++)
+		if (push(&u->t, &u->nt, &u->talloc, &u->added[i]) < 0)
+			thread_close(u, &u->added[i]);
+	u->nadded = 0;
 }
 
 int xp_uprobes_open(pid_t pid, const struct xp_uprobe_spec *v, size_t n, struct xp_uprobes **out)
@@ -276,6 +385,7 @@ int xp_uprobes_open(pid_t pid, const struct xp_uprobe_spec *v, size_t n, struct 
 	if (!(u = calloc(1, sizeof(*u))))
 		return -ENOMEM;
 	u->pid = pid;
+	pthread_mutex_init(&u->lock, NULL);
 	u->ring_pages = ring_pages_for(count_threads(pid));
 	if ((u->type = xp_pmu_type("uprobe")) < 0 || (u->retbit = xp_pmu_config_bit("uprobe", "retprobe")) < 0) {
 		err = u->type < 0 ? u->type : u->retbit;
@@ -302,9 +412,19 @@ int xp_uprobes_open(pid_t pid, const struct xp_uprobe_spec *v, size_t n, struct 
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	err = scan_threads(u);
+	err = scan_threads(u, SCAN_ROUNDS, 0);
 	if (err == 0 && (u->nt == 0 || !xp_proc_alive(pid)))
 		err = -ESRCH;
+	if (err == 0) {
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&u->wake, &ca);
+		pthread_condattr_destroy(&ca);
+		u->have_cond = 1;
+		err = -pthread_create(&u->manager, NULL, manage, u);
+		u->managing = err == 0;
+	}
 	if (err < 0) {
 		xp_uprobes_close(u);
 		return err;
@@ -315,7 +435,12 @@ int xp_uprobes_open(pid_t pid, const struct xp_uprobe_spec *v, size_t n, struct 
 
 size_t xp_uprobes_nthreads(const struct xp_uprobes *u)
 {
-	return u->nt;
+	size_t n;
+
+	pthread_mutex_lock((pthread_mutex_t *)&u->lock);
+	n = u->probed;
+	pthread_mutex_unlock((pthread_mutex_t *)&u->lock);
+	return n;
 }
 
 uint64_t xp_uprobes_lost(const struct xp_uprobes *u)
@@ -327,6 +452,7 @@ void xp_uprobes_disable(struct xp_uprobes *u)
 {
 	size_t i, k;
 
+	stop_manager(u); /* no thread probed after this */
 	for (i = 0; i < u->nt; i++)
 		for (k = 0; u->t[i].fds && k < u->nspecs; k++)
 			if (u->t[i].fds[k] >= 0)
@@ -339,8 +465,17 @@ void xp_uprobes_close(struct xp_uprobes *u)
 
 	if (!u)
 		return;
+	stop_manager(u);
 	for (i = 0; i < u->nt; i++)
 		thread_close(u, &u->t[i]);
+	for (i = 0; i < u->ndead; i++)
+		thread_close(u, &u->dead[i]);
+	free(u->dead);
+	free(u->added);
+	free(u->known);
+	if (u->have_cond)
+		pthread_cond_destroy(&u->wake);
+	pthread_mutex_destroy(&u->lock);
 	for (i = 0; u->specs && i < u->nspecs; i++)
 		free((char *)u->specs[i].path);
 	free(u->specs);
@@ -435,6 +570,8 @@ static int drain(struct xp_uprobes *u, struct uthread *t, xp_uprobe_fn fn, void 
 		if (h.type == PERF_RECORD_SAMPLE) {
 			struct xp_uprobe_hit hit;
 			if (parse_hit(u, t, rec, h.size, &hit) == 0) {
+				hit.lost_before = t->lost;
+				t->lost = 0;
 				fn(&hit, arg);
 				n++;
 			}
@@ -442,6 +579,7 @@ static int drain(struct xp_uprobes *u, struct uthread *t, xp_uprobe_fn fn, void 
 			uint64_t lost;
 			memcpy(&lost, rec + sizeof(h) + 8, 8);
 			u->lost += lost;
+			t->lost = 1;
 		}
 		tail += h.size;
 	}
@@ -452,8 +590,18 @@ static int drain(struct xp_uprobes *u, struct uthread *t, xp_uprobe_fn fn, void 
 int xp_uprobes_read(struct xp_uprobes *u, int timeout_ms, xp_uprobe_fn fn, void *arg)
 {
 	size_t i, k;
-	int n = 0, err;
+	int n = 0, err = 0;
 
+	/* the threads the manager probed since the last read */
+	pthread_mutex_lock(&u->lock);
+	for (i = 0; i < u->nadded; i++)
+		if (push(&u->t, &u->nt, &u->talloc, &u->added[i]) < 0)
+			thread_close(u, &u->added[i]); /* out of memory: not read */
+	u->nadded = 0;
+	err = u->err;
+	pthread_mutex_unlock(&u->lock);
+	if (err)
+		return err;
 	if (u->pfd_alloc < u->nt) {
 		struct pollfd *v = realloc(u->pfd, u->nt * sizeof(*v));
 		if (!v)
@@ -475,17 +623,15 @@ int xp_uprobes_read(struct xp_uprobes *u, int timeout_ms, xp_uprobe_fn fn, void 
 		if (u->pfd[i].revents & POLLHUP)
 			u->t[i].gone = 1;
 	}
+	/* the exited threads' events go to the manager, which closes them */
+	pthread_mutex_lock(&u->lock);
 	for (i = k = 0; i < u->nt; i++) {
-		if (u->t[i].gone)
-			thread_close(u, &u->t[i]);
-		else
+		if (u->t[i].gone && (!u->managing || push(&u->dead, &u->ndead, &u->dead_alloc, &u->t[i]) < 0))
+			u->t[k++] = u->t[i]; /* kept, closed at the end */
+		else if (!u->t[i].gone)
 			u->t[k++] = u->t[i];
 	}
 	u->nt = k;
-	if (now_ns() - u->last_scan > RESCAN_NS && xp_proc_alive(u->pid)) {
-		err = scan_threads(u);
-		if (err < 0 && err != -ENOENT && err != -ESRCH)
-			return err;
-	}
+	pthread_mutex_unlock(&u->lock);
 	return n;
 }

@@ -63,6 +63,7 @@ struct event {
 	pid_t tid;
 	uint32_t stack;               /* interned stack id of a wait entry, 0 none */
 	uint8_t kind, cls;
+	uint8_t lost_before;          /* the thread lost hits just before this one */
 	uint16_t spec;
 };
 
@@ -297,12 +298,33 @@ static int agg_add(struct xp_mutex *m, uint32_t stack, pid_t tid, pid_t holder, 
 
 /* ---- matching, in time order ---------------------------------------------------- */
 
+/* Forgets the waits in progress of one thread (their start or end is
+ * lost), or of one thread in one function; counted as dropped. */
+static void forget_waits(struct xp_mutex *m, pid_t tid, int spec)
+{
+	size_t i;
+
+	for (i = m->nopen; i-- > 0;) {
+		if (m->open[i].tid != tid || (spec >= 0 && m->open[i].spec != spec))
+			continue;
+		m->open[i] = m->open[--m->nopen];
+		m->st.dropped++;
+	}
+}
+
 static void on_event(struct xp_mutex *m, const struct event *e)
 {
 	size_t i;
 
+	/* hits of this thread were lost just before: a return matched to an
+	 * entry from before the gap would span the gap */
+	if (e->lost_before)
+		forget_waits(m, e->tid, -1);
 	switch (e->kind) {
 	case WAIT_ENTRY:
+		/* a thread is in one wait of a function at a time: an older one
+		 * still open lost its return */
+		forget_waits(m, e->tid, e->spec);
 		if (m->nopen == OPEN_WAITS_MAX) {
 			m->st.dropped++;
 			return;
@@ -384,6 +406,7 @@ static void on_hit(const struct xp_uprobe_hit *h, void *arg)
 		.spec = (uint16_t)h->probe,
 		.cls = (uint8_t)probed[sm->fn].cls,
 		.lockword = h->have_regs ? h->regs.rdi : 0,
+		.lost_before = (uint8_t)(h->lost_before != 0),
 	};
 
 	m->st.hits++;
@@ -498,16 +521,18 @@ int xp_mutex_open(const struct xp_mutex_opts *o, struct xp_mutex **out, char *wh
 	}
 	for (i = 0; i < m->nspecs; i++)
 		m->specs[i].path = m->libc_path;
-	/* the run starts as the first probe goes in */
-	m->st.start_ns = xp_monotonic_ns();
-	clock_gettime(CLOCK_REALTIME, &now);
-	m->st.start_real_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	err = xp_uprobes_open(o->pid, m->specs, m->nspecs, &m->up);
 	if (err < 0) {
 		m->up = NULL;
 		xp_mutex_close(m);
 		return err;
 	}
+	/* the run starts once every thread is probed (opening the events can
+	 * take long: each waits for the kernel's event mutex); waits begun
+	 * before are counted when their return is seen after */
+	m->st.start_ns = xp_monotonic_ns();
+	clock_gettime(CLOCK_REALTIME, &now);
+	m->st.start_real_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	*out = m;
 	return 0;
 }

@@ -38,7 +38,12 @@ dump_waits() {
 ) >"$TMP/watch" &
 watcher=$!
 
-"$XPROF" mutex -p "$pid" -d 3s -o "$TMP/m.pb.gz" 2>"$TMP/m.err"
+# a thread that comes during the run (late-m) is probed too
+"$XPROF" mutex -p "$pid" -d 3s -o "$TMP/m.pb.gz" 2>"$TMP/m.err" &
+xp=$!
+sleep 1
+kill -USR2 "$pid"
+wait "$xp"
 ok $? "xprof mutex exits 0" || diag "$(cat "$TMP/m.err")"
 touch "$TMP/stop-watch"
 wait "$watcher"
@@ -64,7 +69,7 @@ tests/pprof_samples.pl "$TMP/m.pb.gz" >"$TMP/samples"
 t0=$(date -d "$(sed -n 's/^Time: \(.*\) [A-Z]*$/\1/p' "$TMP/raw")" +%s%N)
 dur=$(sed -n 's/^Duration: //p' "$TMP/raw")
 t1=$(awk -v a="$t0" -v d="$dur" 'BEGIN { printf "%.0f", a + d * 1e9 }')
-diag "window $t0 + $dur s"
+diag "window $t0 + $dur s" "$(cat "$TMP/m.err")"
 
 # fixture_delay FUNCTION [HOLDER]: ns lockers waited in FUNCTION, waits
 # ending inside the window (and begun while HOLDER held the lock)
@@ -80,12 +85,19 @@ xprof_delay() {
 }
 within10() { awk -v g="$1" -v w="$2" 'BEGIN { exit !(w > 0 && g >= 0.9 * w && g <= 1.1 * w) }'; }
 
-for f in lock_pthread_mutex lock_rwlock_read lock_std_mutex; do
+for f in lock_pthread_mutex lock_std_mutex; do
 	want=$(fixture_delay "$f")
 	got=$(xprof_delay "$f")
 	within10 "$got" "$want"
 	ok $? "$f: xprof's delay $((got / 1000000)) ms within 10% of the $((want / 1000000)) ms lockers measured"
 done
+# an rwlock wait is timed in glibc's futex wait only: rdlock's spin for the
+# writer's hand-over around it is not counted, which on a loaded machine
+# was up to 15% of the wait; the delay is a lower bound
+want=$(fixture_delay lock_rwlock_read)
+got=$(xprof_delay lock_rwlock_read)
+awk -v g="$got" -v w="$want" 'BEGIN { exit !(w > 0 && g >= 0.75 * w && g <= 1.02 * w) }'
+ok $? "lock_rwlock_read: xprof's delay $((got / 1000000)) ms is 75-102% of the $((want / 1000000)) ms lockers measured"
 
 want=$(fixture_delay lock_pthread_mutex "$holder_m")
 got=$(xprof_delay lock_pthread_mutex "holder_tid:[$holder_m]")
@@ -101,6 +113,10 @@ grep 'lock_rwlock_read' "$TMP/samples" | grep -vq 'lock:\[rwlock\]'
 ok $((! $?)) "rwlock waits are labelled lock=rwlock"
 grep 'lock_std_mutex' "$TMP/samples" | grep -q 'std::mutex::lock'
 ok $? "std::mutex waits show std::mutex::lock in their stacks"
+want=$(fixture_delay lock_pthread_mutex_late)
+got=$(xprof_delay lock_pthread_mutex_late)
+grep -q 'thread:\[late-m\]' "$TMP/samples" && awk -v g="$got" -v w="$want" 'BEGIN { exit !(g > 0.5 * w && g <= 1.1 * w) }'
+ok $? "a thread started during the run (late-m) is probed: $((got / 1000000)) ms of its $((want / 1000000)) ms (the waits before xprof found it are not)"
 grep -q 'thread:\[wait-m1\].*tid:\[[0-9]*\]' "$TMP/samples"
 ok $? "thread and tid labels name the waiter"
 
@@ -111,8 +127,11 @@ for _ in $(seq 1 300); do [ "$(libc_text_anon)" != 0 ] && break; sleep 0.02; don
 anon_in=$(libc_text_anon)
 kill -KILL "$xp"
 wait "$xp" 2>/dev/null
-for _ in $(seq 1 1000); do [ "$(libc_text_anon)" = 0 ] && break; sleep 0.01; done
-is "$(libc_text_anon)" 0 "after SIGKILL of xprof (probes were in: $anon_in kB copied), libc's code is the file's again"
+# the kernel closes the events as xprof exits, one grace period each, and
+# waits behind any other perf user of the machine: allow a minute
+t_kill=$SECONDS
+while [ "$(libc_text_anon)" != 0 ] && [ $((SECONDS - t_kill)) -lt 60 ]; do sleep 0.1; done
+is "$(libc_text_anon)" 0 "after SIGKILL of xprof (probes were in: $anon_in kB copied), libc's code is the file's again ($((SECONDS - t_kill)) s after)"
 dump_waits
 n0=$(grep -c '^lock_' "$TMP/waits")
 sleep 0.5
@@ -125,6 +144,14 @@ ok $? "a killed run leaves no output file"
 st=$(cat /proc/$pid/task/*/stat | awk '{ printf "%s", $3 }')
 [[ $st != *t* && $st != *T* ]]
 ok $? "no thread left stopped ($st)"
+
+# the target exits during the run: what was measured is written, exit 1
+start_fixture lb "$FIX/lockbench" 4 4
+lbpid=${lb%% *}
+"$XPROF" mutex -p "$lbpid" -d 20s -o "$TMP/x.pb.gz" 2>"$TMP/x.err"
+rc=$?
+[ "$rc" = 1 ] && grep -q "pid $lbpid exited during the run" "$TMP/x.err" && tests/unit/pprofcheck "$TMP/x.pb.gz" >/dev/null
+ok $? "a target that exits during the run: the profile is written, exit 1 (exit $rc)" || diag "$(cat "$TMP/x.err")"
 
 # bad input
 one_line 64 'mutex: -p PID is required' "no pid" -- "$XPROF" mutex
