@@ -46,13 +46,15 @@
 #define RING_PAGES_MAX 256
 #define RING_PAGES_MIN 16
 #define RINGS_TOTAL (256u << 20)
+/* the event that owns a thread's ring: the first opened */
+#define OWNER(u) ((u)->nspecs - 1)
 #define RESCAN_MS 100            /* new threads looked for every 100 ms */
 #define SCAN_ROUNDS 100          /* /proc/PID/task re-read until stable at the start, at most */
 
 
 struct uthread {
 	pid_t tid;
-	int *fds;                    /* one per probe; fds[0] owns the ring */
+	int *fds;                    /* one per probe; fds[OWNER] owns the ring */
 	uint64_t *ids;               /* PERF_EVENT_IOC_ID of each */
 	struct perf_event_mmap_page *meta;
 	uint8_t *data;
@@ -172,7 +174,9 @@ static int thread_open(struct xp_uprobes *u, struct uthread *t, pid_t tid)
 	}
 	for (i = 0; i < u->nspecs; i++)
 		t->fds[i] = -1;
-	for (i = 0; i < u->nspecs; i++) {
+	/* last to first: a return probe goes in before its entry probe, so
+	 * that an entry seen has its return seen too */
+	for (i = u->nspecs; i-- > 0;) {
 		fill_attr(u, &u->specs[i], &a);
 		t->fds[i] = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 		if (t->fds[i] < 0) {
@@ -182,14 +186,14 @@ static int thread_open(struct xp_uprobes *u, struct uthread *t, pid_t tid)
 		}
 		if (ioctl(t->fds[i], PERF_EVENT_IOC_ID, &t->ids[i]) < 0)
 			goto fail;
-		if (i == 0) {
-			void *m = mmap(NULL, ring_bytes(u), PROT_READ | PROT_WRITE, MAP_SHARED, t->fds[0], 0);
+		if (i == OWNER(u)) {
+			void *m = mmap(NULL, ring_bytes(u), PROT_READ | PROT_WRITE, MAP_SHARED, t->fds[i], 0);
 			if (m == MAP_FAILED)
 				goto fail;
 			t->meta = m;
 			t->data = (uint8_t *)m + getpagesize();
 			t->size = u->ring_pages * (size_t)getpagesize();
-		} else if (ioctl(t->fds[i], PERF_EVENT_IOC_SET_OUTPUT, t->fds[0]) < 0) {
+		} else if (ioctl(t->fds[i], PERF_EVENT_IOC_SET_OUTPUT, t->fds[OWNER(u)]) < 0) {
 			goto fail;
 		}
 	}
@@ -610,7 +614,7 @@ int xp_uprobes_read(struct xp_uprobes *u, int timeout_ms, xp_uprobe_fn fn, void 
 		u->pfd_alloc = u->nt;
 	}
 	for (i = 0; i < u->nt; i++) {
-		u->pfd[i].fd = u->t[i].fds[0];
+		u->pfd[i].fd = u->t[i].fds[OWNER(u)];
 		u->pfd[i].events = POLLIN;
 		u->pfd[i].revents = 0;
 	}

@@ -244,7 +244,8 @@ int cmd_mutex(int argc, char **argv)
 	       (int)pid, comm, st->waits, (st->end_ns - st->start_ns) / 1e9, st->delay_ns / 1e9, st->with_holder,
 	       st->threads);
 	if (st->unmatched || st->open_at_end)
-		xp_msg("not counted: %" PRIu64 " waits begun before the probes were in, %zu still going at the end",
+		xp_msg("not counted: %" PRIu64 " waits begun before the probes were in (or with hits lost), "
+		       "%zu still going at the end",
 		       st->unmatched, st->open_at_end);
 	rc = XP_EXIT_OK;
 	if (stop_requested)

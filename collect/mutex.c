@@ -308,7 +308,7 @@ static void forget_waits(struct xp_mutex *m, pid_t tid, int spec)
 		if (m->open[i].tid != tid || (spec >= 0 && m->open[i].spec != spec))
 			continue;
 		m->open[i] = m->open[--m->nopen];
-		m->st.dropped++;
+		m->st.unmatched++;
 	}
 }
 
@@ -353,6 +353,8 @@ static void on_event(struct xp_mutex *m, const struct event *e)
 			m->st.unmatched++; /* it began before the probes were in */
 			return;
 		}
+		if (e->time > (uint64_t)m->st.end_ns && m->st.end_ns)
+			return; /* it ended after the window: still going at the end */
 		{
 			struct open_wait w = m->open[i];
 			uint64_t delay = e->time > w.start ? e->time - w.start : 0;

@@ -96,8 +96,8 @@ done
 # was up to 15% of the wait; the delay is a lower bound
 want=$(fixture_delay lock_rwlock_read)
 got=$(xprof_delay lock_rwlock_read)
-awk -v g="$got" -v w="$want" 'BEGIN { exit !(w > 0 && g >= 0.75 * w && g <= 1.02 * w) }'
-ok $? "lock_rwlock_read: xprof's delay $((got / 1000000)) ms is 75-102% of the $((want / 1000000)) ms lockers measured"
+awk -v g="$got" -v w="$want" 'BEGIN { exit !(w > 0 && g >= 0.75 * w && g <= 1.05 * w) }'
+ok $? "lock_rwlock_read: xprof's delay $((got / 1000000)) ms is 75-105% of the $((want / 1000000)) ms lockers measured"
 
 want=$(fixture_delay lock_pthread_mutex "$holder_m")
 got=$(xprof_delay lock_pthread_mutex "holder_tid:[$holder_m]")
@@ -116,7 +116,8 @@ ok $? "std::mutex waits show std::mutex::lock in their stacks"
 want=$(fixture_delay lock_pthread_mutex_late)
 got=$(xprof_delay lock_pthread_mutex_late)
 grep -q 'thread:\[late-m\]' "$TMP/samples" && awk -v g="$got" -v w="$want" 'BEGIN { exit !(g > 0.5 * w && g <= 1.1 * w) }'
-ok $? "a thread started during the run (late-m) is probed: $((got / 1000000)) ms of its $((want / 1000000)) ms (the waits before xprof found it are not)"
+ok $? "a thread started during the run (late-m) is probed: $((got / 1000000)) ms of its $((want / 1000000)) ms (the waits before xprof found it are not)" ||
+	diag "late-m's waits: $(grep -c '^lock_pthread_mutex_late' "$TMP/waits"), first ending at $(awk '$1 == "lock_pthread_mutex_late" { print $3; exit }' "$TMP/waits")"
 grep -q 'thread:\[wait-m1\].*tid:\[[0-9]*\]' "$TMP/samples"
 ok $? "thread and tid labels name the waiter"
 
