@@ -106,8 +106,9 @@ for tool in ("baseline", "xprof", "perf-futex"):
     print(f"| {names[tool]} | {ops:,.0f} | {ops / base:.2f} | {ev if tool != 'baseline' else '-'} | {end if tool != 'baseline' else '-'} |")
 print("\nevents: xprof's lock waits measured (entry and return of glibc's slow path), perf's futex "
       "samples (entry and exit of every futex call, with 8 KiB of stack each); per round. "
+      "NA: the count could not be read back (no summary line, or perf report could not read perf.data). "
       "xprof's wall time includes taking its uprobes out (one RCU grace period per event, "
-      "5 events per thread).")
+      "5 events per thread, each waiting for the kernel's event mutex, which every perf user of the machine takes).")
 PY
 bash bench/md-section.sh "$DOC" "$KEY" "$HEADING" "$BODY"
 cat "$BODY"
