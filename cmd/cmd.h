@@ -86,6 +86,7 @@ int cmd_threads(int argc, char **argv);
 int cmd_cpu(int argc, char **argv);
 int cmd_heap(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 int cmd_mutex(int argc, char **argv);
 
 #endif

@@ -494,6 +494,12 @@ int cmd_cpu(int argc, char **argv)
 	       comm, (int)pid, st->samples, (st->end_ns - st->start_ns) / 1e9, o.freq, st->threads,
 	       st->samples ? 100.0 * (double)st->complete / (double)st->samples : 0.0, lost,
 	       o.wall ? ", wall-clock" : st->kernel ? ", kernel frames included" : "");
+	if (st->python && st->python[0])
+		xp_msg("python %s (layouts: %s): %" PRIu64 " samples in Python code, %.1f%% with the Python frames "
+		       "still the same when read", st->python, st->python_layout ? st->python_layout : "?", st->py_samples,
+		       st->py_samples ? 100.0 * (double)st->py_consistent / (double)st->py_samples : 0.0);
+	else if (st->python_problem && st->python_problem[0])
+		xp_msg("python frames not shown: %s", xp_esc(st->python_problem));
 	if (lost)
 		xp_msg("%" PRIu64 " samples were lost: the ring buffers filled faster than xprof drained them; "
 		       "a lower -F loses fewer", lost);

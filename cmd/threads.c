@@ -162,6 +162,28 @@ static int go_dump(const struct threads_opts *o, struct xp_thread_dump *dp, stru
 	return gs->problem[0] || incomplete ? XP_EXIT_PARTIAL : XP_EXIT_OK;
 }
 
+/* CPython: its version, its threads, the GIL holder. */
+static void python_report(const struct xp_thread_dump *dp)
+{
+	const struct xp_thread_stack *holder = NULL;
+	size_t i;
+
+	for (i = 0; i < dp->n && !holder; i++)
+		if (dp->d[i].holds_gil)
+			holder = &dp->d[i];
+	if (holder)
+		xp_msg("python %s (layouts: %s): %zu Python threads, %zu Python frames; the GIL is held by thread %d \"%s\"",
+		       dp->python, dp->python_layout, dp->python_threads, dp->python_frames, (int)holder->t->tid,
+		       xp_esc(holder->t->name));
+	else
+		xp_msg("python %s (layouts: %s): %zu Python threads, %zu Python frames; %s", dp->python, dp->python_layout,
+		       dp->python_threads, dp->python_frames,
+		       dp->gil_locked ? "the GIL is held by no thread xprof knows" : "no thread holds the GIL");
+	if (dp->python_moved)
+		xp_msg("%zu Python threads ran on between the stop and the read of their Python frames: their "
+		       "innermost Python frames may be later than their native stack", dp->python_moved);
+}
+
 int cmd_threads(int argc, char **argv)
 {
 	struct threads_opts o;
@@ -258,6 +280,10 @@ int cmd_threads(int argc, char **argv)
 	       "total %.0f ms (unwind and symbolize %.0f ms)",
 	       (int)dp.pid, dp.comm, dp.n, dp.frames, dp.snap.stopped_ns / 1e6,
 	       (xp_now_ns() - t0) / 1e6, dp.unwind_ns / 1e6);
+	if (dp.python[0])
+		python_report(&dp);
+	else if (dp.python_problem[0])
+		xp_msg("python frames not shown: %s", xp_esc(dp.python_problem));
 	if (dp.snap.process_was_stopped)
 		xp_msg("the process was stopped (SIGSTOP) when xprof came and is left stopped");
 	if (xp_live_thread(dp.pid) != dp.pid)

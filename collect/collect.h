@@ -22,6 +22,7 @@
 
 #include "attach/attach.h"
 #include "gort/gort.h"
+#include "pyrt/pyrt.h"
 #include "proto/profile.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"
@@ -97,6 +98,11 @@ struct xp_cpu_stats {
 	int wall_refused;            /* --wall: a later stop was refused (-EBUSY, -EPERM) */
 	int left_stopped;
 	int64_t start_ns, end_ns, start_real_ns;
+	/* CPython: its version ("" when none), where its layouts came from,
+	 * or why it cannot be read; samples of Python threads, and those
+	 * whose innermost Python frame was still the same when read */
+	const char *python, *python_layout, *python_problem;
+	uint64_t py_samples, py_consistent;
 };
 
 /* Prepares a run: opens perf_event_open sampling unless o->wall.  For a
@@ -111,6 +117,9 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c);
 /* The pprof profile of the run: samples/count and cpu (or wall)
  * nanoseconds, labels thread, tid (and state with --wall). */
 int xp_cpu_profile(struct xp_cpu *c, struct xp_profile **out);
+/* For a live view, from o->progress: the profile of the samples since the
+ * last take (or the start), then forgets them.  Stats stay cumulative. */
+int xp_cpu_profile_take(struct xp_cpu *c, struct xp_profile **out);
 /* One stack of a flame graph: frame names root first, and its count. */
 struct xp_cpu_stack {
 	char **frames;
@@ -135,6 +144,9 @@ struct xp_thread_stack {
 	pid_t owner;          /* that mutex's owner tid, or 0 */
 	int owner_ns;         /* owner is a tid of the target's pid namespace, not ours */
 	int in_deadlock;
+	int python;           /* a thread of the CPython interpreter (it has a thread state) */
+	int holds_gil;
+	int py_moved;         /* its Python frames changed between the stop and their read */
 };
 
 struct xp_thread_dump {
@@ -148,6 +160,12 @@ struct xp_thread_dump {
 	size_t n;
 	size_t frames, incomplete, capped;
 	int64_t unwind_ns;
+	/* CPython: "3.11.2" and where its layouts came from, or "" */
+	char python[32];
+	const char *python_layout;
+	char python_problem[160];  /* a Python xprof cannot read: why */
+	size_t python_threads, python_frames, python_moved;
+	int gil_locked;
 };
 
 /* Unwinds and symbolizes every thread of dp->snap, and finds the owners of

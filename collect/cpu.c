@@ -35,6 +35,7 @@
 /* frame flags */
 #define F_CALL 1   /* a return address: look up pc - 1 */
 #define F_KERNEL 2 /* a kernel address */
+#define F_PY_MOVED 4 /* the innermost Python frame had moved on when read (set on the first user frame) */
 
 /* One distinct (program, thread, state, stack) and its sample count. */
 struct agg {
@@ -63,6 +64,13 @@ struct program {
 	int borrowed;     /* space and unwinder are the caller's (xp_target_space) */
 	uint64_t since;   /* perf time of the exec that started it; 0 for the first */
 	char comm[64];
+	/* CPython: its interpreter (opened at the first sample) and thread
+	 * states, read again when a sample comes from a thread not in them */
+	struct xp_py *py;
+	int py_checked;
+	struct xp_py_threads pts;
+	int64_t pts_read_ns;
+	char python[32], python_problem[160];
 };
 
 struct xp_cpu {
@@ -93,6 +101,7 @@ struct xp_cpu {
 	struct thread_name *names;
 	size_t nnames, names_alloc;
 	uint64_t samples, complete;
+	uint64_t py_samples, py_consistent;
 	int64_t start_ns, start_real_ns, end_ns;
 	int kernel;
 	int gone;
@@ -222,6 +231,14 @@ static const char *thread_name(struct xp_cpu *r, pid_t tid)
 /* ---- the address space -------------------------------------------------- */
 
 /* (Re)builds a program's modules and unwinder from its maps. */
+static void python_close(struct program *g)
+{
+	xp_py_threads_free(&g->pts);
+	xp_py_close(g->py);
+	g->py = NULL;
+	g->py_checked = 0;
+}
+
 static int build_space(struct xp_cpu *r, struct program *g)
 {
 	int err;
@@ -230,6 +247,7 @@ static int build_space(struct xp_cpu *r, struct program *g)
 		xp_unwinder_free(g->unwinder);
 		xp_space_close(g->space);
 	}
+	python_close(g);
 	g->unwinder = NULL;
 	g->space = NULL;
 	g->borrowed = 0;
@@ -274,6 +292,7 @@ static int open_space(struct xp_cpu *r)
 
 static void program_free(struct program *g)
 {
+	python_close(g);
 	if (!g->borrowed) {
 		xp_unwinder_free(g->unwinder);
 		xp_space_close(g->space);
@@ -371,6 +390,44 @@ static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
 
 /* ---- one sample --------------------------------------------------------- */
 
+/* Thread states are read again at most this often when samples come from
+ * threads that have none (native threads of a Python program). */
+#define PY_THREADS_REREAD_NS 100000000
+
+/* CPython: the Python frames of tid's interpreter loop activations, in
+ * place of them.  The stack is the sample's copy; the innermost frame
+ * pointer comes from it, the frames themselves from the live process now,
+ * as soon as the sample is read (racy: counted as consistent when the
+ * innermost frame pointer is still the one the copy holds). */
+static int python_frames(struct xp_cpu *r, struct program *g, pid_t tid, struct xp_mem *mem)
+{
+	struct xp_py_thread *pt;
+	struct xp_py_merge m;
+	int64_t now;
+
+	if (!g->py_checked) {
+		g->py_checked = 1;
+		if (xp_py_open(g->space, r->live, &g->py, g->python_problem, sizeof(g->python_problem)) == 1)
+			snprintf(g->python, sizeof(g->python), "%s", xp_py_version(g->py));
+	}
+	if (!g->py)
+		return 0;
+	pt = (struct xp_py_thread *)xp_py_thread_of(&g->pts, tid);
+	if (!pt && (now = xp_monotonic_ns()) - g->pts_read_ns > PY_THREADS_REREAD_NS) {
+		g->pts_read_ns = now;
+		xp_py_threads_free(&g->pts);
+		xp_py_threads_read(g->py, &g->pts);
+		pt = (struct xp_py_thread *)xp_py_thread_of(&g->pts, tid);
+	}
+	if (!pt || xp_py_thread_update(g->py, pt) < 0)
+		return 0;
+	if (xp_py_merge_stack(g->py, pt, mem, r->stack, &m) < 0 || !m.activations)
+		return 0;
+	r->py_samples++;
+	r->py_consistent += m.consistent;
+	return !m.consistent;
+}
+
 /* prog: the program that ran; kips: kernel frames, innermost first; regs
  * and mem: the user context to unwind (mem reads the copied stack), or NULL. */
 static void add_sample(struct xp_cpu *r, unsigned prog, pid_t tid, char state, const uint64_t *kips,
@@ -380,6 +437,7 @@ static void add_sample(struct xp_cpu *r, unsigned prog, pid_t tid, char state, c
 	uint64_t pc[FRAMES_MAX];
 	uint8_t flag[FRAMES_MAX];
 	size_t n = 0, i;
+	int moved = 0;
 
 	for (i = 0; i < nk && n < FRAMES_MAX; i++, n++) {
 		pc[n] = kips[i];
@@ -389,9 +447,10 @@ static void add_sample(struct xp_cpu *r, unsigned prog, pid_t tid, char state, c
 		build_space(r, g);
 	if (regs && mem && g->unwinder) {
 		xp_unwind(g->unwinder, regs, mem, r->stack);
+		moved = python_frames(r, g, tid, mem);
 		for (i = 0; i < r->stack->n && n < FRAMES_MAX; i++, n++) {
 			pc[n] = r->stack->pc[i];
-			flag[n] = r->stack->is_call[i] ? F_CALL : 0;
+			flag[n] = (r->stack->is_call[i] ? F_CALL : 0) | (moved && i == 0 ? F_PY_MOVED : 0);
 		}
 		r->complete += r->stack->complete;
 	}
@@ -456,6 +515,16 @@ static int target_gone(struct xp_cpu *r)
 	return 0;
 }
 
+/* A Python program's samples are read within this many ms, not 100: its
+ * Python frames are read live, and the sooner, the likelier they are
+ * still the ones the sample caught. */
+#define PY_READ_MS 2
+
+static int python_running(const struct xp_cpu *r)
+{
+	return r->nprog && r->prog[r->nprog - 1].py != NULL;
+}
+
 static const struct xp_perf_handlers perf_handlers = {
 	.sample = on_perf_sample,
 	.mapping = on_perf_mapping,
@@ -469,7 +538,8 @@ static int run_perf(struct xp_cpu *r, struct xp_perf *perf)
 
 	while (!stopping(r) && (now = xp_monotonic_ns()) < deadline) {
 		int64_t left_ms = (deadline - now) / 1000000;
-		n = xp_perf_read(perf, left_ms < 100 ? (int)left_ms + 1 : 100, &perf_handlers, r);
+		int wait_ms = python_running(r) ? PY_READ_MS : 100;
+		n = xp_perf_read(perf, left_ms < wait_ms ? (int)left_ms + 1 : wait_ms, &perf_handlers, r);
 		if (n < 0)
 			return n;
 		progress(r, xp_monotonic_ns());
@@ -716,7 +786,7 @@ static int build_profile(struct xp_cpu *r, struct xp_profile **out)
 		struct agg *a = r->tab[i];
 		struct xp_space *space;
 		int64_t values[2];
-		struct xp_plabel labels[3];
+		struct xp_plabel labels[4];
 		size_t nl = 2, first_user;
 
 		if (!a)
@@ -742,6 +812,8 @@ static int build_profile(struct xp_cpu *r, struct xp_profile **out)
 		labels[1] = (struct xp_plabel){ .key = "tid", .num = a->tid };
 		if (r->o.wall)
 			labels[nl++] = (struct xp_plabel){ .key = "state", .str = state_word(a->state) };
+		if (first_user < a->n && (a->flag[first_user] & F_PY_MOVED))
+			labels[nl++] = (struct xp_plabel){ .key = "python", .str = "moved" };
 		err = xp_profile_add_sample(p, ids, space ? a->n : first_user, values, 2, labels, nl);
 		if (err < 0)
 			goto out;
@@ -940,6 +1012,11 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 	st->start_ns = r->start_ns;
 	st->end_ns = r->end_ns;
 	st->start_real_ns = r->start_real_ns;
+	st->python = r->nprog ? r->prog[r->nprog - 1].python : "";
+	st->python_layout = r->nprog && r->prog[r->nprog - 1].py ? xp_py_layout_source(r->prog[r->nprog - 1].py) : NULL;
+	st->python_problem = r->nprog ? r->prog[r->nprog - 1].python_problem : "";
+	st->py_samples = r->py_samples;
+	st->py_consistent = r->py_consistent;
 	return st;
 }
 
@@ -964,6 +1041,30 @@ int xp_cpu_profile(struct xp_cpu *r, struct xp_profile **out)
 {
 	finish(r);
 	return build_profile(r, out);
+}
+
+/* For a live view (xprof top), called between reads (from progress): the
+ * profile of the samples since the last take, then the aggregation is
+ * emptied.  Kernel symbols are read at the first take; the stats stay
+ * cumulative. */
+int xp_cpu_profile_take(struct xp_cpu *r, struct xp_profile **out)
+{
+	size_t i;
+	int err;
+
+	if (r->kernel && !r->kallsyms)
+		r->kallsyms = xp_kallsyms_load();
+	for (i = 0; i < r->nprog; i++)
+		if (r->prog[i].dirty)
+			build_space(r, &r->prog[i]);
+	if ((err = build_profile(r, out)) < 0)
+		return err;
+	for (i = 0; i < r->ntab; i++) {
+		free(r->tab[i]);
+		r->tab[i] = NULL;
+	}
+	r->nagg = 0;
+	return 0;
 }
 
 void xp_cpu_close(struct xp_cpu *r)

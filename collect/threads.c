@@ -155,7 +155,11 @@ static void print_state(FILE *f, struct xp_thread_dump *dp, const struct xp_thre
 			fprintf(f, " held by tid %d%s, not a thread of this process", (int)d->owner,
 			       d->owner_ns ? " of its pid namespace" : "");
 	}
-	if (!t->stopped)
+	if (d->holds_gil)
+		fprintf(f, ", holds the GIL");
+	if (!t->stopped && d->n)
+		fprintf(f, ", did not stop: its Python frames only, read as it ran");
+	else if (!t->stopped)
 		fprintf(f, ", did not stop: no stack");
 	fprintf(f, "]");
 }
@@ -184,7 +188,7 @@ static void print_frames(FILE *f, struct xp_thread_dump *dp, const struct xp_thr
 				fprintf(f, "%s:%d", xp_esc(fr->file), fr->line);
 			else if (s->module)
 				xp_fputs_escaped(s->module->path, f);
-			if (!fr->inlined)
+			if (!fr->inlined && !xp_pc_is_synthetic(d->pc[i]))
 				fprintf(f, " +0x%" PRIx64, fr->offset);
 			fprintf(f, "\n");
 		}
@@ -327,15 +331,16 @@ static int thread_profile(struct xp_thread_dump *dp, int starts, struct xp_profi
 		const struct xp_thread_stack *d = &dp->d[i];
 		size_t k = starts ? start_frames(dp, d) : d->n, first = d->n - k;
 		int64_t one = 1;
-		struct xp_plabel labels[3] = {
+		struct xp_plabel labels[4] = {
 			{ .key = "tid", .num = d->t->tid },
 			{ .key = "thread", .str = d->t->name },
 			{ .key = "state", .str = xp_state_word(d->t->state) },
+			{ .key = "gil", .str = "held" },
 		};
 		if (starts && k == 0)
 			continue;
 		if ((err = xp_stack_locations(p, dp->space, d->pc + first, d->is_call + first, k, ids)) < 0 ||
-		    (err = xp_profile_add_sample(p, ids, k, &one, 1, labels, starts ? 0 : 3)) < 0)
+		    (err = xp_profile_add_sample(p, ids, k, &one, 1, labels, starts ? 0 : d->holds_gil ? 4 : 3)) < 0)
 			goto out;
 	}
 	*out = p;
@@ -352,10 +357,69 @@ int xp_threads_profile(struct xp_thread_dump *dp, struct xp_profile **out)
 
 /* ---- run -------------------------------------------------------------- */
 
+static int keep_stack(struct xp_thread_dump *dp, struct xp_thread_stack *d, const struct xp_stack *st);
+
+/* CPython: each interpreter loop activation of a Python thread replaced
+ * by the Python frames it runs, and the GIL holder marked.  The frames are
+ * read after the stop, from the live process: a thread running Python
+ * meanwhile may have moved on (counted in py_moved). */
+static void python_frames(struct xp_thread_dump *dp, struct xp_mem *mem, struct xp_stack *st,
+			  struct xp_thread_stack *d, struct xp_py *py, const struct xp_py_threads *pts)
+{
+	const struct xp_py_thread *pt = xp_py_thread_of(pts, d->t->tid);
+	struct xp_py_merge m;
+
+	if (!pt)
+		return;
+	d->python = 1;
+	d->holds_gil = pt->holds_gil;
+	dp->python_threads++;
+	if (xp_py_merge_stack(py, pt, mem, st, &m) < 0)
+		return;
+	dp->python_frames += m.pyframes;
+	if (m.activations && !m.consistent) {
+		d->py_moved = 1;
+		dp->python_moved++;
+	}
+}
+
+/* A Python thread that did not stop: its Python frames alone, read live. */
+static int python_only(struct xp_thread_dump *dp, struct xp_stack *st, struct xp_thread_stack *d, struct xp_py *py,
+		       const struct xp_py_threads *pts)
+{
+	const struct xp_py_thread *pt = xp_py_thread_of(pts, d->t->tid);
+
+	if (!pt)
+		return 0;
+	d->python = 1;
+	d->holds_gil = pt->holds_gil;
+	dp->python_threads++;
+	memset(st, 0, sizeof(*st));
+	st->n = xp_py_thread_stack(py, pt, st->pc, XP_MAX_FRAMES);
+	dp->python_frames += st->n;
+	return keep_stack(dp, d, st);
+}
+
+/* d's copy of an unwound stack. */
+static int keep_stack(struct xp_thread_dump *dp, struct xp_thread_stack *d, const struct xp_stack *st)
+{
+	d->pc = malloc((st->n ? st->n : 1) * sizeof(d->pc[0]));
+	d->is_call = malloc(st->n ? st->n : 1);
+	if (!d->pc || !d->is_call)
+		return -ENOMEM;
+	memcpy(d->pc, st->pc, st->n * sizeof(st->pc[0]));
+	memcpy(d->is_call, st->is_call, st->n);
+	d->n = st->n;
+	dp->frames += st->n;
+	return 0;
+}
+
 int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *ts)
 {
 	struct xp_mem *mem = NULL;
 	struct xp_unwinder *u = NULL;
+	struct xp_py *py = NULL;
+	struct xp_py_threads pts = { 0 };
 	struct xp_stack *st = malloc(sizeof(*st));
 	int64_t t0 = xp_monotonic_ns();
 	size_t i;
@@ -381,6 +445,12 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 		if (err < 0)
 			goto out;
 	}
+	if (xp_py_open(dp->space, dp->live, &py, dp->python_problem, sizeof(dp->python_problem)) == 1) {
+		snprintf(dp->python, sizeof(dp->python), "%s", xp_py_version(py));
+		dp->python_layout = xp_py_layout_source(py);
+		if (xp_py_threads_read(py, &pts) == 0)
+			dp->gil_locked = pts.gil_locked;
+	}
 	dp->n = dp->snap.nthreads;
 	for (i = 0; i < dp->n; i++) {
 		struct xp_thread_stack *d = &dp->d[i];
@@ -390,23 +460,19 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 		d->t = t;
 		if (!t->stopped) {
 			dp->incomplete++;
+			if (py && (err = python_only(dp, st, d, py, &pts)) < 0)
+				goto out;
 			continue;
 		}
 		if (nr >= 0 && t->state != 'R')
 			d->syscall = xp_syscall_name(nr);
 		xp_unwind(u, &t->regs, mem, st);
-		d->pc = malloc((st->n ? st->n : 1) * sizeof(d->pc[0]));
-		d->is_call = malloc(st->n ? st->n : 1);
-		if (!d->pc || !d->is_call) {
-			err = -ENOMEM;
+		if (py)
+			python_frames(dp, mem, st, d, py, &pts);
+		if ((err = keep_stack(dp, d, st)) < 0)
 			goto out;
-		}
-		memcpy(d->pc, st->pc, st->n * sizeof(st->pc[0]));
-		memcpy(d->is_call, st->is_call, st->n);
-		d->n = st->n;
 		d->complete = st->complete;
 		d->capped = st->capped;
-		dp->frames += st->n;
 		dp->capped += st->capped;
 		dp->incomplete += !st->complete;
 	}
@@ -415,6 +481,8 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 	err = 0;
 out:
 	dp->unwind_ns = xp_monotonic_ns() - t0;
+	xp_py_threads_free(&pts);
+	xp_py_close(py);
 	if (!dp->space_borrowed)
 		xp_unwinder_free(u);
 	xp_mem_close(mem);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "gort/gort_internal.h"
+#include "symbolize/dwarftypes.h"
 
 const char *const xp_go_known_versions = "go1.19";
 
@@ -38,95 +39,6 @@ int xp_go_func(struct xp_go *go, uint64_t pc, struct xp_gofunc *f)
 }
 
 /* ---- DWARF --------------------------------------------------------------- */
-
-struct want {
-	const char *name;
-	Dwarf_Die die;
-	int found;
-};
-
-/* Top-level structure types by name, over every unit. */
-static void find_structs(Dwarf *dw, struct want *w, size_t n)
-{
-	Dwarf_Off off = 0, next;
-	size_t hsize, left = n;
-
-	while (left && dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
-		Dwarf_Die cu, child;
-		if (dwarf_offdie(dw, off + hsize, &cu) && dwarf_child(&cu, &child) == 0) {
-			do {
-				const char *nm;
-				size_t i;
-				if (dwarf_tag(&child) != DW_TAG_structure_type || !(nm = dwarf_diename(&child)))
-					continue;
-				for (i = 0; i < n; i++) {
-					if (!w[i].found && strcmp(nm, w[i].name) == 0) {
-						w[i].die = child;
-						w[i].found = 1;
-						left--;
-					}
-				}
-			} while (left && dwarf_siblingof(&child, &child) == 0);
-		}
-		off = next;
-	}
-}
-
-/* The offset of member name of st, its type in *type; -1 when none. */
-static int64_t member(Dwarf_Die *st, const char *name, Dwarf_Die *type)
-{
-	Dwarf_Die m;
-
-	if (!st || dwarf_child(st, &m) != 0)
-		return -1;
-	do {
-		Dwarf_Attribute a;
-		Dwarf_Word off;
-		const char *nm = dwarf_diename(&m);
-		if (dwarf_tag(&m) != DW_TAG_member || !nm || strcmp(nm, name) != 0)
-			continue;
-		if (dwarf_formudata(dwarf_attr(&m, DW_AT_data_member_location, &a), &off) != 0)
-			return -1;
-		if (type && !dwarf_formref_die(dwarf_attr(&m, DW_AT_type, &a), type))
-			return -1;
-		return (int64_t)off;
-	} while (dwarf_siblingof(&m, &m) == 0);
-	return -1;
-}
-
-/* name, or "outer.inner" one level down. */
-static int64_t path(Dwarf_Die *st, const char *p)
-{
-	char outer[64];
-	const char *dot = strchr(p, '.');
-	Dwarf_Die type;
-	int64_t a, b;
-
-	if (!dot)
-		return member(st, p, NULL);
-	snprintf(outer, sizeof(outer), "%.*s", (int)(dot - p), p);
-	a = member(st, outer, &type);
-	if (a < 0)
-		return -1;
-	/* a named Go type may come as a typedef of the structure */
-	for (int depth = 0; depth < 8 && dwarf_tag(&type) == DW_TAG_typedef; depth++) {
-		Dwarf_Attribute at;
-		if (!dwarf_formref_die(dwarf_attr(&type, DW_AT_type, &at), &type))
-			return -1;
-	}
-	b = member(&type, dot + 1, NULL);
-	return b < 0 ? -1 : a + b;
-}
-
-static int64_t size_of(struct want *w)
-{
-	Dwarf_Attribute a;
-	Dwarf_Word v;
-
-	if (!w->found || dwarf_formudata(dwarf_attr(&w->die, DW_AT_byte_size, &a), &v) != 0)
-		return -1;
-	return (int64_t)v;
-}
 
 /* A layout from the binary is input: every field must lie inside its
  * structure, every structure be of a sane size.  0, or -1 with why. */
@@ -162,7 +74,7 @@ bad:
 /* 0, or -1 with the missing field in why. */
 static int layout_from_dwarf(Dwarf *dw, struct xp_go_layout *l, char *why, size_t whylen)
 {
-	struct want w[] = {
+	struct xp_dwarf_struct w[] = {
 		{ "runtime.g" }, { "runtime.m" }, { "runtime.bucket" },
 		{ "runtime.memRecord" }, { "runtime.memRecordCycle" }, { "runtime.ticksType" },
 	};
@@ -184,17 +96,17 @@ static int layout_from_dwarf(Dwarf *dw, struct xp_go_layout *l, char *why, size_
 	};
 	size_t i;
 
-	find_structs(dw, w, sizeof(w) / sizeof(w[0]));
+	xp_dwarf_find_structs(dw, w, sizeof(w) / sizeof(w[0]));
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		*fields[i].dst = w[fields[i].which].found ? path(&w[fields[i].which].die, fields[i].path) : -1;
+		*fields[i].dst = w[fields[i].which].found ? xp_dwarf_member_offset(&w[fields[i].which].die, fields[i].path) : -1;
 		if (*fields[i].dst < 0 && fields[i].required) {
 			snprintf(why, whylen, "its DWARF has no %s.%s", w[fields[i].which].name, fields[i].path);
 			return -1;
 		}
 	}
-	l->g_size = size_of(&w[0]);
-	l->b_size = size_of(&w[2]);
-	l->mrc_size = size_of(&w[4]);
+	l->g_size = xp_dwarf_struct_size(&w[0]);
+	l->b_size = xp_dwarf_struct_size(&w[2]);
+	l->mrc_size = xp_dwarf_struct_size(&w[4]);
 	return layout_check(l, why, whylen);
 }
 

@@ -786,6 +786,8 @@ const struct xp_sym *xp_symbolize(struct xp_space *s, uint64_t pc, int is_call)
 	struct symcache_entry *e;
 	size_t h;
 
+	if (xp_pc_is_synthetic(pc))
+		return xp_synthetic_sym(pc);
 	if ((s->cache_used + 1) * 2 > s->ncache && cache_grow(s) < 0)
 		return NULL;
 	for (h = hash64(key) & (s->ncache - 1); s->cache[h].used; h = (h + 1) & (s->ncache - 1))

@@ -61,6 +61,14 @@ pid_t xp_space_pid(const struct xp_space *s);
  * frames get "??"), but may return NULL on allocation failure. */
 const struct xp_sym *xp_symbolize(struct xp_space *s, uint64_t pc, int is_call);
 
+/* Frames that are no machine code (a Python function with its file and
+ * line) as pseudo pcs: xp_symbolize gives them back as one frame with no
+ * module.  One registry for the whole xprof process, so pcs outlive any
+ * space.  0 when the registry is full (2^20 frames) or out of memory. */
+uint64_t xp_synthetic_pc(const char *function, const char *file, int line);
+int xp_pc_is_synthetic(uint64_t pc);
+const struct xp_sym *xp_synthetic_sym(uint64_t pc);
+
 /* The symbol NAME of the module whose file name starts with FILE ("libc.so."):
  * its run-time address, or for a TLS symbol its offset in the module's TLS
  * block (*is_tls set); *base is the module's load base.  0 or -ENOENT. */

@@ -1,0 +1,729 @@
+/* CPython 3.11's interpreter read from outside: where it is (_PyRuntime),
+ * the layouts of its thread states, C frames, interpreter frames and code
+ * objects (DWARF, else the checked 3.11 table), the thread list with the
+ * GIL holder, and Python frames merged into native stacks.
+ */
+#define _GNU_SOURCE
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyrt/pyrt.h"
+#include "symbolize/dwarftypes.h"
+
+const char *const xp_py_known_versions = "3.11";
+
+/* Offsets xprof reads; -1 where DWARF has no such member. */
+struct py_layout {
+	int64_t rt_interp_head, rt_gil_locked, rt_gil_holder;
+	int64_t is_next, is_threads_head;
+	int64_t ts_next, ts_cframe, ts_native_tid, ts_size;
+	int64_t cf_current_frame, cf_previous;
+	int64_t fr_code, fr_previous, fr_prev_instr, fr_is_entry, fr_owner, fr_size;
+	int64_t co_firstlineno, co_filename, co_name, co_qualname, co_linetable, co_firsttraceable, co_code;
+};
+
+/* CPython 3.11 on x86-64, checked against python3.11-dbg's DWARF (gdb
+ * ptype /o) for Debian's 3.11.2: the layout every 3.11 build has, since
+ * 3.11's structures do not change within the series. */
+static const struct py_layout py311 = {
+	.rt_interp_head = 0x28, .rt_gil_locked = 0x178, .rt_gil_holder = 0x170,
+	.is_next = 0, .is_threads_head = 0x10,
+	.ts_next = 8, .ts_cframe = 0x38, .ts_native_tid = 0xa0, .ts_size = 360,
+	.cf_current_frame = 8, .cf_previous = 16,
+	.fr_code = 32, .fr_previous = 48, .fr_prev_instr = 56, .fr_is_entry = 68, .fr_owner = 69, .fr_size = 72,
+	.co_firstlineno = 72, .co_filename = 112, .co_name = 120, .co_qualname = 128, .co_linetable = 136,
+	.co_firsttraceable = 168, .co_code = 184,
+};
+
+/* Object headers, fixed by 3.11's ABI: ob_type, a var object's size, the
+ * bytes of a bytes object, compact strings' state word and text. */
+#define OB_TYPE 8
+#define OB_SIZE 16
+#define BYTES_DATA 32
+#define STR_LENGTH 16
+#define STR_STATE 32
+#define STR_ASCII_DATA 48
+#define STR_COMPACT_DATA 72
+
+#define FRAME_OWNED_BY_GENERATOR 1
+#define CODE_CACHE 4096 /* code objects remembered (direct-mapped) */
+#define CODE_HDR_MAX 512
+
+struct code_info {
+	uint64_t addr, qualname, filename, linetable;
+	int firstlineno, firsttraceable;
+	char *name, *file;
+	uint8_t *table;
+	size_t table_len;
+};
+
+struct xp_py {
+	struct xp_space *space;
+	struct xp_mem *live;
+	struct py_layout l;
+	uint64_t runtime, code_type;
+	char version[32];
+	const char *layout_source;
+	struct code_info cache[CODE_CACHE];
+};
+
+/* ---- finding it ------------------------------------------------------- */
+
+/* A symbol of the module whose file name starts with one of the
+ * interpreter's names: the program (python3.11) or libpython3.11.so. */
+static int lookup(struct xp_space *space, const char *name, uint64_t *addr)
+{
+	static const char *const files[] = { "python3", "libpython3" };
+	uint64_t base;
+	int tls;
+	size_t i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if (xp_space_lookup(space, files[i], name, addr, &tls, &base) == 0 && !tls)
+			return 0;
+	return -ENOENT;
+}
+
+/* A layout from a debug file is input: each field xprof reads from a
+ * structure's copy must lie inside the bytes it copies. */
+static int layout_ok(const struct py_layout *l)
+{
+	const int64_t ts[] = { l->ts_next, l->ts_cframe, l->ts_native_tid };
+	const int64_t fr[] = { l->fr_code, l->fr_previous, l->fr_prev_instr };
+	const int64_t co[] = { l->co_filename, l->co_name, l->co_qualname, l->co_linetable };
+	size_t i;
+
+	if (l->ts_size > 1024 || l->fr_size > 256 || l->co_code > 512 || l->co_code < 16)
+		return 0;
+	for (i = 0; i < 3; i++)
+		if (ts[i] + 8 > l->ts_size || fr[i] + 8 > l->fr_size)
+			return 0;
+	for (i = 0; i < 4; i++)
+		if (co[i] + 8 > l->co_code)
+			return 0;
+	return l->fr_is_entry < l->fr_size && l->fr_owner < l->fr_size && l->co_firstlineno + 4 <= l->co_code &&
+	       l->co_firsttraceable + 4 <= l->co_code;
+}
+
+struct find_module {
+	uint64_t addr;
+	Dwfl_Module *mod;
+};
+
+/* The module whose symbol addr is: by its symbols' range, since a space
+ * may know only a module's code mapping and not the data after it. */
+static int module_of_symbol(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr start, void *arg)
+{
+	struct find_module *f = arg;
+	GElf_Sym sym;
+	GElf_Addr addr;
+	int n = dwfl_module_getsymtab(mod), k;
+
+	(void)userdata;
+	(void)name;
+	(void)start;
+	for (k = 1; k < n; k++) {
+		const char *nm = dwfl_module_getsym_info(mod, k, &sym, &addr, NULL, NULL, NULL);
+		if (nm && addr == f->addr && strcmp(nm, "_PyRuntime") == 0) {
+			f->mod = mod;
+			return DWARF_CB_ABORT;
+		}
+	}
+	return DWARF_CB_OK;
+}
+
+static int layout_from_dwarf(struct xp_py *py)
+{
+	struct find_module fm = { py->runtime, NULL };
+	Dwfl_Module *mod;
+	Dwarf_Addr bias;
+	Dwarf *dw;
+	struct xp_dwarf_struct w[] = {
+		{ "pyruntimestate" }, { "_is" }, { "_ts" }, { "_PyCFrame" }, { "_PyInterpreterFrame" }, { "PyCodeObject" },
+	};
+	struct py_layout *l = &py->l;
+	struct { int64_t *dst; int which; const char *path; } f[] = {
+		{ &l->rt_interp_head, 0, "interpreters.head" }, { &l->rt_gil_locked, 0, "ceval.gil.locked" },
+		{ &l->rt_gil_holder, 0, "ceval.gil.last_holder" },
+		{ &l->is_next, 1, "next" }, { &l->is_threads_head, 1, "threads.head" },
+		{ &l->ts_next, 2, "next" }, { &l->ts_cframe, 2, "cframe" }, { &l->ts_native_tid, 2, "native_thread_id" },
+		{ &l->cf_current_frame, 3, "current_frame" }, { &l->cf_previous, 3, "previous" },
+		{ &l->fr_code, 4, "f_code" }, { &l->fr_previous, 4, "previous" }, { &l->fr_prev_instr, 4, "prev_instr" },
+		{ &l->fr_is_entry, 4, "is_entry" }, { &l->fr_owner, 4, "owner" }, { &l->fr_size, 4, "localsplus" },
+		{ &l->co_firstlineno, 5, "co_firstlineno" }, { &l->co_filename, 5, "co_filename" },
+		{ &l->co_name, 5, "co_name" }, { &l->co_qualname, 5, "co_qualname" },
+		{ &l->co_linetable, 5, "co_linetable" }, { &l->co_firsttraceable, 5, "_co_firsttraceable" },
+		{ &l->co_code, 5, "co_code_adaptive" },
+	};
+	size_t i;
+
+	mod = dwfl_addrmodule(xp_space_dwfl(py->space), py->runtime);
+	if (!mod) {
+		dwfl_getmodules(xp_space_dwfl(py->space), module_of_symbol, &fm, 0);
+		mod = fm.mod;
+	}
+	dw = mod ? dwfl_module_getdwarf(mod, &bias) : NULL;
+	if (!dw)
+		return -ENOENT;
+	xp_dwarf_find_structs(dw, w, sizeof(w) / sizeof(w[0]));
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		*f[i].dst = w[f[i].which].found ? xp_dwarf_member_offset(&w[f[i].which].die, f[i].path) : -1;
+		/* every one is needed; a field too far out is no layout we trust */
+		if (*f[i].dst < 0 || *f[i].dst > 4096)
+			return -ENOENT;
+	}
+	l->ts_size = xp_dwarf_struct_size(&w[2]);
+	return layout_ok(l) ? 0 : -ENOENT;
+}
+
+int xp_py_open(struct xp_space *space, struct xp_mem *live, struct xp_py **out, char *why, size_t whylen)
+{
+	struct xp_py *py;
+	uint64_t version_addr, eval;
+	uint32_t hexversion;
+
+	*out = NULL;
+	py = calloc(1, sizeof(*py));
+	if (!py)
+		return -ENOMEM;
+	py->space = space;
+	py->live = live;
+	if (lookup(space, "_PyRuntime", &py->runtime) < 0) {
+		free(py);
+		return 0;
+	}
+	/* Py_Version (3.11+) holds PY_VERSION_HEX: 0x030b02f0 is 3.11.2 final */
+	if (lookup(space, "Py_Version", &version_addr) < 0 ||
+	    xp_mem_read_full(live, version_addr, &hexversion, sizeof(hexversion)) < 0) {
+		snprintf(why, whylen, "a CPython older than 3.11 (no Py_Version); xprof reads %s", xp_py_known_versions);
+		free(py);
+		return -ENOTSUP;
+	}
+	snprintf(py->version, sizeof(py->version), "%u.%u.%u", hexversion >> 24, (hexversion >> 16) & 0xff,
+		 (hexversion >> 8) & 0xff);
+	if ((hexversion >> 16) != 0x030b) {
+		snprintf(why, whylen, "CPython %s, and xprof reads %s", py->version, xp_py_known_versions);
+		free(py);
+		return -ENOTSUP;
+	}
+	if (lookup(space, "PyCode_Type", &py->code_type) < 0 ||
+	    lookup(space, "_PyEval_EvalFrameDefault", &eval) < 0) {
+		snprintf(why, whylen, "CPython %s without PyCode_Type or _PyEval_EvalFrameDefault in its symbols",
+			 py->version);
+		free(py);
+		return -ENOTSUP;
+	}
+	if (layout_from_dwarf(py) == 0) {
+		py->layout_source = "DWARF";
+	} else {
+		py->l = py311;
+		py->layout_source = "known 3.11 layout";
+	}
+	*out = py;
+	return 1;
+}
+
+int xp_py_open_known(struct xp_space *space, struct xp_mem *live, uint64_t runtime, uint64_t code_type,
+		     struct xp_py **out)
+{
+	struct xp_py *py = calloc(1, sizeof(*py));
+
+	if (!py)
+		return -ENOMEM;
+	py->space = space;
+	py->live = live;
+	py->runtime = runtime;
+	py->code_type = code_type;
+	py->l = py311;
+	py->layout_source = "known 3.11 layout";
+	snprintf(py->version, sizeof(py->version), "3.11");
+	*out = py;
+	return 0;
+}
+
+void xp_py_close(struct xp_py *py)
+{
+	size_t i;
+
+	if (!py)
+		return;
+	for (i = 0; i < CODE_CACHE; i++) {
+		free(py->cache[i].name);
+		free(py->cache[i].file);
+		free(py->cache[i].table);
+	}
+	free(py);
+}
+
+const char *xp_py_version(const struct xp_py *py)
+{
+	return py->version;
+}
+
+const char *xp_py_layout_source(const struct xp_py *py)
+{
+	return py->layout_source;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+/* A pointer worth following: in user space, aligned. */
+static int plausible(uint64_t p)
+{
+	return p >= 4096 && p < (1ULL << 47) && (p & 7) == 0;
+}
+
+static int read_u64(struct xp_mem *m, uint64_t addr, uint64_t *v)
+{
+	return xp_mem_read_full(m, addr, v, sizeof(*v));
+}
+
+static uint64_t word_at(const uint8_t *buf, int64_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, buf + off, sizeof(v));
+	return v;
+}
+
+int xp_py_threads_read(struct xp_py *py, struct xp_py_threads *out)
+{
+	const struct py_layout *l = &py->l;
+	uint64_t interp, holder = 0;
+	uint32_t locked = 0;
+	size_t ni, alloc = 0;
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (read_u64(py->live, py->runtime + l->rt_interp_head, &interp) < 0)
+		return -EIO;
+	if (xp_mem_read_full(py->live, py->runtime + l->rt_gil_locked, &locked, sizeof(locked)) == 0 && locked &&
+	    read_u64(py->live, py->runtime + l->rt_gil_holder, &holder) == 0)
+		out->gil_locked = 1;
+	for (ni = 0; interp && ni < XP_PY_MAX_INTERPRETERS; ni++) {
+		uint64_t ts, next_interp;
+		size_t nt;
+
+		if (!plausible(interp) || read_u64(py->live, interp + l->is_threads_head, &ts) < 0 ||
+		    read_u64(py->live, interp + l->is_next, &next_interp) < 0) {
+			out->truncated = 1;
+			break;
+		}
+		for (nt = 0; ts && nt < XP_PY_MAX_THREADS; nt++) {
+			uint8_t buf[1024];
+			size_t k;
+			if (!plausible(ts) || (size_t)l->ts_size > sizeof(buf) ||
+			    xp_mem_read_full(py->live, ts, buf, (size_t)l->ts_size) < 0) {
+				out->truncated = 1;
+				break;
+			}
+			/* a cycle in the list: stop at the first thread state seen twice */
+			for (k = 0; k < out->n && out->v[k].tstate != ts; k++)
+				;
+			if (k < out->n && out->n < 4096) {
+				out->truncated = 1;
+				break;
+			}
+			if (out->n == alloc) {
+				size_t na = alloc ? alloc * 2 : 16;
+				struct xp_py_thread *v = realloc(out->v, na * sizeof(*v));
+				if (!v) {
+					err = -ENOMEM;
+					goto out;
+				}
+				out->v = v;
+				alloc = na;
+			}
+			out->v[out->n] = (struct xp_py_thread){
+				.tstate = ts,
+				.tid = (pid_t)word_at(buf, l->ts_native_tid),
+				.cframe = word_at(buf, l->ts_cframe),
+				.holds_gil = out->gil_locked && holder == ts,
+			};
+			out->n++;
+			ts = word_at(buf, l->ts_next);
+		}
+		if (nt == XP_PY_MAX_THREADS)
+			out->truncated = 1;
+		interp = next_interp;
+	}
+out:
+	if (err < 0)
+		xp_py_threads_free(out);
+	return err;
+}
+
+void xp_py_threads_free(struct xp_py_threads *t)
+{
+	free(t->v);
+	memset(t, 0, sizeof(*t));
+}
+
+const struct xp_py_thread *xp_py_thread_of(const struct xp_py_threads *t, pid_t tid)
+{
+	size_t i;
+
+	for (i = 0; t && i < t->n; i++)
+		if (t->v[i].tid == tid)
+			return &t->v[i];
+	return NULL;
+}
+
+int xp_py_thread_update(struct xp_py *py, struct xp_py_thread *t)
+{
+	if (!plausible(t->tstate))
+		return -EINVAL;
+	return read_u64(py->live, t->tstate + py->l.ts_cframe, &t->cframe);
+}
+
+/* A str object's text as UTF-8 (compact strings: all that code objects
+ * hold), malloc'd; NULL when it is not one or cannot be read. */
+static char *read_str(struct xp_py *py, uint64_t addr)
+{
+	uint8_t hdr[STR_COMPACT_DATA], raw[XP_PY_MAX_STRING * 4];
+	uint64_t len;
+	uint32_t state, kind;
+	char *s;
+	size_t i, o = 0;
+
+	if (!plausible(addr) || xp_mem_read_full(py->live, addr, hdr, sizeof(hdr)) < 0)
+		return NULL;
+	len = word_at(hdr, STR_LENGTH);
+	memcpy(&state, hdr + STR_STATE, sizeof(state));
+	kind = (state >> 2) & 7;
+	if (!(state & (1u << 5)) || (kind != 1 && kind != 2 && kind != 4))
+		return NULL; /* not compact, or not ready */
+	if (len > XP_PY_MAX_STRING)
+		len = XP_PY_MAX_STRING;
+	if (xp_mem_read_full(py->live, addr + ((state & (1u << 6)) ? STR_ASCII_DATA : STR_COMPACT_DATA), raw,
+			     len * kind) < 0)
+		return NULL;
+	s = malloc(len * 4 + 1);
+	if (!s)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		uint32_t c = kind == 1 ? raw[i] : kind == 2 ? (uint32_t)raw[2 * i] | (uint32_t)raw[2 * i + 1] << 8 :
+			     (uint32_t)raw[4 * i] | (uint32_t)raw[4 * i + 1] << 8 | (uint32_t)raw[4 * i + 2] << 16 |
+				     (uint32_t)raw[4 * i + 3] << 24;
+		if (c < 0x80) {
+			s[o++] = (char)c;
+		} else if (c < 0x800) {
+			s[o++] = (char)(0xc0 | c >> 6);
+			s[o++] = (char)(0x80 | (c & 0x3f));
+		} else if (c < 0x10000) {
+			s[o++] = (char)(0xe0 | c >> 12);
+			s[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
+			s[o++] = (char)(0x80 | (c & 0x3f));
+		} else if (c < 0x110000) {
+			s[o++] = (char)(0xf0 | c >> 18);
+			s[o++] = (char)(0x80 | ((c >> 12) & 0x3f));
+			s[o++] = (char)(0x80 | ((c >> 6) & 0x3f));
+			s[o++] = (char)(0x80 | (c & 0x3f));
+		} else {
+			s[o++] = '?';
+		}
+	}
+	s[o] = '\0';
+	return s;
+}
+
+static uint8_t *read_bytes(struct xp_py *py, uint64_t addr, size_t *len)
+{
+	uint64_t n;
+	uint8_t *b;
+
+	if (!plausible(addr) || read_u64(py->live, addr + OB_SIZE, &n) < 0 || n > XP_PY_MAX_LINETABLE)
+		return NULL;
+	b = malloc(n ? n : 1);
+	if (b && n && xp_mem_read_full(py->live, addr + BYTES_DATA, b, n) < 0) {
+		free(b);
+		return NULL;
+	}
+	*len = n;
+	return b;
+}
+
+static void code_forget(struct code_info *c)
+{
+	free(c->name);
+	free(c->file);
+	free(c->table);
+	memset(c, 0, sizeof(*c));
+}
+
+/* The code object at addr, read now; NULL when addr is no code object.
+ * Kept while its name, file and table pointers stay the same. */
+static const struct code_info *code_at(struct xp_py *py, uint64_t addr)
+{
+	const struct py_layout *l = &py->l;
+	struct code_info *c = &py->cache[(addr >> 4) % CODE_CACHE];
+	uint8_t hdr[CODE_HDR_MAX];
+	uint64_t qual, file, table;
+	int32_t first, traceable;
+
+	if (!plausible(addr) || (size_t)l->co_code > sizeof(hdr) ||
+	    xp_mem_read_full(py->live, addr, hdr, (size_t)l->co_code) < 0 || word_at(hdr, OB_TYPE) != py->code_type)
+		return NULL;
+	qual = word_at(hdr, l->co_qualname);
+	file = word_at(hdr, l->co_filename);
+	table = word_at(hdr, l->co_linetable);
+	memcpy(&first, hdr + l->co_firstlineno, sizeof(first));
+	memcpy(&traceable, hdr + l->co_firsttraceable, sizeof(traceable));
+	if (c->addr == addr && c->qualname == qual && c->filename == file && c->linetable == table &&
+	    c->firstlineno == first && c->name)
+		return c;
+	code_forget(c);
+	c->name = read_str(py, qual);
+	if (!c->name)
+		c->name = read_str(py, word_at(hdr, l->co_name));
+	c->file = read_str(py, file);
+	c->table = read_bytes(py, table, &c->table_len);
+	if (!c->name) {
+		code_forget(c);
+		return NULL;
+	}
+	c->addr = addr;
+	c->qualname = qual;
+	c->filename = file;
+	c->linetable = table;
+	c->firstlineno = first;
+	c->firsttraceable = traceable < 0 ? 0 : traceable;
+	return c;
+}
+
+static uint64_t varint(const uint8_t *t, size_t len, size_t *i)
+{
+	uint64_t v = 0;
+	unsigned shift = 0;
+
+	while (*i < len && shift < 60) {
+		uint8_t b = t[(*i)++];
+		v |= (uint64_t)(b & 63) << shift;
+		shift += 6;
+		if (!(b & 64))
+			break;
+	}
+	return v;
+}
+
+/* The line of the instruction at code unit lasti, from 3.11's location
+ * table (Objects/locations.md): entries of a first byte (bit 7 set, a
+ * 4-bit code, a length of 1-8 code units) and the bytes its code says. */
+static int line_of(const struct code_info *c, int64_t lasti)
+{
+	const uint8_t *t = c->table;
+	size_t i = 0, len = c->table_len;
+	int64_t line = c->firstlineno, unit = 0;
+
+	if (!t || lasti < 0)
+		return c->firstlineno;
+	while (i < len) {
+		uint8_t b = t[i++];
+		int code = (b >> 3) & 15, entry_line;
+		int64_t end = unit + (b & 7) + 1;
+		size_t skip = 0;
+
+		if (!(b & 128))
+			return (int)line; /* not at an entry's start: a bad table */
+		if (code == 13 || code == 14) {
+			uint64_t v = varint(t, len, &i);
+			line += (v & 1) ? -(int64_t)(v >> 1) : (int64_t)(v >> 1);
+			if (code == 14) {
+				varint(t, len, &i);
+				varint(t, len, &i);
+				varint(t, len, &i);
+			}
+		} else if (code >= 10 && code <= 12) {
+			line += code - 10;
+			skip = 2;
+		} else if (code < 10) {
+			skip = 1;
+		}
+		i += skip;
+		entry_line = code == 15 ? -1 : (int)line;
+		if (lasti < end)
+			return entry_line;
+		unit = end;
+	}
+	return (int)line;
+}
+
+/* ---- merging ---------------------------------------------------------- */
+
+static int is_eval(struct xp_py *py, uint64_t pc, int is_call)
+{
+	const struct xp_sym *s = xp_symbolize(py->space, pc, is_call);
+	const char *fn;
+	size_t k = strlen("_PyEval_EvalFrameDefault");
+
+	if (!s || s->nframes == 0)
+		return 0;
+	fn = s->frames[s->nframes - 1].system_name;
+	return fn && strncmp(fn, "_PyEval_EvalFrameDefault", k) == 0 && (fn[k] == '\0' || fn[k] == '.');
+}
+
+/* The stack copy first (what the thread had at that instant), then the
+ * process now. */
+static int read_at(struct xp_py *py, struct xp_mem *stackmem, uint64_t addr, void *buf, size_t len)
+{
+	if (stackmem && xp_mem_read_full(stackmem, addr, buf, len) == 0)
+		return 0;
+	return xp_mem_read_full(py->live, addr, buf, len);
+}
+
+/* The Python frames of one C activation, from its innermost frame to its
+ * entry frame: pseudo pcs appended to pcs (at most max).  seen holds the
+ * frames of the stack so far (a cycle check). */
+static size_t activation_frames(struct xp_py *py, uint64_t frame, uint64_t *pcs, size_t max, uint64_t *seen,
+				size_t *nseen)
+{
+	const struct py_layout *l = &py->l;
+	size_t n = 0, k;
+
+	while (frame && n < max && *nseen < XP_PY_MAX_FRAMES) {
+		uint8_t f[256];
+		const struct code_info *c;
+		uint64_t code, prev_instr, first;
+		int entry;
+
+		if (!plausible(frame) || (size_t)l->fr_size > sizeof(f) ||
+		    xp_mem_read_full(py->live, frame, f, (size_t)l->fr_size) < 0)
+			break;
+		for (k = 0; k < *nseen && seen[k] != frame; k++)
+			;
+		if (k < *nseen)
+			break; /* a cycle: torn or hostile */
+		seen[(*nseen)++] = frame;
+		code = word_at(f, l->fr_code);
+		prev_instr = word_at(f, l->fr_prev_instr);
+		entry = f[l->fr_is_entry] != 0;
+		c = code_at(py, code);
+		if (c) {
+			first = code + (uint64_t)l->co_code;
+			/* a frame still being set up is not shown (as the
+			 * interpreter's own frame list does not) */
+			if (f[l->fr_owner] == FRAME_OWNED_BY_GENERATOR ||
+			    (int64_t)(prev_instr - first) / 2 >= c->firsttraceable) {
+				int64_t lasti = prev_instr >= first ? (int64_t)(prev_instr - first) / 2 : -1;
+				uint64_t pc = xp_synthetic_pc(c->name, c->file, line_of(c, lasti));
+				if (pc)
+					pcs[n++] = pc;
+			}
+		}
+		if (entry)
+			break;
+		frame = word_at(f, l->fr_previous);
+	}
+	return n;
+}
+
+size_t xp_py_thread_stack(struct xp_py *py, const struct xp_py_thread *t, uint64_t *pc, size_t max)
+{
+	uint64_t *seen = malloc(XP_PY_MAX_FRAMES * sizeof(*seen)), cframe = t->cframe, frame;
+	size_t n = 0, nseen = 0, steps;
+
+	if (!seen)
+		return 0;
+	for (steps = 0; plausible(cframe) && n < max && steps < XP_PY_MAX_FRAMES; steps++) {
+		if (read_u64(py->live, cframe + py->l.cf_current_frame, &frame) < 0)
+			break;
+		n += activation_frames(py, frame, pc + n, max - n, seen, &nseen);
+		if (read_u64(py->live, cframe + py->l.cf_previous, &cframe) < 0)
+			break;
+	}
+	free(seen);
+	return n;
+}
+
+int xp_py_merge_stack(struct xp_py *py, const struct xp_py_thread *t, struct xp_mem *stackmem,
+		      struct xp_stack *st, struct xp_py_merge *m)
+{
+	const struct py_layout *l = &py->l;
+	uint64_t *out_pc = malloc(XP_MAX_FRAMES * sizeof(uint64_t)), *seen = malloc(XP_PY_MAX_FRAMES * 8);
+	uint64_t *pyf = malloc(XP_MAX_FRAMES * sizeof(uint64_t));
+	unsigned char *out_call = malloc(XP_MAX_FRAMES);
+	uint64_t *out_sp = malloc(XP_MAX_FRAMES * sizeof(uint64_t));
+	uint64_t cframe = t ? t->cframe : 0, live_now = 0, copied = 0;
+	size_t i, n = 0, nseen = 0, steps = 0;
+	int innermost = 1, err = 0;
+
+	memset(m, 0, sizeof(*m));
+	if (!out_pc || !out_call || !out_sp || !seen || !pyf) {
+		err = -ENOMEM;
+		goto out;
+	}
+	m->consistent = 1;
+	for (i = 0; i < st->n; i++) {
+		uint64_t lo = st->sp[i], hi = i + 1 < st->n && st->sp[i + 1] ? st->sp[i + 1] : UINT64_MAX;
+		size_t np = 0, k;
+
+		if (is_eval(py, st->pc[i], st->is_call[i])) {
+			m->activations++;
+			/* this activation's _PyCFrame lies in its own stack frame:
+			 * the first of the chain (innermost first, so deeper
+			 * frames, lower addresses, come first) at or above its sp */
+			while (cframe && lo && cframe < lo && steps++ < XP_PY_MAX_FRAMES) {
+				if (!plausible(cframe) || read_at(py, stackmem, cframe + l->cf_previous, &cframe, 8) < 0)
+					cframe = 0;
+			}
+			if (cframe && lo && cframe >= lo && cframe < hi && plausible(cframe)) {
+				uint64_t frame;
+				if (read_at(py, stackmem, cframe + l->cf_current_frame, &frame, 8) == 0) {
+					if (innermost) {
+						copied = frame;
+						/* what the thread runs now, against what the copy says */
+						if (read_u64(py->live, cframe + l->cf_current_frame, &live_now) < 0 ||
+						    live_now != copied)
+							m->consistent = 0;
+					}
+					np = activation_frames(py, frame, pyf, XP_MAX_FRAMES, seen, &nseen);
+					/* the frame the copy names has returned since:
+					 * what the activation runs now is the best left */
+					if (np == 0 && innermost && live_now && live_now != frame)
+						np = activation_frames(py, live_now, pyf, XP_MAX_FRAMES, seen, &nseen);
+				}
+				if (read_at(py, stackmem, cframe + l->cf_previous, &cframe, 8) < 0)
+					cframe = 0;
+			} else {
+				m->consistent = 0;
+			}
+			innermost = 0;
+			if (np > 0) {
+				m->replaced++;
+				m->pyframes += np;
+				for (k = 0; k < np && n < XP_MAX_FRAMES; k++, n++) {
+					out_pc[n] = pyf[k];
+					out_call[n] = 0;
+					out_sp[n] = 0;
+				}
+				continue;
+			}
+		}
+		if (n < XP_MAX_FRAMES) {
+			out_pc[n] = st->pc[i];
+			out_call[n] = st->is_call[i];
+			out_sp[n] = st->sp[i];
+			n++;
+		}
+	}
+	if (m->replaced < m->activations)
+		m->consistent = 0;
+	if (m->replaced) {
+		if (n == XP_MAX_FRAMES && n > st->n)
+			st->capped = 1;
+		memcpy(st->pc, out_pc, n * sizeof(out_pc[0]));
+		memcpy(st->is_call, out_call, n);
+		memcpy(st->sp, out_sp, n * sizeof(out_sp[0]));
+		st->n = n;
+	}
+out:
+	free(out_pc);
+	free(out_call);
+	free(out_sp);
+	free(seen);
+	free(pyf);
+	return err;
+}
