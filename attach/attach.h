@@ -306,4 +306,57 @@ void xp_perf_close(struct xp_perf *p);
  * Installed for SIGINT, SIGTERM, SIGHUP and SIGPIPE by xp_attach_signals. */
 void xp_attach_signals(void);
 
+
+/* ---- uprobes: breakpoints through perf_event_open (attach/uprobe.c) ------- */
+
+/* A dynamic PMU's type from sysfs ("uprobe", "kprobe"), -ENOENT when the
+ * kernel has none, or -errno.  attach/pmu.c */
+int xp_pmu_type(const char *pmu);
+/* The bit of attr.config a PMU's format file names ("retprobe" is
+ * "config:0"), or -errno. */
+int xp_pmu_config_bit(const char *pmu, const char *format);
+
+struct xp_uprobe_spec {
+	const char *path;      /* the ELF file, as xprof opens it (/proc/PID/root/...) */
+	uint64_t offset;       /* file offset of the function */
+	int retprobe;          /* fire at its return instead of its entry */
+	size_t stack_bytes;    /* user stack copied per hit, a multiple of 8; 0 none */
+};
+
+/* One hit, valid only during the callback. */
+struct xp_uprobe_hit {
+	size_t probe;                   /* index of its spec */
+	pid_t tid;
+	uint64_t time;                  /* CLOCK_MONOTONIC ns */
+	int have_regs;
+	struct user_regs_struct regs;   /* at the entry; at a return, the caller's pc */
+	uint64_t stack_addr;
+	const uint8_t *stack;
+	size_t stack_len;
+	int lost_before;                /* the thread's hits just before this one were lost */
+};
+typedef void (*xp_uprobe_fn)(const struct xp_uprobe_hit *h, void *arg);
+
+struct xp_uprobes;
+/* Puts every probe on every thread of pid (one event per thread and
+ * probe; threads created later are added within 100 ms).  The breakpoints
+ * go when the events close, xprof killed or not.  -EACCES/-EPERM: the
+ * uprobe PMU needs CAP_PERFMON (or root); -EOPNOTSUPP: no uprobe PMU;
+ * -ESRCH: no such process; -errno. */
+int xp_uprobes_open(pid_t pid, const struct xp_uprobe_spec *v, size_t n, struct xp_uprobes **out);
+/* Waits up to timeout_ms for hits, hands each thread's hits to fn in
+ * order (threads one after the other: sort by time across threads), and
+ * looks for new threads.  The number of hits, or -errno. */
+int xp_uprobes_read(struct xp_uprobes *u, int timeout_ms, xp_uprobe_fn fn, void *arg);
+uint64_t xp_uprobes_lost(const struct xp_uprobes *u);
+/* Threads probed since the start, those that exited since too. */
+size_t xp_uprobes_nthreads(const struct xp_uprobes *u);
+/* Stops the hits being recorded (at once; a hit still traps until the
+ * close). */
+void xp_uprobes_disable(struct xp_uprobes *u);
+/* Closes every event: the kernel takes the breakpoints out.  Slow: the
+ * kernel destroys uprobe events one at a time, each after an RCU grace
+ * period (30-45 ms each on a busy machine). */
+void xp_uprobes_close(struct xp_uprobes *u);
+
 #endif

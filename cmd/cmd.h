@@ -88,5 +88,6 @@ int cmd_heap(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_block(int argc, char **argv);
+int cmd_mutex(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{ "heap", cmd_heap, "what the heap holds now: glibc (types, holders, leaks) or Go's profile" },
 	{ "block", cmd_block, "where threads wait off the CPU, by stack, never stopped (Go: its block profile)" },
 	{ "threads", cmd_threads, "every thread's stack, now, or a Go program's goroutines" },
+	{ "mutex", cmd_mutex, "lock contention: who waits for which lock, how long, held by whom" },
 	{ "top", cmd_top, "a live view of where a process spends its time, refreshed every second" },
 	{ "serve", cmd_serve, "net/http/pprof's endpoints for a process, for go tool pprof, Parca, Alloy" },
 };

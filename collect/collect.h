@@ -315,4 +315,50 @@ int xp_go_print_goroutine_counts(struct xp_go_target *gt, const struct xp_gorout
  * contentions. */
 void xp_go_profile_totals(const struct xp_go_heap *h, int64_t *inuse, int64_t *inuse_bytes, int64_t *contentions);
 
+
+/* ---- mutex: lock contention of a native process (uprobes on glibc) ------------ */
+
+enum xp_lock_class { XP_LOCK_MUTEX, XP_LOCK_RWLOCK };
+
+struct xp_mutex;
+struct xp_mutex_stats {
+	uint64_t hits;               /* probe hits read */
+	uint64_t waits, with_holder; /* waits measured, and those whose holder is known */
+	uint64_t delay_ns;           /* their total */
+	uint64_t complete;           /* waiter stacks unwound to their outermost frame */
+	uint64_t unmatched;          /* returns of waits begun before the start */
+	uint64_t dropped;            /* hits not kept (memory, a flood) */
+	uint64_t lost;               /* hits the kernel lost (a full ring) */
+	size_t open_at_end;          /* waits still going at the end (not counted) */
+	size_t threads;
+	int gone;                    /* the target exited */
+	int64_t start_ns, end_ns, start_real_ns;
+};
+
+struct xp_mutex_opts {
+	pid_t pid;
+	int64_t duration_ns;
+	volatile sig_atomic_t *stop; /* set: the run ends early (may be NULL) */
+	void (*progress)(void *arg, const struct xp_mutex_stats *st, int64_t now);
+	void *arg;
+	struct xp_target_space *space; /* optional: kept modules */
+};
+
+/* Finds glibc's lock slow paths in pid's libc and puts uprobes on them
+ * for every thread.  -ENOENT: not found (why says why: no glibc, no debug
+ * info); -EACCES/-EPERM: uprobes need CAP_PERFMON; -EOPNOTSUPP: no uprobe
+ * PMU; -errno. */
+int xp_mutex_open(const struct xp_mutex_opts *o, struct xp_mutex **out, char *why, size_t whylen);
+/* Measures until the duration ends, the target exits or *o->stop, then
+ * stops recording.  The probes stay in (idle) until xp_mutex_close takes
+ * them out, which takes the kernel 30-45 ms per thread and probe (five
+ * events a thread): write the profile first. */
+int xp_mutex_run(struct xp_mutex *m);
+const struct xp_mutex_stats *xp_mutex_stats(const struct xp_mutex *m);
+/* contentions/count and delay/nanoseconds by the waiter's stack, labels
+ * thread, tid, lock (mutex, rwlock) and, when known, holder and
+ * holder_tid. */
+int xp_mutex_profile(struct xp_mutex *m, struct xp_profile **out);
+void xp_mutex_close(struct xp_mutex *m);
+
 #endif

@@ -98,6 +98,9 @@ bad=$(pprof_differ "$dir/block.pb.gz" "$dir/xb.pb.gz")
 ok ${#bad} "xprof block: the same stacks, contentions and delay as Go's own block profile" || diag "$bad"
 grep -q 'sync.(\*Mutex).Unlock;main.contend.func1' <(tests/pprof_samples.pl "$dir/xmutex.pb.gz")
 ok $? "the mutex profile names the unlock that handed the mutex over"
+"$XPROF" mutex -p "$pid" -o "$dir/xm2.pb.gz" 2>"$dir/m2.err"
+bad=$(pprof_differ "$dir/mutex.pb.gz" "$dir/xm2.pb.gz")
+ok $((${#bad} > 0)) "xprof mutex on a Go program writes the runtime's mutex profile, as Go's own" || diag "$bad" "$(cat "$dir/m2.err")"
 
 dir="$TMP/goparked-nodwarf"
 pid=$(pgrep -f "$FIX/goparked-nodwarf $dir" | head -1)
