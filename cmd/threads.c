@@ -74,7 +74,8 @@ static int parse(int argc, char **argv, struct threads_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:go:h", longopts, NULL)) != -1) {
+	opterr = 0; /* xp_option_error says it in one line */
+	while ((c = getopt_long(argc, argv, ":p:go:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			o->pid = xp_parse_pid(optarg);
@@ -95,8 +96,7 @@ static int parse(int argc, char **argv, struct threads_opts *o)
 			usage(stdout);
 			return XP_EXIT_OK;
 		default:
-			fputs("try 'xprof threads --help'\n", stderr);
-			return XP_EXIT_USAGE;
+			return xp_option_error("threads", c, argv);
 		}
 	}
 	if (optind < argc) {
@@ -145,6 +145,8 @@ static int go_dump(const struct threads_opts *o, struct xp_thread_dump *dp, stru
 			xp_msg("cannot write the dump: %s", strerror(errno));
 			return XP_EXIT_FATAL;
 		}
+		if (!o->native)
+			xp_write_hold_signals(); /* printed: the run is complete */
 	}
 	xp_msg("pid %d (%s): %s (layouts: %s), %zu goroutines (and %zu of the runtime's, not shown), "
 	       "process stopped for %.2f ms, total %.0f ms",
@@ -252,6 +254,7 @@ int cmd_threads(int argc, char **argv)
 			xp_threads_free(&dp);
 			return XP_EXIT_FATAL;
 		}
+		xp_write_hold_signals(); /* printed: the run is complete */
 	}
 
 	xp_msg("pid %d (%s): %zu threads, %zu frames, process stopped for %.2f ms, "

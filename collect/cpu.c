@@ -73,6 +73,7 @@ struct xp_cpu {
 	char comm[64];
 	int launched;
 	int child_status, child_exited;
+	int launch_exec_seen;  /* the exec that started a launched command was reported */
 	int stop_found_gone;  /* a --wall stop found no thread left: it exited */
 	struct xp_mem *live;
 	struct program prog[PROGRAMS_MAX];
@@ -315,7 +316,16 @@ static void start_program(struct xp_cpu *r, uint64_t since, const char *comm)
 
 static void on_perf_exec(const struct xp_perf_exec *e, void *arg)
 {
-	start_program(arg, e->time, e->comm);
+	struct xp_cpu *r = arg;
+
+	/* a launched command's events start at its exec (enable_on_exec), so
+	 * the first exec reported is the launch itself, whose program the
+	 * first space already holds: not a change of program */
+	if (r->launched && !r->launch_exec_seen) {
+		r->launch_exec_seen = 1;
+		return;
+	}
+	start_program(r, e->time, e->comm);
 }
 
 /* A mapping reported while sampling (PERF_RECORD_MMAP2): it replaces what
