@@ -79,7 +79,9 @@ static void usage(FILE *f)
 	      "\n"
 	      "  -p, --pid PID       the process to profile\n"
 	      "  -d, --duration D    how long: 500ms, 30s, 2m (default 30s; a launched\n"
-	      "                      COMMAND: until it exits)\n"
+	      "                      COMMAND: until it exits; if it is still running\n"
+	      "                      when D ends, it is sent SIGTERM, as perf record\n"
+	      "                      does, and left running if it outlives 5 s)\n"
 	      "  -F, --freq HZ       samples per second, 1 to 10000 (default 99)\n"
 	      "  -o, --output FILE   where to write (default xprof.COMM.PID.cpu.pb.gz,\n"
 	      "                      .folded or .svg by format)\n"
@@ -89,15 +91,23 @@ static void usage(FILE *f)
 	      "      --wall          wall-clock: sample every thread, running or blocked,\n"
 	      "                      by stopping the process briefly at each tick (ptrace);\n"
 	      "                      label state = running, sleeping, disk, stopped\n"
-	      "      --no-kernel     leave out kernel frames\n"
+	      "      --no-kernel     leave out kernel frames (not with --wall, which has none)\n"
 	      "  -h, --help          this help\n"
 	      "\n"
 	      "CPU mode uses perf_event_open (cpu-clock); when that is refused, xprof\n"
 	      "says so and samples with --wall instead.  A launched COMMAND is profiled\n"
 	      "in its own process: processes it starts are not included.\n"
 	      "\n"
+	      "A progress line (seconds, samples, threads) shows on a terminal.  The\n"
+	      "first SIGINT, SIGTERM or SIGHUP ends the sampling early and the profile is\n"
+	      "still written; a second one, or one after the sampling, ends xprof with\n"
+	      "nothing written.\n"
+	      "\n"
 	      "Exit status: 0 written, 1 written but the target exited early or samples\n"
-	      "were lost, 2 failure, 64 bad usage.\n",
+	      "were lost, 2 failure, 64 bad usage.  With a launched COMMAND, its status\n"
+	      "as time(1) gives it: its exit code, 128+N when signal N killed it, 127 or\n"
+	      "126 when it cannot be run; xprof's own (0, 1) when xprof ended it at the\n"
+	      "end of -d; 2 when xprof failed.  Lost samples are said, not in the status.\n",
 	      f);
 }
 
@@ -222,6 +232,10 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 	}
 	if (!o->cmd && o->pid <= 0) {
 		xp_msg("cpu: -p PID or -- COMMAND is required (try 'xprof cpu --help')");
+		return XP_EXIT_USAGE;
+	}
+	if (o->wall && o->no_kernel) {
+		xp_msg("cpu: --no-kernel is for CPU sampling: --wall stacks never have kernel frames");
 		return XP_EXIT_USAGE;
 	}
 	/* a launched command is profiled until it exits, unless -d says less */

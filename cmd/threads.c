@@ -37,7 +37,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "  -p, --pid PID     the process to dump (any of its thread ids works too)\n"
 	      "  -g, --group       print threads with identical stacks once, with their\n"
-	      "                    count and tids\n"
+	      "                    count and tids (the text dump; a Go program's OS\n"
+	      "                    threads with --native)\n"
 	      "  -o, --output FILE write a pprof profile instead of text: one sample per\n"
 	      "                    thread (threads/count), labels tid, thread, state;\n"
 	      "                    for a Go program one sample per goroutine\n"
@@ -45,6 +46,7 @@ static void usage(FILE *f)
 	      "                    own pprof labels; open it with: go tool pprof -http=: FILE\n"
 	      "      --native      for a Go program, print the OS threads' own stacks\n"
 	      "                    (cgo, system calls, the runtime) after the goroutines\n"
+	      "                    (the text dump: not with -o)\n"
 	      "  -h, --help        this help\n"
 	      "\n"
 	      "A Go program (1.18 or later) gets its goroutines, printed as Go's own\n"
@@ -105,6 +107,17 @@ static int parse(int argc, char **argv, struct threads_opts *o)
 	}
 	if (o->pid <= 0) {
 		xp_msg("threads: -p PID is required (try 'xprof threads --help')");
+		return XP_EXIT_USAGE;
+	}
+	/* options that would be ignored are refused */
+	if (o->group && o->out) {
+		xp_msg("threads: --group is for the text dump, and -o writes a profile (pprof groups "
+		       "identical stacks itself): give one of them");
+		return XP_EXIT_USAGE;
+	}
+	if (o->native && o->out) {
+		xp_msg("threads: --native adds OS threads to the text dump, and -o writes a profile: give "
+		       "one of them");
 		return XP_EXIT_USAGE;
 	}
 	return -1; /* go on */
@@ -197,6 +210,13 @@ int cmd_threads(int argc, char **argv)
 	if (is_go < 0) {
 		xp_report_attach_error(dp.pid, is_go);
 		return XP_EXIT_FATAL;
+	}
+	if (is_go && o.group && !o.native) {
+		xp_msg("threads: --group groups OS threads, and pid %d (%s) is a Go program whose goroutines "
+		       "are printed as Go prints them: add --native to group its OS threads after them",
+		       (int)dp.pid, dp.comm);
+		xp_go_target_close(&gt);
+		return XP_EXIT_USAGE;
 	}
 	gs.go = gt.go;
 	if (is_go)

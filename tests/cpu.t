@@ -80,7 +80,7 @@ ok $? "the target runs after a wall-clock run"
 
 # launch mode
 "$XPROF" cpu -F 499 -o "$TMP/launch.pb.gz" -- sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exit 3' 2>"$TMP/err"
-ok $? "launch mode exits 0" || diag "$(cat "$TMP/err")"
+is "$?" 3 "launch mode exits with the command's status (3), as time(1) does" || diag "$(cat "$TMP/err")"
 grep -q 'exited with status 3' "$TMP/err"
 ok $? "the command's exit status is reported"
 pprof_check "$TMP/launch.pb.gz"
