@@ -104,8 +104,8 @@ done
 is "$short_ok" 3 "a short launched command (0.1 s): 95% complete, symbolized stacks in 3 of 3 runs" || diag "$(cat "$TMP/err")"
 "$XPROF" cpu -o "$TMP/nope.pb.gz" -- /nonexistent/program 2>"$TMP/err"
 rc=$?
-[ "$rc" = 2 ] && grep -q 'cannot run /nonexistent/program: No such file or directory' "$TMP/err" && [ ! -e "$TMP/nope.pb.gz" ]
-ok $? "a command that cannot run: clear error, exit 2, no file"
+[ "$rc" = 127 ] && grep -q 'cannot run /nonexistent/program: No such file or directory' "$TMP/err" && [ ! -e "$TMP/nope.pb.gz" ]
+ok $? "a command that cannot run: clear error, exit 127 as the shell's, no file"
 
 # a target that exits mid-run: the profile is still written
 start_fixture ready "$FIX/cpuburn" 1
