@@ -956,6 +956,16 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 /* Before output: kernel symbols (read only now: ~100 ms of CPU the target
  * would feel during the run) and the spaces of programs whose mappings
  * changed last. */
+static int has_kernel_frames(const struct xp_cpu *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->ntab; i++)
+		if (r->tab[i] && r->tab[i]->n && (r->tab[i]->flag[0] & F_KERNEL))
+			return 1;
+	return 0;
+}
+
 static void finish(struct xp_cpu *r)
 {
 	size_t i;
@@ -963,7 +973,9 @@ static void finish(struct xp_cpu *r)
 	if (r->finished)
 		return;
 	r->finished = 1;
-	if (r->kernel)
+	/* kallsyms is some 120,000 lines the kernel formats on each read:
+	 * read only when a sample has a kernel frame */
+	if (r->kernel && has_kernel_frames(r))
 		r->kallsyms = xp_kallsyms_load();
 	for (i = 0; i < r->nprog; i++)
 		if (r->prog[i].dirty)
