@@ -125,6 +125,7 @@ bench: deps
 	bash bench/heap.sh
 	bash bench/go.sh
 	bash bench/serve.sh
+	bash bench/ux.sh
 
 install: xprof
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
