@@ -50,12 +50,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_line FILE PATTERN: up to 20 s for a line of FILE to match
+# wait_line FILE PATTERN: up to 120 s (a loaded machine) for a line of FILE to match
 wait_line() {
-	local i
-	for i in $(seq 1 1000); do
+	local end=$((SECONDS + 120))
+	while [ "$SECONDS" -le "$end" ]; do
 		grep -q -e "$2" "$1" 2>/dev/null && return 0
-		sleep 0.02
+		sleep 0.05
 	done
 	die "no line '$2' in $1: $(head -c 300 "$1")"
 }
@@ -74,7 +74,8 @@ if command -v redis-server >/dev/null; then
 	redis-server --port 0 --unixsocket "$TMP/redis/sock" --dir "$TMP/redis" --save '' --appendonly no \
 		--daemonize no >"$TMP/redis.out" 2>&1 &
 	PIDS+=($!)
-	wait_line "$TMP/redis.out" 'Ready to accept connections'
+	# "Ready to accept connections" (redis 6), "ready to accept connections at" (7)
+	wait_line "$TMP/redis.out" '[Rr]eady to accept connections'
 	TARGETS+=("redis-server:${PIDS[-1]}")
 fi
 build/fixtures/parked-O2 110 >"$TMP/parked.out" 2>&1 &
