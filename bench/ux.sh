@@ -88,7 +88,9 @@ TARGETS+=("parked-O2 (117 threads):$PARKED")
 timed() {
 	local out=$1; shift
 	/usr/bin/time -f '%e %U %S' -o "$TMP/time" "$@" >/dev/null 2>"$TMP/err" || true
-	awk '{ printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000 }' "$TMP/time" >>"$out"
+	# the last line: GNU time puts "Command exited with non-zero status N"
+	# first (threads: 1 when a thread did not stop in time)
+	tail -n 1 "$TMP/time" | awk '{ printf "%d %d\n", $1 * 1000, ($2 + $3) * 1000 }' >>"$out"
 }
 
 # median FILE COLUMN
