@@ -12,7 +12,7 @@
 #                       "before" column (e.g. git clone -q . /tmp/base &&
 #                       make -C /tmp/base; XPROF_BEFORE=/tmp/base/xprof)
 #
-# Targets: python3 (its debug info from python3.11-dbg when installed),
+# Targets: python3 (the first on PATH, with its debug info when found),
 # redis-server (its own data directory in a temp dir, a Unix socket, no TCP),
 # and build/fixtures/parked-O2 with 110 extra threads (117 in all, idle but
 # one spinner).  Only the processes started here are killed, by pid.
@@ -146,7 +146,9 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
 	echo "parked fixture, the time it takes after its 2 s of sampling, beside perf"
 	echo "record for 2 s and the \`perf report\` that shows the result.  Median of"
 	echo "$ROUNDS; wall time, and in parentheses user + sys CPU.  Load average while"
-	echo "measured: $load (on a loaded machine wall times stretch; CPU times less)."
+	echo "measured: $load (on a loaded machine wall times stretch, and a single"
+	echo "round is noise; CPU times are the steadier figure).  python3 is"
+	echo "\`$(command -v python3)\`."
 	[ -n "$BEFORE" ] && echo "\"before\" is \`$BEFORE\`, built from an earlier commit."
 	echo
 	if [ -n "$BEFORE" ]; then
