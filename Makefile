@@ -141,6 +141,7 @@ bench: deps
 	bash bench/top.sh
 	bash bench/block.sh
 	bash bench/mutex.sh
+	bash bench/ux.sh
 
 install: xprof
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1

@@ -32,6 +32,10 @@ void xp_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * returns -1 when it is empty. */
 int xp_parse_output(const char *cmd, const char *arg, const char **out);
 
+/* getopt's complaint (c is '?' or ':', from an optstring starting with
+ * ':' after any '+'), as one line naming the option: XP_EXIT_USAGE. */
+int xp_option_error(const char *cmd, int c, char **argv);
+
 /* Parses a pid argument; prints a usage error and returns -1 when bad. */
 pid_t xp_parse_pid(const char *arg);
 

@@ -2,6 +2,7 @@
  * the translation of symbolized stacks into pprof locations. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,26 @@ int xp_parse_output(const char *cmd, const char *arg, const char **out)
 	}
 	*out = arg;
 	return 0;
+}
+
+int xp_option_error(const char *cmd, int c, char **argv)
+{
+	const char *arg = optind > 0 && argv[optind - 1] ? argv[optind - 1] : "";
+	char name[128];
+
+	/* a long option is named as given, without its "=value"; a short one
+	 * by optopt, as it may sit in a cluster ("-gx") */
+	if (strncmp(arg, "--", 2) == 0)
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg, "="), arg);
+	else
+		snprintf(name, sizeof(name), "-%c", optopt > 32 && optopt < 127 ? optopt : '?');
+	if (c == ':')
+		xp_msg("%s: option '%s' wants a value (try 'xprof %s --help')", cmd, xp_esc(name), cmd);
+	else if (name[1] == '-' && optopt)
+		xp_msg("%s: option '%s' takes no value (try 'xprof %s --help')", cmd, xp_esc(name), cmd);
+	else
+		xp_msg("%s: unknown option '%s' (try 'xprof %s --help')", cmd, xp_esc(name), cmd);
+	return XP_EXIT_USAGE;
 }
 
 pid_t xp_parse_pid(const char *arg)
@@ -194,6 +215,19 @@ pid_t xp_check_target_for(pid_t pid, char *comm, size_t commlen, int ptraces)
 		       "tracer); detach it first",
 		       (int)pid, xp_esc(p.comm), (int)p.tracer);
 		return -1;
+	}
+	if (p.pid != pid) {
+		/* a thread id: the process is what is profiled, and what the
+		 * summary and the default file name are named after */
+		struct xp_proc leader;
+		enum xp_proc_problem lp;
+		char tname[64];
+
+		xp_escape(p.comm, tname, sizeof(tname));
+		if (xp_proc_check(p.pid, &leader, &lp) == 0 && lp != XP_PROC_NO_SUCH)
+			memcpy(p.comm, leader.comm, sizeof(p.comm));
+		xp_msg("%d is a thread (%s) of pid %d (%s): xprof reads the whole process", (int)pid, tname,
+		       (int)p.pid, xp_esc(p.comm));
 	}
 	/* the name every message shows, escaped once here */
 	if (comm)

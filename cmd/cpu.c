@@ -47,11 +47,20 @@ struct cpu_opts {
 	char **cmd; /* launch mode: the command after -- */
 };
 
-static volatile sig_atomic_t stop_requested;
+/* How long a launched command still running when the run ends has to
+ * exit after SIGTERM before xprof leaves it running. */
+#define CHILD_TERM_WAIT_NS (5LL * 1000000000)
+/* After Ctrl-C, how long the command (signalled by the terminal too) has
+ * to end on its own before xprof sends SIGTERM. */
+#define CHILD_GRACE_NS (200LL * 1000000)
+
+static volatile sig_atomic_t stop_requested, sampling_over;
 
 static void on_stop_signal(int sig)
 {
-	if (stop_requested) { /* a second Ctrl-C: leave now */
+	/* a second Ctrl-C, or one once the sampling is over: leave now (no
+	 * file: proto/write.c drops a temp file a signal interrupts) */
+	if (stop_requested || sampling_over) {
 		signal(sig, SIG_DFL);
 		raise(sig);
 	}
@@ -70,7 +79,9 @@ static void usage(FILE *f)
 	      "\n"
 	      "  -p, --pid PID       the process to profile\n"
 	      "  -d, --duration D    how long: 500ms, 30s, 2m (default 30s; a launched\n"
-	      "                      COMMAND: until it exits)\n"
+	      "                      COMMAND: until it exits; if it is still running\n"
+	      "                      when D ends, it is sent SIGTERM, as perf record\n"
+	      "                      does, and left running if it outlives 5 s)\n"
 	      "  -F, --freq HZ       samples per second, 1 to 10000 (default 99)\n"
 	      "  -o, --output FILE   where to write (default xprof.COMM.PID.cpu.pb.gz,\n"
 	      "                      .folded or .svg by format)\n"
@@ -86,15 +97,23 @@ static void usage(FILE *f)
 	      "                      every thread stopped at each tick (ptrace), state =\n"
 	      "                      running, sleeping, disk, stopped\n"
 	      "      --wall=ptrace   the ptrace sampler, even where perf is allowed\n"
-	      "      --no-kernel     leave out kernel frames\n"
+	      "      --no-kernel     leave out kernel frames (not with --wall, which has none)\n"
 	      "  -h, --help          this help\n"
 	      "\n"
 	      "CPU mode uses perf_event_open (cpu-clock); when that is refused, xprof\n"
 	      "says so and samples with --wall instead.  A launched COMMAND is profiled\n"
 	      "in its own process: processes it starts are not included.\n"
 	      "\n"
+	      "A progress line (seconds, samples, threads) shows on a terminal.  The\n"
+	      "first SIGINT, SIGTERM or SIGHUP ends the sampling early and the profile is\n"
+	      "still written; a second one, or one after the sampling, ends xprof with\n"
+	      "nothing written.\n"
+	      "\n"
 	      "Exit status: 0 written, 1 written but the target exited early or samples\n"
-	      "were lost, 2 failure, 64 bad usage.\n",
+	      "were lost, 2 failure, 64 bad usage.  With a launched COMMAND, its status\n"
+	      "as time(1) gives it: its exit code, 128+N when signal N killed it, 127 or\n"
+	      "126 when it cannot be run; xprof's own (0, 1) when xprof ended it at the\n"
+	      "end of -d; 2 when xprof failed.  Lost samples are said, not in the status.\n",
 	      f);
 }
 
@@ -120,8 +139,9 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 	o->duration_ns = DURATION_DEFAULT_NS;
 	o->freq = FREQ_DEFAULT;
 	optind = 1;
+	opterr = 0; /* xp_option_error says it in one line */
 	/* "+": options stop at the first non-option, the command to launch */
-	while ((c = getopt_long(argc, argv, "+p:d:F:o:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:p:d:F:o:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			o->pid = xp_parse_pid(optarg);
@@ -179,8 +199,7 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 			usage(stdout);
 			return XP_EXIT_OK;
 		default:
-			fputs("try 'xprof cpu --help'\n", stderr);
-			return XP_EXIT_USAGE;
+			return xp_option_error("cpu", c, argv);
 		}
 	}
 	if (optind < argc) {
@@ -196,6 +215,10 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 	}
 	if (!o->cmd && o->pid <= 0) {
 		xp_msg("cpu: -p PID or -- COMMAND is required (try 'xprof cpu --help')");
+		return XP_EXIT_USAGE;
+	}
+	if (o->wall && o->no_kernel) {
+		xp_msg("cpu: --no-kernel is for CPU sampling: --wall stacks never have kernel frames");
 		return XP_EXIT_USAGE;
 	}
 	/* a launched command is profiled until it exits, unless -d says less */
@@ -275,6 +298,84 @@ static int release_child(struct child *c)
 	while (n < 0 && errno == EINTR);
 	close(c->errfd);
 	return n == (ssize_t)sizeof(e) ? -e : 0;
+}
+
+/* The status of a launched command as time(1) and perf stat pass it on:
+ * its exit code, or 128 + the signal that killed it. */
+static int status_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return XP_EXIT_FATAL;
+}
+
+/* Waits up to ns for pid to end: 1 and *status when it did, else 0. */
+static int wait_child(pid_t pid, int64_t ns, int *status)
+{
+	int64_t until = xp_now_ns() + ns;
+	pid_t w;
+
+	for (;;) {
+		w = waitpid(pid, status, WNOHANG);
+		if (w == pid)
+			return 1;
+		if (w < 0 && errno != EINTR)
+			return 0;
+		if (xp_now_ns() >= until)
+			return 0;
+		usleep(10000);
+	}
+}
+
+/* A launched command still running when the run ends (-d, or a signal to
+ * xprof) is sent SIGTERM, as perf record does with its workload, and given
+ * CHILD_TERM_WAIT_NS to exit; one that does not is left running.  Returns
+ * 1 when it ended (status in *status), 0 when left running. */
+static int end_child(pid_t pid, int *status, int *ended_by_us)
+{
+	*ended_by_us = 0;
+	/* Ctrl-C on a terminal reached the command too: let it end by that */
+	if (stop_requested && wait_child(pid, CHILD_GRACE_NS, status))
+		return 1;
+	*ended_by_us = 1;
+	if (kill(pid, SIGTERM) < 0 && errno != ESRCH)
+		return 0;
+	return wait_child(pid, CHILD_TERM_WAIT_NS, status);
+}
+
+/* How a launched command ended. */
+struct child_end {
+	int exited;      /* as xp_cpu_stats' child_exited: 1 known status, -1 gone, 0 running */
+	int status;
+	int ended_by_us; /* xprof sent it SIGTERM at the end of the run */
+	int left;        /* it outlived SIGTERM: left running */
+};
+
+/* Says how a launched command ended; returns its status code when it ended
+ * on its own (time(1)'s rule), else -1 (xprof's own status stands). */
+static int report_child(const char *comm, pid_t pid, const struct child_end *ch)
+{
+	const char *why = stop_requested ? "xprof was stopped by a signal" : "the end of -d";
+
+	if (ch->left)
+		xp_msg("%s was still running at %s: sent it SIGTERM, and it is still running as pid %d "
+		       "(left running)", comm, why, (int)pid);
+	else if (ch->ended_by_us && WIFSIGNALED(ch->status))
+		xp_msg("%s was still running at %s: ended with SIGTERM", comm, why);
+	else if (ch->ended_by_us)
+		xp_msg("%s was still running at %s: sent it SIGTERM, and it exited with status %d", comm, why,
+		       WEXITSTATUS(ch->status));
+	else if (ch->exited < 0)
+		xp_msg("%s exited", comm);
+	else if (WIFEXITED(ch->status))
+		xp_msg("%s exited with status %d", comm, WEXITSTATUS(ch->status));
+	else if (WIFSIGNALED(ch->status))
+		xp_msg("%s was killed by signal %d (%s)", comm, WTERMSIG(ch->status), strsignal(WTERMSIG(ch->status)));
+	/* the command's own end is the status, as time(1) passes it on; one
+	 * xprof ended leaves xprof's own */
+	return !ch->left && !ch->ended_by_us && ch->exited > 0 ? status_code(ch->status) : -1;
 }
 
 static void install_stop_signals(void)
@@ -382,6 +483,7 @@ int cmd_cpu(int argc, char **argv)
 	const char *path;
 	uint64_t lost;
 	int rc, err, gone, launched = 0;
+	struct child_end ch = { 0, 0, 0, 0 };
 	pid_t pid;
 
 	rc = parse(argc, argv, &o);
@@ -450,9 +552,10 @@ int cmd_cpu(int argc, char **argv)
 		err = release_child(&child);
 		if (err < 0) {
 			waitpid(pid, NULL, 0);
-			xp_msg("cannot run %s: %s", o.cmd[0], strerror(-err));
+			xp_msg("cannot run %s: %s", xp_esc(o.cmd[0]), strerror(-err));
 			xp_cpu_close(c);
-			return XP_EXIT_FATAL;
+			/* as time(1), env(1) and the shell say it */
+			return err == -ENOENT ? 127 : 126;
 		}
 	}
 	if (!o.out) {
@@ -464,9 +567,16 @@ int cmd_cpu(int argc, char **argv)
 	path = o.out ? o.out : defpath;
 
 	err = xp_cpu_run(c);
+	sampling_over = 1;
 	if (isatty(2))
 		fputs("\r\033[K", stderr);
 	st = xp_cpu_stats(c);
+	ch.exited = st->child_exited;
+	ch.status = st->child_status;
+	if (launched && ch.exited == 0) {
+		ch.left = !end_child(pid, &ch.status, &ch.ended_by_us);
+		ch.exited = !ch.left;
+	}
 	if (err < 0 && st->programs == 0 && !o.wall) {
 		xp_msg("cannot read the memory map of pid %d: %s", (int)pid, strerror(-err));
 		xp_cpu_close(c);
@@ -490,6 +600,9 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("no samples: pid %d did not run on a CPU%s; nothing written", (int)pid,
 		       o.wall ? "" : " while sampled (try --wall to see where its threads wait)");
 		xp_cpu_close(c);
+		/* a command too short to be sampled is no failure of xprof's */
+		if (launched && (rc = report_child(comm, pid, &ch)) >= 0)
+			return rc;
 		return XP_EXIT_FATAL;
 	}
 	snprintf(comm, sizeof(comm), "%s", st->comm);
@@ -570,14 +683,9 @@ int cmd_cpu(int argc, char **argv)
 		rc = XP_EXIT_PARTIAL;
 	}
 	if (launched) {
-		if (st->child_exited < 0)
-			xp_msg("%s exited", comm);
-		else if (st->child_exited && WIFEXITED(st->child_status))
-			xp_msg("%s exited with status %d", comm, WEXITSTATUS(st->child_status));
-		else if (st->child_exited && WIFSIGNALED(st->child_status))
-			xp_msg("%s was killed by signal %d", comm, WTERMSIG(st->child_status));
-		else
-			xp_msg("%s is still running as pid %d", comm, (int)pid);
+		int child_rc = report_child(comm, pid, &ch);
+		if (child_rc >= 0)
+			rc = child_rc;
 	} else if (gone) {
 		xp_msg("pid %d exited during the run", (int)pid);
 		rc = XP_EXIT_PARTIAL;

@@ -78,7 +78,8 @@ static int parse(int argc, char **argv, struct heap_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:o:h", longopts, NULL)) != -1) {
+	opterr = 0; /* xp_option_error says it in one line */
+	while ((c = getopt_long(argc, argv, ":p:o:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			o->pid = xp_parse_pid(optarg);
@@ -101,8 +102,7 @@ static int parse(int argc, char **argv, struct heap_opts *o)
 			usage(stdout);
 			return XP_EXIT_OK;
 		default:
-			fputs("try 'xprof heap --help'\n", stderr);
-			return XP_EXIT_USAGE;
+			return xp_option_error("heap", c, argv);
 		}
 	}
 	if (optind < argc) {

@@ -128,7 +128,8 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 	o->max_connections = CONNECTIONS_DEFAULT;
 	o->timeout = TIMEOUT_DEFAULT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:h", longopts, NULL)) != -1) {
+	opterr = 0; /* xp_option_error says it in one line */
+	while ((c = getopt_long(argc, argv, ":p:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			o->pid = xp_parse_pid(optarg);
@@ -173,8 +174,7 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 			usage(stdout);
 			return XP_EXIT_OK;
 		default:
-			fputs("try 'xprof serve --help'\n", stderr);
-			return XP_EXIT_USAGE;
+			return xp_option_error("serve", c, argv);
 		}
 	}
 	if (optind < argc) {

@@ -37,7 +37,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "  -p, --pid PID     the process to dump (any of its thread ids works too)\n"
 	      "  -g, --group       print threads with identical stacks once, with their\n"
-	      "                    count and tids\n"
+	      "                    count and tids (the text dump; a Go program's OS\n"
+	      "                    threads with --native)\n"
 	      "  -o, --output FILE write a pprof profile instead of text: one sample per\n"
 	      "                    thread (threads/count), labels tid, thread, state;\n"
 	      "                    for a Go program one sample per goroutine\n"
@@ -45,6 +46,7 @@ static void usage(FILE *f)
 	      "                    own pprof labels; open it with: go tool pprof -http=: FILE\n"
 	      "      --native      for a Go program, print the OS threads' own stacks\n"
 	      "                    (cgo, system calls, the runtime) after the goroutines\n"
+	      "                    (the text dump: not with -o)\n"
 	      "  -h, --help        this help\n"
 	      "\n"
 	      "A Go program (1.18 or later) gets its goroutines, printed as Go's own\n"
@@ -74,7 +76,8 @@ static int parse(int argc, char **argv, struct threads_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:go:h", longopts, NULL)) != -1) {
+	opterr = 0; /* xp_option_error says it in one line */
+	while ((c = getopt_long(argc, argv, ":p:go:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			o->pid = xp_parse_pid(optarg);
@@ -95,8 +98,7 @@ static int parse(int argc, char **argv, struct threads_opts *o)
 			usage(stdout);
 			return XP_EXIT_OK;
 		default:
-			fputs("try 'xprof threads --help'\n", stderr);
-			return XP_EXIT_USAGE;
+			return xp_option_error("threads", c, argv);
 		}
 	}
 	if (optind < argc) {
@@ -105,6 +107,17 @@ static int parse(int argc, char **argv, struct threads_opts *o)
 	}
 	if (o->pid <= 0) {
 		xp_msg("threads: -p PID is required (try 'xprof threads --help')");
+		return XP_EXIT_USAGE;
+	}
+	/* options that would be ignored are refused */
+	if (o->group && o->out) {
+		xp_msg("threads: --group is for the text dump, and -o writes a profile (pprof groups "
+		       "identical stacks itself): give one of them");
+		return XP_EXIT_USAGE;
+	}
+	if (o->native && o->out) {
+		xp_msg("threads: --native adds OS threads to the text dump, and -o writes a profile: give "
+		       "one of them");
 		return XP_EXIT_USAGE;
 	}
 	return -1; /* go on */
@@ -145,6 +158,8 @@ static int go_dump(const struct threads_opts *o, struct xp_thread_dump *dp, stru
 			xp_msg("cannot write the dump: %s", strerror(errno));
 			return XP_EXIT_FATAL;
 		}
+		if (!o->native)
+			xp_write_hold_signals(); /* printed: the run is complete */
 	}
 	xp_msg("pid %d (%s): %s (layouts: %s), %zu goroutines (and %zu of the runtime's, not shown), "
 	       "process stopped for %.2f ms, total %.0f ms",
@@ -218,6 +233,13 @@ int cmd_threads(int argc, char **argv)
 		xp_report_attach_error(dp.pid, is_go);
 		return XP_EXIT_FATAL;
 	}
+	if (is_go && o.group && !o.native) {
+		xp_msg("threads: --group groups OS threads, and pid %d (%s) is a Go program whose goroutines "
+		       "are printed as Go prints them: add --native to group its OS threads after them",
+		       (int)dp.pid, dp.comm);
+		xp_go_target_close(&gt);
+		return XP_EXIT_USAGE;
+	}
 	gs.go = gt.go;
 	if (is_go)
 		err = xp_snapshot_take_with(dp.pid, &dp.snap, xp_go_read_goroutines, &gs);
@@ -274,6 +296,7 @@ int cmd_threads(int argc, char **argv)
 			xp_threads_free(&dp);
 			return XP_EXIT_FATAL;
 		}
+		xp_write_hold_signals(); /* printed: the run is complete */
 	}
 
 	xp_msg("pid %d (%s): %zu threads, %zu frames, process stopped for %.2f ms, "

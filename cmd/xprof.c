@@ -10,6 +10,7 @@
 
 #include "cmd/cmd.h"
 #include "unwind/unwind.h"
+#include "proto/profile.h"
 
 struct command {
 	const char *name;
@@ -87,8 +88,13 @@ int main(int argc, char **argv)
 		xp_unwind_set_backend(b);
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			/* the profile written is the run done: a later signal
+			 * does not turn it into a signal status (EXIT STATUS) */
+			if (commands[i].fn != cmd_serve)
+				xp_write_completes_run();
 			return commands[i].fn(argc - 1, argv + 1);
+		}
 	xp_msg("unknown command '%s' (try 'xprof --help')", argv[1]);
 	return XP_EXIT_USAGE;
 }

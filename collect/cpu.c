@@ -81,6 +81,7 @@ struct xp_cpu {
 	char comm[64];
 	int launched;
 	int child_status, child_exited;
+	int launch_exec_seen;  /* the exec that started a launched command was reported */
 	int stop_found_gone;  /* a --wall stop found no thread left: it exited */
 	struct xp_mem *live;
 	struct program prog[PROGRAMS_MAX];
@@ -336,7 +337,16 @@ static void start_program(struct xp_cpu *r, uint64_t since, const char *comm)
 
 static void on_perf_exec(const struct xp_perf_exec *e, void *arg)
 {
-	start_program(arg, e->time, e->comm);
+	struct xp_cpu *r = arg;
+
+	/* a launched command's events start at its exec (enable_on_exec), so
+	 * the first exec reported is the launch itself, whose program the
+	 * first space already holds: not a change of program */
+	if (r->launched && !r->launch_exec_seen) {
+		r->launch_exec_seen = 1;
+		return;
+	}
+	start_program(r, e->time, e->comm);
 }
 
 /* A mapping reported while sampling (PERF_RECORD_MMAP2): it replaces what
@@ -1062,6 +1072,16 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 /* Before output: kernel symbols (read only now: ~100 ms of CPU the target
  * would feel during the run) and the spaces of programs whose mappings
  * changed last. */
+static int has_kernel_frames(const struct xp_cpu *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->ntab; i++)
+		if (r->tab[i] && r->tab[i]->n && (r->tab[i]->flag[0] & F_KERNEL))
+			return 1;
+	return 0;
+}
+
 static void finish(struct xp_cpu *r)
 {
 	size_t i;
@@ -1069,7 +1089,9 @@ static void finish(struct xp_cpu *r)
 	if (r->finished)
 		return;
 	r->finished = 1;
-	if (r->kernel)
+	/* kallsyms is some 120,000 lines the kernel formats on each read:
+	 * read only when a sample has a kernel frame */
+	if (r->kernel && has_kernel_frames(r))
 		r->kallsyms = xp_kallsyms_load();
 	for (i = 0; i < r->nprog; i++)
 		if (r->prog[i].dirty)

@@ -87,6 +87,16 @@ int xp_profile_check_encoded(const uint8_t *buf, size_t len, char *err, size_t e
  * refused.  0 or -errno. */
 int xp_write_file_atomic(const char *path, const void *buf, size_t len);
 
+/* A one-shot command's output is its result: once written in full (a
+ * regular file renamed into place, or every byte to a pipe or device),
+ * SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE stay blocked for the rest of
+ * the process, so a signal that comes after the run completed no longer
+ * ends it with a signal status.  xp_write_completes_run turns that on for
+ * the writes that follow; xp_write_hold_signals blocks them now (after a
+ * text dump). */
+void xp_write_completes_run(void);
+void xp_write_hold_signals(void);
+
 /* Encode, check and gzip into *gz (malloc'd): what a server sends. */
 int xp_profile_gzip(const struct xp_profile *p, uint8_t **gz, size_t *gzlen);
 

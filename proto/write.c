@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -367,6 +369,44 @@ static int write_in_place(int pathfd, const void *buf, size_t len)
 	return err;
 }
 
+static int completes_run;
+
+void xp_write_completes_run(void)
+{
+	completes_run = 1;
+}
+
+static void ending_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGPIPE);
+	sigaddset(set, SIGQUIT);
+}
+
+static int ending_signal_pending(const sigset_t *ending)
+{
+	sigset_t pending;
+	int sig;
+
+	if (sigpending(&pending) < 0)
+		return 0;
+	for (sig = 1; sig < NSIG; sig++)
+		if (sigismember(ending, sig) && sigismember(&pending, sig))
+			return 1;
+	return 0;
+}
+
+void xp_write_hold_signals(void)
+{
+	sigset_t set;
+
+	ending_signals(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
 static int replace_file(const char *path, const void *buf, size_t len)
 {
 	sigset_t fatal, saved;
@@ -378,13 +418,9 @@ static int replace_file(const char *path, const void *buf, size_t len)
 		return err;
 
 	/* Held back until the temp file is renamed or removed, so an INT or
-	 * TERM cannot leave it behind; they are delivered when we restore. */
-	sigemptyset(&fatal);
-	sigaddset(&fatal, SIGINT);
-	sigaddset(&fatal, SIGTERM);
-	sigaddset(&fatal, SIGHUP);
-	sigaddset(&fatal, SIGPIPE);
-	sigaddset(&fatal, SIGQUIT);
+	 * TERM cannot leave it behind; they are delivered when we restore,
+	 * or, once the file is in place and that completes the run, never. */
+	ending_signals(&fatal);
 	if (sigprocmask(SIG_BLOCK, &fatal, &saved) < 0) {
 		err = -errno;
 		goto out_free_tmp;
@@ -404,6 +440,10 @@ static int replace_file(const char *path, const void *buf, size_t len)
 	/* close can report a failed delayed write (NFS, quota). */
 	err = close(fd) < 0 ? -errno : 0;
 	fd = -1;
+	/* a signal that came before the file is in place ends the run without
+	 * one: the temp file goes, and the signal is delivered below */
+	if (!err && completes_run && ending_signal_pending(&fatal))
+		err = -EINTR;
 	if (!err && rename(tmp, path) < 0)
 		err = -errno;
 out_close:
@@ -412,7 +452,8 @@ out_close:
 	if (err)
 		unlink(tmp);
 out_restore_signals:
-	sigprocmask(SIG_SETMASK, &saved, NULL);
+	if (err || !completes_run)
+		sigprocmask(SIG_SETMASK, &saved, NULL);
 out_free_tmp:
 	free(tmp);
 	return err;
@@ -431,9 +472,13 @@ int xp_write_file_atomic(const char *path, const void *buf, size_t len)
 	switch (t.kind) {
 	case OUT_STDOUT:
 		err = write_all(STDOUT_FILENO, buf, len);
+		if (!err && completes_run)
+			xp_write_hold_signals();
 		break;
 	case OUT_IN_PLACE:
 		err = write_in_place(t.fd, buf, len);
+		if (!err && completes_run)
+			xp_write_hold_signals();
 		break;
 	case OUT_REPLACE:
 		err = replace_file(t.replace, buf, len);
@@ -478,6 +523,26 @@ int xp_profile_write(const struct xp_profile *p, const char *path)
 	return err;
 }
 
+/* procfs and sysfs are the kernel's: no file can be created in them. */
+static int kernel_fs(const char *dir, struct out_target *t)
+{
+	struct statfs fs;
+
+	if (statfs(dir, &fs) < 0)
+		return 0; /* access() says why */
+	if (fs.f_type == PROC_SUPER_MAGIC) {
+		say_why(t, "it is in /proc, the kernel's process file system: no file can be written there "
+			   "(choose a file elsewhere)");
+		return -EPERM;
+	}
+	if (fs.f_type == SYSFS_MAGIC) {
+		say_why(t, "it is in /sys, the kernel's sysfs: no file can be written there (choose a file "
+			   "elsewhere)");
+		return -EPERM;
+	}
+	return 0;
+}
+
 int xp_output_writable(const char *path, char *why, size_t whylen)
 {
 	struct out_target t = { .why = why, .whylen = whylen };
@@ -499,6 +564,8 @@ int xp_output_writable(const char *path, char *why, size_t whylen)
 	dir = slash == t.replace ? strdup("/") : strndup(t.replace, (size_t)(slash - t.replace));
 	if (!dir)
 		err = -ENOMEM;
+	else if ((err = kernel_fs(dir, &t)) < 0)
+		; /* root's access() would say yes, and the write ENOENT */
 	else if (access(dir, W_OK | X_OK) < 0)
 		err = -errno;
 	free(dir);

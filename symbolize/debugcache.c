@@ -169,7 +169,41 @@ static int create_temp(int dfd, const char *hex, char *tmp, size_t len)
 	return -1;
 }
 
-/* Writes a copy of the debug file at fd with every section decompressed. */
+/* Sections xprof never reads (variables' location lists, macros, name
+ * indexes): left out of an entry rather than inflated and written, as
+ * SHT_NOBITS, which libdw skips.  python3.11-dbg's .debug_loclists alone is
+ * 2.2 MB compressed. */
+static int unused_section(Elf *elf, size_t shstrndx, const GElf_Shdr *shdr)
+{
+	static const char *const unused[] = {
+		".debug_loc", ".debug_loclists", ".debug_macro", ".debug_macinfo",
+		".debug_pubnames", ".debug_pubtypes", ".debug_gnu_pubnames", ".debug_gnu_pubtypes",
+	};
+	const char *name = elf_strptr(elf, shstrndx, shdr->sh_name);
+	size_t i;
+
+	for (i = 0; name && i < sizeof(unused) / sizeof(unused[0]); i++)
+		if (strcmp(name, unused[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int drop_section(Elf_Scn *scn, GElf_Shdr *shdr)
+{
+	Elf_Data *d = NULL;
+
+	while ((d = elf_getdata(scn, d)) != NULL) {
+		d->d_buf = NULL;
+		d->d_size = 0;
+	}
+	shdr->sh_type = SHT_NOBITS;
+	shdr->sh_flags &= ~(GElf_Xword)SHF_COMPRESSED;
+	shdr->sh_size = 0;
+	return gelf_update_shdr(scn, shdr) ? 0 : -1;
+}
+
+/* Writes a copy of the debug file at fd with every section decompressed
+ * (those xprof reads) or left out (unused_section). */
 static int write_entry(int fd, int dfd, const char *name, const char *hex)
 {
 	char tmp[160];
@@ -181,10 +215,15 @@ static int write_entry(int fd, int dfd, const char *name, const char *hex)
 	if (out < 0)
 		return -1;
 	if (copy_file(fd, out) == 0 && (elf = elf_begin(out, ELF_C_RDWR, NULL)) != NULL) {
-		ok = 1;
+		size_t shstrndx = 0;
+		ok = elf_getshdrstrndx(elf, &shstrndx) == 0;
 		while (ok && (scn = elf_nextscn(elf, scn)) != NULL) {
 			GElf_Shdr shdr;
-			if (gelf_getshdr(scn, &shdr) && (shdr.sh_flags & SHF_COMPRESSED))
+			if (!gelf_getshdr(scn, &shdr) || shdr.sh_type == SHT_NOBITS)
+				continue;
+			if (unused_section(elf, shstrndx, &shdr))
+				ok = drop_section(scn, &shdr) == 0;
+			else if (shdr.sh_flags & SHF_COMPRESSED)
 				ok = elf_compress(scn, 0, 0) >= 0;
 		}
 		ok = ok && elf_update(elf, ELF_C_WRITE) >= 0;

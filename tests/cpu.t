@@ -80,7 +80,7 @@ ok $? "the target runs after a wall-clock run"
 
 # launch mode
 "$XPROF" cpu -F 499 -o "$TMP/launch.pb.gz" -- sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exit 3' 2>"$TMP/err"
-ok $? "launch mode exits 0" || diag "$(cat "$TMP/err")"
+is "$?" 3 "launch mode exits with the command's status (3), as time(1) does" || diag "$(cat "$TMP/err")"
 grep -q 'exited with status 3' "$TMP/err"
 ok $? "the command's exit status is reported"
 pprof_check "$TMP/launch.pb.gz"
@@ -104,8 +104,8 @@ done
 is "$short_ok" 3 "a short launched command (0.1 s): 95% complete, symbolized stacks in 3 of 3 runs" || diag "$(cat "$TMP/err")"
 "$XPROF" cpu -o "$TMP/nope.pb.gz" -- /nonexistent/program 2>"$TMP/err"
 rc=$?
-[ "$rc" = 2 ] && grep -q 'cannot run /nonexistent/program: No such file or directory' "$TMP/err" && [ ! -e "$TMP/nope.pb.gz" ]
-ok $? "a command that cannot run: clear error, exit 2, no file"
+[ "$rc" = 127 ] && grep -q 'cannot run /nonexistent/program: No such file or directory' "$TMP/err" && [ ! -e "$TMP/nope.pb.gz" ]
+ok $? "a command that cannot run: clear error, exit 127 as the shell's, no file"
 
 # a target that exits mid-run: the profile is still written
 start_fixture ready "$FIX/cpuburn" 1
