@@ -465,10 +465,14 @@ static void load_modinfo(struct xp_space *s, struct modinfo *mi)
 	mi->gopcln = xp_gopclntab_open(dwfl_module_getelf(mi->mod, &mi->gopcln_bias));
 	if (mi->gopcln)
 		mi->has_functions = mi->has_lines = 1;
+	/* the vdso has no file for a viewer to read: its addresses stay */
+	if (!dwfl_module_getelf(mi->mod, &bias) || mi->is_vdso)
+		bias = 0;
 	for (k = 0; k < s->nmappings; k++) {
 		struct mapping *mp = &s->mappings[k];
 		if (mp->mi != mi)
 			continue;
+		mp->pub.bias = bias <= mp->pub.start ? bias : 0;
 		mp->pub.build_id = mi->build_id;
 		mp->pub.has_functions = mi->has_functions;
 		mp->pub.has_lines = mi->has_lines;
@@ -572,6 +576,59 @@ static int set_names(struct xp_frame *f, const char *raw)
 	return 0;
 }
 
+/* ---- source file names ------------------------------------------------- */
+
+/* The name of a source file as gdb shows it: a name the line table holds
+ * relative to its unit's build directory (`cc fixtures/x.c` records
+ * "fixtures/x.c", DWARF 5 puts "fixtures" in a directory entry that libdw
+ * does not join with the build directory) is joined to DW_AT_comp_dir and
+ * cleaned of "." and ".." components, so `pprof -list` finds the file from
+ * any directory.  A relative build directory (Debian's packages map theirs
+ * to "./nptl" and the like) leaves the name as recorded.  malloc'd. */
+static char *source_path(const char *comp_dir, const char *file)
+{
+	char *joined, *out, *w;
+	const char *r;
+	size_t n;
+
+	if (!file)
+		return NULL;
+	if (file[0] == '/' || !comp_dir || comp_dir[0] != '/')
+		return strdup(file);
+	if (asprintf(&joined, "%s/%s", comp_dir, file) < 0)
+		return NULL;
+	out = malloc(strlen(joined) + 2);
+	if (!out) {
+		free(joined);
+		return NULL;
+	}
+	/* lexical cleaning, as Go's path.Clean: out is always "/..." */
+	w = out;
+	for (r = joined; *r;) {
+		while (*r == '/')
+			r++;
+		n = strcspn(r, "/");
+		if (n == 0)
+			break;
+		if (n == 1 && r[0] == '.') {
+			/* nothing */
+		} else if (n == 2 && r[0] == '.' && r[1] == '.') {
+			while (w > out && *--w != '/')
+				;
+		} else {
+			*w++ = '/';
+			memcpy(w, r, n);
+			w += n;
+		}
+		r += n;
+	}
+	if (w == out)
+		*w++ = '/';
+	*w = '\0';
+	free(joined);
+	return out;
+}
+
 /* ---- pc → frames ------------------------------------------------------ */
 
 struct frames_buf {
@@ -603,7 +660,8 @@ static int frames_from_dwarf(Dwfl_Module *mod, Dwarf_Addr pc, const char *symnam
 	Dwarf_Die *scopes = NULL, *chain = NULL, inner;
 	Dwarf_Files *files = NULL;
 	Dwfl_Line *line;
-	const char *file = NULL;
+	Dwarf_Attribute cattr;
+	const char *file = NULL, *comp_dir;
 	int nscopes, nchain, i, lineno = 0, found = 0;
 
 	if (!cudie)
@@ -630,6 +688,7 @@ static int frames_from_dwarf(Dwfl_Module *mod, Dwarf_Addr pc, const char *symnam
 	if (line)
 		file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
 	dwarf_getsrcfiles(cudie, &files, NULL);
+	comp_dir = dwarf_formstring(dwarf_attr(cudie, DW_AT_comp_dir, &cattr));
 	for (i = 0; i < nchain; i++) {
 		Dwarf_Die *scope = &chain[i];
 		Dwarf_Attribute attr;
@@ -648,7 +707,7 @@ static int frames_from_dwarf(Dwfl_Module *mod, Dwarf_Addr pc, const char *symnam
 			free(chain);
 			return -ENOMEM;
 		}
-		f->file = file ? strdup(file) : NULL;
+		f->file = source_path(comp_dir, file);
 		f->line = lineno;
 		if (dwarf_tag(scope) != DW_TAG_inlined_subroutine)
 			break;
@@ -740,7 +799,7 @@ static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_
 		if (!f || set_names(f, symname) < 0) {
 			err = -ENOMEM;
 		} else {
-			f->file = file ? strdup(file) : NULL;
+			f->file = source_path(line ? dwfl_line_comp_dir(line) : NULL, file);
 			f->line = lineno;
 		}
 	}
