@@ -19,7 +19,7 @@ LDLIBS := -ldw -lelf -lprotobuf-c -lz -liberty -lm -lmicrohttpd -lpthread
 # Debian packages: building, then testing and benchmarking.
 BUILD_PKGS := gcc make pkg-config libelf-dev libdw-dev libprotobuf-c-dev \
 	protobuf-c-compiler zlib1g-dev libiberty-dev libmicrohttpd-dev
-TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl postgresql python3 strace
+TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl postgresql python3 strace python3.11-dbg
 
 .PHONY: all deps check demo bench install clean fixtures unit sanitize
 
