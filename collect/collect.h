@@ -54,8 +54,9 @@ int64_t xp_monotonic_ns(void);
  * else the first file-backed executable mapping): pprof takes mapping 1
  * for the profiled binary. */
 int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const struct xp_maps *maps);
-/* The mapping id of the module holding pc, 0 when none, or -errno. */
-int64_t xp_profile_pc_mapping(struct xp_profile *p, struct xp_space *space, uint64_t pc);
+/* The mapping id of the module holding pc, 0 when none, or -errno;
+ * *address: pc as the profile holds it (the file's own address). */
+int64_t xp_profile_pc_mapping(struct xp_profile *p, struct xp_space *space, uint64_t pc, uint64_t *address);
 /* Adds the locations of one unwound stack (leaf first) to p; ids[] receives
  * one id per pc.  is_call[i]: pc[i] is a return address. */
 int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint64_t *pc,

@@ -135,7 +135,7 @@ static int is_runtime(struct xp_go *go, uint64_t pc)
 	int line;
 
 	/* runtime/pprof asks runtime.FuncForPC(pc), which looks at pc */
-	name = xp_go_funcname(go, pc + 1, &file, &line);
+	name = xp_go_funcname(go, pc + 1, &file, &line, NULL, NULL);
 	return name && strncmp(name, "runtime.", 8) == 0;
 }
 
@@ -176,13 +176,44 @@ static void scale(int64_t count, int64_t size, int64_t rate, int64_t *c, int64_t
 	*s = to_i64((double)size * k);
 }
 
-/* The locations of one bucket's stack, leaf first, into ids (nstk of
- * them); runtime/pprof drops runtime.goexit, and for the heap profile the
- * leading runtime frames unless that leaves none. */
+/* The pcs of one physical frame being gathered into one location, as
+ * runtime/pprof's "deck": an inlined function's pc, then its callers' fake
+ * pcs, up to the physical function. */
+struct go_deck {
+	struct xp_pline lines[64];
+	size_t n;
+	uint64_t address, entry;
+	int64_t mapping;
+	const char *last; /* the last function added */
+	int last_inlined;
+};
+
+static int deck_flush(struct xp_profile *p, struct go_deck *d, uint64_t *ids, size_t *nids)
+{
+	int64_t lid;
+
+	if (d->n == 0)
+		return 0;
+	lid = xp_profile_location(p, (uint64_t)d->mapping, d->address, d->lines, d->n);
+	d->n = 0;
+	if (lid < 0)
+		return (int)lid;
+	ids[(*nids)++] = (uint64_t)lid;
+	return 0;
+}
+
+/* The locations of one bucket's stack, leaf first, into ids (at most nstk
+ * of them); runtime/pprof drops runtime.goexit, and for the heap profile
+ * the leading runtime frames unless that leaves none.  The runtime saved
+ * every inlined call as a pc of its own; runtime/pprof writes an inlined
+ * function and its callers up to the physical one as one location of
+ * several lines (innermost first), which pprof marks "(inline)": so here. */
 static int bucket_locations(struct xp_profile *p, struct xp_go_target *gt, const struct xp_go_bucket *b,
 			    int hide_runtime, uint64_t *ids, size_t *nids)
 {
+	struct go_deck d = { .n = 0 };
 	size_t start = 0, len = 0, k;
+	int err;
 
 	*nids = 0;
 	while (len < b->nstk && b->stk[len])
@@ -191,27 +222,40 @@ static int bucket_locations(struct xp_profile *p, struct xp_go_target *gt, const
 		start++;
 	if (start == len)
 		start = 0;
-	/* each pc is one frame: inlined calls have pcs of their own */
 	for (k = start; k < len; k++) {
-		struct xp_pline line;
 		const char *file;
-		int lineno;
-		const char *name = xp_go_funcname(gt->go, b->stk[k], &file, &lineno);
-		int64_t fid, mid, lid;
-		if (!name || strcmp(name, "runtime.goexit") == 0)
+		int lineno, inlined;
+		uint64_t entry;
+		const char *name = xp_go_funcname(gt->go, b->stk[k], &file, &lineno, &entry, &inlined);
+		int64_t fid;
+		int joins;
+		if (!name || strcmp(name, "runtime.goexit") == 0) {
+			if ((err = deck_flush(p, &d, ids, nids)) < 0)
+				return err;
 			continue;
+		}
 		fid = xp_profile_function(p, name, name, file ? file : "", 0);
-		mid = xp_profile_pc_mapping(p, gt->space, b->stk[k] - 1);
-		if (fid < 0 || mid < 0)
-			return fid < 0 ? (int)fid : (int)mid;
-		line.function_id = (uint64_t)fid;
-		line.line = lineno;
-		lid = xp_profile_location(p, (uint64_t)mid, b->stk[k] - 1, &line, 1);
-		if (lid < 0)
-			return (int)lid;
-		ids[(*nids)++] = (uint64_t)lid;
+		if (fid < 0)
+			return (int)fid;
+		/* a caller of the inlined function before it, in the same
+		 * physical function (not a recursive call of it) */
+		joins = d.n > 0 && d.n < sizeof(d.lines) / sizeof(d.lines[0]) && d.last_inlined &&
+			entry == d.entry && strcmp(name, d.last) != 0;
+		if (!joins) {
+			if ((err = deck_flush(p, &d, ids, nids)) < 0)
+				return err;
+			d.mapping = xp_profile_pc_mapping(p, gt->space, b->stk[k] - 1, &d.address);
+			if (d.mapping < 0)
+				return (int)d.mapping;
+			d.entry = entry;
+		}
+		d.lines[d.n].function_id = (uint64_t)fid;
+		d.lines[d.n].line = lineno;
+		d.n++;
+		d.last = name;
+		d.last_inlined = inlined;
 	}
-	return 0;
+	return deck_flush(p, &d, ids, nids);
 }
 
 static int64_t rdtsc(void)

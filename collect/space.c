@@ -109,11 +109,17 @@ void xp_target_space_close(struct xp_target_space *ts)
 
 /* ---- stacks into pprof ------------------------------------------------ */
 
+/* Profiles hold each file's own (link-time) addresses, mapping and
+ * locations alike, not the randomized run-time ones: go tool pprof looks
+ * up -disasm, weblist and -symbolize=force addresses in the file's symbol
+ * table as they are, and tools that compute file offsets (address - start
+ * + offset: pprof's binutils, Parca, Pyroscope) get the same ones.  Two
+ * runs of one PIE binary then also merge by address. */
 static int64_t mapping_id(struct xp_profile *p, const struct xp_module *m)
 {
 	struct xp_pmapping pm = {
-		.start = m->start,
-		.limit = m->end,
+		.start = m->start - m->bias,
+		.limit = m->end - m->bias,
 		.offset = m->offset,
 		.file = m->path,
 		.build_id = m->build_id,
@@ -148,10 +154,11 @@ int xp_profile_main_mapping(struct xp_profile *p, struct xp_space *space, const 
 	return 0;
 }
 
-int64_t xp_profile_pc_mapping(struct xp_profile *p, struct xp_space *space, uint64_t pc)
+int64_t xp_profile_pc_mapping(struct xp_profile *p, struct xp_space *space, uint64_t pc, uint64_t *address)
 {
 	const struct xp_module *mod = xp_space_module(space, pc);
 
+	*address = pc - (mod ? mod->bias : 0);
 	return mod ? mapping_id(p, mod) : 0;
 }
 
@@ -164,11 +171,13 @@ int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint6
 	for (i = 0; i < n; i++) {
 		const struct xp_sym *sym = xp_symbolize(space, pc[i], is_call[i]);
 		int64_t mid = 0, id;
+		uint64_t bias = 0;
 		size_t nl = 0;
 
 		if (!sym)
 			return -ENOMEM;
 		if (sym->module) {
+			bias = sym->module->bias;
 			mid = mapping_id(p, sym->module);
 			if (mid < 0)
 				return (int)mid;
@@ -184,7 +193,7 @@ int xp_stack_locations(struct xp_profile *p, struct xp_space *space, const uint6
 			nl++;
 		}
 		/* like Go, callers point into the call instruction */
-		id = xp_profile_location(p, (uint64_t)mid, pc[i] - (is_call[i] ? 1 : 0), lines, nl);
+		id = xp_profile_location(p, (uint64_t)mid, pc[i] - (is_call[i] ? 1 : 0) - bias, lines, nl);
 		if (id < 0)
 			return (int)id;
 		ids[i] = (uint64_t)id;

@@ -293,19 +293,27 @@ const char *xp_go_layout_source(const struct xp_go *go)
 	return go->layout_source;
 }
 
-const char *xp_go_funcname(struct xp_go *go, uint64_t pc, const char **file, int *line)
+const char *xp_go_funcname(struct xp_go *go, uint64_t pc, const char **file, int *line, uint64_t *entry,
+			   int *inlined)
 {
 	struct xp_gofunc f;
 	struct xp_goinline in;
 	const char *name;
+	int is_inlined = 0;
 
 	*file = NULL;
 	*line = 0;
 	if (xp_go_func(go, pc - 1, &f) < 0)
 		return NULL;
 	name = f.name;
-	if (xp_gopclntab_inlined_at(go->t, &f, pc - 1 - go->bias, &in) == 0)
+	if (xp_gopclntab_inlined_at(go->t, &f, pc - 1 - go->bias, &in) == 0) {
 		name = in.name;
+		is_inlined = 1;
+	}
+	if (entry)
+		*entry = f.entry;
+	if (inlined)
+		*inlined = is_inlined;
 	xp_gopclntab_fileline(go->t, &f, pc - 1 - go->bias, file, line);
 	return name;
 }

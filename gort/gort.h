@@ -138,7 +138,10 @@ void xp_go_heap_free(struct xp_go_heap *h);
 
 /* The innermost function at a return pc (pc - 1), as runtime.FuncForPC
  * names it: for the heap profile's stacks, which hold inline frames as
- * pcs of their own.  NULL when pc is not Go code. */
-const char *xp_go_funcname(struct xp_go *go, uint64_t pc, const char **file, int *line);
+ * pcs of their own.  NULL when pc is not Go code.  entry (when not NULL):
+ * the physical function's entry; inlined (when not NULL): 1 when the
+ * function named is inlined there. */
+const char *xp_go_funcname(struct xp_go *go, uint64_t pc, const char **file, int *line, uint64_t *entry,
+			   int *inlined);
 
 #endif

@@ -465,10 +465,14 @@ static void load_modinfo(struct xp_space *s, struct modinfo *mi)
 	mi->gopcln = xp_gopclntab_open(dwfl_module_getelf(mi->mod, &mi->gopcln_bias));
 	if (mi->gopcln)
 		mi->has_functions = mi->has_lines = 1;
+	/* the vdso has no file for a viewer to read: its addresses stay */
+	if (!dwfl_module_getelf(mi->mod, &bias) || mi->is_vdso)
+		bias = 0;
 	for (k = 0; k < s->nmappings; k++) {
 		struct mapping *mp = &s->mappings[k];
 		if (mp->mi != mi)
 			continue;
+		mp->pub.bias = bias <= mp->pub.start ? bias : 0;
 		mp->pub.build_id = mi->build_id;
 		mp->pub.has_functions = mi->has_functions;
 		mp->pub.has_lines = mi->has_lines;
@@ -572,6 +576,59 @@ static int set_names(struct xp_frame *f, const char *raw)
 	return 0;
 }
 
+/* ---- source file names ------------------------------------------------- */
+
+/* The name of a source file as gdb shows it: a name the line table holds
+ * relative to its unit's build directory (`cc fixtures/x.c` records
+ * "fixtures/x.c", DWARF 5 puts "fixtures" in a directory entry that libdw
+ * does not join with the build directory) is joined to DW_AT_comp_dir and
+ * cleaned of "." and ".." components, so `pprof -list` finds the file from
+ * any directory.  A relative build directory (Debian's packages map theirs
+ * to "./nptl" and the like) leaves the name as recorded.  malloc'd. */
+static char *source_path(const char *comp_dir, const char *file)
+{
+	char *joined, *out, *w;
+	const char *r;
+	size_t n;
+
+	if (!file)
+		return NULL;
+	if (file[0] == '/' || !comp_dir || comp_dir[0] != '/')
+		return strdup(file);
+	if (asprintf(&joined, "%s/%s", comp_dir, file) < 0)
+		return NULL;
+	out = malloc(strlen(joined) + 2);
+	if (!out) {
+		free(joined);
+		return NULL;
+	}
+	/* lexical cleaning, as Go's path.Clean: out is always "/..." */
+	w = out;
+	for (r = joined; *r;) {
+		while (*r == '/')
+			r++;
+		n = strcspn(r, "/");
+		if (n == 0)
+			break;
+		if (n == 1 && r[0] == '.') {
+			/* nothing */
+		} else if (n == 2 && r[0] == '.' && r[1] == '.') {
+			while (w > out && *--w != '/')
+				;
+		} else {
+			*w++ = '/';
+			memcpy(w, r, n);
+			w += n;
+		}
+		r += n;
+	}
+	if (w == out)
+		*w++ = '/';
+	*w = '\0';
+	free(joined);
+	return out;
+}
+
 /* ---- pc → frames ------------------------------------------------------ */
 
 struct frames_buf {
@@ -593,66 +650,92 @@ static struct xp_frame *push_frame(struct frames_buf *b)
 	return &b->v[b->n++];
 }
 
+#define SCOPES_MAX 64      /* function scopes around one pc: inline depth */
+#define SCOPE_NESTING_MAX 256 /* DIE nesting walked */
+
+/* DIEs that hold code-carrying DIEs without carrying addresses themselves
+ * (C++ namespaces, Fortran modules, classes with member definitions). */
+static int is_container(int tag)
+{
+	return tag == DW_TAG_namespace || tag == DW_TAG_module || tag == DW_TAG_class_type ||
+	       tag == DW_TAG_structure_type || tag == DW_TAG_union_type;
+}
+
+/* The function scopes (subprograms and inline instances) around pc in
+ * parent's subtree, outermost first, appended to chain[n..]; returns the
+ * new count.  Our own walk of the unit's DIEs: libdw's dwarf_getscopes
+ * looks for an inline instance's abstract origin in the unit of the pc,
+ * and with LTO (DW_FORM_ref_addr) it is in another one, so it loses the
+ * inlined function and gives its line to the caller. */
+static int scopes_at(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *chain, int n, int nesting)
+{
+	Dwarf_Die child;
+
+	if (nesting > SCOPE_NESTING_MAX || dwarf_child(parent, &child) != 0)
+		return n;
+	do {
+		int tag = dwarf_tag(&child), m;
+		if (dwarf_haspc(&child, pc) > 0) {
+			/* siblings' ranges do not overlap: this is the one */
+			if (is_function_scope(&child) && n < SCOPES_MAX)
+				chain[n++] = child;
+			return scopes_at(&child, pc, chain, n, nesting + 1);
+		}
+		if (is_container(tag) && (m = scopes_at(&child, pc, chain, n, nesting + 1)) > n)
+			return m;
+	} while (dwarf_siblingof(&child, &child) == 0);
+	return n;
+}
+
 /* Fills frames for one pc from DWARF: the chain of function scopes around
- * it, innermost first, each inlined one placed at its caller's call site. */
+ * it, innermost first, each inlined one placed at its caller's call site
+ * (DW_AT_call_file/line, in the line table of the unit holding the inline
+ * instance, which is the pc's), up to the innermost physical function. */
 static int frames_from_dwarf(Dwfl_Module *mod, Dwarf_Addr pc, const char *symname,
 			     struct frames_buf *b)
 {
 	Dwarf_Addr bias = 0;
 	Dwarf_Die *cudie = dwfl_module_addrdie(mod, pc, &bias);
-	Dwarf_Die *scopes = NULL, *chain = NULL, inner;
+	Dwarf_Die chain[SCOPES_MAX];
 	Dwarf_Files *files = NULL;
 	Dwfl_Line *line;
-	const char *file = NULL;
-	int nscopes, nchain, i, lineno = 0, found = 0;
+	Dwarf_Attribute cattr;
+	const char *file = NULL, *comp_dir;
+	int nchain, i, lineno = 0;
 
 	if (!cudie)
 		return 0;
-	/* dwarf_getscopes goes on into an inlined function's abstract origin,
-	 * so it only finds the innermost function scope; the physical nesting
-	 * of inline instances comes from dwarf_getscopes_die on that scope */
-	nscopes = dwarf_getscopes(cudie, pc - bias, &scopes);
-	for (i = 0; i < nscopes && !found; i++) {
-		if (is_function_scope(&scopes[i]) && die_name(&scopes[i])) {
-			inner = scopes[i];
-			found = 1;
-		}
-	}
-	free(scopes);
-	if (!found)
+	nchain = scopes_at(cudie, pc - bias, chain, 0, 0);
+	if (nchain <= 0)
 		return 0;
-	nchain = dwarf_getscopes_die(&inner, &chain);
-	if (nchain <= 0) {
-		free(chain);
-		return 0;
-	}
 	line = dwfl_module_getsrc(mod, pc);
 	if (line)
 		file = dwfl_lineinfo(line, NULL, &lineno, NULL, NULL, NULL);
 	dwarf_getsrcfiles(cudie, &files, NULL);
-	for (i = 0; i < nchain; i++) {
+	comp_dir = dwarf_formstring(dwarf_attr(cudie, DW_AT_comp_dir, &cattr));
+	for (i = nchain - 1; i >= 0; i--) {
 		Dwarf_Die *scope = &chain[i];
+		int inlined = dwarf_tag(scope) == DW_TAG_inlined_subroutine;
+		const char *name = die_name(scope);
 		Dwarf_Attribute attr;
 		Dwarf_Word val;
 		struct xp_frame *f;
 
-		if (!is_function_scope(scope))
-			continue;
-		const char *name = die_name(scope);
 		/* a physical function whose DIE has no name (some lambdas)
-		 * still has its symbol */
-		if (!name && dwarf_tag(scope) != DW_TAG_inlined_subroutine)
+		 * still has its symbol; an inline instance without one is
+		 * passed over, its call site given to its caller */
+		if (!name && !inlined)
 			name = symname;
-		f = push_frame(b);
-		if (!f || set_names(f, name) < 0) {
-			free(chain);
-			return -ENOMEM;
+		if (name) {
+			f = push_frame(b);
+			if (!f || set_names(f, name) < 0)
+				return -ENOMEM;
+			f->file = source_path(comp_dir, file);
+			f->line = lineno;
+			f->inlined = inlined;
 		}
-		f->file = file ? strdup(file) : NULL;
-		f->line = lineno;
-		if (dwarf_tag(scope) != DW_TAG_inlined_subroutine)
+		if (!inlined)
 			break;
-		f->inlined = 1;
 		/* the caller's position is this inline instance's call site */
 		file = NULL;
 		lineno = 0;
@@ -661,7 +744,6 @@ static int frames_from_dwarf(Dwfl_Module *mod, Dwarf_Addr pc, const char *symnam
 		if (dwarf_formudata(dwarf_attr(scope, DW_AT_call_line, &attr), &val) == 0)
 			lineno = (int)val;
 	}
-	free(chain);
 	/* the outermost must be physical even if the chain ended in an inline */
 	if (b->n > 0)
 		b->v[b->n - 1].inlined = 0;
@@ -740,7 +822,7 @@ static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_
 		if (!f || set_names(f, symname) < 0) {
 			err = -ENOMEM;
 		} else {
-			f->file = file ? strdup(file) : NULL;
+			f->file = source_path(line ? dwfl_line_comp_dir(line) : NULL, file);
 			f->line = lineno;
 		}
 	}

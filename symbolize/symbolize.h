@@ -22,6 +22,10 @@ typedef struct Dwfl Dwfl;
 /* One executable mapping of a module, as a pprof Mapping wants it. */
 struct xp_module {
 	uint64_t start, end, offset;
+	/* run-time address - bias = the file's own (link-time) address, as
+	 * objdump and nm show it: the load bias of a PIE or a library, 0 for
+	 * a fixed-address executable and for the vdso */
+	uint64_t bias;
 	const char *path;      /* as in /proc/PID/maps, " (deleted)" stripped */
 	const char *build_id;  /* lowercase hex, "" when none */
 	int has_functions, has_lines, has_inlines;

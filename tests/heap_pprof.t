@@ -15,13 +15,18 @@ mapping1() {
 	go tool pprof -raw "$1" 2>/dev/null | awk '/^Mappings/ { on = 1; next }
 		on && $1 == "1:" { split($2, a, "/"); b = $4 ~ /^\[/ ? "" : $4; print a[1], a[2], a[3], $3, b; exit }'
 }
-# want_mapping PID BINARY: the same, of BINARY's executable mapping in PID
+# want_mapping PID BINARY: the same, of BINARY's executable mapping in PID,
+# in the file's own addresses (a PIE's load bias taken off): its offset in
+# the file put where the text segment's p_offset goes to p_vaddr
 want_mapping() {
-	local bid
+	local bid f range off segoff segvaddr start
 	bid=$(readelf -n "$2" | sed -n 's/.*Build ID: //p' | head -1)
-	awk -v f="$(readlink -f "$2")" -v b="$bid" '$2 ~ /x/ && $6 == f {
-		split($1, r, "-"); print hex(r[1]), hex(r[2]), hex($3), f, b; exit }
-		function hex(s) { sub(/^0+/, "", s); return "0x" (s == "" ? "0" : s) }' "/proc/$1/maps"
+	f=$(readlink -f "$2")
+	read -r range off <<<"$(awk -v f="$f" '$2 ~ /x/ && $6 == f { print $1, $3; exit }' "/proc/$1/maps")"
+	read -r segoff segvaddr <<<"$(readelf -lW "$2" | awk '$1 == "LOAD" && / R E / { print $2, $3; exit }')"
+	[ -n "$range" ] && [ -n "$segvaddr" ] || return 0
+	start=$((0x$off - segoff + segvaddr))
+	printf '0x%x 0x%x 0x%x %s %s\n' "$start" "$((start + 0x${range#*-} - 0x${range%-*}))" "$((0x$off))" "$f" "$bid"
 }
 # check_main KIND PROFILE PID BINARY: mapping 1 (after pprof's own
 # reordering: what its File: line names) is BINARY's

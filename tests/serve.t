@@ -112,8 +112,8 @@ ok $? "... with every thread's stack (burn-0 in burn_a/b/c)"
 st=$(get "goroutine?debug=1")
 is "$st $(head -1 "$TMP/body")" "200 goroutine profile: total 4" "goroutine?debug=1: runtime/pprof's count text, one per thread (main + 3 burn)"
 is "$(awk '/^[0-9]+ @ 0x/ { n += $1 } END { print n }' "$TMP/body")" 4 "... the counts of its stacks sum to 4"
-grep -q '^#	0x[0-9a-f]*	run_slices+0x[0-9a-f]*	fixtures/cpuburn.c:[0-9]*$' "$TMP/body" &&
-	grep -q '^#	0x[0-9a-f]*	main+0x[0-9a-f]*	fixtures/cpuburn.c:105$' "$TMP/body"
+grep -q '^#	0x[0-9a-f]*	run_slices+0x[0-9a-f]*	/[^	]*/fixtures/cpuburn.c:[0-9]*$' "$TMP/body" &&
+	grep -q '^#	0x[0-9a-f]*	main+0x[0-9a-f]*	/[^	]*/fixtures/cpuburn.c:105$' "$TMP/body"
 ok $? "... frames as #	PC	FUNCTION+OFFSET	FILE:LINE (run_slices, main at cpuburn.c:105)" || diag "$(head -20 "$TMP/body")"
 st=$(get "threadcreate?debug=1")
 is "$st $(head -1 "$TMP/body")" "200 threadcreate profile: total 4" "threadcreate?debug=1: every thread counted by where it started"

@@ -201,7 +201,7 @@ static void run(struct xp_snapshot *s, struct xp_mem *mem)
 			for (k = 0; k < h.v[i].nstk; k++) {
 				const char *file;
 				int line;
-				const char *fn = xp_go_funcname(go, h.v[i].stk[k], &file, &line);
+				const char *fn = xp_go_funcname(go, h.v[i].stk[k], &file, &line, NULL, NULL);
 				sink += fn ? strlen(fn) : 0;
 			}
 		}
