@@ -83,7 +83,7 @@ ok $? "the target runs on"
 one_line 64 "^xprof: threads: unknown option '-x'" "an unknown short option" -- "$XPROF" threads -x
 one_line 64 "^xprof: cpu: option '--pid' wants a value" "a long option without its value" -- "$XPROF" cpu --pid
 one_line 64 "^xprof: heap: unknown option '--bogus'" "an unknown long option" -- "$XPROF" heap --bogus=1
-one_line 64 "^xprof: cpu: option '--wall' takes no value" "a value for a flag" -- "$XPROF" cpu --wall=1 -p "$ppid"
+one_line 64 "^xprof: cpu: option '--no-kernel' takes no value" "a value for a flag" -- "$XPROF" cpu --no-kernel=1 -p "$ppid"
 one_line 64 "^xprof: serve: unknown option '-z'" "serve, too" -- "$XPROF" serve -z
 
 # ---- combinations that would be ignored are refused ------------------------

@@ -176,8 +176,14 @@ start_fixture ready "$FIX/cpuburn"
 bpid=${ready%% *}
 f=$(block_of '^\$ xprof cpu -p ') || f=/dev/null
 cmdline=$(head -1 "$f" | sed 's/^\$ //; s/ 4242 / '"$bpid"' /; s/-d [0-9a-z]*/-d 1s/')
-(cd "$TMP" && "$xprof_abs" ${cmdline#xprof }) >/dev/null 2>"$TMP/cpu.err"
-ok $? "README's cpu example runs: $cmdline" || diag "$(cat "$TMP/cpu.err")"
+# at 999 Hz a starved xprof loses samples (exit 1, said on a line of its
+# own): that run is tried again, up to 3 times, as the example shows none
+for try in 1 2 3; do
+	(cd "$TMP" && "$xprof_abs" ${cmdline#xprof }) >/dev/null 2>"$TMP/cpu.err"
+	rc=$?
+	[ $rc = 1 ] && grep -q 'samples were lost' "$TMP/cpu.err" || break
+done
+ok $rc "README's cpu example runs: $cmdline" || diag "$(cat "$TMP/cpu.err")"
 compare_block "README's cpu example prints what xprof cpu prints" <(sed -n '2,$p' "$f") "$TMP/cpu.err"
 
 # xprof heap on python3, as README shows it
