@@ -28,8 +28,8 @@ all: xprof
 include proto/proto.mk
 
 ATTACH_OBJS := attach/proc.o attach/mem.o attach/stop.o attach/perf.o attach/syscalls_x86_64.o
-UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o
-SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o symbolize/safeopen.o symbolize/escape.o
+UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o unwind/framepointer.o
+SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o symbolize/safeopen.o symbolize/escape.o symbolize/perfmap.o
 HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o heapwalk/budget.o
 GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o
 SERVE_OBJS := serve/route.o serve/http.o serve/target.o

@@ -130,6 +130,7 @@ struct xp_thread_stack {
 	unsigned char *is_call;
 	size_t n;
 	int complete, capped;
+	int end_unplaced;     /* the last pc is a return address in no code (where the unwinder stopped) */
 	const char *syscall;  /* name of the system call it blocks in, or NULL */
 	uint64_t mutex;       /* the pthread mutex it waits for, or 0 */
 	pid_t owner;          /* that mutex's owner tid, or 0 */

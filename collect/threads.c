@@ -194,6 +194,8 @@ static void print_frames(FILE *f, struct xp_thread_dump *dp, const struct xp_thr
 	else if (!d->complete && d->t->stopped && d->t->stack_truncated)
 		fprintf(f, "...stack incomplete: the unwinder stopped here, at the end of the %zu KiB of stack copied...\n",
 		       d->t->stack_len / 1024);
+	else if (!d->complete && d->t->stopped && d->end_unplaced)
+		fprintf(f, "...stack incomplete: the unwinder stopped here, at a return address in no executable mapping...\n");
 	else if (!d->complete && d->t->stopped)
 		fprintf(f, "...stack incomplete: the unwinder stopped here...\n");
 }
@@ -406,6 +408,7 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 		d->n = st->n;
 		d->complete = st->complete;
 		d->capped = st->capped;
+		d->end_unplaced = st->end_unplaced;
 		dp->frames += st->n;
 		dp->capped += st->capped;
 		dp->incomplete += !st->complete;

@@ -1,0 +1,326 @@
+/* Names for JIT code from /tmp/perf-PID.map, the file V8, the JVM's perf-map
+ * agents, LuaJIT, .NET and PostgreSQL's jit_profiling_support append to:
+ * one "START SIZE name" line per function, hex, the pid as the target sees
+ * it.  The file is read inside the target's mount namespace, and it is
+ * hostile input like everything else from the target: anyone can write
+ * /tmp, so it must be a regular file of the target's user or root, it is
+ * read up to a size cap, and lines that do not parse are skipped and
+ * counted.  It grows while the program runs: what was appended is read
+ * again, at most once per XP_PERFMAP_RECHECK_NS.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "attach/attach.h"
+#include "symbolize/symbolize.h"
+#include "symbolize/symbolize_internal.h"
+
+#define PERFMAP_MAX_BYTES (64u << 20) /* read no further into one file */
+#define PERFMAP_MAX_ENTRIES (1u << 20)
+#define PERFMAP_LINE_MAX 4096          /* a longer line is skipped */
+#define PERFMAP_NAME_MAX 1024          /* a longer name is cut */
+#define PERFMAP_CHUNK (1u << 20)
+#define PERFMAP_OVERLAP_SCAN 64 /* entries looked at below a pc for a later one covering it */
+
+struct entry {
+	uint64_t start, end;
+	uint32_t seq;  /* line order: of overlapping entries the last one written wins */
+	uint32_t name; /* offset into names */
+};
+
+struct xp_perfmap {
+	pid_t pid;
+	char path[64];
+	struct entry *v;
+	size_t n, cap;
+	int sorted;
+	char *names;
+	size_t names_len, names_cap;
+	uint64_t read_off; /* bytes of whole lines consumed */
+	dev_t dev;
+	ino_t ino;
+	int64_t last_check_ns;
+	unsigned gen; /* bumped when entries change */
+	struct xp_jit_stats st;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct xp_perfmap *xp_perfmap_new(pid_t pid)
+{
+	struct xp_perfmap *m = calloc(1, sizeof(*m));
+	pid_t nspid = pid;
+
+	if (!m)
+		return NULL;
+	m->pid = pid;
+	/* the pid it writes into the name is its own, in its pid namespace */
+	if (xp_thread_ns_tid(pid, pid, &nspid) < 0)
+		nspid = pid;
+	snprintf(m->path, sizeof(m->path), "/tmp/perf-%d.map", (int)nspid);
+	snprintf(m->st.path, sizeof(m->st.path), "%s", m->path);
+	m->last_check_ns = INT64_MIN / 2;
+	return m;
+}
+
+void xp_perfmap_free(struct xp_perfmap *m)
+{
+	if (!m)
+		return;
+	free(m->v);
+	free(m->names);
+	free(m);
+}
+
+static void reset(struct xp_perfmap *m)
+{
+	m->n = 0;
+	m->names_len = 0;
+	m->read_off = 0;
+	m->sorted = 1;
+	m->st.entries = m->st.skipped = m->st.dropped = 0;
+	m->st.bytes = 0;
+	m->gen++;
+}
+
+static int parse_hex(const char **p, const char *end, uint64_t *out)
+{
+	const char *s = *p;
+	uint64_t v = 0;
+	int digits = 0;
+
+	if (end - s > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+		s += 2;
+	for (; s < end; s++, digits++) {
+		int d = *s >= '0' && *s <= '9' ? *s - '0' : *s >= 'a' && *s <= 'f' ? *s - 'a' + 10
+			: *s >= 'A' && *s <= 'F' ? *s - 'A' + 10 : -1;
+		if (d < 0)
+			break;
+		if (digits == 16)
+			return -1; /* more than 64 bits */
+		v = v << 4 | (uint64_t)d;
+	}
+	if (digits == 0)
+		return -1;
+	*p = s;
+	*out = v;
+	return 0;
+}
+
+/* One line without its newline: 0 added, -1 skipped. */
+static int parse_line(struct xp_perfmap *m, const char *s, size_t len)
+{
+	const char *end = s + len, *p = s;
+	uint64_t start, size;
+	size_t nlen;
+	struct entry *e;
+
+	if (len > 0 && end[-1] == '\r')
+		end--;
+	if (parse_hex(&p, end, &start) < 0 || p == end || *p != ' ')
+		return -1;
+	p++;
+	if (parse_hex(&p, end, &size) < 0 || p == end || *p != ' ')
+		return -1;
+	p++;
+	nlen = (size_t)(end - p);
+	if (size == 0 || start + size < start || nlen == 0 || memchr(p, '\0', nlen))
+		return -1;
+	if (nlen > PERFMAP_NAME_MAX)
+		nlen = PERFMAP_NAME_MAX;
+	if (m->n == PERFMAP_MAX_ENTRIES) {
+		m->st.dropped++;
+		return 0;
+	}
+	if (m->n == m->cap) {
+		size_t nc = m->cap ? m->cap * 2 : 256;
+		struct entry *v = realloc(m->v, nc * sizeof(*v));
+		if (!v)
+			return 0;
+		m->v = v;
+		m->cap = nc;
+	}
+	if (m->names_len + nlen + 1 > m->names_cap) {
+		size_t nc = m->names_cap ? m->names_cap : 4096;
+		char *nn;
+		while (nc < m->names_len + nlen + 1)
+			nc *= 2;
+		if (!(nn = realloc(m->names, nc)))
+			return 0;
+		m->names = nn;
+		m->names_cap = nc;
+	}
+	e = &m->v[m->n];
+	e->start = start;
+	e->end = start + size;
+	e->seq = (uint32_t)m->n;
+	e->name = (uint32_t)m->names_len;
+	memcpy(m->names + m->names_len, p, nlen);
+	m->names[m->names_len + nlen] = '\0';
+	m->names_len += nlen + 1;
+	if (m->n > 0 && m->v[m->n - 1].start > start)
+		m->sorted = 0;
+	m->n++;
+	m->st.entries++;
+	return 0;
+}
+
+size_t xp_perfmap_parse(struct xp_perfmap *m, const char *buf, size_t len, int at_eof)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		const char *nl = memchr(buf + off, '\n', len - off);
+		size_t l = nl ? (size_t)(nl - (buf + off)) : len - off;
+		if (!nl && !at_eof && l <= PERFMAP_LINE_MAX)
+			break; /* a line still being written: read it whole next time */
+		if (l > PERFMAP_LINE_MAX || parse_line(m, buf + off, l) < 0)
+			m->st.skipped++;
+		if (!nl && l > PERFMAP_LINE_MAX) {
+			off = len; /* the rest of an over-long line is skipped with it */
+			break;
+		}
+		off += l + (nl ? 1 : 0);
+	}
+	if (off > 0)
+		m->gen++;
+	return off;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Reads what the file holds past read_off. */
+static int read_more(struct xp_perfmap *m, int fd, uint64_t size)
+{
+	char *buf = malloc(PERFMAP_CHUNK + PERFMAP_LINE_MAX + 2);
+	size_t have = 0;
+	uint64_t limit = size < PERFMAP_MAX_BYTES ? size : PERFMAP_MAX_BYTES;
+	uint64_t pos = m->read_off;
+
+	if (!buf)
+		return -ENOMEM;
+	while (pos < limit) {
+		size_t want = PERFMAP_CHUNK;
+		ssize_t r;
+		size_t used;
+		if (want > limit - pos)
+			want = (size_t)(limit - pos);
+		r = pread(fd, buf + have, want, (off_t)pos);
+		if (r <= 0)
+			break;
+		pos += (uint64_t)r;
+		have += (size_t)r;
+		/* a partial last line stays for the next chunk; a line that
+		 * will not fit in one is skipped */
+		used = xp_perfmap_parse(m, buf, have, 0);
+		memmove(buf, buf + used, have - used);
+		have -= used;
+		m->read_off += used;
+	}
+	free(buf);
+	m->st.bytes = m->read_off;
+	if (size > PERFMAP_MAX_BYTES)
+		m->st.cut = 1;
+	if (!m->sorted) {
+		qsort(m->v, m->n, sizeof(*m->v), entry_cmp);
+		m->sorted = 1;
+	}
+	return 0;
+}
+
+int xp_perfmap_refresh(struct xp_perfmap *m, int force)
+{
+	int64_t now = now_ns();
+	struct stat st, proc;
+	char procdir[32];
+	unsigned gen = m->gen;
+	int fd;
+
+	if (!force && now - m->last_check_ns < XP_PERFMAP_RECHECK_NS)
+		return 0;
+	m->last_check_ns = now;
+	m->st.checks++;
+	fd = xp_open_in_root(m->pid, m->path);
+	if (fd < 0) {
+		m->st.found = 0;
+		return 0;
+	}
+	snprintf(procdir, sizeof(procdir), "/proc/%d", (int)m->pid);
+	/* a regular file of the target's user (the owner of /proc/PID) or
+	 * root: another user's file in /tmp names nothing */
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || stat(procdir, &proc) < 0 ||
+	    (st.st_uid != proc.st_uid && st.st_uid != 0)) {
+		m->st.found = 0;
+		m->st.refused = 1;
+		close(fd);
+		return 0;
+	}
+	m->st.found = 1;
+	m->st.refused = 0;
+	if (st.st_ino != m->ino || st.st_dev != m->dev || (uint64_t)st.st_size < m->read_off) {
+		/* another file, or one written again from the start */
+		if (m->read_off || m->n)
+			reset(m);
+		m->ino = st.st_ino;
+		m->dev = st.st_dev;
+	}
+	if ((uint64_t)st.st_size > m->read_off && m->read_off < PERFMAP_MAX_BYTES)
+		read_more(m, fd, (uint64_t)st.st_size);
+	close(fd);
+	return m->gen != gen;
+}
+
+unsigned xp_perfmap_gen(const struct xp_perfmap *m)
+{
+	return m->gen;
+}
+
+const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t *start)
+{
+	size_t lo = 0, hi = m->n, i, k;
+	const struct entry *best = NULL;
+
+	/* the last entry starting at or below pc */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->v[mid].start <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* entries may overlap (code freed and its memory reused): the one
+	 * written last that covers pc, among the nearest few */
+	for (i = lo, k = 0; i-- > 0 && k < PERFMAP_OVERLAP_SCAN; k++) {
+		const struct entry *e = &m->v[i];
+		if (pc < e->end && (!best || e->seq > best->seq))
+			best = e;
+	}
+	if (!best)
+		return NULL;
+	*start = best->start;
+	return m->names + best->name;
+}
+
+void xp_perfmap_stats(const struct xp_perfmap *m, struct xp_jit_stats *st)
+{
+	*st = m->st;
+}
