@@ -1,7 +1,8 @@
 /* Names for JIT code from /tmp/perf-PID.map, the file V8, the JVM's perf-map
- * agents, LuaJIT, .NET and PostgreSQL's jit_profiling_support append to:
- * one "START SIZE name" line per function, hex, the pid as the target sees
- * it.  The file is read inside the target's mount namespace, and it is
+ * agents, LuaJIT and .NET append to: one "START SIZE name" line per
+ * function, hex, the pid as the target sees it; and from a jitdump
+ * (jit-PID.dump, perf's binary format, which LLVM's perf listener writes
+ * for PostgreSQL's jit_profiling_support), found where the JIT mmaps it.  The file is read inside the target's mount namespace, and it is
  * hostile input like everything else from the target: anyone can write
  * /tmp, so it must be a regular file of the target's user or root, it is
  * read up to a size cap, and lines that do not parse are skipped and
@@ -10,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,13 @@
 #define PERFMAP_NAME_MAX 1024          /* a longer name is cut */
 #define PERFMAP_CHUNK (1u << 20)
 #define PERFMAP_OVERLAP_SCAN 64 /* entries looked at below a pc for a later one covering it */
+
+/* jitdump (tools/perf/Documentation/jitdump-specification.txt) */
+#define JITDUMP_MAGIC 0x4A695444u
+#define JITDUMP_HEADER_MIN 40
+#define JIT_CODE_LOAD 0
+#define JIT_RECORD_HEADER 16
+#define JIT_LOAD_FIXED 40 /* pid, tid, vma, code_addr, code_size, code_index */
 
 struct entry {
 	uint64_t start, end;
@@ -48,6 +57,11 @@ struct xp_perfmap {
 	int64_t last_check_ns;
 	unsigned gen; /* bumped when entries change */
 	struct xp_jit_stats st;
+	/* the jitdump the target maps, if any: read up to dump_off */
+	char *dump_path;
+	uint64_t dump_start, dump_end, dump_inode, dump_off;
+	unsigned dump_major, dump_minor;
+	int dump_bad;  /* not a jitdump: not read again */
 };
 
 static int64_t now_ns(void)
@@ -81,6 +95,7 @@ void xp_perfmap_free(struct xp_perfmap *m)
 		return;
 	free(m->v);
 	free(m->names);
+	free(m->dump_path);
 	free(m);
 }
 
@@ -92,6 +107,7 @@ static void reset(struct xp_perfmap *m)
 	m->sorted = 1;
 	m->st.entries = m->st.skipped = m->st.dropped = 0;
 	m->st.bytes = 0;
+	m->dump_off = 0; /* its entries went too */
 	m->gen++;
 }
 
@@ -119,13 +135,14 @@ static int parse_hex(const char **p, const char *end, uint64_t *out)
 	return 0;
 }
 
+static int add_entry(struct xp_perfmap *m, uint64_t start, uint64_t size, const char *p, size_t nlen);
+
 /* One line without its newline: 0 added, -1 skipped. */
 static int parse_line(struct xp_perfmap *m, const char *s, size_t len)
 {
 	const char *end = s + len, *p = s;
 	uint64_t start, size;
 	size_t nlen;
-	struct entry *e;
 
 	if (len > 0 && end[-1] == '\r')
 		end--;
@@ -136,7 +153,17 @@ static int parse_line(struct xp_perfmap *m, const char *s, size_t len)
 		return -1;
 	p++;
 	nlen = (size_t)(end - p);
-	if (size == 0 || start + size < start || nlen == 0 || memchr(p, '\0', nlen))
+	if (memchr(p, '\0', nlen))
+		return -1;
+	return add_entry(m, start, size, p, nlen);
+}
+
+/* One function; -1 when it makes no sense. */
+static int add_entry(struct xp_perfmap *m, uint64_t start, uint64_t size, const char *p, size_t nlen)
+{
+	struct entry *e;
+
+	if (size == 0 || start + size < start || nlen == 0)
 		return -1;
 	if (nlen > PERFMAP_NAME_MAX)
 		nlen = PERFMAP_NAME_MAX;
@@ -174,6 +201,7 @@ static int parse_line(struct xp_perfmap *m, const char *s, size_t len)
 		m->sorted = 0;
 	m->n++;
 	m->st.entries++;
+	m->gen++;
 	return 0;
 }
 
@@ -194,8 +222,6 @@ size_t xp_perfmap_parse(struct xp_perfmap *m, const char *buf, size_t len, int a
 		}
 		off += l + (nl ? 1 : 0);
 	}
-	if (off > 0)
-		m->gen++;
 	return off;
 }
 
@@ -247,6 +273,106 @@ static int read_more(struct xp_perfmap *m, int fd, uint64_t size)
 	return 0;
 }
 
+void xp_perfmap_set_jitdump(struct xp_perfmap *m, const struct xp_map *map)
+{
+	if (m->dump_path && m->dump_inode == map->inode && m->dump_major == map->major &&
+	    m->dump_minor == map->minor && strcmp(m->dump_path, map->path) == 0)
+		return;
+	free(m->dump_path);
+	m->dump_path = strdup(map->path);
+	m->dump_start = map->start;
+	m->dump_end = map->end;
+	m->dump_inode = map->inode;
+	m->dump_major = map->major;
+	m->dump_minor = map->minor;
+	m->dump_off = 0;
+	m->dump_bad = 0;
+}
+
+/* The jitdump's file: the one mapped (map_files), else its path in the
+ * target's root if it is the same file. */
+static int open_jitdump(struct xp_perfmap *m)
+{
+	char path[96];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)m->pid, (unsigned long long)m->dump_start,
+		 (unsigned long long)m->dump_end);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		fd = xp_open_in_root(m->pid, m->dump_path);
+	if (fd >= 0 && !xp_fd_is_file(fd, m->dump_major, m->dump_minor, m->dump_inode)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* The code-load records appended to the jitdump since the last read. */
+static void read_jitdump(struct xp_perfmap *m)
+{
+	unsigned char buf[JIT_RECORD_HEADER + JIT_LOAD_FIXED + PERFMAP_NAME_MAX + 1];
+	struct stat st;
+	uint64_t limit;
+	int fd;
+
+	if (!m->dump_path || m->dump_bad || (fd = open_jitdump(m)) < 0)
+		return;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return;
+	}
+	limit = (uint64_t)st.st_size < PERFMAP_MAX_BYTES ? (uint64_t)st.st_size : PERFMAP_MAX_BYTES;
+	if (m->dump_off == 0) {
+		uint32_t h[3];
+		/* magic (in the writer's byte order: ours), version, header size */
+		if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || h[0] != JITDUMP_MAGIC ||
+		    h[2] < JITDUMP_HEADER_MIN || h[2] > 4096) {
+			m->dump_bad = 1;
+			m->st.skipped++;
+			close(fd);
+			return;
+		}
+		m->dump_off = h[2];
+	}
+	while (m->dump_off + JIT_RECORD_HEADER <= limit) {
+		uint32_t id, size;
+		uint64_t addr, len;
+		ssize_t r = pread(fd, buf, sizeof(buf), (off_t)m->dump_off);
+		const unsigned char *name;
+		size_t nlen;
+
+		if (r < JIT_RECORD_HEADER)
+			break;
+		memcpy(&id, buf, 4);
+		memcpy(&size, buf + 4, 4);
+		if (size < JIT_RECORD_HEADER) { /* the rest cannot be framed */
+			m->st.skipped++;
+			m->dump_bad = 1;
+			break;
+		}
+		if (m->dump_off + size > limit)
+			break; /* still being written */
+		if (id == JIT_CODE_LOAD) {
+			name = buf + JIT_RECORD_HEADER + JIT_LOAD_FIXED;
+			r = r < (ssize_t)size ? r : (ssize_t)size;
+			nlen = r > (ssize_t)(JIT_RECORD_HEADER + JIT_LOAD_FIXED)
+				       ? strnlen((const char *)name, (size_t)r - JIT_RECORD_HEADER - JIT_LOAD_FIXED)
+				       : 0;
+			memcpy(&addr, buf + JIT_RECORD_HEADER + 16, 8);
+			memcpy(&len, buf + JIT_RECORD_HEADER + 24, 8);
+			if (nlen == 0 || add_entry(m, addr, len, (const char *)name, nlen) < 0)
+				m->st.skipped++;
+		}
+		m->dump_off += size;
+	}
+	close(fd);
+	if (!m->sorted) {
+		qsort(m->v, m->n, sizeof(*m->v), entry_cmp);
+		m->sorted = 1;
+	}
+}
+
 int xp_perfmap_refresh(struct xp_perfmap *m, int force)
 {
 	int64_t now = now_ns();
@@ -259,10 +385,11 @@ int xp_perfmap_refresh(struct xp_perfmap *m, int force)
 		return 0;
 	m->last_check_ns = now;
 	m->st.checks++;
+	read_jitdump(m);
 	fd = xp_open_in_root(m->pid, m->path);
 	if (fd < 0) {
 		m->st.found = 0;
-		return 0;
+		return m->gen != gen;
 	}
 	snprintf(procdir, sizeof(procdir), "/proc/%d", (int)m->pid);
 	/* a regular file of the target's user (the owner of /proc/PID) or
@@ -272,7 +399,7 @@ int xp_perfmap_refresh(struct xp_perfmap *m, int force)
 		m->st.found = 0;
 		m->st.refused = 1;
 		close(fd);
-		return 0;
+		return m->gen != gen;
 	}
 	m->st.found = 1;
 	m->st.refused = 0;
@@ -294,7 +421,7 @@ unsigned xp_perfmap_gen(const struct xp_perfmap *m)
 	return m->gen;
 }
 
-const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t *start)
+const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t *start, uint64_t *end)
 {
 	size_t lo = 0, hi = m->n, i, k;
 	const struct entry *best = NULL;
@@ -317,10 +444,12 @@ const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t 
 	if (!best)
 		return NULL;
 	*start = best->start;
+	*end = best->end;
 	return m->names + best->name;
 }
 
 void xp_perfmap_stats(const struct xp_perfmap *m, struct xp_jit_stats *st)
 {
 	*st = m->st;
+	st->jitdump = m->dump_path && !m->dump_bad && m->dump_off > 0;
 }

@@ -78,6 +78,7 @@ struct xp_space {
 	struct xp_module *anon; /* anonymous executable mappings (JIT code), sorted */
 	size_t nanon;
 	struct xp_perfmap *jit; /* NULL until the first pc in JIT code */
+	struct xp_map jitdump;  /* the jitdump the target maps (path NULL: none) */
 	unsigned jit_seen;      /* its generation the modules' flags follow */
 	int jit_entries;        /* it names something */
 };
@@ -434,6 +435,7 @@ void xp_space_close(struct xp_space *s)
 	free(s->mods);
 	free(s->mappings);
 	free(s->anon);
+	free(s->jitdump.path);
 	xp_perfmap_free(s->jit);
 	free(s->vdso_image);
 	free(s->debuginfo_path);
@@ -722,13 +724,42 @@ static int is_anon_code(const struct xp_map *m)
 			      strcmp(m->path, "//anon") == 0);
 }
 
+/* A jitdump a JIT mapped, so that perf sees it: ".../jit-PID.dump". */
+static int is_jitdump(const struct xp_map *m)
+{
+	const char *base = strrchr(m->path, '/');
+	size_t n;
+
+	if (!base || strncmp(base + 1, "jit-", 4) != 0)
+		return 0;
+	base += 5;
+	n = strspn(base, "0123456789");
+	return n > 0 && strcmp(base + n, ".dump") == 0;
+}
+
+static void set_jitdump(struct xp_space *s, const struct xp_map *m)
+{
+	char *path = strdup(m->path);
+
+	if (!path)
+		return;
+	free(s->jitdump.path);
+	s->jitdump = *m;
+	s->jitdump.path = path;
+	if (s->jit)
+		xp_perfmap_set_jitdump(s->jit, &s->jitdump);
+}
+
 int xp_space_set_anon_code(struct xp_space *s, const struct xp_maps *maps)
 {
 	struct xp_module *v;
 	size_t i, n = 0;
 
-	for (i = 0; i < maps->n; i++)
+	for (i = 0; i < maps->n; i++) {
 		n += is_anon_code(&maps->v[i]);
+		if (is_jitdump(&maps->v[i]))
+			set_jitdump(s, &maps->v[i]);
+	}
 	v = calloc(n ? n : 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -784,6 +815,8 @@ static struct xp_perfmap *jit_names(struct xp_space *s, int missed)
 	if (!s->jit) {
 		if (!(s->jit = xp_perfmap_new(s->proc_pid)))
 			return NULL;
+		if (s->jitdump.path)
+			xp_perfmap_set_jitdump(s->jit, &s->jitdump);
 		xp_perfmap_refresh(s->jit, 1);
 	} else if (missed) {
 		xp_perfmap_refresh(s->jit, 0);
@@ -799,6 +832,17 @@ static struct xp_perfmap *jit_names(struct xp_space *s, int missed)
 	return s->jit;
 }
 
+int xp_space_jit_func(struct xp_space *s, uint64_t pc, uint64_t *start, uint64_t *end)
+{
+	struct xp_perfmap *jit = jit_names(s, 0);
+
+	if (jit && xp_perfmap_lookup(jit, pc, start, end))
+		return 0;
+	if ((jit = jit_names(s, 1)) != NULL && xp_perfmap_lookup(jit, pc, start, end))
+		return 0;
+	return -ENOENT;
+}
+
 void xp_space_jit_stats(struct xp_space *s, struct xp_jit_stats *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -809,7 +853,7 @@ void xp_space_jit_stats(struct xp_space *s, struct xp_jit_stats *st)
 /* pc in JIT code (or in no mapping): its name from the perf map. */
 static int symbolize_jit(struct xp_space *s, uint64_t pc, int is_call, struct xp_sym *sym, struct frames_buf *b)
 {
-	uint64_t lookup = pc - (is_call ? 1 : 0), start;
+	uint64_t lookup = pc - (is_call ? 1 : 0), start, end;
 	struct xp_module *m = find_anon(s, lookup);
 	struct xp_perfmap *jit;
 	const char *name;
@@ -819,9 +863,9 @@ static int symbolize_jit(struct xp_space *s, uint64_t pc, int is_call, struct xp
 		sym->module = m;
 	if (!(jit = jit_names(s, 0)))
 		return 0;
-	name = xp_perfmap_lookup(jit, lookup, &start);
+	name = xp_perfmap_lookup(jit, lookup, &start, &end);
 	if (!name && m && (jit = jit_names(s, 1)) != NULL)
-		name = xp_perfmap_lookup(jit, lookup, &start);
+		name = xp_perfmap_lookup(jit, lookup, &start, &end);
 	if (!name)
 		return 0;
 	if (!(f = push_frame(b)) || set_names(f, name) < 0)

@@ -98,13 +98,15 @@ const struct xp_gopclntab *xp_space_go(struct xp_space *s, uint64_t *bias, Dwfl_
 
 /* JIT code: anonymous executable memory, named by the target's
  * /tmp/perf-PID.map (read inside its mount namespace, with the pid it has
- * there).  Such code is a module of its own, path XP_JIT_PATH. */
+ * there) and by a jitdump it maps (jit-PID.dump).  Such code is a module of
+ * its own, path XP_JIT_PATH. */
 #define XP_JIT_PATH "[jit]"
 struct xp_jit_stats {
 	char path[64];      /* the map's path in the target's root */
 	int found;          /* it exists (and was accepted) */
 	int refused;        /* it exists but is not a regular file of the target's user or root */
 	int cut;            /* larger than the cap: the rest was not read */
+	int jitdump;        /* a jitdump the target maps was read too */
 	size_t entries;     /* functions named */
 	size_t skipped;     /* lines that did not parse */
 	size_t dropped;     /* entries past the cap */
@@ -117,6 +119,9 @@ int xp_space_code_kind(struct xp_space *s, uint64_t pc);
 /* Replaces the anonymous executable mappings the space knows by those of
  * maps (code a JIT mapped after the space was opened). */
 int xp_space_set_anon_code(struct xp_space *s, const struct xp_maps *maps);
+/* The JIT function holding pc, as the perf map or jitdump gives it: its
+ * start and end.  0, or -ENOENT. */
+int xp_space_jit_func(struct xp_space *s, uint64_t pc, uint64_t *start, uint64_t *end);
 /* Reads code bytes (through the space's memory reader): 0 or -errno. */
 int xp_space_read_code(struct xp_space *s, uint64_t addr, void *buf, size_t len);
 /* What was read of the perf map so far (zeros before the first JIT pc). */

@@ -32,8 +32,11 @@ int xp_perfmap_refresh(struct xp_perfmap *m, int force);
 /* Whole lines of buf parsed into m (at_eof: a last line without its
  * newline too); the bytes consumed. */
 size_t xp_perfmap_parse(struct xp_perfmap *m, const char *buf, size_t len, int at_eof);
-/* The name of the function covering pc and its start, or NULL. */
-const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t *start);
+/* The jitdump the target maps (its mapping from maps): read from now on. */
+struct xp_map;
+void xp_perfmap_set_jitdump(struct xp_perfmap *m, const struct xp_map *map);
+/* The name of the function covering pc and its bounds, or NULL. */
+const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t *start, uint64_t *end);
 /* Bumped whenever the entries change. */
 unsigned xp_perfmap_gen(const struct xp_perfmap *m);
 void xp_perfmap_stats(const struct xp_perfmap *m, struct xp_jit_stats *st);

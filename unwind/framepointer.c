@@ -1,11 +1,15 @@
-/* One step up the frame-pointer chain (x86-64), for code with no CFI: JIT
- * code in anonymous memory, a module without .eh_frame at that pc.  Such
- * code is trusted to keep the System V frame ([rbp] the caller's rbp,
- * [rbp + 8] the return address) only where the result is plausible: the
- * return address lies in executable memory, the caller's frame is above
- * this one on the stack and not absurdly far, and the words are readable.
- * A function stopped in its prologue or at its ret has no frame of its own
- * yet (or any more): the code bytes at pc say which.
+/* One step up from a frame of code with no CFI (x86-64): JIT code in
+ * anonymous memory, a module without .eh_frame at that pc.
+ *
+ * Where the function's start is known (a perf map or jitdump names it),
+ * its prologue says how big its frame is: the pushes and the sub from rsp
+ * a compiler emits first (LLVM's JIT code for PostgreSQL keeps no frame
+ * pointer).  Otherwise the frame-pointer chain ([rbp] the caller's rbp,
+ * [rbp + 8] the return address).  Either is kept only where the result is
+ * plausible: the return address lies in executable memory, the caller's
+ * frame is above this one on the stack and not absurdly far, and the words
+ * are readable.  A function stopped in its prologue or epilogue has a
+ * partial frame: the code bytes at pc say which.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -15,6 +19,8 @@
 #include "unwind/unwind_internal.h"
 
 #define FP_FRAME_MAX (1u << 20) /* a larger step between two frames is not one */
+#define PROLOGUE_MAX 64         /* bytes of a function's start read for its prologue */
+#define EPILOGUE_MAX 24         /* bytes at a stopped pc read for an epilogue */
 
 #define OP_PUSH_RBP 0x55
 #define OP_RET 0xc3
@@ -36,11 +42,137 @@ static int leaf_shape(struct xp_space *s, uint64_t pc)
 	return 0;
 }
 
+/* A function's frame as far as its prologue has run: d bytes pushed or
+ * reserved below the return address; where rbp was saved (rbp_d: it is
+ * at CFA - 8 - rbp_d) and whether rbp was made the frame pointer (then
+ * rbp = CFA - 8 - fp_d). */
+struct frame_shape {
+	uint64_t d, rbp_d, fp_d;
+	int rbp_saved, fp;
+};
+
+static int is_push(const unsigned char *c, size_t i, size_t n, size_t *len)
+{
+	if (c[i] >= 0x50 && c[i] <= 0x57) {
+		*len = 1;
+		return 1;
+	}
+	if (i + 1 < n && c[i] == 0x41 && c[i + 1] >= 0x50 && c[i + 1] <= 0x57) {
+		*len = 2;
+		return 1;
+	}
+	return 0;
+}
+
+/* The prologue of code c (n bytes read from the function's start), of
+ * which the first ran bytes have run. */
+static void prologue(const unsigned char *c, size_t n, uint64_t ran, struct frame_shape *f)
+{
+	static const unsigned char endbr64[4] = { 0xf3, 0x0f, 0x1e, 0xfa };
+	size_t i = 0, len;
+
+	memset(f, 0, sizeof(*f));
+	if (n >= 4 && memcmp(c, endbr64, 4) == 0)
+		i = 4;
+	while (i < n && i < ran) {
+		if (is_push(c, i, n, &len)) {
+			f->d += 8;
+			if (len == 1 && c[i] == OP_PUSH_RBP) {
+				f->rbp_saved = 1;
+				f->rbp_d = f->d;
+			}
+			i += len;
+		} else if (i + 3 <= n && memcmp(c + i, mov_rbp_rsp, 3) == 0) {
+			f->fp = 1;
+			f->fp_d = f->d;
+			i += 3;
+		} else if (i + 4 <= n && c[i] == 0x48 && c[i + 1] == 0x83 && c[i + 2] == 0xec && c[i + 3] < 0x80) {
+			f->d += c[i + 3]; /* sub $imm8, %rsp */
+			i += 4;
+		} else if (i + 7 <= n && c[i] == 0x48 && c[i + 1] == 0x81 && c[i + 2] == 0xec) {
+			uint32_t imm;
+			memcpy(&imm, c + i + 3, 4); /* sub $imm32, %rsp */
+			if (imm > FP_FRAME_MAX)
+				break;
+			f->d += imm;
+			i += 7;
+		} else {
+			break;
+		}
+	}
+}
+
+/* A stopped pc in an epilogue: pops left before its ret (-1: not one);
+ * *rbp_at: which of them pops rbp (-1: none). */
+static int epilogue_pops(const unsigned char *c, size_t n, int *rbp_at)
+{
+	size_t i = 0, len;
+	int pops = 0;
+
+	*rbp_at = -1;
+	while (i < n) {
+		if (c[i] == OP_RET)
+			return pops;
+		if (c[i] >= 0x58 && c[i] <= 0x5f) {
+			len = 1;
+		} else if (i + 1 < n && c[i] == 0x41 && c[i + 1] >= 0x58 && c[i + 1] <= 0x5f) {
+			len = 2;
+		} else {
+			return -1;
+		}
+		if (len == 1 && c[i] == 0x5d)
+			*rbp_at = pops;
+		pops++;
+		i += len;
+	}
+	return -1;
+}
+
+/* The caller's pc, sp and bp from the frame of a function starting at
+ * start, as its prologue (and, for a stopped pc, its epilogue) shape it. */
+static int prologue_step(struct xp_space *s, struct xp_mem *mem, uint64_t start, int leaf, uint64_t pc, uint64_t sp,
+			 uint64_t bp, uint64_t *cfa, uint64_t *caller_bp)
+{
+	unsigned char code[PROLOGUE_MAX], tail[EPILOGUE_MAX];
+	struct frame_shape f;
+	size_t n = sizeof(code);
+	int pops, rbp_at;
+
+	while (n > 0 && xp_space_read_code(s, start, code, n) < 0)
+		n /= 2; /* a short function at the end of its mapping */
+	if (n == 0)
+		return -EFAULT;
+	prologue(code, n, pc - start, &f);
+	*caller_bp = bp;
+	if (leaf && xp_space_read_code(s, pc, tail, sizeof(tail)) == 0 &&
+	    (pops = epilogue_pops(tail, sizeof(tail), &rbp_at)) >= 0) {
+		*cfa = sp + 8 * (uint64_t)pops + 8;
+		if (rbp_at >= 0 && xp_mem_read_full(mem, sp + 8 * (uint64_t)rbp_at, caller_bp, 8) < 0)
+			return -EFAULT;
+		return 0;
+	}
+	*cfa = f.fp ? bp + f.fp_d + 8 : sp + f.d + 8;
+	if (f.rbp_saved && xp_mem_read_full(mem, *cfa - 8 - f.rbp_d, caller_bp, 8) < 0)
+		return -EFAULT;
+	return 0;
+}
+
 int xp_fp_step(struct xp_space *s, struct xp_mem *mem, int leaf, uint64_t *pc, uint64_t *sp, uint64_t *bp)
 {
-	uint64_t ra, saved_bp = *bp, cfa;
+	uint64_t ra, saved_bp = *bp, cfa, start, end;
 	int shape = leaf ? leaf_shape(s, *pc) : 0;
 
+	/* a named function: its prologue, when that gives a plausible frame */
+	if (xp_space_jit_func(s, *pc - (leaf ? 0 : 1), &start, &end) == 0 &&
+	    prologue_step(s, mem, start, leaf, *pc, *sp, *bp, &cfa, &saved_bp) == 0 && cfa > *sp &&
+	    cfa - *sp <= FP_FRAME_MAX && xp_mem_read_full(mem, cfa - 8, &ra, 8) == 0 && ra &&
+	    xp_space_code_kind(s, ra - 1) != 0) {
+		*pc = ra;
+		*sp = cfa;
+		*bp = saved_bp;
+		return 0;
+	}
+	saved_bp = *bp;
 	switch (shape) {
 	case 1:
 		cfa = *sp + 8;
