@@ -39,6 +39,7 @@
 
 struct entry {
 	uint64_t start, end;
+	uint64_t code_off; /* where a jitdump holds its code bytes; 0: none */
 	uint32_t seq;  /* line order: of overlapping entries the last one written wins */
 	uint32_t name; /* offset into names */
 };
@@ -61,6 +62,7 @@ struct xp_perfmap {
 	char *dump_path;
 	uint64_t dump_start, dump_end, dump_inode, dump_off;
 	unsigned dump_major, dump_minor;
+	int dump_fd;   /* kept open: the code bytes are read from it */
 	int dump_bad;  /* not a jitdump: not read again */
 };
 
@@ -86,6 +88,7 @@ struct xp_perfmap *xp_perfmap_new(pid_t pid)
 	snprintf(m->path, sizeof(m->path), "/tmp/perf-%d.map", (int)nspid);
 	snprintf(m->st.path, sizeof(m->st.path), "%s", m->path);
 	m->last_check_ns = INT64_MIN / 2;
+	m->dump_fd = -1;
 	return m;
 }
 
@@ -96,6 +99,8 @@ void xp_perfmap_free(struct xp_perfmap *m)
 	free(m->v);
 	free(m->names);
 	free(m->dump_path);
+	if (m->dump_fd >= 0)
+		close(m->dump_fd);
 	free(m);
 }
 
@@ -135,7 +140,8 @@ static int parse_hex(const char **p, const char *end, uint64_t *out)
 	return 0;
 }
 
-static int add_entry(struct xp_perfmap *m, uint64_t start, uint64_t size, const char *p, size_t nlen);
+static int add_entry(struct xp_perfmap *m, uint64_t start, uint64_t size, const char *p, size_t nlen,
+		     uint64_t code_off);
 
 /* One line without its newline: 0 added, -1 skipped. */
 static int parse_line(struct xp_perfmap *m, const char *s, size_t len)
@@ -155,11 +161,12 @@ static int parse_line(struct xp_perfmap *m, const char *s, size_t len)
 	nlen = (size_t)(end - p);
 	if (memchr(p, '\0', nlen))
 		return -1;
-	return add_entry(m, start, size, p, nlen);
+	return add_entry(m, start, size, p, nlen, 0);
 }
 
 /* One function; -1 when it makes no sense. */
-static int add_entry(struct xp_perfmap *m, uint64_t start, uint64_t size, const char *p, size_t nlen)
+static int add_entry(struct xp_perfmap *m, uint64_t start, uint64_t size, const char *p, size_t nlen,
+		     uint64_t code_off)
 {
 	struct entry *e;
 
@@ -193,6 +200,7 @@ static int add_entry(struct xp_perfmap *m, uint64_t start, uint64_t size, const 
 	e->start = start;
 	e->end = start + size;
 	e->seq = (uint32_t)m->n;
+	e->code_off = code_off;
 	e->name = (uint32_t)m->names_len;
 	memcpy(m->names + m->names_len, p, nlen);
 	m->names[m->names_len + nlen] = '\0';
@@ -287,6 +295,9 @@ void xp_perfmap_set_jitdump(struct xp_perfmap *m, const struct xp_map *map)
 	m->dump_minor = map->minor;
 	m->dump_off = 0;
 	m->dump_bad = 0;
+	if (m->dump_fd >= 0)
+		close(m->dump_fd);
+	m->dump_fd = -1;
 }
 
 /* The jitdump's file: the one mapped (map_files), else its path in the
@@ -316,12 +327,13 @@ static void read_jitdump(struct xp_perfmap *m)
 	uint64_t limit;
 	int fd;
 
-	if (!m->dump_path || m->dump_bad || (fd = open_jitdump(m)) < 0)
+	if (!m->dump_path || m->dump_bad)
 		return;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
+	if (m->dump_fd < 0 && (m->dump_fd = open_jitdump(m)) < 0)
 		return;
-	}
+	fd = m->dump_fd;
+	if (fstat(fd, &st) < 0)
+		return;
 	limit = (uint64_t)st.st_size < PERFMAP_MAX_BYTES ? (uint64_t)st.st_size : PERFMAP_MAX_BYTES;
 	if (m->dump_off == 0) {
 		uint32_t h[3];
@@ -330,7 +342,6 @@ static void read_jitdump(struct xp_perfmap *m)
 		    h[2] < JITDUMP_HEADER_MIN || h[2] > 4096) {
 			m->dump_bad = 1;
 			m->st.skipped++;
-			close(fd);
 			return;
 		}
 		m->dump_off = h[2];
@@ -359,14 +370,16 @@ static void read_jitdump(struct xp_perfmap *m)
 			nlen = r > (ssize_t)(JIT_RECORD_HEADER + JIT_LOAD_FIXED)
 				       ? strnlen((const char *)name, (size_t)r - JIT_RECORD_HEADER - JIT_LOAD_FIXED)
 				       : 0;
+			uint64_t code_off = JIT_RECORD_HEADER + JIT_LOAD_FIXED + nlen + 1;
 			memcpy(&addr, buf + JIT_RECORD_HEADER + 16, 8);
 			memcpy(&len, buf + JIT_RECORD_HEADER + 24, 8);
-			if (nlen == 0 || add_entry(m, addr, len, (const char *)name, nlen) < 0)
+			/* the code follows the name, inside the record */
+			code_off = len <= size && code_off <= size - len ? m->dump_off + code_off : 0;
+			if (nlen == 0 || add_entry(m, addr, len, (const char *)name, nlen, code_off) < 0)
 				m->st.skipped++;
 		}
 		m->dump_off += size;
 	}
-	close(fd);
 	if (!m->sorted) {
 		qsort(m->v, m->n, sizeof(*m->v), entry_cmp);
 		m->sorted = 1;
@@ -421,7 +434,7 @@ unsigned xp_perfmap_gen(const struct xp_perfmap *m)
 	return m->gen;
 }
 
-const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t *start, uint64_t *end)
+static const struct entry *find_entry(const struct xp_perfmap *m, uint64_t pc)
 {
 	size_t lo = 0, hi = m->n, i, k;
 	const struct entry *best = NULL;
@@ -441,11 +454,29 @@ const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t 
 		if (pc < e->end && (!best || e->seq > best->seq))
 			best = e;
 	}
-	if (!best)
+	return best;
+}
+
+const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t *start, uint64_t *end)
+{
+	const struct entry *e = find_entry(m, pc);
+
+	if (!e)
 		return NULL;
-	*start = best->start;
-	*end = best->end;
-	return m->names + best->name;
+	*start = e->start;
+	*end = e->end;
+	return m->names + e->name;
+}
+
+int xp_perfmap_code(const struct xp_perfmap *m, uint64_t addr, void *buf, size_t len)
+{
+	const struct entry *e = find_entry(m, addr);
+
+	if (!e || !e->code_off || m->dump_fd < 0 || len > e->end - addr)
+		return -ENOENT;
+	if (pread(m->dump_fd, buf, len, (off_t)(e->code_off + (addr - e->start))) != (ssize_t)len)
+		return -EIO;
+	return 0;
 }
 
 void xp_perfmap_stats(const struct xp_perfmap *m, struct xp_jit_stats *st)

@@ -803,6 +803,8 @@ int xp_space_code_kind(struct xp_space *s, uint64_t pc)
 
 int xp_space_read_code(struct xp_space *s, uint64_t addr, void *buf, size_t len)
 {
+	if (s->jit && xp_perfmap_code(s->jit, addr, buf, len) == 0)
+		return 0;
 	return s->mem ? xp_mem_read_full(s->mem, addr, buf, len) : -EIO;
 }
 

@@ -122,7 +122,8 @@ int xp_space_set_anon_code(struct xp_space *s, const struct xp_maps *maps);
 /* The JIT function holding pc, as the perf map or jitdump gives it: its
  * start and end.  0, or -ENOENT. */
 int xp_space_jit_func(struct xp_space *s, uint64_t pc, uint64_t *start, uint64_t *end);
-/* Reads code bytes (through the space's memory reader): 0 or -errno. */
+/* Reads code bytes: JIT code as its jitdump recorded it, else through the
+ * space's memory reader.  0 or -errno. */
 int xp_space_read_code(struct xp_space *s, uint64_t addr, void *buf, size_t len);
 /* What was read of the perf map so far (zeros before the first JIT pc). */
 void xp_space_jit_stats(struct xp_space *s, struct xp_jit_stats *st);

@@ -37,6 +37,10 @@ struct xp_map;
 void xp_perfmap_set_jitdump(struct xp_perfmap *m, const struct xp_map *map);
 /* The name of the function covering pc and its bounds, or NULL. */
 const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t *start, uint64_t *end);
+/* Code bytes of the function holding addr, as the jitdump that named it
+ * recorded them (the memory itself may be gone or reused by the time a
+ * sample is unwound).  0, or -errno (-ENOENT: no jitdump code there). */
+int xp_perfmap_code(const struct xp_perfmap *m, uint64_t addr, void *buf, size_t len);
 /* Bumped whenever the entries change. */
 unsigned xp_perfmap_gen(const struct xp_perfmap *m);
 void xp_perfmap_stats(const struct xp_perfmap *m, struct xp_jit_stats *st);
