@@ -21,6 +21,7 @@
 #define FP_FRAME_MAX (1u << 20) /* a larger step between two frames is not one */
 #define PROLOGUE_MAX 64         /* bytes of a function's start read for its prologue */
 #define EPILOGUE_MAX 24         /* bytes at a stopped pc read for an epilogue */
+#define FP_CHECK_MAX 4096       /* stack below a frame pointer's frame checked for a return address */
 
 #define OP_PUSH_RBP 0x55
 #define OP_RET 0xc3
@@ -39,6 +40,40 @@ static int leaf_shape(struct xp_space *s, uint64_t pc)
 		return 1;
 	if (code[0] == OP_PUSH_RBP && memcmp(code + 1, mov_rbp_rsp, sizeof(mov_rbp_rsp)) == 0)
 		return 2;
+	return 0;
+}
+
+/* v is a return address: it lies in code, right after a call instruction
+ * (call rel32; call through a register, memory at a register plus an
+ * offset, or rip plus an offset). */
+static int is_return_address(struct xp_space *s, uint64_t v)
+{
+	unsigned char c[7];
+
+	if (v < sizeof(c) || xp_space_code_kind(s, v - 1) == 0 || xp_space_read_code(s, v - 7, c, 7) < 0)
+		return 0;
+	return c[2] == 0xe8 ||                                    /* call rel32 */
+	       (c[5] == 0xff && (c[6] & 0xf8) == 0xd0) ||          /* call *%reg */
+	       (c[4] == 0xff && (c[5] & 0xf8) == 0x50) ||          /* call *disp8(%reg) */
+	       (c[1] == 0xff && ((c[2] & 0xf8) == 0x90 || c[2] == 0x15)) || /* disp32(%reg), disp32(%rip) */
+	       (c[4] == 0xff && c[5] == 0x14 && c[6] == 0x24);     /* call *(%rsp) */
+}
+
+/* The frame pointer's frame starts at bp; code without a frame pointer
+ * (LLVM's, by default) leaves rbp to its caller, and the chain then skips
+ * the caller.  A return address between sp and that frame says so. */
+static int frame_skipped(struct xp_space *s, struct xp_mem *mem, uint64_t sp, uint64_t bp)
+{
+	uint64_t words[FP_CHECK_MAX / 8];
+	size_t n = (size_t)(bp - sp) / 8, i;
+
+	if (bp - sp > FP_CHECK_MAX)
+		return 1; /* too far to check: not trusted */
+	if (n > 0 && xp_mem_read_full(mem, sp, words, n * 8) < 0)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (is_return_address(s, words[i]))
+			return 1;
 	return 0;
 }
 
@@ -184,7 +219,7 @@ int xp_fp_step(struct xp_space *s, struct xp_mem *mem, int leaf, uint64_t *pc, u
 		break;
 	default:
 		/* the frame lies above the stack pointer, aligned */
-		if (*bp < *sp || *bp - *sp > FP_FRAME_MAX || (*bp & 7) != 0)
+		if (*bp < *sp || *bp - *sp > FP_FRAME_MAX || (*bp & 7) != 0 || frame_skipped(s, mem, *sp, *bp))
 			return -EINVAL;
 		if (xp_mem_read_full(mem, *bp, &saved_bp, 8) < 0)
 			return -EFAULT;
