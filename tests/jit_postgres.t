@@ -7,6 +7,8 @@
 # (down to _start), the JIT functions must be named as the backend's own
 # jitdump names them (evalexpr_N_M, deform_N_M), and the executor's frame
 # that called them must be there, not skipped (95% of them at least).
+# Without jit_profiling_support, a frame-pointer guess through LLVM's code
+# (which keeps none) must not skip the executor's frame.
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
@@ -87,5 +89,26 @@ done
 is "$missing" 0 "every JIT function name is one the backend's jitdump names"
 grep -q '^ready' "$PGDIR/out" && kill -0 "$bpid" 2>/dev/null
 ok $? "the backend is still running its queries"
+
+# without jit_profiling_support: no jitdump, and LLVM's code keeps no frame
+# pointer (rbp is the executor's).  The stacks may end at the JIT code; a
+# frame-pointer guess that skips the executor's frame must not pass.
+PGOPTIONS="-c jit_profiling_support=off" psql_pg -f "$PGDIR/load.sql" >"$PGDIR/out2" 2>&1 &
+_fixture_pids="$_fixture_pids $!"
+for i in $(seq 1 1000); do grep -q '^ready' "$PGDIR/out2" && break; sleep 0.02; done
+bpid2=$(sed -n 's/^ready //p' "$PGDIR/out2")
+[ -n "$bpid2" ] || { echo "Bail out! no second backend: $(cat "$PGDIR/out2")"; exit 1; }
+sleep 0.5
+"$XPROF" cpu -p "$bpid2" -d 2s -o "$TMP/pg2.pb.gz" >/dev/null 2>"$TMP/err2"
+ok $? "no jitdump: xprof cpu exits 0" || diag "$(cat "$TMP/err2")"
+jitmap=$(go tool pprof -raw "$TMP/pg2.pb.gz" 2>/dev/null | sed -n 's/^\([0-9]*\): 0x[0-9a-f/x]* \[jit\] .*/\1/p' | head -1)
+tests/pprof_samples.pl "$TMP/pg2.pb.gz" >"$TMP/samples2"
+read -r n2 jit2 skipped <<<"$(awk -F'\t' -v m="M=$jitmap" '{
+		split($1, a, " "); split($2, v, " "); k = split(a[1], f, ";"); n += v[1]
+		for (i = 1; i <= k; i++) if (f[i] == m) { jit += v[1]; if (f[i + 1] == "standard_ExecutorRun") bad += v[1]; break }
+	} END { print n + 0, jit + 0, bad + 0 }' "$TMP/samples2")"
+ok $([ -n "$jitmap" ] && [ "$jit2" -gt 0 ]; echo $?) "no jitdump: $jit2 of $n2 samples in unnamed JIT code (mapping $jitmap, [jit])"
+is "$skipped" 0 "no jitdump: no stack goes from the JIT code straight to standard_ExecutorRun (the executor's frame skipped)" ||
+	diag "$(grep "M=$jitmap;standard_ExecutorRun" "$TMP/samples2" | head -3)"
 plan "$_tap_n"
 done_testing
