@@ -6,9 +6,10 @@
  * a compiler emits first (LLVM's JIT code for PostgreSQL keeps no frame
  * pointer).  Otherwise the frame-pointer chain ([rbp] the caller's rbp,
  * [rbp + 8] the return address).  Either is kept only where the result is
- * plausible: the return address lies in executable memory, the caller's
- * frame is above this one on the stack and not absurdly far, and the words
- * are readable.  A function stopped in its prologue or epilogue has a
+ * plausible: the return address lies in executable memory right after a
+ * call instruction, the caller's frame is above this one on the stack and
+ * not absurdly far, and the words are readable; a frame-pointer step also
+ * must not jump over another return address.  A function stopped in its prologue or epilogue has a
  * partial frame: the code bytes at pc say which.
  */
 #include <errno.h>
@@ -52,11 +53,13 @@ static int is_return_address(struct xp_space *s, uint64_t v)
 
 	if (v < sizeof(c) || xp_space_code_kind(s, v - 1) == 0 || xp_space_read_code(s, v - 7, c, 7) < 0)
 		return 0;
-	return c[2] == 0xe8 ||                                    /* call rel32 */
-	       (c[5] == 0xff && (c[6] & 0xf8) == 0xd0) ||          /* call *%reg */
-	       (c[4] == 0xff && (c[5] & 0xf8) == 0x50) ||          /* call *disp8(%reg) */
-	       (c[1] == 0xff && ((c[2] & 0xf8) == 0x90 || c[2] == 0x15)) || /* disp32(%reg), disp32(%rip) */
-	       (c[4] == 0xff && c[5] == 0x14 && c[6] == 0x24);     /* call *(%rsp) */
+	return c[2] == 0xe8 ||                                           /* call rel32 */
+	       (c[5] == 0xff && ((c[6] & 0xf8) == 0xd0 || (c[6] & 0xf8) == 0x10)) || /* *%reg, *(%reg) */
+	       (c[4] == 0xff && (c[5] & 0xf8) == 0x50) ||                 /* *disp8(%reg) */
+	       (c[3] == 0xff && c[4] == 0x54) ||                          /* *disp8(base,index) */
+	       (c[4] == 0xff && c[5] == 0x14) ||                          /* *(base,index) */
+	       (c[1] == 0xff && ((c[2] & 0xf8) == 0x90 || c[2] == 0x15)) || /* *disp32(%reg), *disp32(%rip) */
+	       (c[0] == 0xff && c[1] == 0x94);                            /* *disp32(base,index) */
 }
 
 /* The frame pointer's frame starts at bp; code without a frame pointer
@@ -200,8 +203,7 @@ int xp_fp_step(struct xp_space *s, struct xp_mem *mem, int leaf, uint64_t *pc, u
 	/* a named function: its prologue, when that gives a plausible frame */
 	if (xp_space_jit_func(s, *pc - (leaf ? 0 : 1), &start, &end) == 0 &&
 	    prologue_step(s, mem, start, leaf, *pc, *sp, *bp, &cfa, &saved_bp) == 0 && cfa > *sp &&
-	    cfa - *sp <= FP_FRAME_MAX && xp_mem_read_full(mem, cfa - 8, &ra, 8) == 0 && ra &&
-	    xp_space_code_kind(s, ra - 1) != 0) {
+	    cfa - *sp <= FP_FRAME_MAX && xp_mem_read_full(mem, cfa - 8, &ra, 8) == 0 && is_return_address(s, ra)) {
 		*pc = ra;
 		*sp = cfa;
 		*bp = saved_bp;
@@ -228,7 +230,7 @@ int xp_fp_step(struct xp_space *s, struct xp_mem *mem, int leaf, uint64_t *pc, u
 	}
 	if (cfa <= *sp || xp_mem_read_full(mem, cfa - 8, &ra, 8) < 0)
 		return -EFAULT;
-	if (ra == 0 || xp_space_code_kind(s, ra - 1) == 0)
+	if (!is_return_address(s, ra))
 		return -EINVAL;
 	*pc = ra;
 	*sp = cfa;
