@@ -521,6 +521,7 @@ int cmd_cpu(int argc, char **argv)
 	       comm, (int)pid, st->samples, (st->end_ns - st->start_ns) / 1e9, o.freq, st->threads,
 	       st->samples ? 100.0 * (double)st->complete / (double)st->samples : 0.0, lost,
 	       o.wall ? ", wall-clock" : st->kernel ? ", kernel frames included" : "");
+	xp_report_jit(&st->jit);
 	if (lost)
 		xp_msg("%" PRIu64 " samples were lost: the ring buffers filled faster than xprof drained them; "
 		       "a lower -F loses fewer", lost);

@@ -97,6 +97,7 @@ struct xp_cpu_stats {
 	int wall_refused;            /* --wall: a later stop was refused (-EBUSY, -EPERM) */
 	int left_stopped;
 	int64_t start_ns, end_ns, start_real_ns;
+	struct xp_jit_stats jit;     /* the first program's perf map, once read */
 };
 
 /* Prepares a run: opens perf_event_open sampling unless o->wall.  For a

@@ -947,6 +947,8 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 	st->start_ns = r->start_ns;
 	st->end_ns = r->end_ns;
 	st->start_real_ns = r->start_real_ns;
+	if (r->nprog && r->prog[0].space)
+		xp_space_jit_stats(r->prog[0].space, &st->jit);
 	return st;
 }
 
