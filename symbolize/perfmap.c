@@ -213,6 +213,15 @@ static int add_entry(struct xp_perfmap *m, uint64_t start, uint64_t size, const 
 	return 0;
 }
 
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 size_t xp_perfmap_parse(struct xp_perfmap *m, const char *buf, size_t len, int at_eof)
 {
 	size_t off = 0;
@@ -230,17 +239,13 @@ size_t xp_perfmap_parse(struct xp_perfmap *m, const char *buf, size_t len, int a
 		}
 		off += l + (nl ? 1 : 0);
 	}
+	if (!m->sorted) {
+		qsort(m->v, m->n, sizeof(*m->v), entry_cmp);
+		m->sorted = 1;
+	}
 	return off;
 }
 
-static int entry_cmp(const void *a, const void *b)
-{
-	const struct entry *x = a, *y = b;
-
-	if (x->start != y->start)
-		return x->start < y->start ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
 
 /* Reads what the file holds past read_off. */
 static int read_more(struct xp_perfmap *m, int fd, uint64_t size)
