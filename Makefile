@@ -14,11 +14,15 @@ PREFIX ?= /usr/local
 CFLAGS ?= -O2 -g
 XP_CFLAGS := -std=gnu11 -Wall -Wextra -Wno-missing-field-initializers $(CFLAGS)
 CPPFLAGS += -I.
-LDLIBS := -ldw -lelf -lprotobuf-c -lz -liberty -lm -lmicrohttpd -lpthread
+# libunwind-generic: the second unwinder (unwind/libunwind.c); -ptrace only for
+# tests/unit/unwcmp's comparison with libunwind's own ptrace accessors
+UNWIND_LIBS := $(shell pkg-config --libs libunwind-generic 2>/dev/null || echo -lunwind-generic)
+UNWIND_PTRACE_LIBS := $(shell pkg-config --libs libunwind-ptrace 2>/dev/null || echo -lunwind-ptrace)
+LDLIBS := -ldw -lelf $(UNWIND_LIBS) -lprotobuf-c -lz -liberty -lm -lmicrohttpd -lpthread
 
 # Debian packages: building, then testing and benchmarking.
 BUILD_PKGS := gcc make pkg-config libelf-dev libdw-dev libprotobuf-c-dev \
-	protobuf-c-compiler zlib1g-dev libiberty-dev libmicrohttpd-dev
+	protobuf-c-compiler zlib1g-dev libiberty-dev libmicrohttpd-dev libunwind-dev
 TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl postgresql python3 strace
 
 .PHONY: all deps check demo bench install clean fixtures unit sanitize
@@ -28,7 +32,7 @@ all: xprof
 include proto/proto.mk
 
 ATTACH_OBJS := attach/proc.o attach/mem.o attach/stop.o attach/perf.o attach/syscalls_x86_64.o
-UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o unwind/framepointer.o
+UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o unwind/libunwind.o unwind/framepointer.o
 SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o symbolize/safeopen.o symbolize/escape.o symbolize/perfmap.o
 HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o heapwalk/budget.o
 GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o
@@ -74,13 +78,17 @@ tests/unit/test_%: tests/unit/test_%.c $(LIB_OBJS) $(HEADERS)
 tests/unit/pprofcheck: tests/unit/pprofcheck.c $(PROTO_OBJS)
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(PROTO_OBJS) -lprotobuf-c -lz
 
+# libdw's unwinder against libunwind's (bench/unwinders.sh, tests/unwinders.t)
+tests/unit/unwcmp: tests/unit/unwcmp.c $(LIB_OBJS) $(HEADERS)
+	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $< $(LIB_OBJS) $(UNWIND_PTRACE_LIBS) $(LDLIBS)
+
 tests/unit/noperf: tests/unit/noperf.c
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $<
 
 tests/unit/pidreuse: tests/unit/pidreuse.c
 	$(CC) $(CPPFLAGS) $(XP_CFLAGS) -o $@ $<
 
-unit: $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf tests/unit/pidreuse
+unit: $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf tests/unit/pidreuse tests/unit/unwcmp
 
 check: deps
 	$(MAKE) all fixtures unit
@@ -119,12 +127,13 @@ demo: deps
 
 # threads first; the CPU benchmark after, once the threads target is gone
 bench: deps
-	$(MAKE) all fixtures
+	$(MAKE) all fixtures unit
 	bash bench/run.sh
 	bash bench/cpu.sh
 	bash bench/heap.sh
 	bash bench/go.sh
 	bash bench/serve.sh
+	bash bench/unwinders.sh
 
 install: xprof
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
@@ -132,5 +141,5 @@ install: xprof
 	install -m 644 docs/xprof.1 $(DESTDIR)$(PREFIX)/share/man/man1/xprof.1
 
 clean:
-	rm -f xprof */*.o tests/unit/*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf tests/unit/pidreuse
+	rm -f xprof */*.o tests/unit/*.o attach/syscalls_x86_64.inc proto/profile.pb-c.[ch] $(UNIT_TESTS) tests/unit/pprofcheck tests/unit/noperf tests/unit/pidreuse tests/unit/unwcmp
 	rm -rf build

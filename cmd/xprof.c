@@ -4,10 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "unwind/unwind.h"
 
 struct command {
 	const char *name;
@@ -70,6 +72,16 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("xprof %s\n", XPROF_VERSION);
 		return XP_EXIT_OK;
+	}
+	/* the unwinder to compare libdw's with (bench/unwinders.sh) */
+	const char *unwinder = getenv("XPROF_UNWINDER");
+	enum xp_unwind_backend b;
+	if (unwinder && *unwinder) {
+		if (xp_unwind_backend_parse(unwinder, &b) < 0) {
+			xp_msg("bad XPROF_UNWINDER '%s' (use libdw or libunwind)", xp_esc(unwinder));
+			return XP_EXIT_USAGE;
+		}
+		xp_unwind_set_backend(b);
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)

@@ -39,6 +39,7 @@ struct xp_unwinder {
 	int to_fp, fp_leaf;
 	uint64_t fp_pc, fp_sp, fp_bp;
 	struct { uint64_t pc; int has; } cfi_cache[CFI_CACHE];
+	struct xp_lu *lu;       /* XP_UNWIND_LIBUNWIND: libunwind unwinds instead */
 };
 
 static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
@@ -90,7 +91,13 @@ static const Dwfl_Thread_Callbacks callbacks = {
 
 int xp_unwinder_new(struct xp_space *space, struct xp_unwinder **out)
 {
+	return xp_unwinder_new_backend(space, xp_unwind_default_backend(), out);
+}
+
+int xp_unwinder_new_backend(struct xp_space *space, enum xp_unwind_backend b, struct xp_unwinder **out)
+{
 	struct xp_unwinder *u = calloc(1, sizeof(*u));
+	int err;
 
 	*out = NULL;
 	if (!u)
@@ -100,9 +107,13 @@ int xp_unwinder_new(struct xp_space *space, struct xp_unwinder **out)
 	/* the machine is ours, not the first module's: a target picks that
 	 * one (any ELF file it maps executable), and a foreign machine's
 	 * unwinder took no x86-64 registers (no stack at all) */
-	if (!dwfl_attach_state(u->dwfl, xp_arch_elf(), xp_space_pid(space), &callbacks, u)) {
+	if (b == XP_UNWIND_LIBUNWIND)
+		err = xp_lu_new(space, &u->lu);
+	else
+		err = dwfl_attach_state(u->dwfl, xp_arch_elf(), xp_space_pid(space), &callbacks, u) ? 0 : -EINVAL;
+	if (err < 0) {
 		free(u);
-		return -EINVAL;
+		return err;
 	}
 	*out = u;
 	return 0;
@@ -110,6 +121,8 @@ int xp_unwinder_new(struct xp_space *space, struct xp_unwinder **out)
 
 void xp_unwinder_free(struct xp_unwinder *u)
 {
+	if (u)
+		xp_lu_free(u->lu);
 	free(u);
 }
 
@@ -313,12 +326,14 @@ int xp_unwind(struct xp_unwinder *u, const struct user_regs_struct *regs, struct
 	uint64_t pc = regs->rip, sp = regs->rsp, bp = regs->rbp;
 	int rc, round, is_call = 0;
 
+	out->end_unplaced = 0;
+	out->fp_frames = 0;
+	if (u->lu)
+		return xp_lu_unwind(u->lu, regs, mem, out);
 	out->n = 0;
 	out->complete = 0;
 	out->capped = 0;
 	out->error[0] = '\0';
-	out->end_unplaced = 0;
-	out->fp_frames = 0;
 	u->mem = mem;
 	u->out = out;
 	for (round = 0; round < MAX_HANDOFFS; round++) {

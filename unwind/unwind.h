@@ -38,6 +38,16 @@ struct xp_stack {
 
 struct xp_unwinder;
 
+/* Which unwinder xp_unwinder_new builds.  libdw's is the default; libunwind's
+ * (native code only, no Go frames) is there to compare them (bench/). */
+enum xp_unwind_backend { XP_UNWIND_LIBDW, XP_UNWIND_LIBUNWIND };
+/* "libdw" or "libunwind": 0 and *b set, or -EINVAL. */
+int xp_unwind_backend_parse(const char *name, enum xp_unwind_backend *b);
+/* For every unwinder made after the call (process-wide, set once by cmd/). */
+void xp_unwind_set_backend(enum xp_unwind_backend b);
+/* One of the given backend, whatever the default. */
+int xp_unwinder_new_backend(struct xp_space *space, enum xp_unwind_backend b, struct xp_unwinder **out);
+
 /* One unwinder per address space; -errno on failure. */
 int xp_unwinder_new(struct xp_space *space, struct xp_unwinder **out);
 void xp_unwinder_free(struct xp_unwinder *u);

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/user.h>
 
+#include "unwind/unwind.h"
+
 #define XP_DWARF_NREGS 17
 
 void xp_regs_to_dwarf(const struct user_regs_struct *r, uint64_t dw[XP_DWARF_NREGS]);
@@ -21,5 +23,13 @@ Elf *xp_arch_elf(void);
 struct xp_space;
 struct xp_mem;
 int xp_fp_step(struct xp_space *s, struct xp_mem *mem, int leaf, uint64_t *pc, uint64_t *sp, uint64_t *bp);
+
+/* libunwind's unwinder (unwind/libunwind.c), over the same space and readers. */
+struct xp_lu;
+int xp_lu_new(struct xp_space *space, struct xp_lu **out);
+void xp_lu_free(struct xp_lu *lu);
+int xp_lu_unwind(struct xp_lu *lu, const struct user_regs_struct *regs, struct xp_mem *mem, struct xp_stack *out);
+/* What xp_unwind_set_backend chose (libdw's unless told). */
+enum xp_unwind_backend xp_unwind_default_backend(void);
 
 #endif

@@ -41,7 +41,7 @@ static void to_user_regs(const ucontext_t *uc, struct user_regs_struct *r)
 
 /* The unwind happens inside the innermost function, while the whole chain
  * is still on the stack. */
-static struct xp_stack stack;
+static struct xp_stack stack, stack_lu;
 static int unwind_here(void);
 
 static __attribute__((noinline)) int compare_and_capture(const void *a, const void *b)
@@ -71,11 +71,59 @@ static __attribute__((noinline)) void level_one(void)
 
 static struct xp_space *space;
 static struct xp_mem *mem;
-static struct xp_unwinder *unwinder;
+static struct xp_unwinder *unwinder, *unwinder_lu;
 
 static int unwind_here(void)
 {
+	/* libunwind's too, while the same frames are live */
+	if (unwinder_lu)
+		xp_unwind(unwinder_lu, &captured, mem, &stack_lu);
 	return xp_unwind(unwinder, &captured, mem, &stack);
+}
+
+int main(void);
+
+/* Garbage registers and stacks: each unwinder stops within its caps,
+ * without crashing.  Returns how many of the cases stayed bounded. */
+static int hostile_cases(struct xp_unwinder *u, int *ncases)
+{
+	size_t words = 8192, i;
+	uint64_t *junk = malloc(words * 8);
+	uint64_t code[] = { (uint64_t)(uintptr_t)&level_one + 5, (uint64_t)(uintptr_t)&qsort + 3,
+			    (uint64_t)(uintptr_t)&main, 0x4141414141414141ull, 8, 0 };
+	int bounded = 0, pattern, k;
+
+	*ncases = 0;
+	if (!junk)
+		return 0;
+	srand(1234);
+	for (pattern = 0; pattern < 4; pattern++) {
+		for (i = 0; i < words; i++) {
+			switch (pattern) {
+			case 0: junk[i] = (uint64_t)(uintptr_t)&junk[i]; break;        /* points at itself */
+			case 1: junk[i] = (uint64_t)(uintptr_t)&level_one + 9; break;  /* return addresses, forever */
+			case 2: junk[i] = ((uint64_t)rand() << 32) ^ (uint64_t)rand(); break;
+			default: junk[i] = i & 1 ? (uint64_t)(uintptr_t)&junk[i + 1] : code[i % 6]; break;
+			}
+		}
+		for (k = 0; k < 6; k++) {
+			struct user_regs_struct r;
+			struct xp_region reg = { (uint64_t)(uintptr_t)junk, words * 8, (const uint8_t *)junk };
+			struct xp_mem *snap = xp_mem_snapshot(&reg, 1, NULL);
+			memset(&r, 0, sizeof(r));
+			r.rip = code[k];
+			r.rsp = k == 4 ? 8 : (uint64_t)(uintptr_t)&junk[16];
+			r.rbp = (uint64_t)(uintptr_t)&junk[32];
+			if (!snap)
+				continue;
+			(*ncases)++;
+			xp_unwind(u, &r, snap, &stack);
+			bounded += stack.n <= XP_MAX_FRAMES && (stack.complete || stack.capped || stack.error[0] || stack.n <= 1);
+			xp_mem_close(snap);
+		}
+	}
+	free(junk);
+	return bounded;
 }
 
 static int stack_has(const char *name)
@@ -100,6 +148,7 @@ int main(void)
 	ok(mem != NULL, "local memory reader");
 	ok(xp_maps_read(getpid(), &maps) == 0 && maps.n > 0, "our own maps");
 	ok(xp_space_open(getpid(), &maps, mem, XP_SPACE_OWN_NAMESPACE, &space) == 0, "address space of our own process");
+	ok(xp_unwinder_new_backend(space, XP_UNWIND_LIBUNWIND, &unwinder_lu) == 0, "libunwind's unwinder");
 	ok(xp_unwinder_new(space, &unwinder) == 0, "unwinder");
 
 	level_one();
@@ -119,6 +168,15 @@ int main(void)
 	ok(c > b, "back out of libc into level_two");
 	ok(d > c && e > d, "then level_one and main");
 	ok(stack_has("__libc_start_call_main") > e, "down to libc's start code");
+	ok(stack_lu.n == stack.n && memcmp(stack_lu.pc, stack.pc, stack.n * sizeof(stack.pc[0])) == 0 &&
+		   memcmp(stack_lu.is_call, stack.is_call, stack.n) == 0 && stack_lu.complete,
+	   "libunwind's unwinder gives the same frames, complete");
+	{
+		int n, b = hostile_cases(unwinder, &n);
+		ok(n == 24 && b == n, "libdw: 24 garbage stacks and registers, each unwind bounded");
+		b = hostile_cases(unwinder_lu, &n);
+		ok(n == 24 && b == n, "libunwind: the same 24, each unwind bounded, no crash");
+	}
 
 	/* a snapshot region shadows the memory below it */
 	{
@@ -151,6 +209,7 @@ int main(void)
 	}
 
 	xp_unwinder_free(unwinder);
+	xp_unwinder_free(unwinder_lu);
 	xp_space_close(space);
 	xp_mem_close(mem);
 	xp_maps_free(&maps);
