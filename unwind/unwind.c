@@ -153,6 +153,18 @@ static int has_cfi(struct xp_unwinder *u, uint64_t pc)
 	return has;
 }
 
+/* 1 when pc lies in a module with Go's table (a Go program built without
+ * DWARF has no CFI at all): code of it that the table does not know (an
+ * assembly stub) is left to libdw, as before perf maps and frame pointers
+ * were followed; handing it to the frame-pointer chain cut goroutine
+ * tracebacks short (go_runtime.t, goparked-nodwarf) */
+static int in_go_module(struct xp_unwinder *u, uint64_t pc)
+{
+	uint64_t bias;
+
+	return xp_space_gopclntab(u->space, pc, &bias) != NULL;
+}
+
 /* The Go function holding pc (a return address when is_call), or NULL. */
 static const struct xp_gopclntab *go_func(struct xp_unwinder *u, uint64_t pc, int is_call, struct xp_gofunc *f,
 					  uint64_t *bias)
@@ -207,7 +219,7 @@ static int frame_cb(Dwfl_Frame *frame, void *arg)
 		return DWARF_CB_ABORT;
 	/* code without CFI (JIT code, a module without .eh_frame there):
 	 * libdw would guess with an unchecked frame-pointer step */
-	if (kind == 2 || (kind == 1 && !has_cfi(u, pc - (uint64_t)call))) {
+	if (kind == 2 || (kind == 1 && !has_cfi(u, pc - (uint64_t)call) && !in_go_module(u, pc - (uint64_t)call))) {
 		if (dwfl_frame_reg(frame, 6, &bp) != 0) /* DWARF 6: rbp */
 			bp = 0;
 		u->to_fp = 1;
