@@ -77,6 +77,9 @@ int xp_check_output(const char *path, int binary);
 /* "wrote PATH; HINT" (hint NULL: how to open a pprof file), or that the
  * profile went to standard output. */
 void xp_report_wrote(const char *path, const char *hint);
+/* What was wrong with the target's perf map (lines skipped, a file refused),
+ * if anything: one line each. */
+void xp_report_jit(const struct xp_jit_stats *st);
 
 /* xprof heap on a Go program (kind: enum xp_go_profile, heap, block or
  * mutex): an exit code.  cmd/go.c */

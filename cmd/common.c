@@ -86,6 +86,17 @@ void xp_report_wrote(const char *path, const char *hint)
 		xp_msg("wrote %s; open it with: go tool pprof -http=: %s", xp_esc(path), xp_esc(path));
 }
 
+void xp_report_jit(const struct xp_jit_stats *st)
+{
+	if (st->refused)
+		xp_msg("%s in the target's root not read: not a regular file of the target's user or root",
+		       xp_esc(st->path));
+	if (st->skipped)
+		xp_msg("%s: %zu lines or records skipped (not START SIZE name)", xp_esc(st->path), st->skipped);
+	if (st->dropped || st->cut)
+		xp_msg("%s: read up to its cap (%zu entries past it dropped)", xp_esc(st->path), st->dropped);
+}
+
 int xp_parse_output(const char *cmd, const char *arg, const char **out)
 {
 	if (!*arg) {

@@ -630,6 +630,7 @@ int cmd_cpu(int argc, char **argv)
 		       st->wall_perf_err == -EACCES || st->wall_perf_err == -EPERM ?
 				  "perf_event_open refused (CAP_PERFMON, or perf_event_paranoid 1 or less, allows it)" :
 				  "perf's context-switch sampling could not be opened");
+	xp_report_jit(&st->jit);
 	if (lost)
 		xp_msg("%" PRIu64 " samples were lost: the ring buffers filled faster than xprof drained them; "
 		       "a lower -F loses fewer", lost);

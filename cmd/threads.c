@@ -316,6 +316,11 @@ int cmd_threads(int argc, char **argv)
 		       dp.snap.not_stopped ? " (some threads did not stop in time)" : "");
 	if (dp.capped)
 		xp_msg("%zu stacks were cut at %d frames", dp.capped, XP_MAX_FRAMES);
+	if (dp.space) {
+		struct xp_jit_stats js;
+		xp_space_jit_stats(dp.space, &js);
+		xp_report_jit(&js);
+	}
 	if (deadlocks)
 		xp_msg("%d deadlock%s found: see the top of the dump", deadlocks, deadlocks > 1 ? "s" : "");
 	if (o.out)

@@ -110,6 +110,7 @@ struct xp_cpu_stats {
 	 * whose innermost Python frame was still the same when read */
 	const char *python, *python_layout, *python_problem;
 	uint64_t py_samples, py_consistent;
+	struct xp_jit_stats jit;     /* the first program's perf map, once read */
 };
 
 /* Prepares a run: opens perf_event_open sampling unless o->wall.  For a
@@ -194,6 +195,7 @@ struct xp_thread_stack {
 	unsigned char *is_call;
 	size_t n;
 	int complete, capped;
+	int end_unplaced;     /* the last pc is a return address in no code (where the unwinder stopped) */
 	const char *syscall;  /* name of the system call it blocks in, or NULL */
 	uint64_t mutex;       /* the pthread mutex it waits for, or 0 */
 	pid_t owner;          /* that mutex's owner tid, or 0 */

@@ -351,16 +351,18 @@ static void on_perf_exec(const struct xp_perf_exec *e, void *arg)
 
 /* A mapping reported while sampling (PERF_RECORD_MMAP2): it replaces what
  * it overlaps in the program that made it; that program's space is rebuilt
- * before its next unwind. */
+ * before its next unwind.  Anonymous code (a JIT's, "//anon") only joins
+ * the space's list of executable memory: no module to open. */
 static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
 {
 	struct xp_cpu *r = arg;
 	struct program *g;
 	struct xp_map *v, nm;
 	size_t i, k = 0;
+	int anon = strcmp(m->filename, "//anon") == 0 || strncmp(m->filename, "[anon", 5) == 0;
 
 	if (!(m->prot & PROT_EXEC) || m->len == 0 || m->addr + m->len < m->addr ||
-	    (m->filename[0] != '/' && strcmp(m->filename, "[vdso]") != 0))
+	    (m->filename[0] != '/' && strcmp(m->filename, "[vdso]") != 0 && !anon))
 		return;
 	memset(&nm, 0, sizeof(nm));
 	nm.start = m->addr;
@@ -373,7 +375,7 @@ static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
 	if (r->nprog == 0)
 		return;
 	g = &r->prog[program_at(r, m->time)];
-	nm.path = strdup(m->filename);
+	nm.path = strdup(anon ? "" : m->filename);
 	v = malloc((g->maps.n + 1) * sizeof(*v));
 	if (!nm.path || !v) {
 		free(nm.path);
@@ -397,7 +399,10 @@ static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
 	free(g->maps.v);
 	g->maps.v = v;
 	g->maps.n = k;
-	g->dirty = 1;
+	if (anon && g->space && !g->dirty)
+		xp_space_set_anon_code(g->space, &g->maps);
+	else
+		g->dirty = 1;
 }
 
 /* ---- one sample --------------------------------------------------------- */
@@ -856,8 +861,10 @@ static size_t stack_names(struct xp_cpu *r, const struct agg *a, char **names, s
 		if (!s || s->nframes == 0) {
 			const struct xp_module *m = s ? s->module : NULL;
 			const char *base = m ? strrchr(m->path, '/') : NULL;
-			if (asprintf(&names[n], "[%s+0x%" PRIx64 "]", base ? base + 1 : "unknown",
-				     m ? a->pc[k] - m->start + m->offset : a->pc[k]) >= 0)
+			uint64_t off = m ? a->pc[k] - m->start + m->offset : a->pc[k];
+			/* a pseudo-module ([jit]) is named as it is */
+			if ((m && !base ? asprintf(&names[n], "%s+0x%" PRIx64, m->path, off)
+					: asprintf(&names[n], "[%s+0x%" PRIx64 "]", base ? base + 1 : "unknown", off)) >= 0)
 				n++;
 			continue;
 		}
@@ -1066,6 +1073,8 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 		st->lost = ws->lost;
 		st->wall_execd = ws->execd;
 	}
+	if (r->nprog && r->prog[0].space)
+		xp_space_jit_stats(r->prog[0].space, &st->jit);
 	return st;
 }
 

@@ -88,6 +88,8 @@ int xp_target_space_refresh(struct xp_target_space *ts)
 	if (err < 0)
 		return err;
 	if (ts->space && same_code(&ts->maps, &now)) {
+		/* a JIT's new code needs no new modules */
+		xp_space_set_anon_code(ts->space, &now);
 		xp_maps_free(&now);
 		ts->reuses++;
 		return 0;

@@ -198,6 +198,8 @@ static void print_frames(FILE *f, struct xp_thread_dump *dp, const struct xp_thr
 	else if (!d->complete && d->t->stopped && d->t->stack_truncated)
 		fprintf(f, "...stack incomplete: the unwinder stopped here, at the end of the %zu KiB of stack copied...\n",
 		       d->t->stack_len / 1024);
+	else if (!d->complete && d->t->stopped && d->end_unplaced)
+		fprintf(f, "...stack incomplete: the unwinder stopped here, at a return address in no executable mapping...\n");
 	else if (!d->complete && d->t->stopped)
 		fprintf(f, "...stack incomplete: the unwinder stopped here...\n");
 }
@@ -473,6 +475,7 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 			goto out;
 		d->complete = st->complete;
 		d->capped = st->capped;
+		d->end_unplaced = st->end_unplaced;
 		dp->capped += st->capped;
 		dp->incomplete += !st->complete;
 	}

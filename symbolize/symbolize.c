@@ -54,6 +54,8 @@ struct symcache_entry {
 	uint64_t key; /* pc << 1 | is_call */
 	struct xp_sym sym;
 	int used;
+	int jit;          /* named (or not) by the perf map of generation jit_gen */
+	unsigned jit_gen;
 };
 
 struct xp_space {
@@ -73,6 +75,12 @@ struct xp_space {
 	size_t ncache, cache_used;
 	struct stat exe;  /* the process's executable (/proc/PID/exe) at open; st_ino 0 when unknown */
 	char *exe_path;   /* its path, as maps would name it, or NULL */
+	struct xp_module *anon; /* anonymous executable mappings (JIT code), sorted */
+	size_t nanon;
+	struct xp_perfmap *jit; /* NULL until the first pc in JIT code */
+	struct xp_map jitdump;  /* the jitdump the target maps (path NULL: none) */
+	unsigned jit_seen;      /* its generation the modules' flags follow */
+	int jit_entries;        /* it names something */
 };
 
 static void strip_deleted(char *path)
@@ -333,6 +341,8 @@ static int report_modules(struct xp_space *s, const struct xp_maps *maps)
 	}
 	if (dwfl_report_end(s->dwfl, NULL, NULL) != 0)
 		return -EINVAL;
+	if (xp_space_set_anon_code(s, maps) < 0)
+		return -ENOMEM;
 	qsort(s->mappings, s->nmappings, sizeof(*s->mappings), mapping_cmp);
 	/* open every file now, while /proc/PID/map_files still names it: a
 	 * target that exits (or a launched command that ends) before we
@@ -424,6 +434,9 @@ void xp_space_close(struct xp_space *s)
 	}
 	free(s->mods);
 	free(s->mappings);
+	free(s->anon);
+	free(s->jitdump.path);
+	xp_perfmap_free(s->jit);
 	free(s->vdso_image);
 	free(s->debuginfo_path);
 	free(s->exe_path);
@@ -785,6 +798,166 @@ static int frames_from_go(const struct xp_gopclntab *t, uint64_t lookup, uint64_
 	return 0;
 }
 
+/* ---- JIT code ----------------------------------------------------------- */
+
+static int is_anon_code(const struct xp_map *m)
+{
+	return is_exec(m) && (m->path[0] == '\0' || strncmp(m->path, "[anon", 5) == 0 ||
+			      strcmp(m->path, "//anon") == 0);
+}
+
+/* A jitdump a JIT mapped, so that perf sees it: ".../jit-PID.dump". */
+static int is_jitdump(const struct xp_map *m)
+{
+	const char *base = strrchr(m->path, '/');
+	size_t n;
+
+	if (!base || strncmp(base + 1, "jit-", 4) != 0)
+		return 0;
+	base += 5;
+	n = strspn(base, "0123456789");
+	return n > 0 && strcmp(base + n, ".dump") == 0;
+}
+
+static void set_jitdump(struct xp_space *s, const struct xp_map *m)
+{
+	char *path = strdup(m->path);
+
+	if (!path)
+		return;
+	free(s->jitdump.path);
+	s->jitdump = *m;
+	s->jitdump.path = path;
+	if (s->jit)
+		xp_perfmap_set_jitdump(s->jit, &s->jitdump);
+}
+
+int xp_space_set_anon_code(struct xp_space *s, const struct xp_maps *maps)
+{
+	struct xp_module *v;
+	size_t i, n = 0;
+
+	for (i = 0; i < maps->n; i++) {
+		n += is_anon_code(&maps->v[i]);
+		if (is_jitdump(&maps->v[i]))
+			set_jitdump(s, &maps->v[i]);
+	}
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (i = 0, n = 0; i < maps->n; i++) {
+		if (!is_anon_code(&maps->v[i]))
+			continue;
+		v[n].start = maps->v[i].start;
+		v[n].end = maps->v[i].end;
+		v[n].path = XP_JIT_PATH;
+		v[n].build_id = "";
+		v[n].has_functions = s->jit_entries;
+		n++;
+	}
+	/* maps are sorted by address */
+	free(s->anon);
+	s->anon = v;
+	s->nanon = n;
+	return 0;
+}
+
+static struct xp_module *find_anon(struct xp_space *s, uint64_t pc)
+{
+	size_t lo = 0, hi = s->nanon;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (pc < s->anon[mid].start)
+			hi = mid;
+		else if (pc >= s->anon[mid].end)
+			lo = mid + 1;
+		else
+			return &s->anon[mid];
+	}
+	return NULL;
+}
+
+int xp_space_code_kind(struct xp_space *s, uint64_t pc)
+{
+	return find_mapping(s, pc) ? 1 : find_anon(s, pc) ? 2 : 0;
+}
+
+int xp_space_read_code(struct xp_space *s, uint64_t addr, void *buf, size_t len)
+{
+	if (s->jit && xp_perfmap_code(s->jit, addr, buf, len) == 0)
+		return 0;
+	return s->mem ? xp_mem_read_full(s->mem, addr, buf, len) : -EIO;
+}
+
+/* The perf map, read once when first needed and again (rate-limited)
+ * when a pc in JIT code finds no name: the file grows as code is made. */
+static struct xp_perfmap *jit_names(struct xp_space *s, int missed)
+{
+	size_t i;
+
+	if (!s->jit) {
+		if (!(s->jit = xp_perfmap_new(s->proc_pid)))
+			return NULL;
+		if (s->jitdump.path)
+			xp_perfmap_set_jitdump(s->jit, &s->jitdump);
+		xp_perfmap_refresh(s->jit, 1);
+	} else if (missed) {
+		xp_perfmap_refresh(s->jit, 0);
+	}
+	if (xp_perfmap_gen(s->jit) != s->jit_seen) {
+		struct xp_jit_stats st;
+		s->jit_seen = xp_perfmap_gen(s->jit);
+		xp_perfmap_stats(s->jit, &st);
+		s->jit_entries = st.entries > 0;
+		for (i = 0; i < s->nanon; i++)
+			s->anon[i].has_functions = s->jit_entries;
+	}
+	return s->jit;
+}
+
+int xp_space_jit_func(struct xp_space *s, uint64_t pc, uint64_t *start, uint64_t *end)
+{
+	struct xp_perfmap *jit = jit_names(s, 0);
+
+	if (jit && xp_perfmap_lookup(jit, pc, start, end))
+		return 0;
+	if ((jit = jit_names(s, 1)) != NULL && xp_perfmap_lookup(jit, pc, start, end))
+		return 0;
+	return -ENOENT;
+}
+
+void xp_space_jit_stats(struct xp_space *s, struct xp_jit_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (s->jit)
+		xp_perfmap_stats(s->jit, st);
+}
+
+/* pc in JIT code (or in no mapping): its name from the perf map. */
+static int symbolize_jit(struct xp_space *s, uint64_t pc, int is_call, struct xp_sym *sym, struct frames_buf *b)
+{
+	uint64_t lookup = pc - (is_call ? 1 : 0), start, end;
+	struct xp_module *m = find_anon(s, lookup);
+	struct xp_perfmap *jit;
+	const char *name;
+	struct xp_frame *f;
+
+	if (m)
+		sym->module = m;
+	if (!(jit = jit_names(s, 0)))
+		return 0;
+	name = xp_perfmap_lookup(jit, lookup, &start, &end);
+	if (!name && m && (jit = jit_names(s, 1)) != NULL)
+		name = xp_perfmap_lookup(jit, lookup, &start, &end);
+	if (!name)
+		return 0;
+	if (!(f = push_frame(b)) || set_names(f, name) < 0)
+		return -ENOMEM;
+	f->offset = pc - start;
+	return 0;
+}
+
 static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_sym *sym)
 {
 	Dwarf_Addr lookup = pc - (is_call ? 1 : 0);
@@ -800,8 +973,12 @@ static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_
 	sym->module = NULL;
 	sym->frames = NULL;
 	sym->nframes = 0;
-	if (!mp)
-		return 0;
+	if (!mp) {
+		err = symbolize_jit(s, pc, is_call, sym, &b);
+		sym->frames = b.v;
+		sym->nframes = b.n;
+		return err;
+	}
 	load_modinfo(s, mp->mi);
 	sym->module = &mp->pub;
 	mod = mp->mi->mod;
@@ -872,9 +1049,21 @@ const struct xp_sym *xp_symbolize(struct xp_space *s, uint64_t pc, int is_call)
 		return xp_synthetic_sym(pc);
 	if ((s->cache_used + 1) * 2 > s->ncache && cache_grow(s) < 0)
 		return NULL;
-	for (h = hash64(key) & (s->ncache - 1); s->cache[h].used; h = (h + 1) & (s->ncache - 1))
-		if (s->cache[h].key == key)
-			return &s->cache[h].sym;
+	for (h = hash64(key) & (s->ncache - 1); s->cache[h].used; h = (h + 1) & (s->ncache - 1)) {
+		e = &s->cache[h];
+		if (e->key != key)
+			continue;
+		/* JIT code named by an older read of the perf map: again */
+		if (!e->jit || !s->jit || e->jit_gen == xp_perfmap_gen(s->jit))
+			return &e->sym;
+		free_sym(&e->sym);
+		if (symbolize_pc(s, pc, is_call, &e->sym) < 0) {
+			memset(&e->sym, 0, sizeof(e->sym));
+			e->sym.pc = pc;
+		}
+		e->jit_gen = xp_perfmap_gen(s->jit);
+		return &e->sym;
+	}
 	e = &s->cache[h];
 	if (symbolize_pc(s, pc, is_call, &e->sym) < 0) {
 		free_sym(&e->sym);
@@ -882,6 +1071,8 @@ const struct xp_sym *xp_symbolize(struct xp_space *s, uint64_t pc, int is_call)
 	}
 	e->key = key;
 	e->used = 1;
+	e->jit = s->jit && !find_mapping(s, pc - (is_call ? 1 : 0));
+	e->jit_gen = s->jit ? xp_perfmap_gen(s->jit) : 0;
 	s->cache_used++;
 	return &e->sym;
 }

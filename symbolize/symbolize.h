@@ -108,6 +108,38 @@ const struct xp_gopclntab *xp_space_gopclntab(struct xp_space *s, uint64_t pc, u
  * its DWARF and symbols); NULL when the process maps none. */
 const struct xp_gopclntab *xp_space_go(struct xp_space *s, uint64_t *bias, Dwfl_Module **mod);
 
+/* JIT code: anonymous executable memory, named by the target's
+ * /tmp/perf-PID.map (read inside its mount namespace, with the pid it has
+ * there) and by a jitdump it maps (jit-PID.dump).  Such code is a module of
+ * its own, path XP_JIT_PATH. */
+#define XP_JIT_PATH "[jit]"
+struct xp_jit_stats {
+	char path[64];      /* the map's path in the target's root */
+	int found;          /* it exists (and was accepted) */
+	int refused;        /* it exists but is not a regular file of the target's user or root */
+	int cut;            /* larger than the cap: the rest was not read */
+	int jitdump;        /* a jitdump the target maps was read too */
+	size_t entries;     /* functions named */
+	size_t skipped;     /* lines that did not parse */
+	size_t dropped;     /* entries past the cap */
+	uint64_t bytes;     /* read so far */
+	uint64_t checks;    /* times the file was looked at */
+};
+/* Where pc is code: 1 in a module, 2 in anonymous executable memory, 0 in
+ * no executable mapping known. */
+int xp_space_code_kind(struct xp_space *s, uint64_t pc);
+/* Replaces the anonymous executable mappings the space knows by those of
+ * maps (code a JIT mapped after the space was opened). */
+int xp_space_set_anon_code(struct xp_space *s, const struct xp_maps *maps);
+/* The JIT function holding pc, as the perf map or jitdump gives it: its
+ * start and end.  0, or -ENOENT. */
+int xp_space_jit_func(struct xp_space *s, uint64_t pc, uint64_t *start, uint64_t *end);
+/* Reads code bytes: JIT code as its jitdump recorded it, else through the
+ * space's memory reader.  0 or -errno. */
+int xp_space_read_code(struct xp_space *s, uint64_t addr, void *buf, size_t len);
+/* What was read of the perf map so far (zeros before the first JIT pc). */
+void xp_space_jit_stats(struct xp_space *s, struct xp_jit_stats *st);
+
 /* Kernel symbols from /proc/kallsyms, for kernel frames of CPU samples. */
 struct xp_kallsyms;
 /* NULL when the kernel hides its addresses (kptr_restrict) or on failure. */

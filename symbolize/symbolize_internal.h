@@ -18,4 +18,31 @@ int xp_open_in_root(pid_t pid, const char *path);
  * gives them), else 0. */
 int xp_fd_is_file(int fd, unsigned major, unsigned minor, uint64_t inode);
 
+/* JIT code's names from the target's /tmp/perf-PID.map (perfmap.c). */
+#define XP_PERFMAP_RECHECK_NS 1000000000LL /* a grown file is read again at most this often */
+struct xp_perfmap;
+struct xp_jit_stats;
+/* For pid (its own pid and root are looked up); nothing is read yet. */
+struct xp_perfmap *xp_perfmap_new(pid_t pid);
+void xp_perfmap_free(struct xp_perfmap *m);
+/* Reads what was appended since the last read (all of it when the file
+ * was replaced), unless the last look was under XP_PERFMAP_RECHECK_NS ago
+ * and !force.  1 when the names changed, else 0. */
+int xp_perfmap_refresh(struct xp_perfmap *m, int force);
+/* Whole lines of buf parsed into m (at_eof: a last line without its
+ * newline too); the bytes consumed. */
+size_t xp_perfmap_parse(struct xp_perfmap *m, const char *buf, size_t len, int at_eof);
+/* The jitdump the target maps (its mapping from maps): read from now on. */
+struct xp_map;
+void xp_perfmap_set_jitdump(struct xp_perfmap *m, const struct xp_map *map);
+/* The name of the function covering pc and its bounds, or NULL. */
+const char *xp_perfmap_lookup(const struct xp_perfmap *m, uint64_t pc, uint64_t *start, uint64_t *end);
+/* Code bytes of the function holding addr, as the jitdump that named it
+ * recorded them (the memory itself may be gone or reused by the time a
+ * sample is unwound).  0, or -errno (-ENOENT: no jitdump code there). */
+int xp_perfmap_code(const struct xp_perfmap *m, uint64_t addr, void *buf, size_t len);
+/* Bumped whenever the entries change. */
+unsigned xp_perfmap_gen(const struct xp_perfmap *m);
+void xp_perfmap_stats(const struct xp_perfmap *m, struct xp_jit_stats *st);
+
 #endif

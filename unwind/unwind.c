@@ -22,7 +22,8 @@
 /* The one "tid" we hand libdw; the real thread is in the unwinder. */
 #define CURRENT_TID 1
 
-#define MAX_HANDOFFS 16 /* switches between Go and native code in one stack */
+#define MAX_HANDOFFS 64 /* switches between Go, CFI and frame-pointer code in one stack */
+#define CFI_CACHE 4096   /* pcs whose "has CFI" answer is kept (direct-mapped) */
 
 struct xp_unwinder {
 	Dwfl *dwfl;
@@ -34,6 +35,10 @@ struct xp_unwinder {
 	int to_go, first_is_call;
 	size_t native_start;
 	uint64_t go_pc, go_sp;
+	/* a frame in code without CFI: the frame-pointer chain takes over */
+	int to_fp, fp_leaf;
+	uint64_t fp_pc, fp_sp, fp_bp;
+	struct { uint64_t pc; int has; } cfi_cache[CFI_CACHE];
 	struct xp_lu *lu;       /* XP_UNWIND_LIBUNWIND: libunwind unwinds instead */
 };
 
@@ -121,6 +126,45 @@ void xp_unwinder_free(struct xp_unwinder *u)
 	free(u);
 }
 
+/* 1 when libdw has CFI (.eh_frame, else .debug_frame) for the code at
+ * pc, which lies in a module. */
+static int has_cfi(struct xp_unwinder *u, uint64_t pc)
+{
+	size_t slot = (size_t)((pc ^ (pc >> 12)) % CFI_CACHE);
+	Dwfl_Module *mod;
+	Dwarf_Frame *frame;
+	Dwarf_CFI *cfi;
+	Dwarf_Addr bias;
+	int has = 0;
+
+	if (u->cfi_cache[slot].pc == pc + 1)
+		return u->cfi_cache[slot].has;
+	mod = dwfl_addrmodule(u->dwfl, pc);
+	if (mod && (cfi = dwfl_module_eh_cfi(mod, &bias)) != NULL && dwarf_cfi_addrframe(cfi, pc - bias, &frame) == 0) {
+		free(frame);
+		has = 1;
+	} else if (mod && (cfi = dwfl_module_dwarf_cfi(mod, &bias)) != NULL &&
+		   dwarf_cfi_addrframe(cfi, pc - bias, &frame) == 0) {
+		free(frame);
+		has = 1;
+	}
+	u->cfi_cache[slot].pc = pc + 1; /* 0 stays "empty" */
+	u->cfi_cache[slot].has = has;
+	return has;
+}
+
+/* 1 when pc lies in a module with Go's table (a Go program built without
+ * DWARF has no CFI at all): code of it that the table does not know (an
+ * assembly stub) is left to libdw, as before perf maps and frame pointers
+ * were followed; handing it to the frame-pointer chain cut goroutine
+ * tracebacks short (go_runtime.t, goparked-nodwarf) */
+static int in_go_module(struct xp_unwinder *u, uint64_t pc)
+{
+	uint64_t bias;
+
+	return xp_space_gopclntab(u->space, pc, &bias) != NULL;
+}
+
 /* The Go function holding pc (a return address when is_call), or NULL. */
 static const struct xp_gopclntab *go_func(struct xp_unwinder *u, uint64_t pc, int is_call, struct xp_gofunc *f,
 					  uint64_t *bias)
@@ -138,12 +182,15 @@ static int frame_cb(Dwfl_Frame *frame, void *arg)
 	struct xp_stack *out = u->out;
 	struct xp_gofunc gf;
 	Dwarf_Addr pc;
-	Dwarf_Word sp;
+	Dwarf_Word sp, bp;
 	uint64_t bias;
 	bool activation;
+	int call, kind;
 
 	if (!dwfl_frame_pc(frame, &pc, &activation))
 		return DWARF_CB_ABORT;
+	/* resumed from Go or frame-pointer code: the first pc is a return address */
+	call = out->n == u->native_start ? u->first_is_call : !activation;
 	if (dwfl_frame_reg(frame, 7, &sp) != 0) /* DWARF 7: rsp */
 		sp = 0;
 	/* a caller in Go code: Go's table takes over */
@@ -153,21 +200,35 @@ static int frame_cb(Dwfl_Frame *frame, void *arg)
 		u->go_sp = sp;
 		return DWARF_CB_ABORT;
 	}
-	/* a return address lies in some module: one that does not is a wrong
-	 * guess (libdw's frame-pointer heuristic where there is no CFI) */
-	if (out->n > 0 && !dwfl_addrmodule(u->dwfl, pc - (activation ? 0 : 1))) {
-		snprintf(out->error, sizeof(out->error), "a return address in no module: 0x%llx",
-			 (unsigned long long)pc);
-		return DWARF_CB_ABORT;
-	}
 	if (out->n == XP_MAX_FRAMES) {
 		out->capped = 1;
 		return DWARF_CB_ABORT;
 	}
-	/* resumed from Go code: the first pc is a return address */
-	out->is_call[out->n] = out->n == u->native_start ? u->first_is_call : !activation;
+	/* a return address lies in code: one that does not is where the
+	 * stack really ends (or a wrong guess); it is kept, marked */
+	kind = xp_space_code_kind(u->space, pc - (uint64_t)call);
+	if (out->n > 0 && kind == 0) {
+		snprintf(out->error, sizeof(out->error), "a return address in no executable mapping: 0x%llx",
+			 (unsigned long long)pc);
+		out->end_unplaced = 1;
+	}
+	out->is_call[out->n] = (unsigned char)call;
 	out->sp[out->n] = sp;
 	out->pc[out->n++] = pc;
+	if (out->end_unplaced)
+		return DWARF_CB_ABORT;
+	/* code without CFI (JIT code, a module without .eh_frame there):
+	 * libdw would guess with an unchecked frame-pointer step */
+	if (kind == 2 || (kind == 1 && !has_cfi(u, pc - (uint64_t)call) && !in_go_module(u, pc - (uint64_t)call))) {
+		if (dwfl_frame_reg(frame, 6, &bp) != 0) /* DWARF 6: rbp */
+			bp = 0;
+		u->to_fp = 1;
+		u->fp_leaf = !call;
+		u->fp_pc = pc;
+		u->fp_sp = sp;
+		u->fp_bp = bp;
+		return DWARF_CB_ABORT;
+	}
 	return DWARF_CB_OK;
 }
 
@@ -233,6 +294,43 @@ static int go_frames(struct xp_unwinder *u, uint64_t *pcp, uint64_t *spp, uint64
 	return 0;
 }
 
+/* Frames of code without CFI up the frame-pointer chain, from the frame at
+ * pc (already recorded).  Returns 1 when the stack ended there, 0 when *pc
+ * is a return address into code with CFI or Go code: the caller goes on
+ * from *pc, *sp, *bp. */
+static int fp_frames(struct xp_unwinder *u, uint64_t *pcp, uint64_t *spp, uint64_t *bpp, int leaf)
+{
+	struct xp_stack *out = u->out;
+	uint64_t pc = *pcp, sp = *spp, bp = *bpp, bias;
+	struct xp_gofunc gf;
+	int err;
+
+	for (;;) {
+		uint64_t from = pc;
+		if ((err = xp_fp_step(u->space, u->mem, leaf, &pc, &sp, &bp)) < 0) {
+			snprintf(out->error, sizeof(out->error), "no plausible frame-pointer frame above 0x%llx (code without CFI)",
+				 (unsigned long long)from);
+			return 1;
+		}
+		leaf = 0;
+		if (xp_space_code_kind(u->space, pc - 1) == 1 && (go_func(u, pc, 1, &gf, &bias) || has_cfi(u, pc - 1)))
+			break;
+		if (out->n == XP_MAX_FRAMES) {
+			out->capped = 1;
+			return 1;
+		}
+		out->is_call[out->n] = 1;
+		out->sp[out->n] = sp;
+		out->pc[out->n++] = pc;
+		out->fp_frames++;
+	}
+	out->fp_frames++; /* the return address into CFI code was found by the chain too */
+	*pcp = pc;
+	*spp = sp;
+	*bpp = bp;
+	return 0;
+}
+
 int xp_unwind(struct xp_unwinder *u, const struct user_regs_struct *regs, struct xp_mem *mem,
 	      struct xp_stack *out)
 {
@@ -240,6 +338,8 @@ int xp_unwind(struct xp_unwinder *u, const struct user_regs_struct *regs, struct
 	uint64_t pc = regs->rip, sp = regs->rsp, bp = regs->rbp;
 	int rc, round, is_call = 0;
 
+	out->end_unplaced = 0;
+	out->fp_frames = 0;
 	if (u->lu)
 		return xp_lu_unwind(u->lu, regs, mem, out);
 	out->n = 0;
@@ -258,12 +358,22 @@ int xp_unwind(struct xp_unwinder *u, const struct user_regs_struct *regs, struct
 		}
 		u->regs = &cur;
 		u->to_go = 0;
+		u->to_fp = 0;
 		u->first_is_call = is_call;
 		u->native_start = out->n;
 		rc = dwfl_getthread_frames(u->dwfl, CURRENT_TID, frame_cb, u);
 		if (rc == 0) {
 			out->complete = 1;
 			return 0;
+		}
+		if (u->to_fp) {
+			pc = u->fp_pc;
+			sp = u->fp_sp;
+			bp = u->fp_bp;
+			if (fp_frames(u, &pc, &sp, &bp, u->fp_leaf))
+				return 0;
+			is_call = 1;
+			continue;
 		}
 		if (!u->to_go)
 			break;

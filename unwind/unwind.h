@@ -2,7 +2,9 @@
  *
  * DWARF CFI (.eh_frame, .debug_frame) through libdw's unwinder, so code
  * built -fomit-frame-pointer unwinds through libc, PLT stubs, the vdso and
- * signal frames.  It unwinds from copies (a stopped thread's registers and
+ * signal frames.  Code without CFI (JIT code in anonymous memory, a module
+ * without .eh_frame) is walked up its frame-pointer chain where that is
+ * plausible, and CFI takes over again past it.  It unwinds from copies (a stopped thread's registers and
  * stack, a perf sample) the same way as from a live thread: only the
  * registers and the memory reader differ.
  */
@@ -27,6 +29,10 @@ struct xp_stack {
 	size_t n;
 	int complete;   /* the unwinder reached the outermost frame */
 	int capped;     /* stopped at XP_MAX_FRAMES */
+	/* the last pc is a return address in no executable mapping: where
+	 * unwinding stopped, kept as the stack's end (the stack is incomplete) */
+	int end_unplaced;
+	size_t fp_frames; /* frames found through the frame-pointer chain (code without CFI) */
 	char error[128];/* why it stopped early, when !complete && !capped */
 };
 

@@ -16,6 +16,14 @@ void xp_regs_to_dwarf(const struct user_regs_struct *r, uint64_t dw[XP_DWARF_NRE
 typedef struct Elf Elf;
 Elf *xp_arch_elf(void);
 
+/* One frame-pointer step from code without CFI (framepointer.c): from
+ * *pc, *sp, *bp of a frame to its caller's (*pc a return address then).
+ * leaf: pc is where the code stopped, not a return address (it may be in
+ * a prologue).  0, or -errno when the step is not plausible. */
+struct xp_space;
+struct xp_mem;
+int xp_fp_step(struct xp_space *s, struct xp_mem *mem, int leaf, uint64_t *pc, uint64_t *sp, uint64_t *bp);
+
 /* libunwind's unwinder (unwind/libunwind.c), over the same space and readers. */
 struct xp_lu;
 int xp_lu_new(struct xp_space *space, struct xp_lu **out);
