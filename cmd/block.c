@@ -89,7 +89,8 @@ static int parse(int argc, char **argv, struct block_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->duration_ns = DURATION_DEFAULT_NS;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:d:o:h", longopts, NULL)) != -1) {
+	opterr = 0; /* xp_option_error says it in one line */
+	while ((c = getopt_long(argc, argv, ":p:d:o:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if ((o->pid = xp_parse_pid(optarg)) < 0)
@@ -120,8 +121,7 @@ static int parse(int argc, char **argv, struct block_opts *o)
 			usage(stdout);
 			return XP_EXIT_OK;
 		default:
-			fputs("try 'xprof block --help'\n", stderr);
-			return XP_EXIT_USAGE;
+			return xp_option_error("block", c, argv);
 		}
 	}
 	if (optind < argc) {

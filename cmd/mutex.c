@@ -86,7 +86,8 @@ static int parse(int argc, char **argv, struct mutex_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->duration_ns = DURATION_DEFAULT_NS;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:d:o:h", longopts, NULL)) != -1) {
+	opterr = 0; /* xp_option_error says it in one line */
+	while ((c = getopt_long(argc, argv, ":p:d:o:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			o->pid = xp_parse_pid(optarg);
@@ -113,8 +114,7 @@ static int parse(int argc, char **argv, struct mutex_opts *o)
 			usage(stdout);
 			return XP_EXIT_OK;
 		default:
-			fputs("try 'xprof mutex --help'\n", stderr);
-			return XP_EXIT_USAGE;
+			return xp_option_error("mutex", c, argv);
 		}
 	}
 	if (optind < argc) {

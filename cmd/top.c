@@ -208,7 +208,8 @@ static int parse(int argc, char **argv, struct top_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->freq = FREQ_DEFAULT;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "p:F:h", longopts, NULL)) != -1) {
+	opterr = 0; /* xp_option_error says it in one line */
+	while ((c = getopt_long(argc, argv, ":p:F:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if ((o->pid = xp_parse_pid(optarg)) < 0)
@@ -243,8 +244,7 @@ static int parse(int argc, char **argv, struct top_opts *o)
 			usage(stdout);
 			return XP_EXIT_OK;
 		default:
-			fputs("try 'xprof top --help'\n", stderr);
-			return XP_EXIT_USAGE;
+			return xp_option_error("top", c, argv);
 		}
 	}
 	if (optind < argc) {

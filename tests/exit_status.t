@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 command -v strace >/dev/null || skip_all "strace is not installed (apt install strace)"
-plan 33
+plan 39
 
 # ---- a launched command's status ---------------------------------------
 "$XPROF" cpu -o "$TMP/l.pb.gz" -- bash -c 'exit 3' >/dev/null 2>"$TMP/err"
@@ -84,6 +84,10 @@ one_line 64 "^xprof: threads: unknown option '-x'" "an unknown short option" -- 
 one_line 64 "^xprof: cpu: option '--pid' wants a value" "a long option without its value" -- "$XPROF" cpu --pid
 one_line 64 "^xprof: heap: unknown option '--bogus'" "an unknown long option" -- "$XPROF" heap --bogus=1
 one_line 64 "^xprof: cpu: option '--no-kernel' takes no value" "a value for a flag" -- "$XPROF" cpu --no-kernel=1 -p "$ppid"
+for c in block mutex top; do
+	one_line 64 "^xprof: $c: unknown option '-x'" "$c: an unknown short option" -- "$XPROF" $c -x
+	one_line 64 "^xprof: $c: option '-p' wants a value" "$c: an option without its value" -- "$XPROF" $c -p
+done
 one_line 64 "^xprof: serve: unknown option '-z'" "serve, too" -- "$XPROF" serve -z
 
 # ---- combinations that would be ignored are refused ------------------------
