@@ -95,11 +95,13 @@ PY
 	for i in 1 2 3 4 5 6 7 8 9 10; do
 		"$XPROF" threads -p "$pid" >"$TMP/py.txt" 2>/dev/null
 		grep -q '^PyCOND_TIMEDWAIT(\.\.\.)$' "$TMP/py.txt" && break
+		sleep 0.2
 	done
 	grep -A3 '^PyCOND_TIMEDWAIT(\.\.\.)$' "$TMP/py.txt" | sed 's/ +0x.*//' | tr '\n\t' '  ' >"$TMP/py.got"
 	for i in 1 2 3 4 5 6 7 8 9 10; do
 		gdb -batch -p "$pid" -ex 'thread apply all bt' >"$TMP/py.gdb" 2>&1
 		grep -q ' PyCOND_TIMEDWAIT (' "$TMP/py.gdb" && break
+		sleep 0.2
 	done
 	want=$(grep -A1 ' PyCOND_TIMEDWAIT (' "$TMP/py.gdb" | sed -n 's/^#[0-9]*  *\(0x[0-9a-f]* in \)\{0,1\}\([A-Za-z_]*\) (.*) at \.\.\/\(.*\)$/\2 \3/p' | tr '\n' ' ')
 	got=$(sed 's/(\.\.\.)//; s/()//' "$TMP/py.got" | awk '{ for (i = 1; i <= NF; i += 2) { f = $(i + 1); sub(/^.*\/python3\.11-[^\/]*\//, "", f); printf "%s %s ", $i, f } }')
