@@ -94,14 +94,21 @@ for i in 1 2 3; do
 	# too, and under load one or two of some 150 stacks there do not
 	# unwind to the end (97.4-99.3% seen): the bar is 95%, not 100%.  A
 	# sample inside the execve itself still has the launcher's registers:
-	# its user frame is in no mapping of the new program (1 run in 40)
+	# its user frame is in no mapping of the new program (1 run in 40).
+	# An incomplete stack keeps the address where it ended, in no
+	# mapping, as its root: [unknown+0x...] first on its line.  The vdso
+	# has symbols for its exported functions only: a page fault taken in
+	# its internal code shows as [vdso]+0x780 under __vdso_clock_gettime
+	# (1 run in 40)
 	pct=$(sed -n 's/.* \([0-9.]*\)% with a complete stack.*/\1/p' "$TMP/err")
 	awk -v p="${pct:-0}" 'BEGIN { exit !(p >= 95) }' &&
 		grep -q '^__clone3;start_thread;worker;work;stage_' "$TMP/short.folded" &&
-		! grep '0x[0-9a-f]' "$TMP/short.folded" | grep -qv '_sys_execve_\[k\]' &&
-		short_ok=$((short_ok + 1))
+		! sed -e 's/^\[unknown+0x[0-9a-f]*\];//' -e 's/;\[vdso\]+0x[0-9a-f]*//g' "$TMP/short.folded" | grep '0x[0-9a-f]' | grep -qv '_sys_execve_\[k\]' &&
+		short_ok=$((short_ok + 1)) ||
+		{ cat "$TMP/err"; grep '0x[0-9a-f]' "$TMP/short.folded" | head -5; } >>"$TMP/short.why"
 done
-is "$short_ok" 3 "a short launched command (0.1 s): 95% complete, symbolized stacks in 3 of 3 runs" || diag "$(cat "$TMP/err")"
+is "$short_ok" 3 "a short launched command (0.1 s): 95% complete, symbolized stacks in 3 of 3 runs" ||
+	diag "$(cat "$TMP/short.why" 2>/dev/null)"
 "$XPROF" cpu -o "$TMP/nope.pb.gz" -- /nonexistent/program 2>"$TMP/err"
 rc=$?
 [ "$rc" = 127 ] && grep -q 'cannot run /nonexistent/program: No such file or directory' "$TMP/err" && [ ! -e "$TMP/nope.pb.gz" ]
