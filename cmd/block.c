@@ -84,7 +84,7 @@ static int parse(int argc, char **argv, struct block_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, rc;
+	int c;
 
 	memset(o, 0, sizeof(*o));
 	o->duration_ns = DURATION_DEFAULT_NS;
@@ -97,15 +97,8 @@ static int parse(int argc, char **argv, struct block_opts *o)
 				return XP_EXIT_USAGE;
 			break;
 		case 'd':
-			rc = xp_parse_duration(optarg, &o->duration_ns);
-			if (rc == -2) {
-				xp_msg("block: unknown duration unit in '%s': use ms, s, m or h (500ms, 30s, 2m)", optarg);
+			if (xp_option_duration("block", optarg, &o->duration_ns) != 0)
 				return XP_EXIT_USAGE;
-			}
-			if (rc < 0) {
-				xp_msg("block: invalid duration '%s': want a positive time such as 500ms, 30s or 2m", optarg);
-				return XP_EXIT_USAGE;
-			}
 			break;
 		case 'o':
 			if (xp_parse_output("block", optarg, &o->out) < 0)
@@ -133,19 +126,6 @@ static int parse(int argc, char **argv, struct block_opts *o)
 		return XP_EXIT_USAGE;
 	}
 	return -1;
-}
-
-static void install_stop_signals(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction sa;
-	size_t i;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop_signal; /* no SA_RESTART: poll returns */
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 }
 
 /* perf_event_open refused: why, and the one thing that fixes it. */
@@ -204,7 +184,7 @@ int cmd_block(int argc, char **argv)
 			return rc;
 		}
 	}
-	install_stop_signals();
+	xp_install_stop_signals(on_stop_signal);
 	memset(&bo, 0, sizeof(bo));
 	bo.pid = pid;
 	bo.duration_ns = o.duration_ns;

@@ -64,6 +64,13 @@ int64_t xp_now_ns(void);
  * unknown unit, -1 or -3 for a bad or out-of-range number. */
 int xp_parse_duration(const char *s, int64_t *ns);
 
+/* -d DURATION of command CMD: 0, or XP_EXIT_USAGE with the error said. */
+int xp_option_duration(const char *cmd, const char *arg, int64_t *ns);
+
+/* SIGINT, SIGTERM and SIGHUP to handler, without SA_RESTART (poll and
+ * sleeps return); SIGPIPE ignored. */
+void xp_install_stop_signals(void (*handler)(int));
+
 /* The default output name "xprof.COMM.PID.KIND" in buf, with the target's
  * name made safe for a file name (anything but letters, digits and ._+-
  * becomes '_'). */

@@ -291,3 +291,27 @@ int xp_parse_duration(const char *s, int64_t *ns)
 	*ns = (int64_t)(v * (double)unit);
 	return *ns > 0 ? 0 : -3;
 }
+
+int xp_option_duration(const char *cmd, const char *arg, int64_t *ns)
+{
+	int rc = xp_parse_duration(arg, ns);
+
+	if (rc == -2)
+		xp_msg("%s: unknown duration unit in '%s': use ms, s, m or h (500ms, 30s, 2m)", cmd, arg);
+	else if (rc < 0)
+		xp_msg("%s: invalid duration '%s': want a positive time such as 500ms, 30s or 2m", cmd, arg);
+	return rc < 0 ? XP_EXIT_USAGE : 0;
+}
+
+void xp_install_stop_signals(void (*handler)(int))
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handler; /* no SA_RESTART: poll and sleeps return */
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaction(sigs[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}

@@ -133,7 +133,7 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 	};
 	char *end;
 	long v;
-	int c, rc;
+	int c;
 
 	memset(o, 0, sizeof(*o));
 	o->duration_ns = DURATION_DEFAULT_NS;
@@ -150,15 +150,8 @@ static int parse(int argc, char **argv, struct cpu_opts *o)
 			break;
 		case 'd':
 			o->duration_set = 1;
-			rc = xp_parse_duration(optarg, &o->duration_ns);
-			if (rc == -2) {
-				xp_msg("cpu: unknown duration unit in '%s': use ms, s, m or h (500ms, 30s, 2m)", optarg);
+			if (xp_option_duration("cpu", optarg, &o->duration_ns) != 0)
 				return XP_EXIT_USAGE;
-			}
-			if (rc < 0) {
-				xp_msg("cpu: invalid duration '%s': want a positive time such as 500ms, 30s or 2m", optarg);
-				return XP_EXIT_USAGE;
-			}
 			break;
 		case 'F':
 			errno = 0;
@@ -378,19 +371,6 @@ static int report_child(const char *comm, pid_t pid, const struct child_end *ch)
 	return !ch->left && !ch->ended_by_us && ch->exited > 0 ? status_code(ch->status) : -1;
 }
 
-static void install_stop_signals(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction sa;
-	size_t i;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop_signal; /* no SA_RESTART: poll and sleeps return */
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 static int perf_paranoid(void)
 {
 	FILE *f = fopen("/proc/sys/kernel/perf_event_paranoid", "re");
@@ -506,7 +486,7 @@ int cmd_cpu(int argc, char **argv)
 		if (pid < 0)
 			return XP_EXIT_FATAL;
 	}
-	install_stop_signals();
+	xp_install_stop_signals(on_stop_signal);
 
 	pc.o = &o;
 	pc.launched = launched;

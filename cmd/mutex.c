@@ -81,7 +81,7 @@ static int parse(int argc, char **argv, struct mutex_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, rc;
+	int c;
 
 	memset(o, 0, sizeof(*o));
 	o->duration_ns = DURATION_DEFAULT_NS;
@@ -95,16 +95,8 @@ static int parse(int argc, char **argv, struct mutex_opts *o)
 				return XP_EXIT_USAGE;
 			break;
 		case 'd':
-			rc = xp_parse_duration(optarg, &o->duration_ns);
-			if (rc == -2) {
-				xp_msg("mutex: unknown duration unit in '%s': use ms, s, m or h (500ms, 30s, 2m)", optarg);
+			if (xp_option_duration("mutex", optarg, &o->duration_ns) != 0)
 				return XP_EXIT_USAGE;
-			}
-			if (rc < 0) {
-				xp_msg("mutex: invalid duration '%s': want a positive time such as 500ms, 30s or 2m",
-				       optarg);
-				return XP_EXIT_USAGE;
-			}
 			break;
 		case 'o':
 			if (xp_parse_output("mutex", optarg, &o->out) < 0)
@@ -126,19 +118,6 @@ static int parse(int argc, char **argv, struct mutex_opts *o)
 		return XP_EXIT_USAGE;
 	}
 	return -1;
-}
-
-static void install_stop_signals(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction sa;
-	size_t i;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop_signal; /* no SA_RESTART: poll returns */
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
 }
 
 static void show_progress(void *arg, const struct xp_mutex_stats *st, int64_t now)
@@ -210,7 +189,7 @@ int cmd_mutex(int argc, char **argv)
 		return rc;
 	}
 
-	install_stop_signals();
+	xp_install_stop_signals(on_stop_signal);
 	memset(&mo, 0, sizeof(mo));
 	mo.pid = pid;
 	mo.duration_ns = o.duration_ns;

@@ -1264,19 +1264,6 @@ static void on_progress(void *arg, const struct xp_cpu_stats *st, int64_t now)
 	}
 }
 
-static void install_stop_signals(void)
-{
-	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction sa;
-	size_t i;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop_signal; /* no SA_RESTART: poll and sleeps return */
-	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaction(sigs[i], &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
 static void top_free(struct top *t)
 {
 	size_t i;
@@ -1352,7 +1339,7 @@ int cmd_top(int argc, char **argv)
 	t.tty = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
 	t.thread_filter = -1;
 	t.show_kernel = 1;
-	install_stop_signals();
+	xp_install_stop_signals(on_stop_signal);
 
 	memset(&co, 0, sizeof(co));
 	co.pid = pid;
