@@ -598,10 +598,16 @@ int cmd_cpu(int argc, char **argv)
 	       st->samples ? 100.0 * (double)st->complete / (double)st->samples : 0.0, lost,
 	       o.wall && st->wall_perf ? ", wall-clock from perf (no thread stopped)" :
 	       o.wall ? ", wall-clock" : st->kernel ? ", kernel frames included" : "");
-	if (st->python && st->python[0])
+	if (st->python && st->python[0]) {
+		uint64_t in_time = st->py_samples - st->py_late;
 		xp_msg("python %s (layouts: %s): %" PRIu64 " samples in Python code, %.1f%% with the Python frames "
 		       "still the same when read", st->python, st->python_layout ? st->python_layout : "?", st->py_samples,
-		       st->py_samples ? 100.0 * (double)st->py_consistent / (double)st->py_samples : 0.0);
+		       in_time ? 100.0 * (double)st->py_consistent / (double)in_time : 0.0);
+		if (st->py_late)
+			xp_msg("python: %" PRIu64 " samples (%.1f%%) were read over 5 ms after they were taken (xprof "
+			       "was starved of CPU) and show the interpreter loop, labelled python=late",
+			       st->py_late, 100.0 * (double)st->py_late / (double)st->py_samples);
+	}
 	else if (st->python_problem && st->python_problem[0])
 		xp_msg("python frames not shown: %s", xp_esc(st->python_problem));
 	if (o.wall && !st->wall_perf && o.wall != XP_WALL_PTRACE)

@@ -110,6 +110,7 @@ struct xp_cpu_stats {
 	 * whose innermost Python frame was still the same when read */
 	const char *python, *python_layout, *python_problem;
 	uint64_t py_samples, py_consistent;
+	uint64_t py_late;     /* of py_samples, read too late to show their Python frames */
 	struct xp_jit_stats jit;     /* the first program's perf map, once read */
 };
 

@@ -79,6 +79,9 @@ int xp_py_thread_update(struct xp_py *py, struct xp_py_thread *t);
  * pcs, innermost first, at most max.  Returns how many. */
 size_t xp_py_thread_stack(struct xp_py *py, const struct xp_py_thread *t, uint64_t *pc, size_t max);
 
+/* 1 when st holds an activation of the interpreter loop. */
+int xp_py_in_eval(struct xp_py *py, const struct xp_stack *st);
+
 /* What a merge found. */
 struct xp_py_merge {
 	size_t activations;   /* _PyEval_EvalFrameDefault frames in the native stack */

@@ -51,6 +51,7 @@ static const struct py_layout py311 = {
 #define FRAME_OWNED_BY_GENERATOR 1
 #define CODE_CACHE 4096 /* code objects remembered (direct-mapped) */
 #define CODE_HDR_MAX 512
+#define EVAL_RANGES 8
 
 struct code_info {
 	uint64_t addr, qualname, filename, linetable;
@@ -68,6 +69,10 @@ struct xp_py {
 	char version[32];
 	const char *layout_source;
 	struct code_info cache[CODE_CACHE];
+	/* where the interpreter loop's code lies (its symbol and parts of it
+	 * split off, _PyEval_EvalFrameDefault.cold), from the symbol table */
+	struct { uint64_t lo, hi; } eval[EVAL_RANGES];
+	size_t neval;
 };
 
 /* ---- finding it ------------------------------------------------------- */
@@ -133,6 +138,43 @@ static int module_of_symbol(Dwfl_Module *mod, void **userdata, const char *name,
 		}
 	}
 	return DWARF_CB_OK;
+}
+
+/* 1 when a symbol name is the interpreter loop's, or a part of it the
+ * compiler split off ("_PyEval_EvalFrameDefault.cold"). */
+static int is_eval_name(const char *fn)
+{
+	size_t k = strlen("_PyEval_EvalFrameDefault");
+
+	return fn && strncmp(fn, "_PyEval_EvalFrameDefault", k) == 0 && (fn[k] == '\0' || fn[k] == '.');
+}
+
+/* The address ranges of the interpreter loop in the module holding eval,
+ * from its function symbols: is_eval is then a range check, not a
+ * symbolization (each frame of each sample asks, and the first
+ * symbolization of the interpreter read its whole debug file: 300 ms of
+ * samples read late at the start of a run). */
+static void eval_ranges(struct xp_py *py, uint64_t eval)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(xp_space_dwfl(py->space), eval);
+	int n = mod ? dwfl_module_getsymtab(mod) : -1, k;
+
+	for (k = 1; k < n && py->neval < EVAL_RANGES; k++) {
+		GElf_Sym sym;
+		GElf_Addr addr;
+		const char *nm = dwfl_module_getsym_info(mod, k, &sym, &addr, NULL, NULL, NULL);
+		size_t i;
+
+		if (!nm || GELF_ST_TYPE(sym.st_info) != STT_FUNC || sym.st_size == 0 || !is_eval_name(nm))
+			continue;
+		for (i = 0; i < py->neval && py->eval[i].lo != addr; i++)
+			;
+		if (i == py->neval) { /* .dynsym and .symtab both list it */
+			py->eval[py->neval].lo = addr;
+			py->eval[py->neval].hi = addr + sym.st_size;
+			py->neval++;
+		}
+	}
 }
 
 static int layout_from_dwarf(struct xp_py *py)
@@ -216,6 +258,7 @@ int xp_py_open(struct xp_space *space, struct xp_mem *live, struct xp_py **out, 
 		free(py);
 		return -ENOTSUP;
 	}
+	eval_ranges(py, eval);
 	if (layout_from_dwarf(py) == 0) {
 		py->layout_source = "DWARF";
 	} else {
@@ -555,14 +598,28 @@ static int line_of(const struct code_info *c, int64_t lasti)
 
 static int is_eval(struct xp_py *py, uint64_t pc, int is_call)
 {
-	const struct xp_sym *s = xp_symbolize(py->space, pc, is_call);
-	const char *fn;
-	size_t k = strlen("_PyEval_EvalFrameDefault");
+	const struct xp_sym *s;
+	size_t i;
 
-	if (!s || s->nframes == 0)
+	if (py->neval) {
+		for (i = 0; i < py->neval; i++)
+			if (pc - is_call >= py->eval[i].lo && pc - is_call < py->eval[i].hi)
+				return 1;
 		return 0;
-	fn = s->frames[s->nframes - 1].system_name;
-	return fn && strncmp(fn, "_PyEval_EvalFrameDefault", k) == 0 && (fn[k] == '\0' || fn[k] == '.');
+	}
+	/* no sized symbol: as the symbolizer names the function */
+	s = xp_symbolize(py->space, pc, is_call);
+	return s && s->nframes > 0 && is_eval_name(s->frames[s->nframes - 1].system_name);
+}
+
+int xp_py_in_eval(struct xp_py *py, const struct xp_stack *st)
+{
+	size_t i;
+
+	for (i = 0; i < st->n; i++)
+		if (is_eval(py, st->pc[i], st->is_call[i]))
+			return 1;
+	return 0;
 }
 
 /* The stack copy first (what the thread had at that instant), then the
