@@ -603,6 +603,11 @@ int cmd_cpu(int argc, char **argv)
 		xp_msg("python %s (layouts: %s): %" PRIu64 " samples in Python code, %.1f%% with the Python frames "
 		       "still the same when read", st->python, st->python_layout ? st->python_layout : "?", st->py_samples,
 		       in_time ? 100.0 * (double)st->py_consistent / (double)in_time : 0.0);
+		if (st->py_checked + st->py_corrected)
+			xp_msg("python: the innermost Python frame agreed with the sampled registers in %.1f%% of samples "
+			       "and was taken from them in %.1f%% (it had moved on when read)",
+			       100.0 * (double)st->py_checked / (double)in_time,
+			       100.0 * (double)st->py_corrected / (double)in_time);
 		if (st->py_late)
 			xp_msg("python: %" PRIu64 " samples (%.1f%%) were read over 5 ms after they were taken (xprof "
 			       "was starved of CPU) and show the interpreter loop, labelled python=late",

@@ -111,6 +111,8 @@ struct xp_cpu_stats {
 	const char *python, *python_layout, *python_problem;
 	uint64_t py_samples, py_consistent;
 	uint64_t py_late;     /* of py_samples, read too late to show their Python frames */
+	uint64_t py_checked;  /* of py_samples, the innermost frame checked against the sampled registers */
+	uint64_t py_corrected;/* of py_samples, the innermost frame taken from them (it had moved on) */
 	struct xp_jit_stats jit;     /* the first program's perf map, once read */
 };
 

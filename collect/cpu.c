@@ -96,6 +96,7 @@ struct xp_cpu {
 	uint64_t ticks, ticks_stopped; /* --wall stops, and those that found it SIGSTOPped */
 	int left_stopped;      /* the last --wall stop found it SIGSTOPped */
 	struct xp_stack *stack;
+	struct xp_frame_regs *fregs; /* the stack's frames' registers (a Python program's samples) */
 	struct xp_kallsyms *kallsyms;
 	/* aggregation: open addressing over pointers */
 	struct agg **tab;
@@ -103,7 +104,7 @@ struct xp_cpu {
 	struct thread_name *names;
 	size_t nnames, names_alloc;
 	uint64_t samples, complete;
-	uint64_t py_samples, py_consistent, py_late;
+	uint64_t py_samples, py_consistent, py_late, py_checked, py_corrected;
 	int64_t start_ns, start_real_ns, end_ns;
 	int kernel;
 	int gone;
@@ -464,10 +465,12 @@ static int python_frames(struct xp_cpu *r, struct program *g, pid_t tid, struct 
 	}
 	if (xp_py_thread_update(g->py, pt) < 0)
 		return 0;
-	if (xp_py_merge_stack(g->py, pt, mem, r->stack, &m) < 0 || !m.activations)
+	if (xp_py_merge_stack(g->py, pt, mem, r->stack, r->fregs, &m) < 0 || !m.activations)
 		return 0;
 	r->py_samples++;
 	r->py_consistent += m.consistent;
+	r->py_checked += m.innermost == XP_PY_CHECKED;
+	r->py_corrected += m.innermost == XP_PY_CORRECTED;
 	return m.consistent ? 0 : F_PY_MOVED;
 }
 
@@ -489,7 +492,11 @@ static void add_sample(struct xp_cpu *r, unsigned prog, pid_t tid, char state, c
 	if (g->dirty)
 		build_space(r, g);
 	if (regs && mem && g->unwinder) {
-		xp_unwind(g->unwinder, regs, mem, r->stack);
+		/* a Python program's: its loop's registers say which
+		 * instruction it ran */
+		if (g->py && !r->fregs)
+			r->fregs = malloc(XP_MAX_FRAMES * sizeof(*r->fregs));
+		xp_unwind_regs(g->unwinder, regs, mem, r->stack, g->py ? r->fregs : NULL);
 		pyflag = python_frames(r, g, tid, mem, time);
 		for (i = 0; i < r->stack->n && n < FRAMES_MAX; i++, n++) {
 			pc[n] = r->stack->pc[i];
@@ -962,6 +969,7 @@ static void run_free(struct xp_cpu *r)
 	free(r->tab);
 	free(r->names);
 	free(r->stack);
+	free(r->fregs);
 	for (i = 0; i < r->nprog; i++)
 		program_free(&r->prog[i]);
 	xp_mem_close(r->live);
@@ -1106,6 +1114,8 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 	st->py_samples = r->py_samples;
 	st->py_consistent = r->py_consistent;
 	st->py_late = r->py_late;
+	st->py_checked = r->py_checked;
+	st->py_corrected = r->py_corrected;
 	st->wall_perf = r->offcpu != NULL;
 	st->wall_perf_err = r->wall_perf_err;
 	if (r->offcpu) {

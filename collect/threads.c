@@ -364,9 +364,11 @@ static int keep_stack(struct xp_thread_dump *dp, struct xp_thread_stack *d, cons
 /* CPython: each interpreter loop activation of a Python thread replaced
  * by the Python frames it runs, and the GIL holder marked.  The frames are
  * read after the stop, from the live process: a thread running Python
- * meanwhile may have moved on (counted in py_moved). */
+ * meanwhile may have moved on (counted in py_moved); its innermost frame
+ * is then the one its registers (fregs) name at the stop. */
 static void python_frames(struct xp_thread_dump *dp, struct xp_mem *mem, struct xp_stack *st,
-			  struct xp_thread_stack *d, struct xp_py *py, const struct xp_py_threads *pts)
+			  const struct xp_frame_regs *fregs, struct xp_thread_stack *d, struct xp_py *py,
+			  const struct xp_py_threads *pts)
 {
 	const struct xp_py_thread *pt = xp_py_thread_of(pts, d->t->tid);
 	struct xp_py_merge m;
@@ -376,7 +378,7 @@ static void python_frames(struct xp_thread_dump *dp, struct xp_mem *mem, struct 
 	d->python = 1;
 	d->holds_gil = pt->holds_gil;
 	dp->python_threads++;
-	if (xp_py_merge_stack(py, pt, mem, st, &m) < 0)
+	if (xp_py_merge_stack(py, pt, mem, st, fregs, &m) < 0)
 		return;
 	dp->python_frames += m.pyframes;
 	if (m.activations && !m.consistent) {
@@ -421,6 +423,7 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 	struct xp_mem *mem = NULL;
 	struct xp_unwinder *u = NULL;
 	struct xp_py *py = NULL;
+	struct xp_frame_regs *fregs = NULL;
 	struct xp_py_threads pts = { 0 };
 	struct xp_stack *st = malloc(sizeof(*st));
 	int64_t t0 = xp_monotonic_ns();
@@ -453,6 +456,11 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 		if (xp_py_threads_read(py, &pts) == 0)
 			dp->gil_locked = pts.gil_locked;
 	}
+	/* a Python thread's registers say which instruction its loop ran */
+	if (py && !(fregs = malloc(XP_MAX_FRAMES * sizeof(*fregs)))) {
+		err = -ENOMEM;
+		goto out;
+	}
 	dp->n = dp->snap.nthreads;
 	for (i = 0; i < dp->n; i++) {
 		struct xp_thread_stack *d = &dp->d[i];
@@ -468,9 +476,9 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 		}
 		if (nr >= 0 && t->state != 'R')
 			d->syscall = xp_syscall_name(nr);
-		xp_unwind(u, &t->regs, mem, st);
+		xp_unwind_regs(u, &t->regs, mem, st, fregs);
 		if (py)
-			python_frames(dp, mem, st, d, py, &pts);
+			python_frames(dp, mem, st, fregs, d, py, &pts);
 		if ((err = keep_stack(dp, d, st)) < 0)
 			goto out;
 		d->complete = st->complete;
@@ -484,6 +492,7 @@ int xp_threads_unwind(struct xp_thread_dump *dp, const struct xp_target_space *t
 	err = 0;
 out:
 	dp->unwind_ns = xp_monotonic_ns() - t0;
+	free(fregs);
 	xp_py_threads_free(&pts);
 	xp_py_close(py);
 	if (!dp->space_borrowed)

@@ -88,7 +88,11 @@ struct xp_py_merge {
 	size_t replaced;      /* of those, replaced by their Python frames */
 	size_t pyframes;      /* Python frames put in */
 	int consistent;       /* every activation's frames were read as of the stack's instant */
+	int innermost;        /* the innermost Python frame against the sampled next_instr:
+				 XP_PY_CHECKED, XP_PY_CORRECTED or 0 (not known) */
 };
+#define XP_PY_CHECKED 1   /* the instruction the registers name is in the frame's code */
+#define XP_PY_CORRECTED 2 /* it was not: the frame shows the code it names */
 
 /* Replaces each _PyEval_EvalFrameDefault activation of st (unwound from
  * stackmem, which reads the stack copied at the instant the stack was
@@ -97,9 +101,13 @@ struct xp_py_merge {
  * from the copy (its _PyCFrame lives on the C stack); the frames
  * themselves are read from the live process, so a stack copied some time
  * ago may meet frames that have moved on: m->consistent says whether the
- * innermost frame pointer is still the same now.  An activation whose
- * frames cannot be read keeps its native frame.  0 or -errno. */
+ * innermost frame pointer is still the same now.  With fregs (each
+ * frame's registers, from xp_unwind_regs) and the interpreter's DWARF, the
+ * innermost frame is checked against the instruction the registers held
+ * then, and shows the code that instruction is in when the frame has
+ * moved on (m->innermost).  An activation whose frames cannot be read
+ * keeps its native frame.  0 or -errno. */
 int xp_py_merge_stack(struct xp_py *py, const struct xp_py_thread *t, struct xp_mem *stackmem,
-		      struct xp_stack *st, struct xp_py_merge *m);
+		      struct xp_stack *st, const struct xp_frame_regs *fregs, struct xp_py_merge *m);
 
 #endif

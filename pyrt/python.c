@@ -4,6 +4,7 @@
  * GIL holder, and Python frames merged into native stacks.
  */
 #define _GNU_SOURCE
+#include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -55,6 +56,7 @@ static const struct py_layout py311 = {
 
 struct code_info {
 	uint64_t addr, qualname, filename, linetable;
+	uint64_t lo, hi;  /* its instructions (co_code_adaptive, 2 bytes a unit) */
 	int firstlineno, firsttraceable;
 	char *name, *file;
 	uint8_t *table;
@@ -73,6 +75,12 @@ struct xp_py {
 	 * split off, _PyEval_EvalFrameDefault.cold), from the symbol table */
 	struct { uint64_t lo, hi; } eval[EVAL_RANGES];
 	size_t neval;
+	/* the loop's next_instr variable (its DWARF location list) and
+	 * whether its frame base is the CFA: the instruction each activation
+	 * ran when a sample was taken, from the sample's registers */
+	int have_ni, ni_fbase_cfa;
+	Dwarf_Attribute ni_loc;
+	Dwarf_Addr ni_bias;
 };
 
 /* ---- finding it ------------------------------------------------------- */
@@ -177,6 +185,57 @@ static void eval_ranges(struct xp_py *py, uint64_t eval)
 	}
 }
 
+/* The variable name in scope (or a lexical block of it), with a location. */
+static int find_var(Dwarf_Die *scope, const char *name, Dwarf_Die *out, int depth)
+{
+	Dwarf_Die c;
+
+	if (depth > 8 || dwarf_child(scope, &c) != 0)
+		return -1;
+	do {
+		int tag = dwarf_tag(&c);
+		Dwarf_Attribute a;
+		const char *nm;
+		if (tag == DW_TAG_variable && (nm = dwarf_formstring(dwarf_attr_integrate(&c, DW_AT_name, &a))) &&
+		    strcmp(nm, name) == 0 && dwarf_hasattr(&c, DW_AT_location)) {
+			*out = c;
+			return 0;
+		}
+		if (tag == DW_TAG_lexical_block && find_var(&c, name, out, depth + 1) == 0)
+			return 0;
+	} while (dwarf_siblingof(&c, &c) == 0);
+	return -1;
+}
+
+/* The loop's next_instr from its DWARF (python3.11-dbg): where it lives at
+ * each pc.  Without it, samples are checked by their frame pointer only. */
+static void find_next_instr(struct xp_py *py, uint64_t eval)
+{
+	Dwfl_Module *mod = dwfl_addrmodule(xp_space_dwfl(py->space), eval);
+	Dwarf_Die *cu, *scopes = NULL, var;
+	Dwarf_Attribute fb;
+	Dwarf_Op *ops;
+	size_t nops;
+	int n, k;
+
+	if (!mod || !(cu = dwfl_module_addrdie(mod, eval, &py->ni_bias)))
+		return;
+	n = dwarf_getscopes(cu, eval - py->ni_bias, &scopes);
+	for (k = 0; k < n; k++) {
+		if (dwarf_tag(&scopes[k]) != DW_TAG_subprogram)
+			continue;
+		if (find_var(&scopes[k], "next_instr", &var, 0) == 0 &&
+		    dwarf_attr(&var, DW_AT_location, &py->ni_loc) != NULL) {
+			py->have_ni = 1;
+			py->ni_fbase_cfa = dwarf_attr(&scopes[k], DW_AT_frame_base, &fb) != NULL &&
+					   dwarf_getlocation(&fb, &ops, &nops) == 0 && nops == 1 &&
+					   ops[0].atom == DW_OP_call_frame_cfa;
+		}
+		break;
+	}
+	free(scopes);
+}
+
 static int layout_from_dwarf(struct xp_py *py)
 {
 	struct find_module fm = { py->runtime, NULL };
@@ -261,6 +320,7 @@ int xp_py_open(struct xp_space *space, struct xp_mem *live, struct xp_py **out, 
 	eval_ranges(py, eval);
 	if (layout_from_dwarf(py) == 0) {
 		py->layout_source = "DWARF";
+		find_next_instr(py, eval);
 	} else {
 		py->l = py311;
 		py->layout_source = "known 3.11 layout";
@@ -534,6 +594,9 @@ static const struct code_info *code_at(struct xp_py *py, uint64_t addr)
 	c->linetable = table;
 	c->firstlineno = first;
 	c->firsttraceable = traceable < 0 ? 0 : traceable;
+	c->lo = addr + (uint64_t)l->co_code;
+	/* ob_size code units; a bad one gives no range */
+	c->hi = word_at(hdr, OB_SIZE) < (1u << 24) ? c->lo + 2 * word_at(hdr, OB_SIZE) : c->lo;
 	return c;
 }
 
@@ -631,14 +694,71 @@ static int read_at(struct xp_py *py, struct xp_mem *stackmem, uint64_t addr, voi
 	return xp_mem_read_full(py->live, addr, buf, len);
 }
 
+static int frame_reg(const struct xp_frame_regs *r, uint64_t n, uint64_t *v)
+{
+	if (n >= XP_FRAME_NREGS || !(r->known & (1u << n)))
+		return -1;
+	*v = r->v[n];
+	return 0;
+}
+
+/* next_instr of the loop activation that is frame i of st, as it was when
+ * the stack was taken: from the frame's registers (fregs[i]) or its stack
+ * slot in the copy, where the loop's DWARF puts it at that pc.  0 and *ni,
+ * or -1 (no DWARF, a location xprof does not evaluate, a register the
+ * unwinder did not recover). */
+static int next_instr_at(struct xp_py *py, const struct xp_stack *st, const struct xp_frame_regs *fregs, size_t i,
+			 struct xp_mem *stackmem, uint64_t *ni)
+{
+	const struct xp_frame_regs *r = &fregs[i];
+	uint64_t pc = st->pc[i] - st->is_call[i], v;
+	Dwarf_Op *ops;
+	size_t nops;
+	unsigned atom;
+
+	if (!py->have_ni || !r->known ||
+	    dwarf_getlocation_addr(&py->ni_loc, pc - py->ni_bias, &ops, &nops, 1) != 1 || nops == 0 || nops > 2)
+		return -1;
+	atom = ops[0].atom;
+	if (nops == 1 && atom >= DW_OP_reg0 && atom <= DW_OP_reg31)
+		return frame_reg(r, atom - DW_OP_reg0, ni);
+	if (nops == 1 && atom == DW_OP_regx)
+		return frame_reg(r, ops[0].number, ni);
+	if (atom >= DW_OP_breg0 && atom <= DW_OP_breg31) {
+		if (frame_reg(r, atom - DW_OP_breg0, &v) < 0)
+			return -1;
+		v += ops[0].number; /* a signed offset, modulo 2^64 */
+	} else if (atom == DW_OP_fbreg && py->ni_fbase_cfa && i + 1 < st->n && st->sp[i + 1]) {
+		v = st->sp[i + 1] + ops[0].number; /* the caller's sp is this frame's CFA */
+	} else {
+		return -1;
+	}
+	if (nops == 2)
+		return ops[1].atom == DW_OP_stack_value ? (*ni = v, 0) : -1;
+	/* a stack slot: as the copy has it, never the live stack */
+	return stackmem && xp_mem_read_full(stackmem, v, ni, 8) == 0 ? 0 : -1;
+}
+
+/* The code object whose instructions hold addr, among those seen. */
+static const struct code_info *code_holding(const struct xp_py *py, uint64_t addr)
+{
+	size_t i;
+
+	for (i = 0; i < CODE_CACHE; i++)
+		if (py->cache[i].name && addr >= py->cache[i].lo && addr < py->cache[i].hi)
+			return &py->cache[i];
+	return NULL;
+}
+
 /* The Python frames of one C activation, from its innermost frame to its
  * entry frame: pseudo pcs appended to pcs (at most max).  seen holds the
  * frames of the stack so far (a cycle check). */
 static size_t activation_frames(struct xp_py *py, uint64_t frame, uint64_t *pcs, size_t max, uint64_t *seen,
-				size_t *nseen)
+				size_t *nseen, uint64_t ni, int *check)
 {
 	const struct py_layout *l = &py->l;
 	size_t n = 0, k;
+	int first_frame = 1;
 
 	while (frame && n < max && *nseen < XP_PY_MAX_FRAMES) {
 		uint8_t f[256];
@@ -658,6 +778,18 @@ static size_t activation_frames(struct xp_py *py, uint64_t frame, uint64_t *pcs,
 		prev_instr = word_at(f, l->fr_prev_instr);
 		entry = f[l->fr_is_entry] != 0;
 		c = code_at(py, code);
+		if (first_frame && ni) {
+			/* the instruction the sample caught: in this frame's code,
+			 * or in the code the frame ran then (it has moved on) */
+			const struct code_info *then = c && ni > c->lo && ni <= c->hi ? c : code_holding(py, ni - 1);
+			if (then && check) {
+				*check = then == c ? XP_PY_CHECKED : XP_PY_CORRECTED;
+				c = then;
+				code = c->addr;
+				prev_instr = ni - 2; /* next_instr is one unit past it */
+			}
+		}
+		first_frame = 0;
 		if (c) {
 			first = code + (uint64_t)l->co_code;
 			/* a frame still being set up is not shown (as the
@@ -687,7 +819,7 @@ size_t xp_py_thread_stack(struct xp_py *py, const struct xp_py_thread *t, uint64
 	for (steps = 0; plausible(cframe) && n < max && steps < XP_PY_MAX_FRAMES; steps++) {
 		if (read_u64(py->live, cframe + py->l.cf_current_frame, &frame) < 0)
 			break;
-		n += activation_frames(py, frame, pc + n, max - n, seen, &nseen);
+		n += activation_frames(py, frame, pc + n, max - n, seen, &nseen, 0, NULL);
 		if (read_u64(py->live, cframe + py->l.cf_previous, &cframe) < 0)
 			break;
 	}
@@ -696,7 +828,7 @@ size_t xp_py_thread_stack(struct xp_py *py, const struct xp_py_thread *t, uint64
 }
 
 int xp_py_merge_stack(struct xp_py *py, const struct xp_py_thread *t, struct xp_mem *stackmem,
-		      struct xp_stack *st, struct xp_py_merge *m)
+		      struct xp_stack *st, const struct xp_frame_regs *fregs, struct xp_py_merge *m)
 {
 	const struct py_layout *l = &py->l;
 	uint64_t *out_pc = malloc(XP_MAX_FRAMES * sizeof(uint64_t)), *seen = malloc(XP_PY_MAX_FRAMES * 8);
@@ -729,6 +861,9 @@ int xp_py_merge_stack(struct xp_py *py, const struct xp_py_thread *t, struct xp_
 			if (cframe && lo && cframe >= lo && cframe < hi && plausible(cframe)) {
 				uint64_t frame;
 				if (read_at(py, stackmem, cframe + l->cf_current_frame, &frame, 8) == 0) {
+					uint64_t ni = 0;
+					if (innermost && fregs && next_instr_at(py, st, fregs, i, stackmem, &ni) < 0)
+						ni = 0;
 					if (innermost) {
 						copied = frame;
 						/* what the thread runs now, against what the copy says */
@@ -736,11 +871,13 @@ int xp_py_merge_stack(struct xp_py *py, const struct xp_py_thread *t, struct xp_
 						    live_now != copied)
 							m->consistent = 0;
 					}
-					np = activation_frames(py, frame, pyf, XP_MAX_FRAMES, seen, &nseen);
+					np = activation_frames(py, frame, pyf, XP_MAX_FRAMES, seen, &nseen, ni,
+							       &m->innermost);
 					/* the frame the copy names has returned since:
 					 * what the activation runs now is the best left */
 					if (np == 0 && innermost && live_now && live_now != frame)
-						np = activation_frames(py, live_now, pyf, XP_MAX_FRAMES, seen, &nseen);
+						np = activation_frames(py, live_now, pyf, XP_MAX_FRAMES, seen, &nseen,
+								       ni, &m->innermost);
 				}
 				if (read_at(py, stackmem, cframe + l->cf_previous, &cframe, 8) < 0)
 					cframe = 0;
@@ -766,6 +903,10 @@ int xp_py_merge_stack(struct xp_py *py, const struct xp_py_thread *t, struct xp_
 			n++;
 		}
 	}
+	/* the registers vouch for the innermost frame the copy named, or
+	 * say that it had moved on (its slot reused at the same address) */
+	if (m->innermost)
+		m->consistent = m->innermost == XP_PY_CHECKED;
 	if (m->replaced < m->activations)
 		m->consistent = 0;
 	if (m->replaced) {

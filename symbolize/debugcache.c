@@ -169,14 +169,14 @@ static int create_temp(int dfd, const char *hex, char *tmp, size_t len)
 	return -1;
 }
 
-/* Sections xprof never reads (variables' location lists, macros, name
- * indexes): left out of an entry rather than inflated and written, as
- * SHT_NOBITS, which libdw skips.  python3.11-dbg's .debug_loclists alone is
- * 2.2 MB compressed. */
+/* Sections xprof never reads (macros, name indexes): left out of an
+ * entry rather than inflated and written, as SHT_NOBITS, which libdw
+ * skips.  Location lists are kept: the Python interpreter loop's
+ * next_instr is found through them. */
 static int unused_section(Elf *elf, size_t shstrndx, const GElf_Shdr *shdr)
 {
 	static const char *const unused[] = {
-		".debug_loc", ".debug_loclists", ".debug_macro", ".debug_macinfo",
+		".debug_macro", ".debug_macinfo",
 		".debug_pubnames", ".debug_pubtypes", ".debug_gnu_pubnames", ".debug_gnu_pubtypes",
 	};
 	const char *name = elf_strptr(elf, shstrndx, shdr->sh_name);
@@ -269,10 +269,17 @@ int xp_debugcache_open(int fd, const char *build_id, char **path_out)
 		return -1; /* nothing to gain, or too big to copy */
 	if ((dfd = cache_dir(dir, sizeof(dir))) < 0)
 		return -1;
-	snprintf(name, sizeof(name), "%s.debug", build_id);
+	/* ".2": entries with their location lists; the first entries
+	 * ("ID.debug") left them out, and go when their successor is written */
+	snprintf(name, sizeof(name), "%s.2.debug", build_id);
 	cfd = open_entry(dfd, name, build_id);
-	if (cfd < 0 && room_for(dfd, (uint64_t)st.st_size + size))
+	if (cfd < 0 && room_for(dfd, (uint64_t)st.st_size + size)) {
+		char old[160];
 		cfd = write_entry(fd, dfd, name, build_id);
+		snprintf(old, sizeof(old), "%s.debug", build_id);
+		if (cfd >= 0)
+			unlinkat(dfd, old, 0);
+	}
 	close(dfd);
 	if (cfd >= 0 && asprintf(path_out, "%s/%s", dir, name) < 0) {
 		*path_out = NULL;

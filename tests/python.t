@@ -18,7 +18,7 @@ need_ptrace
 PY=/usr/bin/python3
 [ -x "$PY" ] && "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
 	skip_all "needs Debian 12's python3 (3.11)"
-plan 19
+plan 21
 
 # py_frames FILE TID: the Python frames of one thread of a text dump,
 # "NAME FILE:LINE" innermost first
@@ -140,34 +140,43 @@ start_fixture ready "$PY" fixtures/pyfix.py cpu "$dir" 2
 pid=${ready%% *}
 sleep 0.3
 kill -USR2 "$pid"
-# sampled until the fixture has burned 2.6 s of CPU (1300 samples at 499
-# Hz, 1000 of them outside the stop below: a share's sampling error is then
-# about 1.6 points), however loaded the machine; then Ctrl-C ends the run
 proc_cpu() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-"$XPROF" cpu -p "$pid" -d 40s -F 499 -o "$dir/cpu.pb.gz" 2>"$dir/cpu.err" &
-xp=$!
-cpu0=$(proc_cpu "$pid")
-hz=$(getconf CLK_TCK)
-# xprof starved for 0.4 s (stopped): what the target ran meanwhile is
-# read late, in one batch, and must not be shown under the functions the
-# threads run when xprof reads again
-sleep 0.5
-kill -STOP "$xp"
-sleep 0.4
-kill -CONT "$xp"
-for i in $(seq 300); do
-	[ $(($(proc_cpu "$pid") - cpu0)) -ge $((26 * hz / 10)) ] && break
-	sleep 0.1
-done
-kill -INT "$xp"
-wait "$xp"
-rc=$?
-kill -USR1 "$pid"
-# 1: samples lost while xprof was starved of CPU (a loaded machine)
-[ $rc = 0 ] || { [ $rc = 1 ] && grep -q 'samples were lost' "$dir/cpu.err"; }
-ok $? "xprof cpu exits 0 (or 1 having lost samples)" || diag "exit $rc: $(cat "$dir/cpu.err")"
-wait_done "$dir" 1
-diag "$(grep python "$dir/cpu.err")"
+# profile DIR PID TENTHS [starve]: xprof cpu at 499 Hz on PID until it has
+# burned TENTHS tenths of a second of CPU, however loaded the machine (then
+# Ctrl-C ends the run), xprof stopped for 0.4 s in the middle if starve;
+# then the fixture writes its own view
+profile() {
+	local dir=$1 pid=$2 tenths=$3 cpu0 hz i xp rc
+	"$XPROF" cpu -p "$pid" -d 40s -F 499 -o "$dir/cpu.pb.gz" 2>"$dir/cpu.err" &
+	xp=$!
+	cpu0=$(proc_cpu "$pid")
+	hz=$(getconf CLK_TCK)
+	if [ -n "${4:-}" ]; then
+		sleep 0.5
+		kill -STOP "$xp"
+		sleep 0.4
+		kill -CONT "$xp"
+	fi
+	for i in $(seq 300); do
+		[ $(($(proc_cpu "$pid") - cpu0)) -ge $((tenths * hz / 10)) ] && break
+		sleep 0.1
+	done
+	kill -INT "$xp"
+	wait "$xp"
+	rc=$?
+	kill -USR1 "$pid"
+	# 1: samples lost while xprof was starved of CPU (a loaded machine)
+	[ $rc = 0 ] || { [ $rc = 1 ] && grep -q 'samples were lost' "$dir/cpu.err"; }
+	ok $? "xprof cpu exits 0 (or 1 having lost samples)" || diag "exit $rc: $(cat "$dir/cpu.err")"
+	wait_done "$dir" 1
+	diag "$(grep python "$dir/cpu.err")"
+}
+# sampled until the fixture has burned 2.6 s of CPU (1300 samples at 499
+# Hz, 1000 of them outside the stop: a share's sampling error is then
+# about 1.6 points).  xprof is starved for 0.4 s (stopped): what the
+# target ran meanwhile is read late, in one batch, and must not be shown
+# under the functions the threads run when xprof reads again
+profile "$dir" "$pid" 26 starve
 go tool pprof -traces "$dir/cpu.pb.gz" >"$dir/traces" 2>&1
 # samples per function (cum: a stack counts once for each function in it),
 # of all samples, and of those whose Python frames had not moved on when
@@ -205,5 +214,32 @@ else
 fi
 grep -q ' gamma_inner$' "$dir/traces" && awk '/ gamma_inner$/ { getline; exit !($NF == "gamma") }' "$dir/traces"
 ok $? "gamma_inner is called from gamma in the profile"
+kill "$pid"
+
+# hop: the innermost frame of a sample taken in work may be read after
+# work returned and rest took its place; the sampled registers say it was
+# work.  Shares of the innermost Python function against the fixture's
+# own CPU accounting (rest's is its calls into time.sleep)
+dir=$TMP/hop
+mkdir -p "$dir"
+start_fixture ready "$PY" fixtures/pyfix.py hop "$dir"
+pid=${ready%% *}
+sleep 0.3
+kill -USR2 "$pid"
+profile "$dir" "$pid" 15
+read -r tw tr <<<"$(awk '{ v[$1] = $2 } END { t = v["work"] + v["rest"]
+	if (t) printf "%.1f %.1f", 100 * v["work"] / t, 100 * v["rest"] / t }' "$dir/cpu.txt")"
+read -r w r n <<<"$(perl tests/pprof_samples.pl "$dir/cpu.pb.gz" | awk -F'\t' '
+	/python:\[late\]/ { next }
+	{ split($1, fr, / /); k = split(fr[1], f, /;/)
+	  for (i = 1; i <= k; i++) if (f[i] == "work" || f[i] == "rest") { split($2, v, / /); c[f[i]] += v[1]; break } }
+	END { t = c["work"] + c["rest"]; if (t) printf "%.1f %.1f %d", 100 * c["work"] / t, 100 * c["rest"] / t, t }')"
+diag "the fixture measured: work $tw% rest $tr%; xprof: work $w% rest $r% of $n samples"
+if [ "${n:-0}" -lt 300 ]; then
+	echo "ok $((_tap_n += 1)) # SKIP only ${n:-0} samples in work and rest were read in time"
+else
+	within "$w" "$tw" 5 && within "$r" "$tr" 5
+	ok $? "the innermost Python function of each sample is the one the sampled registers name (work and rest within 5 points)"
+fi
 kill "$pid"
 done_testing

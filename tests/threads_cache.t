@@ -16,13 +16,21 @@ pid=${ready%% *}
 # header's system call (a first dump leaves sleepers in restart_syscall)
 strip_spinner() { sed '/"spinner"/,/^$/d; s/^\(thread [0-9]* "[^"]*"\) .*/\1/' "$1"; }
 
+# an entry of the first format (no location lists) is not used, and goes
+mkdir -p -m 700 "$XPROF_CACHE_DIR"
+cp "$dbg" "$XPROF_CACHE_DIR/$id.debug"
 "$XPROF" threads -p "$pid" >"$TMP/first.txt" 2>/dev/null
 ok $? "first dump"
-entry="$XPROF_CACHE_DIR/$id.debug"
-[ -f "$entry" ]
-ok $? "libc's debug file is cached under its build id"
+entry="$XPROF_CACHE_DIR/$id.2.debug"
+[ -f "$entry" ] && [ ! -e "$XPROF_CACHE_DIR/$id.debug" ]
+ok $? "libc's debug file is cached under its build id, in place of a first-format entry"
 readelf -S -W "$entry" | awk '$2 ~ /^\.debug_/ && $9 ~ /C/' | grep -q . 
 ok $((! $?)) "the cached copy has no compressed sections"
+# the Python loop's next_instr is found through them (python.t)
+want=$(readelf -S -W "$dbg" | grep -c '\.debug_loclists ')
+have=$(readelf -S -W "$entry" | awk '$2 == ".debug_loclists" && $3 == "PROGBITS"' | wc -l)
+[ "$want" = "$have" ]
+ok $? "the cached copy keeps the location lists ($have of $want)"
 [ "$(stat -c %a "$XPROF_CACHE_DIR")" = 700 ] && [ "$(stat -c %a "$entry")" = 600 ]
 ok $? "the cache is private (0700 dir, 0600 file)"
 "$XPROF" threads -p "$pid" >"$TMP/second.txt" 2>/dev/null
@@ -63,7 +71,7 @@ done
 if [ "$(id -u)" = 0 ] && mkdir -m 700 "$TMP/small" && mount -t tmpfs -o size=1m,mode=0700 tmpfs "$TMP/small" 2>/dev/null; then
 	XPROF_CACHE_DIR=$TMP/small "$XPROF" threads -p "$pid" >"$TMP/small.txt" 2>/dev/null
 	grep -A1 '^__GI___nanosleep()' "$TMP/small.txt" | grep -q 'nanosleep.c:[0-9]' &&
-		[ ! -e "$TMP/small/$id.debug" ] && [ -z "$(ls -A "$TMP/small" | grep '^\.')" ]
+		[ ! -e "$TMP/small/$id.2.debug" ] && [ -z "$(ls -A "$TMP/small" | grep '^\.')" ]
 	ok $? "a 1 MB cache file system: libc's entry is not written, no temporary is left; libc still has lines"
 	umount "$TMP/small"
 else

@@ -40,6 +40,7 @@ struct xp_unwinder {
 	uint64_t fp_pc, fp_sp, fp_bp;
 	struct { uint64_t pc; int has; } cfi_cache[CFI_CACHE];
 	struct xp_lu *lu;       /* XP_UNWIND_LIBUNWIND: libunwind unwinds instead */
+	struct xp_frame_regs *fregs; /* xp_unwind_regs: each frame's registers, or NULL */
 };
 
 static pid_t next_thread(Dwfl *dwfl, void *arg, void **thread_argp)
@@ -212,6 +213,18 @@ static int frame_cb(Dwfl_Frame *frame, void *arg)
 			 (unsigned long long)pc);
 		out->end_unplaced = 1;
 	}
+	if (u->fregs) {
+		struct xp_frame_regs *fr = &u->fregs[out->n];
+		unsigned r;
+		fr->known = 0;
+		for (r = 0; r < XP_FRAME_NREGS; r++) {
+			Dwarf_Word v;
+			if (dwfl_frame_reg(frame, r, &v) == 0) {
+				fr->v[r] = v;
+				fr->known |= 1u << r;
+			}
+		}
+	}
 	out->is_call[out->n] = (unsigned char)call;
 	out->sp[out->n] = sp;
 	out->pc[out->n++] = pc;
@@ -334,10 +347,22 @@ static int fp_frames(struct xp_unwinder *u, uint64_t *pcp, uint64_t *spp, uint64
 int xp_unwind(struct xp_unwinder *u, const struct user_regs_struct *regs, struct xp_mem *mem,
 	      struct xp_stack *out)
 {
+	return xp_unwind_regs(u, regs, mem, out, NULL);
+}
+
+int xp_unwind_regs(struct xp_unwinder *u, const struct user_regs_struct *regs, struct xp_mem *mem,
+		   struct xp_stack *out, struct xp_frame_regs *fregs)
+{
 	struct user_regs_struct cur = *regs;
 	uint64_t pc = regs->rip, sp = regs->rsp, bp = regs->rbp;
 	int rc, round, is_call = 0;
+	size_t i;
 
+	/* frame_cb fills the frames libdw unwinds; the others stay unknown */
+	if (fregs)
+		for (i = 0; i < XP_MAX_FRAMES; i++)
+			fregs[i].known = 0;
+	u->fregs = fregs;
 	out->end_unplaced = 0;
 	out->fp_frames = 0;
 	if (u->lu)

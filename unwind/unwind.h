@@ -56,4 +56,19 @@ void xp_unwinder_free(struct xp_unwinder *u);
 int xp_unwind(struct xp_unwinder *u, const struct user_regs_struct *regs, struct xp_mem *mem,
 	      struct xp_stack *out);
 
+/* The registers of one frame as the unwinder recovered them (DWARF
+ * numbering: 0 rax, 1 rdx, 2 rcx, 3 rbx, 4 rsi, 5 rdi, 6 rbp, 7 rsp,
+ * 8-15 r8-r15, 16 the return address): all of them in the innermost frame,
+ * the ones the callees' CFI saved in the others. */
+#define XP_FRAME_NREGS 17
+struct xp_frame_regs {
+	uint64_t v[XP_FRAME_NREGS];
+	uint32_t known;   /* bit n: v[n] is known */
+};
+/* xp_unwind, and each frame's registers in fregs[i] (XP_MAX_FRAMES of
+ * them) for frame i of out: known is 0 for frames not unwound by CFI (Go
+ * code, frame-pointer frames, the libunwind backend). */
+int xp_unwind_regs(struct xp_unwinder *u, const struct user_regs_struct *regs, struct xp_mem *mem,
+		   struct xp_stack *out, struct xp_frame_regs *fregs);
+
 #endif

@@ -113,7 +113,7 @@ static struct xp_stack *merge(uint64_t top, struct xp_py_merge *m)
 	st.pc[0] = A(_PyEval_EvalFrameDefault) + 1;
 	st.sp[0] = A(&fake_stack[0]);
 	st.n = 1;
-	xp_py_merge_stack(py, &t, NULL, &st, m);
+	xp_py_merge_stack(py, &t, NULL, &st, NULL, m);
 	return &st;
 }
 
