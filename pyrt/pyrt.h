@@ -51,7 +51,8 @@ const char *xp_py_layout_source(const struct xp_py *py);
 /* One thread state of the interpreter(s). */
 struct xp_py_thread {
 	uint64_t tstate;
-	pid_t tid;            /* native_thread_id: the thread's id in its own pid namespace */
+	pid_t tid;            /* the thread's id as xprof knows it (native_thread_id, which is
+				 the id in the target's own pid namespace, rewritten; 0: none) */
 	uint64_t cframe;      /* tstate->cframe: the innermost C activation's */
 	int holds_gil;
 };

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -392,6 +393,48 @@ static uint64_t word_at(const uint8_t *buf, int64_t off)
 	return v;
 }
 
+/* native_thread_id is the id a thread has in its own pid namespace: in a
+ * container, not the one xprof knows it by.  Each is rewritten through
+ * the NSpid of the process's tasks; one no task has (it exited) gets 0,
+ * which names no thread. */
+static int tids_to_ours(struct xp_py *py, struct xp_py_threads *out)
+{
+	pid_t pid = xp_space_pid(py->space), tid, ns;
+	unsigned char *done;
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+	size_t k;
+	int nested = -1;
+
+	if (out->n == 0 || pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if (!(d = opendir(path)))
+		return 0; /* gone: the ids name nothing anyway */
+	if (!(done = calloc(out->n, 1))) {
+		closedir(d);
+		return -ENOMEM;
+	}
+	while ((e = readdir(d)) != NULL) {
+		if ((tid = (pid_t)atoi(e->d_name)) <= 0 || (nested = xp_thread_ns_tid(pid, tid, &ns)) < 0)
+			continue;
+		if (nested == 0)
+			break; /* our namespace: the ids are ours already */
+		for (k = 0; k < out->n; k++)
+			if (!done[k] && out->v[k].tid == ns) {
+				out->v[k].tid = tid;
+				done[k] = 1;
+			}
+	}
+	closedir(d);
+	for (k = 0; nested > 0 && k < out->n; k++)
+		if (!done[k])
+			out->v[k].tid = 0;
+	free(done);
+	return 0;
+}
+
 int xp_py_threads_read(struct xp_py *py, struct xp_py_threads *out)
 {
 	const struct py_layout *l = &py->l;
@@ -453,6 +496,7 @@ int xp_py_threads_read(struct xp_py *py, struct xp_py_threads *out)
 			out->truncated = 1;
 		interp = next_interp;
 	}
+	err = tids_to_ours(py, out);
 out:
 	if (err < 0)
 		xp_py_threads_free(out);

@@ -18,7 +18,7 @@ need_ptrace
 PY=/usr/bin/python3
 [ -x "$PY" ] && "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
 	skip_all "needs Debian 12's python3 (3.11)"
-plan 21
+plan 22
 
 # py_frames FILE TID: the Python frames of one thread of a text dump,
 # "NAME FILE:LINE" innermost first
@@ -132,6 +132,26 @@ check_threads table "$TMP/python3.11"
 grep -q 'layouts: known 3.11 layout' "$TMP/table/dump.err"
 ok $? "without debug info, the layouts come from xprof's 3.11 table" || diag "$(cat "$TMP/table/dump.err")"
 kill "$LAST_PID"
+
+# in its own pid namespace (a container), a thread state holds the id the
+# thread has there: each is found through the tasks' NSpid
+if unshare --pid --fork --mount-proc true 2>/dev/null; then
+	dir=$TMP/ns
+	mkdir -p "$dir"
+	start_fixture ready unshare --pid --fork --kill-child --mount-proc "$PY" fixtures/pyfix.py threads "$dir"
+	upid=${_fixture_pids##* }
+	pid=$(pgrep -P "$upid")
+	sleep 0.3 # the threads park
+	"$XPROF" threads -p "$pid" >"$dir/dump.txt" 2>"$dir/dump.err"
+	[ "$(grep -c '^park_inner()' "$dir/dump.txt")" = 3 ] && grep -q '^spin_step()' "$dir/dump.txt" &&
+		grep -q '^main_wait()' "$dir/dump.txt" && grep -q '5 Python threads' "$dir/dump.err" &&
+		grep -q "holds the GIL" "$dir/dump.txt"
+	ok $? "in a pid namespace (ready says pid ${ready%% *}, we know it as $pid): every thread's Python stack, and the GIL holder" ||
+		diag "$(cat "$dir/dump.err"; grep -E '^(thread|park|spin|main)' "$dir/dump.txt")"
+	kill "$upid"
+else
+	echo "ok $((_tap_n += 1)) # SKIP unshare --pid is not allowed here"
+fi
 
 # cpu: shares of alpha, beta and gamma (gamma through gamma_inner)
 dir=$TMP/cpu
