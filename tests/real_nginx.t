@@ -95,21 +95,20 @@ w1=${workers%% *}
 is "$(xprof_functions "$TMP/$master.x" "$master" | tr '\n' ' ')" \
 	"__GI___sigsuspend ngx_master_process_cycle main __libc_start_call_main __libc_start_main_impl _start " \
 	"the master waits for signals in ngx_master_process_cycle"
-is "$(xprof_functions "$TMP/$w1.x" "$w1" | grep -v '^??$' | tr '\n' ' ')" \
-	"epoll_wait ngx_process_events_and_timers ngx_spawn_process ngx_master_process_cycle main __libc_start_call_main __libc_start_main_impl _start " \
+# nginx's static functions have no symbol (eu-stack and gdb print none):
+# xprof names each by the start of its FDE, [nginx+0xSTART]
+is "$(xprof_functions "$TMP/$w1.x" "$w1" | sed 's/^\[nginx+0x[0-9a-f]*\]$/[nginx+START]/' | tr '\n' ' ')" \
+	"epoll_wait [nginx+START] ngx_process_events_and_timers [nginx+START] ngx_spawn_process [nginx+START] ngx_master_process_cycle main __libc_start_call_main __libc_start_main_impl _start " \
 	"a worker waits in epoll_wait under ngx_process_events_and_timers, forked by ngx_spawn_process"
-# the caller of epoll_wait is static (no name in .dynsym): nginx's epoll
-# module names it as its event action process_events. ngx_module_t.ctx is at
-# +56; ngx_event_module_t's actions start at +24, process_events is the 8th.
+# epoll_wait's caller is the function nginx's epoll module names as its
+# event action process_events: ngx_module_t.ctx is at +56; the actions of
+# ngx_event_module_t start at +24, process_events the 8th
 pe=$(gdb -p "$w1" -batch -nx -ex 'printf "pe 0x%lx\n", *(long *)(*(long *)((char *)&ngx_epoll_module + 56) + 24 + 7 * 8)' 2>/dev/null |
 	sed -n 's/^pe //p')
 base=$(awk '/\/usr\/sbin\/nginx/ { split($1, a, "-"); print "0x" a[1]; exit }' "/proc/$w1/maps")
-caller=$(awk '/^epoll_wait\(\)/ { getline; getline; getline; print; exit }' "$TMP/$w1.x" | sed -n 's/.*nginx+\(0x[0-9a-f]*\)$/\1/p')
-# the function's extent, from its FDE in .eh_frame
-read -r lo hi <<<"$(readelf --debug-dump=frames "$NGINX" 2>/dev/null |
-	sed -n "s/.* FDE .* pc=0*\($(printf '%x' $((pe - base)))\)\.\.0*\([0-9a-f]*\)$/0x\1 0x\2/p" | head -n 1)"
-[ -n "$lo" ] && [ -n "$caller" ] && [ $((caller)) -gt $((lo)) ] && [ $((caller)) -le $((hi)) ]
-ok $? "epoll_wait's caller (nginx+$caller) is in ngx_epoll_process_events (nginx+$lo..$hi, the epoll module's process_events)"
+caller=$(xprof_functions "$TMP/$w1.x" "$w1" | sed -n 2p)
+want="[nginx+0x$(printf '%x' $((pe - base)))]"
+is "$caller" "$want" "epoll_wait's caller is ngx_epoll_process_events, the epoll module's process_events ($pe, loaded at $base)"
 left_well "$w1" "$w1" "threads"
 
 # ---- cpu: one keep-alive connection, served by one worker -----------------------
@@ -155,6 +154,11 @@ ok $? "the idle worker: $ni samples (at most 2)"
 pct=$(sed -n 's/.*, \([0-9.]*\)% with a complete stack.*/\1/p' "$TMP/busy.err")
 awk -v p="$pct" 'BEGIN { exit !(p >= 95) }'
 ok $? "$pct% of the busy worker's samples have a complete stack (at least 95%)"
+# every location in nginx has a function: a symbol or [nginx+0xSTART]
+go tool pprof -raw "$TMP/busy.pb.gz" >"$TMP/busy.raw" 2>/dev/null
+mid=$(awk '/^Mappings/ { on = 1; next } on && $3 == "/usr/sbin/nginx" { sub(/:/, "", $1); print $1; exit }' "$TMP/busy.raw")
+unnamed=$(awk -v m="M=$mid" '/^Locations/ { on = 1; next } /^Mappings/ { on = 0 } on && $3 == m && NF == 3' "$TMP/busy.raw" | wc -l)
+is "$unnamed" 0 "every nginx location of the profile is a function (pprof no longer merges the static ones into [nginx])"
 go tool pprof -traces "$TMP/busy.pb.gz" 2>/dev/null >"$TMP/busy.traces"
 k=$(grep -c 'ngx_http_' "$TMP/busy.traces")
 [ "$k" -ge 1 ] && grep -q ngx_process_events_and_timers "$TMP/busy.traces"
