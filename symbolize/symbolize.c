@@ -1037,7 +1037,7 @@ static int fde_start(struct modinfo *mi, uint64_t addr, uint64_t *start)
 /* A pc that no symbol covers (a static function of a stripped binary) is
  * named after the start of the function whose unwind entry (FDE) covers
  * it, as a link-time address: "[nginx+0x54130]" (objdump --start-address
- * finds it; "[vdso]+0x740" in the vdso).  A profile then tells such
+ * finds it; "[vdso]+0x780" in the vdso).  A profile then tells such
  * functions apart instead of merging them all into one "[nginx]". */
 static int frame_from_cfi(const struct mapping *mp, Dwfl_Module *mod, Dwarf_Addr lookup, uint64_t pc,
 			  struct frames_buf *b)
