@@ -53,9 +53,17 @@ done
 workers=$(pgrep -P "$master" | sort -n | tr '\n' ' ')
 [ "$(echo $workers | wc -w)" = 2 ] || { echo "Bail out! nginx did not start: $(cat "$D/out" "$D/error.log" 2>/dev/null | tail -3)"; exit 1; }
 _fixture_pids="$_fixture_pids $workers" # killed after the master, should it die first
+# the master stops its workers; only a worker still there afterwards (an
+# nginx, by its comm) is killed: a pid freed may be another's by then
 stop_nginx() {
+	local w keep=""
 	kill -TERM "$master" 2>/dev/null
 	for i in $(seq 1 100); do kill -0 "$master" 2>/dev/null || break; sleep 0.05; done
+	for w in $workers; do
+		[ "$(cat "/proc/$w/comm" 2>/dev/null)" = nginx ] && kill -KILL "$w"
+	done
+	for w in $_fixture_pids; do [[ " $workers " == *" $w "* ]] || keep="$keep $w"; done
+	_fixture_pids=$keep
 }
 trap 'stop_nginx; _cleanup' EXIT
 diag "$("$NGINX" -v 2>&1), master $master, workers $workers"
