@@ -26,7 +26,7 @@ LDLIBS += $(shell pkg-config --libs ncursesw)
 BUILD_PKGS := gcc make pkg-config libelf-dev libdw-dev libprotobuf-c-dev \
 	protobuf-c-compiler zlib1g-dev libiberty-dev libmicrohttpd-dev libunwind-dev \
 	libncurses-dev
-TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl postgresql python3 python3.11-dbg strace tmux mariadb-server mariadb-client
+TEST_PKGS := golang-go elfutils gdb libc6-dbg g++ clang perl binutils procps libjemalloc2 linux-perf xz-utils util-linux libclang-rt-14-dev time curl postgresql python3 python3.11-dbg strace tmux mariadb-server mariadb-client nginx prometheus-pushgateway
 
 .PHONY: all deps check demo bench install clean fixtures unit sanitize
 

@@ -373,8 +373,15 @@ int xp_go_profile_read(struct xp_go_target *gt, pid_t pid, struct xp_go_heap *h,
 	int err;
 
 	h->go = gt->go;
-	if (xp_go_heap_check(gt->go, h->kind, why, whylen) < 0)
+	if (xp_go_heap_check(gt->go, h->kind, why, whylen) < 0) {
+		/* a stripped program that never reads this profile links no
+		 * runtime.MemProfile (BlockProfile, ...) to find its list in;
+		 * when it does not record the profile either, that is the news */
+		int64_t rate;
+		if (xp_go_profile_rate(gt->go, h->kind, pid, &rate) == 0 && rate == 0)
+			return -ENODATA;
 		return -ENOTSUP;
+	}
 	err = xp_snapshot_take_with(pid, snap, xp_go_read_heap, h);
 	if (err < 0)
 		return err;

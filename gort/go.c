@@ -144,6 +144,112 @@ static void find_symbols(struct xp_go *go, Dwfl_Module *mod, uint64_t *wrs_addr,
 	}
 }
 
+/* ---- runtime variables from the runtime's code ------------------------------
+ *
+ * A stripped Go binary (Debian strips its Go packages) keeps .gopclntab,
+ * so the runtime's functions are known by name; the profile variables are
+ * not.  Each is the first RIP-relative load of its size, into the kind of
+ * section it lives in, in a function that reads it first thing: mbuckets
+ * and mProfCycle in runtime.MemProfile, bbuckets in runtime.BlockProfile,
+ * xbuckets in runtime.MutexProfile, MemProfileRate in runtime.profilealloc,
+ * blockprofilerate in runtime.blockevent, mutexprofilerate in the mutex
+ * event (sync.event, its linkname); MemProfileRate is the load
+ * runtime.profilealloc compares with 1 (nextSample, inlined).  Bytes are matched, not decoded: a
+ * match is kept only when its target lies in the expected section, and
+ * what it points to is checked again when read.
+ */
+#define MAX_FUNC_BYTES (64 << 10)
+
+enum var_section { IN_BSS, IN_NOPTR }; /* pointers: .bss; numbers: .noptrbss or .noptrdata */
+
+static int in_section(struct xp_go *go, uint64_t addr, size_t size, enum var_section where)
+{
+	const char *names[2][2] = { { ".bss", ".data" }, { ".noptrbss", ".noptrdata" } };
+	uint64_t start, len;
+	int i;
+
+	for (i = 0; i < 2; i++)
+		if (xp_gopclntab_section(go->t, names[where][i], &start, &len) == 0 && addr >= start &&
+		    addr - start + size <= len)
+			return 1;
+	return 0;
+}
+
+/* Whether the instruction at b[i] (after nops) compares a register with 1. */
+static int cmp_one_at(const uint8_t *b, uint64_t i, uint64_t n)
+{
+	while (i < n && (b[i] == 0x90 || (b[i] == 0x66 && i + 1 < n && b[i + 1] == 0x90)))
+		i += b[i] == 0x90 ? 1 : 2;
+	/* cmpq r64, $1: REX.W (REX.B), 83, modrm 11 111 reg, 01 */
+	return i + 4 <= n && (b[i] == 0x48 || b[i] == 0x49) && b[i + 1] == 0x83 && (b[i + 2] & 0xf8) == 0xf8 &&
+	       b[i + 3] == 0x01;
+}
+
+/* The file address of the first RIP-relative mov of size (4 or 8 bytes)
+ * from where in func (followed by a compare with 1 if cmp1), or 0. */
+static uint64_t first_load(struct xp_go *go, const char *func, int size, enum var_section where, int cmp1)
+{
+	struct xp_gofunc f;
+	uint8_t *b;
+	uint64_t n, i, found = 0;
+
+	if (xp_gopclntab_find(go->t, func, &f) < 0 || f.end <= f.entry)
+		return 0;
+	n = f.end - f.entry;
+	if (n > MAX_FUNC_BYTES)
+		n = MAX_FUNC_BYTES;
+	b = malloc(n);
+	if (!b || xp_gopclntab_read(go->t, f.entry, b, n) < 0) {
+		free(b);
+		return 0;
+	}
+	for (i = 0; i + 7 <= n && !found; i++) {
+		uint64_t next;
+		int32_t disp;
+		/* movq r64, [rip+disp32]: REX.W (REX.R for r8-r15), 8b, modrm 00 reg 101 */
+		if (size == 8 && (b[i] == 0x48 || b[i] == 0x4c) && b[i + 1] == 0x8b && (b[i + 2] & 0xc7) == 0x05) {
+			memcpy(&disp, b + i + 3, 4);
+			next = f.entry + i + 7;
+		} else if (size == 4 && b[i] == 0x8b && (b[i + 1] & 0xc7) == 0x05 &&
+			   (i == 0 || (b[i - 1] & 0xf8) != 0x48)) { /* movl: no REX.W before */
+			memcpy(&disp, b + i + 2, 4);
+			next = f.entry + i + 6;
+		} else {
+			continue;
+		}
+		if (in_section(go, next + (int64_t)disp, (size_t)size, where) && (!cmp1 || cmp_one_at(b, next - f.entry, n)))
+			found = next + (int64_t)disp;
+	}
+	free(b);
+	return found;
+}
+
+static void find_vars_in_code(struct xp_go *go)
+{
+	/* profilealloc reads mcache0 first: the rate is the one nextSample
+	 * compares with 1 */
+	const struct { uint64_t *dst; const char *func; int size; enum var_section where; int cmp1; } vars[] = {
+		{ &go->mbuckets, "runtime.MemProfile", 8, IN_BSS, 0 },
+		{ &go->mprofcycle, "runtime.MemProfile", 4, IN_NOPTR, 0 },
+		{ &go->memprofilerate, "runtime.profilealloc", 8, IN_NOPTR, 1 },
+		{ &go->bbuckets, "runtime.BlockProfile", 8, IN_BSS, 0 },
+		{ &go->xbuckets, "runtime.MutexProfile", 8, IN_BSS, 0 },
+		{ &go->blockprofilerate, "runtime.blockevent", 8, IN_NOPTR, 0 },
+		{ &go->mutexprofilerate, "sync.event", 8, IN_NOPTR, 0 },
+		{ &go->mutexprofilerate, "runtime.mutexevent", 8, IN_NOPTR, 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		uint64_t a;
+		if (*vars[i].dst)
+			continue;
+		a = first_load(go, vars[i].func, vars[i].size, vars[i].where, vars[i].cmp1);
+		if (a)
+			*vars[i].dst = a + go->bias;
+	}
+}
+
 /* A Go string header in the file: its text, malloc'd, or NULL. */
 static char *file_string(struct xp_go *go, uint64_t hdr_addr)
 {
@@ -262,8 +368,10 @@ int xp_go_open(struct xp_space *space, struct xp_go **out, char *why, size_t why
 		return -ENOTSUP;
 	}
 	find_symbols(go, mod, &wrs_addr, &wrs_size);
-	if (go->stripped)
+	if (go->stripped) {
 		build_id_hex(mod, go->build_id, sizeof(go->build_id));
+		find_vars_in_code(go);
+	}
 	if (!wrs_addr)
 		find_waitreasons(go, &wrs_addr, &wrs_size);
 	if (wrs_addr)

@@ -21,20 +21,6 @@ int xp_go_heap_check(struct xp_go *go, enum xp_go_profile kind, char *why, size_
 	const struct xp_go_layout *l = &go->l;
 	const char *missing = NULL;
 
-	if (go->stripped && go->build_id[0]) {
-		snprintf(why, whylen, "the binary has no symbol table (stripped, or built with -ldflags=-s), so "
-			 "xprof cannot find the runtime's %s profile; its symbols are in the debug file "
-			 "/usr/lib/debug/.build-id/%.2s/%s.debug (Debian: install the package's -dbgsym package; "
-			 "elsewhere XPROF_DEBUG_DIRS=DIR finds DIR/.build-id/%.2s/%s.debug)",
-			 profile_name[kind], go->build_id, go->build_id + 2, go->build_id, go->build_id + 2);
-		return -ENOTSUP;
-	}
-	if (go->stripped) {
-		snprintf(why, whylen, "the binary has no symbol table (built with -ldflags=-s, or stripped) and no "
-			 "GNU build id to find a debug file by, so xprof cannot find the runtime's %s profile; "
-			 "rebuild it without -s", profile_name[kind]);
-		return -ENOTSUP;
-	}
 	if (kind == XP_GO_HEAP)
 		missing = !go->mbuckets ? "runtime.mbuckets" : !go->memprofilerate ? "runtime.MemProfileRate" :
 			  !go->mprofcycle ? "runtime.mProfCycle" : NULL;
@@ -42,6 +28,21 @@ int xp_go_heap_check(struct xp_go *go, enum xp_go_profile kind, char *why, size_
 		missing = !go->bbuckets ? "runtime.bbuckets" : !go->blockprofilerate ? "runtime.blockprofilerate" : NULL;
 	else
 		missing = !go->xbuckets ? "runtime.xbuckets" : !go->mutexprofilerate ? "runtime.mutexprofilerate" : NULL;
+	/* stripped: found in the runtime's code, else only in a debug file */
+	if (missing && go->stripped && go->build_id[0]) {
+		snprintf(why, whylen, "the binary has no symbol table (stripped, or built with -ldflags=-s), so "
+			 "xprof cannot find the runtime's %s profile; its symbols are in the debug file "
+			 "/usr/lib/debug/.build-id/%.2s/%s.debug (Debian: install the package's -dbgsym package; "
+			 "elsewhere XPROF_DEBUG_DIRS=DIR finds DIR/.build-id/%.2s/%s.debug)",
+			 profile_name[kind], go->build_id, go->build_id + 2, go->build_id, go->build_id + 2);
+		return -ENOTSUP;
+	}
+	if (missing && go->stripped) {
+		snprintf(why, whylen, "the binary has no symbol table (built with -ldflags=-s, or stripped) and no "
+			 "GNU build id to find a debug file by, so xprof cannot find the runtime's %s profile; "
+			 "rebuild it without -s", profile_name[kind]);
+		return -ENOTSUP;
+	}
 	if (missing) {
 		snprintf(why, whylen, "its runtime has no %s", missing);
 		return -ENOTSUP;
@@ -53,6 +54,23 @@ int xp_go_heap_check(struct xp_go *go, enum xp_go_profile kind, char *why, size_
 		return -ENOTSUP;
 	}
 	return 0;
+}
+
+int xp_go_profile_rate(struct xp_go *go, enum xp_go_profile kind, pid_t pid, int64_t *rate)
+{
+	uint64_t addr = kind == XP_GO_HEAP ? go->memprofilerate :
+			kind == XP_GO_BLOCK ? go->blockprofilerate : go->mutexprofilerate;
+	struct xp_mem *mem;
+	int err;
+
+	if (!addr)
+		return -ENOENT;
+	mem = xp_mem_process(pid);
+	if (!mem)
+		return -ENOMEM;
+	err = xp_mem_read_full(mem, addr, rate, 8);
+	xp_mem_close(mem);
+	return err;
 }
 
 struct cycle {

@@ -129,6 +129,10 @@ struct xp_go_heap {
 
 /* -ENOTSUP with why when the binary lacks what the profile needs. */
 int xp_go_heap_check(struct xp_go *go, enum xp_go_profile kind, char *why, size_t whylen);
+/* The profile's rate (MemProfileRate, the block rate, the mutex fraction)
+ * read from the running process without stopping it: 0, or -ENOENT when
+ * its address is unknown, or -errno. */
+int xp_go_profile_rate(struct xp_go *go, enum xp_go_profile kind, pid_t pid, int64_t *rate);
 /* An xp_while_stopped callback (arg: struct xp_go_heap with go and kind
  * set): reads the profile's rate and buckets.  The heap profile is
  * published as runtime.MemProfile would publish it (active plus the cycle

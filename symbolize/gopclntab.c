@@ -384,6 +384,23 @@ int xp_gopclntab_func(const struct xp_gopclntab *t, uint64_t pc, struct xp_gofun
 	return 0;
 }
 
+int xp_gopclntab_find(const struct xp_gopclntab *t, const char *name, struct xp_gofunc *f)
+{
+	uint64_t i;
+	uint32_t ent, funcoff, nameoff;
+
+	for (i = 0; i < t->nfunc; i++) {
+		const char *nm;
+		if (u32_at(t, t->functab + i * 8, &ent) < 0 || u32_at(t, t->functab + i * 8 + 4, &funcoff) < 0 ||
+		    u32_at(t, t->functab + funcoff + 4, &nameoff) < 0)
+			return -1;
+		nm = str_at(t, t->funcnames + nameoff);
+		if (nm && strcmp(nm, name) == 0)
+			return xp_gopclntab_func(t, t->text_start + ent, f);
+	}
+	return -1;
+}
+
 int64_t xp_gopclntab_pcvalue(const struct xp_gopclntab *t, const struct xp_gofunc *f, uint32_t table, uint64_t pc)
 {
 	if (pc < f->entry || pc >= f->end)

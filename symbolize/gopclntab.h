@@ -58,6 +58,8 @@ int xp_gopclntab_has_funcdata(const struct xp_gopclntab *t);
 
 /* The function holding pc: 0, or -1 when none. */
 int xp_gopclntab_func(const struct xp_gopclntab *t, uint64_t pc, struct xp_gofunc *f);
+/* The function named name (the first, should there be two): 0, or -1. */
+int xp_gopclntab_find(const struct xp_gopclntab *t, const char *name, struct xp_gofunc *f);
 /* The value the table gives pc, or -1 (Go's pcvalue). */
 int64_t xp_gopclntab_pcvalue(const struct xp_gopclntab *t, const struct xp_gofunc *f, uint32_t table, uint64_t pc);
 /* Frame size at pc (pcsp), pcdata table idx at pc: the value or -1. */

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <libelf.h>
 #include <stdio.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -43,6 +44,11 @@ struct modinfo {
 	struct xp_gopclntab *gopcln;     /* a Go binary's own table */
 	Dwarf_Addr gopcln_bias;
 	uint64_t data_end; /* end of its last PT_LOAD at run time, 0 when unknown */
+	/* .eh_frame_hdr's sorted table of function starts, NULL when none */
+	const uint8_t *fde_table;
+	size_t fde_count;
+	uint64_t fde_hdr;  /* the section's link-time address: entries count from it */
+	int fde_loaded;
 };
 
 struct mapping {
@@ -958,6 +964,112 @@ static int symbolize_jit(struct xp_space *s, uint64_t pc, int is_call, struct xp
 	return 0;
 }
 
+/* .eh_frame_hdr (version 1) as GNU ld writes it: after 4 encoding bytes,
+ * eh_frame_ptr and fde_count, a table sorted by function start of
+ * (start, FDE) pairs, each a 4-byte signed offset from the section
+ * (DW_EH_PE_datarel | DW_EH_PE_sdata4).  Other encodings: no table. */
+#define EH_PE_UDATA4 0x03
+#define EH_PE_SDATA4 0x0b
+#define EH_PE_DATAREL_SDATA4 0x3b
+#define FDE_TABLE_MAX (16u << 20) /* entries; a larger table is not a real one */
+
+static void load_fde_table(struct modinfo *mi)
+{
+	GElf_Addr bias;
+	Elf *elf;
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+
+	mi->fde_loaded = 1;
+	if (!(elf = dwfl_module_getelf(mi->mod, &bias)) || elf_getshdrstrndx(elf, &shstrndx) < 0)
+		return;
+	while ((scn = elf_nextscn(elf, scn)) != NULL) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+		const uint8_t *p;
+		const char *name;
+		uint32_t count;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_PROGBITS ||
+		    !(name = elf_strptr(elf, shstrndx, sh.sh_name)) || strcmp(name, ".eh_frame_hdr") != 0)
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (!d || !d->d_buf || d->d_size < 12)
+			return;
+		p = d->d_buf;
+		/* eh_frame_ptr: a 4-byte signed value, however relative */
+		if (p[0] != 1 || (p[1] & 0x0f) != EH_PE_SDATA4 || p[2] != EH_PE_UDATA4 || p[3] != EH_PE_DATAREL_SDATA4)
+			return;
+		memcpy(&count, p + 8, 4);
+		if (count > FDE_TABLE_MAX || count > (d->d_size - 12) / 8)
+			return;
+		mi->fde_table = p + 12;
+		mi->fde_count = count;
+		mi->fde_hdr = sh.sh_addr;
+		return;
+	}
+}
+
+/* The greatest function start at or below addr (link-time), 0 or -1. */
+static int fde_start(struct modinfo *mi, uint64_t addr, uint64_t *start)
+{
+	size_t lo = 0, hi;
+	int32_t rel;
+
+	if (!mi->fde_loaded)
+		load_fde_table(mi);
+	hi = mi->fde_count;
+	if (!hi)
+		return -1;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		memcpy(&rel, mi->fde_table + 8 * mid, 4);
+		if (mi->fde_hdr + (int64_t)rel <= addr)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	memcpy(&rel, mi->fde_table + 8 * lo, 4);
+	*start = mi->fde_hdr + (int64_t)rel;
+	return *start <= addr ? 0 : -1;
+}
+
+/* A pc that no symbol covers (a static function of a stripped binary) is
+ * named after the start of the function whose unwind entry (FDE) covers
+ * it, as a link-time address: "[nginx+0x54130]" (objdump --start-address
+ * finds it; "[vdso]+0x780" in the vdso).  A profile then tells such
+ * functions apart instead of merging them all into one "[nginx]". */
+static int frame_from_cfi(const struct mapping *mp, Dwfl_Module *mod, Dwarf_Addr lookup, uint64_t pc,
+			  struct frames_buf *b)
+{
+	Dwarf_Addr bias, row_start, row_end;
+	Dwarf_CFI *cfi = dwfl_module_eh_cfi(mod, &bias);
+	Dwarf_Frame *frame;
+	const char *path = mp->pub.path, *base = strrchr(path, '/');
+	struct xp_frame *f;
+	uint64_t start;
+	char *name;
+	int ra;
+
+	/* an FDE covers pc: it is in a function, not between two */
+	if (!cfi || dwarf_cfi_addrframe(cfi, lookup - bias, &frame) != 0)
+		return 0;
+	ra = dwarf_frame_info(frame, &row_start, &row_end, NULL);
+	free(frame);
+	if (ra < 0 || fde_start(mp->mi, lookup - bias, &start) < 0 || start > row_start)
+		return 0;
+	if ((path[0] == '[' ? asprintf(&name, "%s+0x%" PRIx64, path, start)
+			    : asprintf(&name, "[%s+0x%" PRIx64 "]", base ? base + 1 : path, start)) < 0)
+		return -ENOMEM;
+	if (!(f = push_frame(b))) {
+		free(name);
+		return -ENOMEM;
+	}
+	f->function = f->system_name = name;
+	f->offset = pc - (start + bias);
+	return 0;
+}
+
 static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_sym *sym)
 {
 	Dwarf_Addr lookup = pc - (is_call ? 1 : 0);
@@ -1005,6 +1117,8 @@ static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_
 	}
 	if (b.n > 0 && symname)
 		b.v[b.n - 1].offset = off + (is_call ? 1 : 0);
+	if (err == 0 && b.n == 0 && !symname)
+		err = frame_from_cfi(mp, mod, lookup, pc, &b);
 	sym->frames = b.v;
 	sym->nframes = b.n;
 	return err;

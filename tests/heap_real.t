@@ -18,22 +18,6 @@ command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
 # rss PID: "RssAnon RssShmem" in kB
 rss() { awk '$1 == "RssAnon:" { a = $2 } $1 == "RssShmem:" { s = $2 } END { print a, s }' "/proc/$1/status"; }
 
-# glibc_counts PID: "n_mmaps mmapped_mem narenas system_mem" as glibc keeps
-# them, read by gdb (which stops the process for a moment)
-cat >"$TMP/counts.gdb" <<'GDB'
-set $a = &main_arena
-set $n = 0
-set $t = 0
-while $n < 1000
-  set $t = $t + $a->system_mem
-  set $n = $n + 1
-  set $a = $a->next
-  if $a == &main_arena
-    loop_break
-  end
-end
-printf "glibc %d %lu %d %lu\n", mp_.n_mmaps, mp_.mmapped_mem, $n, $t
-GDB
 # settle PID: waits (up to 3 s) until the process's memory stays the same
 # for 0.5 s, so that what changes it afterwards is xprof
 settle() {
@@ -45,27 +29,6 @@ settle() {
 		[ "$now" = "$last" ] && return 0
 		last=$now
 	done
-}
-glibc_counts() {
-	gdb -p "$1" -batch -nx -x "$TMP/counts.gdb" 2>/dev/null | sed -n 's/^glibc //p'
-}
-
-# check_heap NAME PID ERRFILE PROFILE: the checks both programs get
-check_heap() {
-	local name=$1 pid=$2 err=$3 prof=$4 n_mmaps mem narenas sysmem inuse ubytes
-	read -r n_mmaps mem narenas sysmem <<<"$(glibc_counts "$pid")"
-	[ -n "$sysmem" ] || { ok 1 "$name: gdb read glibc's counters"; return; }
-	is "$(sed -n 's/.* \([0-9]*\) arenas, .*/\1/p' "$err")" "$narenas" "$name: the $narenas arenas of glibc's ring"
-	is "$(sed -n 's/.*; found [0-9.]* MiB, \([0-9]*\) chunks, \([0-9.]*\) MiB$/\1 \2/p' "$err")" \
-		"$n_mmaps $(awk -v b="$mem" 'BEGIN { printf "%.1f", b / 1048576 }')" \
-		"$name: every mmapped chunk glibc counts ($n_mmaps, $mem bytes) is found"
-	is "$(sed -n 's/.*; found \([0-9.]*\) MiB, .*/\1/p' "$err")" \
-		"$(awk -v b="$sysmem" 'BEGIN { printf "%.1f", b / 1048576 }')" \
-		"$name: the arenas' chunks cover glibc's system_mem ($sysmem bytes)"
-	inuse=$(sed -n 's/.* blocks in use, \([0-9.]*\) MiB;.*/\1/p' "$err")
-	read -r _ ubytes <<<"$(heap_under "$prof" "[unreachable]")"
-	awk -v u="$ubytes" -v t="$inuse" 'BEGIN { exit !(t > 0 && u <= 0.05 * t * 1048576) }'
-	ok $? "$name: $ubytes bytes of $inuse MiB in use are [unreachable] (at most 5%)"
 }
 
 # ---- python3 ----------------------------------------------------------------

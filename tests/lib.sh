@@ -180,6 +180,46 @@ heap_under() {
 		END { for (k = 1; k <= n; k++) { split(ids[k], a, " "); for (j in a) if (locname[a[j]] == want) { c += cnt[k]; s += byt[k]; break } } print c + 0, s + 0 }'
 }
 
+# glibc_counts PID: "n_mmaps mmapped_mem narenas system_mem" as glibc keeps
+# them, read by gdb (which stops the process for a moment; libc6-dbg)
+glibc_counts() {
+	cat >"$TMP/counts.gdb" <<'GDB'
+set $a = &main_arena
+set $n = 0
+set $t = 0
+while $n < 1000
+  set $t = $t + $a->system_mem
+  set $n = $n + 1
+  set $a = $a->next
+  if $a == &main_arena
+    loop_break
+  end
+end
+printf "glibc %d %lu %d %lu\n", mp_.n_mmaps, mp_.mmapped_mem, $n, $t
+GDB
+	gdb -p "$1" -batch -nx -x "$TMP/counts.gdb" 2>/dev/null | sed -n 's/^glibc //p'
+}
+
+# check_heap NAME PID ERRFILE PROFILE: xprof heap's summary (ERRFILE) and
+# PROFILE against glibc's own counters: the arenas, the mmapped chunks and
+# system_mem; at most 5% of the bytes in use [unreachable]
+check_heap() {
+	local name=$1 pid=$2 err=$3 prof=$4 n_mmaps mem narenas sysmem inuse ubytes
+	read -r n_mmaps mem narenas sysmem <<<"$(glibc_counts "$pid")"
+	[ -n "$sysmem" ] || { ok 1 "$name: gdb read glibc's counters"; return; }
+	is "$(sed -n 's/.* \([0-9]*\) arenas, .*/\1/p' "$err")" "$narenas" "$name: the $narenas arenas of glibc's ring"
+	is "$(sed -n 's/.*; found [0-9.]* MiB, \([0-9]*\) chunks, \([0-9.]*\) MiB$/\1 \2/p' "$err")" \
+		"$n_mmaps $(awk -v b="$mem" 'BEGIN { printf "%.1f", b / 1048576 }')" \
+		"$name: every mmapped chunk glibc counts ($n_mmaps, $mem bytes) is found"
+	is "$(sed -n 's/.*; found \([0-9.]*\) MiB, .*/\1/p' "$err")" \
+		"$(awk -v b="$sysmem" 'BEGIN { printf "%.1f", b / 1048576 }')" \
+		"$name: the arenas' chunks cover glibc's system_mem ($sysmem bytes)"
+	inuse=$(sed -n 's/.* blocks in use, \([0-9.]*\) MiB;.*/\1/p' "$err")
+	read -r _ ubytes <<<"$(heap_under "$prof" "[unreachable]")"
+	awk -v u="$ubytes" -v t="$inuse" 'BEGIN { exit !(t > 0 && u <= 0.05 * t * 1048576) }'
+	ok $? "$name: $ubytes bytes of $inuse MiB in use are [unreachable] (at most 5%)"
+}
+
 done_testing() {
 	[ "$_tap_failed" -eq 0 ]
 	exit $?
