@@ -415,7 +415,7 @@ static void on_perf_mapping(const struct xp_perf_mapping *m, void *arg)
 
 /* A sample read later than this after it was taken keeps its
  * interpreter loop frames: its Python frames, read live, would be those
- * the thread runs then.  xprof reads every PY_READ_MS; a starved xprof
+ * the thread runs then.  xprof reads every PY_READ_NS; a starved xprof
  * reads its backlog at one moment, and showing it all under whatever
  * each thread ran at that moment skewed the shares by up to 9 points
  * (python.t under load); without them, the shares of the samples read in
@@ -570,10 +570,10 @@ static int target_gone(struct xp_cpu *r)
 	return 0;
 }
 
-/* A Python program's samples are read within this many ms, not 100: its
- * Python frames are read live, and the sooner, the likelier they are
- * still the ones the sample caught. */
-#define PY_READ_MS 2
+/* A Python program's samples are read this often (ns), not on a quarter
+ * of a ring or every 100 ms: its Python frames are read live, and the
+ * sooner, the likelier they are still the ones the sample caught. */
+#define PY_READ_NS 250000
 
 static int python_running(const struct xp_cpu *r)
 {
@@ -591,13 +591,24 @@ static int run_perf(struct xp_cpu *r, struct xp_perf *perf)
 	int64_t deadline = r->start_ns + r->o.duration_ns, now;
 	int n;
 
+	int64_t checked = 0;
+
 	while (!stopping(r) && (now = xp_monotonic_ns()) < deadline) {
 		int64_t left_ms = (deadline - now) / 1000000;
-		int wait_ms = python_running(r) ? PY_READ_MS : 100;
-		n = xp_perf_read(perf, left_ms < wait_ms ? (int)left_ms + 1 : wait_ms, &perf_handlers, r);
+		if (python_running(r)) {
+			struct timespec pause = { 0, PY_READ_NS };
+			nanosleep(&pause, NULL);
+			n = xp_perf_read(perf, 0, &perf_handlers, r);
+		} else {
+			n = xp_perf_read(perf, left_ms < 100 ? (int)left_ms + 1 : 100, &perf_handlers, r);
+		}
 		if (n < 0)
 			return n;
-		progress(r, xp_monotonic_ns());
+		now = xp_monotonic_ns();
+		if (now - checked < 100000000)
+			continue;
+		checked = now;
+		progress(r, now);
 		if (target_gone(r) || r->too_many_execs)
 			break;
 	}
