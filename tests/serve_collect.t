@@ -118,6 +118,20 @@ running=$(thread_states "$pid" | tr -d '\n')
 kill -0 "$pid" && no_thread_stopped "$pid"
 ok $? "waiter runs on ($running)"
 
+# SIGTERM: a block profile in flight ends early and is answered
+t0=$(date +%s%N)
+curl -s --max-time 30 -o "$TMP/early.pb" -w '%{http_code}' "$url/block?seconds=20" >"$TMP/early.st" &
+cu=$!
+sleep 1.5
+kill -TERM "$srv"
+wait "$srv"
+rc=$?
+wait "$cu"
+ms=$(ms_since "$t0")
+is "$rc $(cat "$TMP/early.st")" "0 200" "SIGTERM during block?seconds=20: the profile is answered, serve exits 0"
+[ "$ms" -lt 10000 ] && pprof_check "$TMP/early.pb"
+ok $? "... early (${ms} ms of 20 s), a valid profile"
+
 # perf refused: the reason as the answer, the server runs on
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	nobody_dir "$XPROF"
