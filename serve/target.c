@@ -552,6 +552,23 @@ static int note_lost(struct xp_profile *p, uint64_t lost, uint64_t dropped)
 	return xp_profile_add_comment(p, line);
 }
 
+/* The start of a native block or mutex profile: one of a kind at a time
+ * (run is its lock; a second is answered at once, as a second CPU profile
+ * is), over the kept modules when no other request holds them.  -1 when
+ * answered; else 1 with the kept modules (space_lock held), 0 without. */
+static int begin_run(struct xp_serve_target *t, pthread_mutex_t *run, enum xp_serve_kind kind, pid_t pid,
+		     struct xp_serve_reply *r)
+{
+	const char *name = xp_serve_kind_name(kind);
+
+	if (pthread_mutex_trylock(run) != 0) {
+		fail(r, 500, "%s profiling already in use: one native %s profile at a time (try again when it ends)", name,
+		     name);
+		return -1;
+	}
+	return keep_space(t, pid, 0);
+}
+
 /* block?seconds=N of a native program: where its threads waited off the
  * CPU, from perf's context switches over N seconds (xprof block's
  * collector); no thread is stopped. */
@@ -566,25 +583,23 @@ static void collect_block(struct xp_serve_target *t, pid_t pid, const struct xp_
 	struct xp_profile *p = NULL;
 	int kept, err;
 
-	if (pthread_mutex_trylock(&t->block_run) != 0) {
-		fail(r, 500, "block profiling already in use: one native block profile at a time (try again when it ends)");
+	if ((kept = begin_run(t, &t->block_run, XP_SERVE_BLOCK, pid, r)) < 0)
 		return;
-	}
-	kept = keep_space(t, pid, 0);
 	if (kept)
 		bo.space = &t->ts;
 	err = xp_offcpu_open(&bo, &c);
-	if (err < 0)
-		xp_offcpu_open_error(pid, err, r->msg, sizeof(r->msg));
-	else if ((err = xp_offcpu_run(c)) < 0)
-		fail(r, 500, "cannot read the context switches of pid %d: %s", (int)pid, strerror(-err));
-	else if ((err = xp_offcpu_profile(c, &p)) < 0 || (err = note_lost(p, xp_offcpu_stats(c)->lost, 0)) < 0)
-		fail(r, 500, "cannot make the block profile: %s", strerror(-err));
-	else
-		answer_profile(p, r), p = NULL;
-	xp_profile_free(p);
-	if (err < 0)
+	if (err < 0) {
 		r->status = 500;
+		xp_offcpu_open_error(pid, err, r->msg, sizeof(r->msg));
+	} else if ((err = xp_offcpu_run(c)) < 0) {
+		fail(r, 500, "cannot read the context switches of pid %d: %s", (int)pid, strerror(-err));
+	} else if ((err = xp_offcpu_profile(c, &p)) < 0 || (err = note_lost(p, xp_offcpu_stats(c)->lost, 0)) < 0) {
+		fail(r, 500, "cannot make the block profile: %s", strerror(-err));
+	} else {
+		answer_profile(p, r);
+		p = NULL;
+	}
+	xp_profile_free(p);
 	xp_offcpu_close(c);
 	if (kept)
 		pthread_mutex_unlock(&t->space_lock);
@@ -607,11 +622,8 @@ static void collect_mutex(struct xp_serve_target *t, pid_t pid, const char *comm
 	char why[256] = "";
 	int kept, err;
 
-	if (pthread_mutex_trylock(&t->mutex_run) != 0) {
-		fail(r, 500, "mutex profiling already in use: one native mutex profile at a time (try again when it ends)");
+	if ((kept = begin_run(t, &t->mutex_run, XP_SERVE_MUTEX, pid, r)) < 0)
 		return;
-	}
-	kept = keep_space(t, pid, 0);
 	if (kept)
 		mo.space = &t->ts;
 	err = xp_mutex_open(&mo, &m, why, sizeof(why));
@@ -626,7 +638,8 @@ static void collect_mutex(struct xp_serve_target *t, pid_t pid, const char *comm
 		   (err = note_lost(p, xp_mutex_stats(m)->lost, xp_mutex_stats(m)->dropped)) < 0) {
 		fail(r, 500, "cannot make the mutex profile: %s", strerror(-err));
 	} else {
-		answer_profile(p, r), p = NULL;
+		answer_profile(p, r);
+		p = NULL;
 	}
 	xp_profile_free(p);
 	/* the kept modules are free again before the probes go (slowly) */

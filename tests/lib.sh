@@ -318,3 +318,19 @@ get() {
 	curl -s --max-time 30 -o "$TMP/body" -D "$TMP/head" -w '%{http_code}' "$@" "$url/$path"
 }
 header() { tr -d '\r' <"$TMP/head" | sed -n "s/^$1: //Ip" | tail -1; }
+# term_during PATH: GET $url/PATH into $TMP/early.pb, SIGTERM to the server
+# 1.5 s later; sets rc (serve's exit status), early (the request's HTTP
+# status) and ms (how long the request took)
+term_during() {
+	local t0 cu
+	t0=$(date +%s%N)
+	curl -s --max-time 30 -o "$TMP/early.pb" -w '%{http_code}' "$url/$1" >"$TMP/early.st" &
+	cu=$!
+	sleep 1.5
+	kill -TERM "$srv"
+	wait "$srv"
+	rc=$?
+	wait "$cu"
+	early=$(cat "$TMP/early.st")
+	ms=$((($(date +%s%N) - t0) / 1000000))
+}

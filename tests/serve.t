@@ -119,17 +119,9 @@ ok $? "the server keeps running"
 start_fixture ready "$FIX/cpuburn" 2
 cb=${ready%% *}
 start_serve "$TMP/s2.err" -p "$cb"
-t0=$(date +%s%N)
-curl -s --max-time 30 -o "$TMP/early.pb" -w '%{http_code}' "$url/profile?seconds=20" >"$TMP/early.st" &
-cu=$!
-sleep 2
-kill -TERM "$srv"
-wait "$srv"
-rc=$?
-wait "$cu"
-ms=$((($(date +%s%N) - t0) / 1000000))
+term_during "profile?seconds=20"
 is "$rc" 0 "SIGTERM: xprof serve exits 0"
-is "$(cat "$TMP/early.st")" 200 "the CPU profile in flight is answered (after ${ms} ms of 20 s)"
+is "$early" 200 "the CPU profile in flight is answered (after ${ms} ms of 20 s)"
 [ "$ms" -lt 10000 ]
 ok $? "... early, not after its 20 s"
 pprof_check "$TMP/early.pb"

@@ -17,6 +17,41 @@ export PPROF_TMPDIR=$TMP/pprof
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 # one_line_body: the body is one line of text
 one_line_body() { [ "$(wc -l <"$TMP/body")" = 1 ] && [ -s "$TMP/body" ]; }
+# refused_while_running KIND N: KIND?seconds=N in the background ($long;
+# the answer in $TMP/long.pb, its status in $TMP/long.st); a second
+# KIND?seconds=1 a second later must be refused at once, in one line, as a
+# second CPU profile is
+refused_while_running() {
+	local t0
+	curl -s --max-time 30 -o "$TMP/long.pb" -w '%{http_code}' "$url/$1?seconds=$2" >"$TMP/long.st" &
+	long=$!
+	sleep 1
+	t0=$(date +%s%N)
+	st=$(get "$1?seconds=1")
+	ms=$(ms_since "$t0")
+	is "$st $(cat "$TMP/body")" \
+		"500 $1 profiling already in use: one native $1 profile at a time (try again when it ends)" \
+		"a second $1 profile while one runs: refused, as a second CPU profile is"
+	one_line_body && [ "$ms" -lt 1500 ]
+	ok $? "... at once (${ms} ms), in one line"
+}
+# watched_get PATH PID WATCHFILE: st=$(get PATH) while watch_target
+# watches PID into WATCHFILE.  A machine too busy to let xprof drain its
+# rings loses records (the profile's comment says so): the truth is checked
+# on a run that lost none, of up to three.
+watched_get() {
+	local try
+	rm -f "$TMP/done"
+	watch_target "$2" "$3" "$TMP/done" &
+	local watcher=$!
+	for try in 1 2 3; do
+		st=$(get "$1")
+		go tool pprof -comments "$TMP/body" 2>/dev/null | grep -q 'records lost' || break
+		diag "try $try: $(go tool pprof -comments "$TMP/body" 2>/dev/null)"
+	done
+	touch "$TMP/done"
+	wait "$watcher"
+}
 
 # ---- block: waiter's four waits ----------------------------------------------
 win="$TMP/window"
@@ -31,17 +66,7 @@ grep -q "href='block'" "$TMP/body" && grep -q "href='mutex'" "$TMP/body" &&
 	grep -q "mutex: </div> Where the threads waited for pthread mutexes .* over seconds=N (default 30 s)" "$TMP/body"
 ok $? "the index of a native program offers block and mutex, with what they measure ($st)"
 
-watch_target "$pid" "$TMP/watch" "$TMP/done" &
-watcher=$!
-# a machine too busy to let xprof drain its rings loses records (the
-# profile's comment says so): the truth is checked on a run that lost none
-for try in 1 2 3; do
-	st=$(get "block?seconds=2")
-	go tool pprof -comments "$TMP/body" 2>/dev/null | grep -q 'records lost' || break
-	diag "try $try: $(go tool pprof -comments "$TMP/body" 2>/dev/null)"
-done
-touch "$TMP/done"
-wait "$watcher"
+watched_get "block?seconds=2" "$pid" "$TMP/watch"
 is "$st $(header Content-Disposition)" '200 attachment; filename="block"' "block?seconds=2 of a native program"
 cp "$TMP/body" "$TMP/block.pb"
 not_stopped_during "$TMP/watch"
@@ -76,17 +101,7 @@ ok $? "go tool pprof -top $url/block?seconds=1 works (delay, wait_on_pipe among 
 
 # one block profile at a time; a CPU profile and a heap walk meanwhile are
 # served without waiting for it
-curl -s --max-time 30 -o "$TMP/long.pb" -w '%{http_code}' "$url/block?seconds=4" >"$TMP/long.st" &
-long=$!
-sleep 1
-t0=$(date +%s%N)
-st=$(get "block?seconds=1")
-ms=$(ms_since "$t0")
-is "$st $(cat "$TMP/body")" \
-	"500 block profiling already in use: one native block profile at a time (try again when it ends)" \
-	"a second block profile while one runs: refused, as a second CPU profile is"
-one_line_body && [ "$ms" -lt 1500 ]
-ok $? "... at once (${ms} ms), in one line"
+refused_while_running block 4
 t0=$(date +%s%N)
 st=$(get "profile?seconds=1")
 ms=$(ms_since "$t0")
@@ -119,16 +134,8 @@ kill -0 "$pid" && no_thread_stopped "$pid"
 ok $? "waiter runs on ($running)"
 
 # SIGTERM: a block profile in flight ends early and is answered
-t0=$(date +%s%N)
-curl -s --max-time 30 -o "$TMP/early.pb" -w '%{http_code}' "$url/block?seconds=20" >"$TMP/early.st" &
-cu=$!
-sleep 1.5
-kill -TERM "$srv"
-wait "$srv"
-rc=$?
-wait "$cu"
-ms=$(ms_since "$t0")
-is "$rc $(cat "$TMP/early.st")" "0 200" "SIGTERM during block?seconds=20: the profile is answered, serve exits 0"
+term_during "block?seconds=20"
+is "$rc $early" "0 200" "SIGTERM during block?seconds=20: the profile is answered, serve exits 0"
 [ "$ms" -lt 10000 ] && pprof_check "$TMP/early.pb"
 ok $? "... early (${ms} ms of 20 s), a valid profile"
 
@@ -160,16 +167,7 @@ start_serve "$TMP/s3.err" -p "$lpid"
 libc_text_anon() {
 	awk '/ r-xp .*\/libc\.so\.6$/ { f = 1; next } f && /^Anonymous:/ { print $2; exit }' "/proc/$lpid/smaps"
 }
-rm -f "$TMP/done"
-watch_target "$lpid" "$TMP/lwatch" "$TMP/done" &
-watcher=$!
-for try in 1 2 3; do
-	st=$(get "mutex?seconds=2")
-	go tool pprof -comments "$TMP/body" 2>/dev/null | grep -q 'records lost' || break
-	diag "try $try: $(go tool pprof -comments "$TMP/body" 2>/dev/null)"
-done
-touch "$TMP/done"
-wait "$watcher"
+watched_get "mutex?seconds=2" "$lpid" "$TMP/lwatch"
 is "$st $(header Content-Disposition)" '200 attachment; filename="mutex"' "mutex?seconds=2 of a native program"
 cp "$TMP/body" "$TMP/mutex.pb"
 not_stopped_during "$TMP/lwatch"
@@ -202,15 +200,7 @@ within10 "$got" "$want"
 ok $? "waits held by holder-m ($holder_m): $((got / 1000000)) ms, lockers says $((want / 1000000)) ms"
 
 # one mutex profile at a time
-curl -s --max-time 30 -o "$TMP/long.pb" -w '%{http_code}' "$url/mutex?seconds=3" >"$TMP/long.st" &
-long=$!
-sleep 1
-t0=$(date +%s%N)
-st=$(get "mutex?seconds=1")
-ms=$(ms_since "$t0")
-is "$st $(cat "$TMP/body")" \
-	"500 mutex profiling already in use: one native mutex profile at a time (try again when it ends)" \
-	"a second mutex profile while one runs: refused at once (${ms} ms)"
+refused_while_running mutex 3
 t0=$(date +%s%N)
 st=$(get "block?seconds=1")
 ms=$(ms_since "$t0")
