@@ -11,6 +11,7 @@
 #include <regex.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +50,12 @@ struct xp_serve_target {
 	 * caches, the unwinder, a Go program's runtime layouts */
 	pthread_mutex_t space_lock;  /* whoever uses ts and gt: a CPU profile for its whole run */
 	pthread_mutex_t stop_lock;   /* one stop of the target at a time */
-	pthread_mutex_t block_run;   /* one native block profile at a time */
-	pthread_mutex_t mutex_run;   /* one native mutex profile at a time (one set of uprobes) */
+	atomic_flag block_busy;      /* one native block profile at a time */
+	atomic_flag mutex_busy;      /* one native mutex profile recording at a time */
+	pthread_mutex_t prober_lock; /* prober and have_prober */
+	pthread_t prober;            /* the last thread taking a mutex profile's probes out */
+	int have_prober;
+	atomic_int probers;          /* such threads not yet ended */
 	struct xp_target_space ts;
 	struct xp_go_target gt;
 };
@@ -553,15 +558,15 @@ static int note_lost(struct xp_profile *p, uint64_t lost, uint64_t dropped)
 }
 
 /* The start of a native block or mutex profile: one of a kind at a time
- * (run is its lock; a second is answered at once, as a second CPU profile
+ * (busy is its flag; a second is answered at once, as a second CPU profile
  * is), over the kept modules when no other request holds them.  -1 when
  * answered; else 1 with the kept modules (space_lock held), 0 without. */
-static int begin_run(struct xp_serve_target *t, pthread_mutex_t *run, enum xp_serve_kind kind, pid_t pid,
+static int begin_run(struct xp_serve_target *t, atomic_flag *busy, enum xp_serve_kind kind, pid_t pid,
 		     struct xp_serve_reply *r)
 {
 	const char *name = xp_serve_kind_name(kind);
 
-	if (pthread_mutex_trylock(run) != 0) {
+	if (atomic_flag_test_and_set(busy)) {
 		fail(r, 500, "%s profiling already in use: one native %s profile at a time (try again when it ends)", name,
 		     name);
 		return -1;
@@ -583,7 +588,7 @@ static void collect_block(struct xp_serve_target *t, pid_t pid, const struct xp_
 	struct xp_profile *p = NULL;
 	int kept, err;
 
-	if ((kept = begin_run(t, &t->block_run, XP_SERVE_BLOCK, pid, r)) < 0)
+	if ((kept = begin_run(t, &t->block_busy, XP_SERVE_BLOCK, pid, r)) < 0)
 		return;
 	if (kept)
 		bo.space = &t->ts;
@@ -603,12 +608,66 @@ static void collect_block(struct xp_serve_target *t, pid_t pid, const struct xp_
 	xp_offcpu_close(c);
 	if (kept)
 		pthread_mutex_unlock(&t->space_lock);
-	pthread_mutex_unlock(&t->block_run);
+	atomic_flag_clear(&t->block_busy);
+}
+
+/* A mutex profile's probes out.  The kernel takes 30-45 ms per thread and
+ * probe (five a thread), longer when other perf users keep it busy: that
+ * is done after the answer, by a thread of its own, or go tool pprof (which
+ * waits 1.5 times seconds=N) gives up; the probes are idle meanwhile
+ * (xp_mutex_run stopped recording).  Each such thread first waits for the
+ * one before it, so xp_serve_target_free joins the last one only; at most
+ * MAX_PROBERS are under way, beyond that a mutex profile is refused. */
+#define MAX_PROBERS 3
+
+struct prober {
+	struct xp_serve_target *t;
+	struct xp_mutex *m;
+	pthread_t prev;
+	int have_prev;
+};
+
+static void *prober_main(void *arg)
+{
+	struct prober *pr = arg;
+
+	if (pr->have_prev)
+		pthread_join(pr->prev, NULL);
+	xp_mutex_close(pr->m);
+	atomic_fetch_sub(&pr->t->probers, 1);
+	free(pr);
+	return NULL;
+}
+
+static void take_probes_out(struct xp_serve_target *t, struct xp_mutex *m)
+{
+	struct prober *pr = malloc(sizeof(*pr));
+	pthread_t th;
+
+	pthread_mutex_lock(&t->prober_lock);
+	if (pr) {
+		*pr = (struct prober){ .t = t, .m = m, .prev = t->prober, .have_prev = t->have_prober };
+		atomic_fetch_add(&t->probers, 1);
+		if (pthread_create(&th, NULL, prober_main, pr) == 0) {
+			t->prober = th;
+			t->have_prober = 1;
+			pthread_mutex_unlock(&t->prober_lock);
+			return;
+		}
+		atomic_fetch_sub(&t->probers, 1);
+		free(pr);
+	}
+	/* no thread for it: here, after the ones before */
+	if (t->have_prober)
+		pthread_join(t->prober, NULL);
+	t->have_prober = 0;
+	xp_mutex_close(m);
+	pthread_mutex_unlock(&t->prober_lock);
 }
 
 /* mutex?seconds=N of a native program: lock waits by the waiter's stack,
  * from uprobes on glibc's lock slow path over N seconds (xprof mutex's
- * collector); the answer comes once the probes are out again. */
+ * collector); the probes go after the answer. */
 static void collect_mutex(struct xp_serve_target *t, pid_t pid, const char *comm, const struct xp_serve_query *q,
 			  struct xp_serve_reply *r)
 {
@@ -622,7 +681,12 @@ static void collect_mutex(struct xp_serve_target *t, pid_t pid, const char *comm
 	char why[256] = "";
 	int kept, err;
 
-	if ((kept = begin_run(t, &t->mutex_run, XP_SERVE_MUTEX, pid, r)) < 0)
+	if (atomic_load(&t->probers) >= MAX_PROBERS) {
+		fail(r, 500, "mutex profiling already in use: the probes of the last %d profiles are still being taken "
+		     "out (try again in a few seconds)", MAX_PROBERS);
+		return;
+	}
+	if ((kept = begin_run(t, &t->mutex_busy, XP_SERVE_MUTEX, pid, r)) < 0)
 		return;
 	if (kept)
 		mo.space = &t->ts;
@@ -642,11 +706,11 @@ static void collect_mutex(struct xp_serve_target *t, pid_t pid, const char *comm
 		p = NULL;
 	}
 	xp_profile_free(p);
-	/* the kept modules are free again before the probes go (slowly) */
 	if (kept)
 		pthread_mutex_unlock(&t->space_lock);
-	xp_mutex_close(m);
-	pthread_mutex_unlock(&t->mutex_run);
+	if (m)
+		take_probes_out(t, m);
+	atomic_flag_clear(&t->mutex_busy);
 }
 
 static void read_cmdline(pid_t pid, struct xp_serve_reply *r)
@@ -894,8 +958,9 @@ int xp_serve_target_new(enum xp_serve_follow by, pid_t pid, const char *pattern,
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->space_lock, NULL);
 	pthread_mutex_init(&t->stop_lock, NULL);
-	pthread_mutex_init(&t->block_run, NULL);
-	pthread_mutex_init(&t->mutex_run, NULL);
+	atomic_flag_clear(&t->block_busy);
+	atomic_flag_clear(&t->mutex_busy);
+	pthread_mutex_init(&t->prober_lock, NULL);
 	t->by = by;
 	t->name = pattern;
 	t->pidfd = -1;
@@ -941,6 +1006,11 @@ void xp_serve_target_free(struct xp_serve_target *t)
 {
 	if (!t)
 		return;
+	/* the mutex profiles' probes: out before the server ends (the last
+	 * prober waits for the ones before it) */
+	if (t->have_prober)
+		pthread_join(t->prober, NULL);
+	pthread_mutex_destroy(&t->prober_lock);
 	xp_go_target_close(&t->gt);
 	xp_target_space_close(&t->ts);
 	if (t->pidfd >= 0)
@@ -950,7 +1020,5 @@ void xp_serve_target_free(struct xp_serve_target *t)
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->space_lock);
 	pthread_mutex_destroy(&t->stop_lock);
-	pthread_mutex_destroy(&t->block_run);
-	pthread_mutex_destroy(&t->mutex_run);
 	free(t);
 }

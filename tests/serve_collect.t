@@ -172,7 +172,12 @@ is "$st $(header Content-Disposition)" '200 attachment; filename="mutex"' "mutex
 cp "$TMP/body" "$TMP/mutex.pb"
 not_stopped_during "$TMP/lwatch"
 ok $? "lockers was never stopped: TracerPid 0 and no thread in t or T at $polls polls during the request"
-is "$(libc_text_anon)" 0 "once answered, libc's code is the file's again (the probes are out)"
+# the probes go after the answer, one grace period each, behind any other
+# perf user of the machine: allow a minute
+t_ans=$SECONDS
+anon_at_answer=$(libc_text_anon)
+while [ "$(libc_text_anon)" != 0 ] && [ $((SECONDS - t_ans)) -lt 60 ]; do sleep 0.1; done
+is "$(libc_text_anon)" 0 "after the answer the probes go: libc's code is the file's again $((SECONDS - t_ans)) s later ($anon_at_answer kB copied at the answer)"
 pprof_check "$TMP/mutex.pb"
 ok $? "the profile is valid (CheckValid rules)"
 go tool pprof -raw "$TMP/mutex.pb" >"$TMP/raw" 2>/dev/null
@@ -208,9 +213,9 @@ ms=$(ms_since "$t0")
 ok $? "a block profile meanwhile: served in its own 1 s ($st, ${ms} ms)"
 wait "$long"
 is "$(cat "$TMP/long.st")" 200 "the first mutex profile is answered"
-go tool pprof -top "$url/mutex?seconds=1" >"$TMP/top" 2>"$TMP/top.err"
+go tool pprof -top "$url/mutex?seconds=3" >"$TMP/top" 2>"$TMP/top.err"
 grep -q 'lock_pthread_mutex' "$TMP/top"
-ok $? "go tool pprof -top $url/mutex?seconds=1 works" || diag "$(cat "$TMP/top.err")"
+ok $? "go tool pprof -top $url/mutex?seconds=3 works (it waits 4.5 s: the answer does not wait for the probes to go)" || diag "$(cat "$TMP/top.err")"
 no_thread_stopped "$lpid" && [ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$lpid/status")" = 0 ]
 ok $? "lockers runs on, no tracer, no thread stopped"
 is "$(awk '/^create_failures/ { print $2 }' "$TMP/waits")" 0 "pthread_create never failed under the probes"
