@@ -245,7 +245,7 @@ hp2=${ready%% *}
 start_serve "$TMP/s8.err" -p "$hp2"
 st=$(get "goroutine?debug=2")
 grep -q hostile_spin "$TMP/body"
-ok $? "before its exec, the dump names hostile_spin ($st)"
+ok $? "before its exec, the dump names hostile_spin ($st)" || diag "$(head -c 300 "$TMP/body")"
 for i in $(seq 1 100); do [ "$(cat /proc/"$hp2"/comm 2>/dev/null)" = cpuburn ] && break; sleep 0.05; done
 sleep 0.3
 st=$(get "goroutine?debug=2")
@@ -289,6 +289,9 @@ st=$(get mutex)
 is "$st $(header Content-Disposition)" '200 attachment; filename="mutex"' "mutex of a Go program"
 go tool pprof -raw "$TMP/body" 2>/dev/null | grep -A1 '^Samples' | grep -q 'contentions/count delay/nanoseconds'
 ok $? "... Go's sample types contentions/count delay/nanoseconds"
+st=$(get "block?seconds=1")
+[ "$st" = 400 ] && grep -q "not supported for a Go program's block profile" "$TMP/body"
+ok $? "block?seconds=1 of a Go program: 400, its runtime's profile has no delta here ($(cat "$TMP/body"))"
 running "$gp"
 ok $? "goparked left running"
 
