@@ -184,8 +184,8 @@ static const char *const descriptions[XP_SERVE_KINDS] = {
 static const char *const native_descriptions[XP_SERVE_KINDS] = {
 	[XP_SERVE_BLOCK] = "Where the threads waited off the CPU (locks, I/O, sleeps), by stack, from "
 			   "perf's context switches over seconds=N (default 30 s); the process is never stopped.",
-	[XP_SERVE_MUTEX] = "Where the threads waited for pthread mutexes and rwlocks, by stack, with the "
-			   "holder, from uprobes on glibc's lock slow path over seconds=N (default 30 s).",
+	[XP_SERVE_MUTEX] = "Where the threads waited for pthread mutexes and rwlocks, by stack, with a "
+			   "mutex's holder, from uprobes on glibc's lock slow path over seconds=N (default 30 s).",
 };
 
 static void html_escape(FILE *f, const char *s)

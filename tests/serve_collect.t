@@ -219,6 +219,13 @@ ok $? "go tool pprof -top $url/mutex?seconds=3 works (it waits 4.5 s: the answer
 no_thread_stopped "$lpid" && [ "$(awk '/^TracerPid:/ { print $2 }' "/proc/$lpid/status")" = 0 ]
 ok $? "lockers runs on, no tracer, no thread stopped"
 is "$(awk '/^create_failures/ { print $2 }' "$TMP/waits")" 0 "pthread_create never failed under the probes"
+# SIGTERM right after a mutex answer: serve's exit waits for its probes to go
+anon_before=$(libc_text_anon)
+t0=$(date +%s%N)
+kill -TERM "$srv"
+wait "$srv"
+rc=$?
+is "$rc $(libc_text_anon)" "0 0" "SIGTERM just after a mutex profile: exit 0 with its probes out ($anon_before kB copied before, $(ms_since "$t0") ms to exit)"
 
 plan "$_tap_n"
 done_testing
