@@ -101,6 +101,17 @@ static enum xp_serve_kind kind_of(const char *name)
 	return XP_SERVE_INDEX;
 }
 
+/* debug=N: 0 pprof, 1 counts as text, 2 the full dump; strconv.Atoi with
+ * its error ignored, as Go's handler: junk is 0 */
+static int debug_of(const struct xp_serve_http *rq)
+{
+	int64_t v;
+
+	if (xp_serve_parse_int(arg(rq, "debug"), &v) < 0)
+		v = 0;
+	return v <= 0 ? 0 : v == 1 ? 1 : 2;
+}
+
 /* A duration beyond the server's cap is refused as Go refuses one beyond
  * its WriteTimeout: 1. */
 static int over_cap(int64_t sec, const struct xp_serve_limits *lim, struct xp_serve_route *out)
@@ -137,9 +148,7 @@ static void route_delta(const struct xp_serve_http *rq, const struct xp_serve_li
 	const char *sec = arg(rq, "seconds");
 	int64_t v;
 
-	if (xp_serve_parse_int(arg(rq, "debug"), &v) < 0)
-		v = 0;
-	out->q.debug = v <= 0 ? 0 : v == 1 ? 1 : 2;
+	out->q.debug = debug_of(rq);
 	if (!*sec) {
 		out->q.seconds = lim->max_seconds < XP_SERVE_DEFAULT_SECONDS ? lim->max_seconds : XP_SERVE_DEFAULT_SECONDS;
 		return;
@@ -168,10 +177,7 @@ static void route_named(const struct xp_serve_http *rq, struct xp_serve_route *o
 			answer(out, 400, "\"seconds\" parameter is not supported for this profile type");
 		return;
 	}
-	/* strconv.Atoi with its error ignored: junk is 0 */
-	if (xp_serve_parse_int(arg(rq, "debug"), &v) < 0)
-		v = 0;
-	out->q.debug = v <= 0 ? 0 : v == 1 ? 1 : 2;
+	out->q.debug = debug_of(rq);
 }
 
 void xp_serve_route(const struct xp_serve_http *rq, const struct xp_serve_limits *lim,
