@@ -128,19 +128,6 @@ static int parse(int argc, char **argv, struct block_opts *o)
 	return -1;
 }
 
-/* perf_event_open refused: why, and the one thing that fixes it. */
-static void report_perf_refused(pid_t pid)
-{
-	char why[256];
-
-	if (xp_explain_eperm(pid, why, sizeof(why)) == XP_EPERM_CREDENTIALS)
-		xp_msg("cannot sample the context switches of pid %d: operation not permitted (%s)", (int)pid, why);
-	else
-		xp_msg("cannot sample the context switches of pid %d: perf_event_open refused (run as root, give "
-		       "xprof CAP_PERFMON, or set kernel.perf_event_paranoid to 1 or less)",
-		       (int)pid);
-}
-
 static double secs(int64_t ns)
 {
 	return (double)ns / 1e9;
@@ -191,16 +178,10 @@ int cmd_block(int argc, char **argv)
 	bo.preempted = o.preempted;
 	bo.stop = &stop_requested;
 	err = xp_offcpu_open(&bo, &c);
-	if (err == -EACCES || err == -EPERM) {
-		report_perf_refused(pid);
-		return XP_EXIT_FATAL;
-	}
-	if (err == -ESRCH) {
-		xp_msg("cannot sample pid %d: the process exited", (int)pid);
-		return XP_EXIT_FATAL;
-	}
 	if (err < 0) {
-		xp_msg("cannot sample the context switches of pid %d: %s", (int)pid, strerror(-err));
+		char why[512];
+		xp_offcpu_open_error(pid, err, why, sizeof(why));
+		xp_msg("%s", why);
 		return XP_EXIT_FATAL;
 	}
 	err = xp_offcpu_run(c);

@@ -132,26 +132,6 @@ static void show_progress(void *arg, const struct xp_mutex_stats *st, int64_t no
 		o->duration_ns / 1e9, st->waits, st->threads);
 }
 
-static void report_open_error(pid_t pid, const char *comm, int err, const char *why)
-{
-	if (err == -ENOENT && why[0])
-		xp_msg("cannot measure lock contention of pid %d (%s): %s", (int)pid, comm, why);
-	else if (err == -EACCES || err == -EPERM)
-		xp_msg("cannot put uprobes into pid %d (%s): %s (the uprobe PMU needs root or CAP_PERFMON: "
-		       "run xprof as root, or setcap cap_perfmon,cap_sys_ptrace+ep on it)",
-		       (int)pid, comm, strerror(-err));
-	else if (err == -EOPNOTSUPP)
-		xp_msg("cannot put uprobes into pid %d (%s): this kernel has no uprobe PMU "
-		       "(/sys/bus/event_source/devices/uprobe; CONFIG_UPROBE_EVENTS)",
-		       (int)pid, comm);
-	else if (err == -EMFILE || err == -ENFILE)
-		xp_msg("cannot put uprobes into pid %d (%s): out of file descriptors (one per thread and probe; "
-		       "raise ulimit -n)",
-		       (int)pid, comm);
-	else
-		xp_report_attach_error(pid, err);
-}
-
 int cmd_mutex(int argc, char **argv)
 {
 	struct mutex_opts o;
@@ -198,7 +178,11 @@ int cmd_mutex(int argc, char **argv)
 	mo.arg = &o;
 	err = xp_mutex_open(&mo, &m, why, sizeof(why));
 	if (err < 0) {
-		report_open_error(pid, comm, err, why);
+		char msg[768];
+		if (xp_mutex_open_error(pid, comm, err, why, msg, sizeof(msg)) == 0)
+			xp_msg("%s", msg);
+		else
+			xp_report_attach_error(pid, err);
 		return XP_EXIT_FATAL;
 	}
 	err = xp_mutex_run(m);

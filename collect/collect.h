@@ -152,6 +152,7 @@ struct xp_offcpu_opts {
 	int freq;
 	int preempted;               /* block: keep involuntary switches (reason "preempted") */
 	volatile sig_atomic_t *stop; /* set: the run ends early (may be NULL) */
+	struct xp_target_space *space; /* optional: kept modules (the caller's until xp_offcpu_close) */
 };
 
 /* What an interval of a thread's time is counted as. */
@@ -176,6 +177,9 @@ struct xp_offcpu_stats {
  * wall, cpu-clock sampling), and the target's modules.  -EACCES/-EPERM:
  * perf refused. */
 int xp_offcpu_open(const struct xp_offcpu_opts *o, struct xp_offcpu **out);
+/* Why xp_offcpu_open failed with err, as one line for a message or an
+ * HTTP answer, with the one thing that fixes it when perf refused. */
+void xp_offcpu_open_error(pid_t pid, int err, char *buf, size_t len);
 /* Runs until the duration ends, the target exits or execs, or *o->stop. */
 int xp_offcpu_run(struct xp_offcpu *c);
 const struct xp_offcpu_stats *xp_offcpu_stats(const struct xp_offcpu *c);
@@ -355,6 +359,10 @@ struct xp_mutex_opts {
  * info); -EACCES/-EPERM: uprobes need CAP_PERFMON; -EOPNOTSUPP: no uprobe
  * PMU; -errno. */
 int xp_mutex_open(const struct xp_mutex_opts *o, struct xp_mutex **out, char *why, size_t whylen);
+/* Why xp_mutex_open failed with err (why: what it said), as one line with
+ * what to do: 0; or -1 when err is a plain attach error (no such process,
+ * permissions of /proc), which the caller words as its other attach errors. */
+int xp_mutex_open_error(pid_t pid, const char *comm, int err, const char *why, char *buf, size_t len);
 /* Measures until the duration ends, the target exits or *o->stop, then
  * stops recording.  The probes stay in (idle) until xp_mutex_close takes
  * them out, which takes the kernel 30-45 ms per thread and probe (five

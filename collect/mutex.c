@@ -463,6 +463,27 @@ static int probe_file(struct xp_mutex *m, uint64_t addr, uint64_t *file_off)
 	return 0;
 }
 
+int xp_mutex_open_error(pid_t pid, const char *comm, int err, const char *why, char *buf, size_t len)
+{
+	if (err == -ENOENT && why[0])
+		snprintf(buf, len, "cannot measure lock contention of pid %d (%s): %s", (int)pid, comm, why);
+	else if (err == -EACCES || err == -EPERM)
+		snprintf(buf, len, "cannot put uprobes into pid %d (%s): %s (the uprobe PMU needs root or CAP_PERFMON: "
+			 "run xprof as root, or setcap cap_perfmon,cap_sys_ptrace+ep on it)",
+			 (int)pid, comm, strerror(-err));
+	else if (err == -EOPNOTSUPP)
+		snprintf(buf, len, "cannot put uprobes into pid %d (%s): this kernel has no uprobe PMU "
+			 "(/sys/bus/event_source/devices/uprobe; CONFIG_UPROBE_EVENTS)",
+			 (int)pid, comm);
+	else if (err == -EMFILE || err == -ENFILE)
+		snprintf(buf, len, "cannot put uprobes into pid %d (%s): out of file descriptors (one per thread and "
+			 "probe; raise ulimit -n)",
+			 (int)pid, comm);
+	else
+		return -1;
+	return 0;
+}
+
 int xp_mutex_open(const struct xp_mutex_opts *o, struct xp_mutex **out, char *why, size_t whylen)
 {
 	struct xp_mutex *m = calloc(1, sizeof(*m));

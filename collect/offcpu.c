@@ -72,7 +72,8 @@ struct tstate {
 struct xp_offcpu {
 	struct xp_offcpu_opts o;
 	struct xp_offcpu_stats st;
-	struct xp_target_space ts;
+	struct xp_target_space own;  /* when the caller keeps none */
+	struct xp_target_space *ts;  /* own, or the caller's */
 	int have_space;
 	int space_dirty;
 	struct xp_perf *sw, *clock;
@@ -306,13 +307,13 @@ static void unwind_into(struct xp_offcpu *c, const struct user_regs_struct *regs
 {
 	if (c->space_dirty && c->have_space) {
 		c->space_dirty = 0;
-		xp_target_space_refresh(&c->ts);
+		xp_target_space_refresh(c->ts);
 	}
 	c->stack->n = 0;
 	c->stack->complete = 0;
 	c->st.samples++;
-	if (regs && mem && c->have_space && c->ts.unwinder) {
-		xp_unwind(c->ts.unwinder, regs, mem, c->stack);
+	if (regs && mem && c->have_space && c->ts->unwinder) {
+		xp_unwind(c->ts->unwinder, regs, mem, c->stack);
 		c->st.complete += c->stack->complete;
 	}
 }
@@ -427,32 +428,32 @@ static const struct xp_perf_handlers clock_handlers = {
 static void unwind_guessing_rbp(struct xp_offcpu *c, struct user_regs_struct *regs)
 {
 	uint64_t words[RBP_SCAN_BYTES / 8];
-	const struct xp_map *stack = xp_maps_find(&c->ts.maps, regs->rsp), *code;
+	const struct xp_map *stack = xp_maps_find(&c->ts->maps, regs->rsp), *code;
 	ssize_t got;
 	size_t i, n, tries = 0;
 
 	if (!stack)
 		return;
-	got = xp_mem_read(c->ts.live, regs->rsp, words, sizeof(words));
+	got = xp_mem_read(c->ts->live, regs->rsp, words, sizeof(words));
 	if (got < 16)
 		return;
 	n = (size_t)got / 8;
 	for (i = 0; i + 1 < n && tries < RBP_TRIES && c->rbp_tries < RBP_TRIES_TOTAL; i++) {
 		uint64_t at = regs->rsp + 8 * i, next = words[i];
 		if ((next != 0 && (next <= at || next >= stack->end)) ||
-		    !(code = xp_maps_find(&c->ts.maps, words[i + 1])) || code->perms[2] != 'x')
+		    !(code = xp_maps_find(&c->ts->maps, words[i + 1])) || code->perms[2] != 'x')
 			continue;
 		tries++;
 		c->rbp_tries++;
 		regs->rbp = at;
 		c->st.samples--; /* one sample, however many tries */
-		unwind_into(c, regs, c->ts.live);
+		unwind_into(c, regs, c->ts->live);
 		if (c->stack->complete)
 			return;
 	}
 	regs->rbp = 0;
 	c->st.samples--;
-	unwind_into(c, regs, c->ts.live);
+	unwind_into(c, regs, c->ts->live);
 }
 
 /* A thread asleep in a system call (or stopped by SIGSTOP) has no
@@ -493,7 +494,7 @@ static void note_sleeper(struct xp_offcpu *c, pid_t tid)
 	memset(&regs, 0, sizeof(regs));
 	regs.rsp = sp;
 	regs.rip = pc;
-	unwind_into(c, pc ? &regs : NULL, c->ts.live);
+	unwind_into(c, pc ? &regs : NULL, c->ts->live);
 	if (pc && !c->stack->complete)
 		unwind_guessing_rbp(c, &regs);
 	reason = nr >= 0 ? xp_syscall_name(nr) : NULL;
@@ -525,6 +526,25 @@ static void note_sleepers(struct xp_offcpu *c)
 
 /* ---- the run ------------------------------------------------------------ */
 
+void xp_offcpu_open_error(pid_t pid, int err, char *buf, size_t len)
+{
+	char why[256];
+
+	if (err == -EACCES || err == -EPERM) {
+		if (xp_explain_eperm(pid, why, sizeof(why)) == XP_EPERM_CREDENTIALS)
+			snprintf(buf, len, "cannot sample the context switches of pid %d: operation not permitted (%s)",
+				 (int)pid, why);
+		else
+			snprintf(buf, len, "cannot sample the context switches of pid %d: perf_event_open refused (run "
+				 "as root, give xprof CAP_PERFMON, or set kernel.perf_event_paranoid to 1 or less)",
+				 (int)pid);
+	} else if (err == -ESRCH) {
+		snprintf(buf, len, "cannot sample pid %d: the process exited", (int)pid);
+	} else {
+		snprintf(buf, len, "cannot sample the context switches of pid %d: %s", (int)pid, strerror(-err));
+	}
+}
+
 int xp_offcpu_open(const struct xp_offcpu_opts *o, struct xp_offcpu **out)
 {
 	struct xp_offcpu *c = calloc(1, sizeof(*c));
@@ -547,8 +567,13 @@ int xp_offcpu_open(const struct xp_offcpu_opts *o, struct xp_offcpu **out)
 	}
 	/* the slow parts first (modules, kernel symbols), so that no record
 	 * waits for them in a filling ring */
-	if ((err = xp_target_space_open(o->pid, 0, &c->ts)) < 0)
-		goto fail;
+	if (o->space && o->space->pid == o->pid && o->space->space && o->space->unwinder) {
+		c->ts = o->space;
+	} else {
+		if ((err = xp_target_space_open(o->pid, 0, &c->own)) < 0)
+			goto fail;
+		c->ts = &c->own;
+	}
 	c->have_space = 1;
 	c->ksyms = xp_kallsyms_load(); /* names the syscall and wait channel of each switch */
 	if ((err = xp_perf_open(&po, &c->sw)) < 0) {
@@ -649,7 +674,7 @@ int xp_offcpu_run(struct xp_offcpu *c)
 	deadline = c->st.start_ns + c->o.duration_ns;
 	/* an exec between the modules' reading and the events' opening has
 	 * no record: the maps say it */
-	xp_target_space_refresh(&c->ts);
+	xp_target_space_refresh(c->ts);
 	/* what came before the start is not the run's */
 	if ((err = read_all(c, 0)) < 0)
 		goto out;
@@ -716,7 +741,7 @@ int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out)
 	if (err < 0)
 		goto out;
 	xp_profile_set_time(p, c->st.start_real_ns, c->st.end_ns - c->st.start_ns);
-	if (c->have_space && (err = xp_profile_main_mapping(p, c->ts.space, &c->ts.maps)) < 0)
+	if (c->have_space && (err = xp_profile_main_mapping(p, c->ts->space, &c->ts->maps)) < 0)
 		goto out;
 	for (i = 0; i < c->ntab; i++) {
 		struct entry *e = c->tab[i];
@@ -724,7 +749,7 @@ int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out)
 			continue;
 		for (k = 0; k < e->n; k++)
 			is_call[k] = e->is_call[k];
-		if (e->n && (err = xp_stack_locations(p, c->ts.space, e->pc, is_call, e->n, ids)) < 0)
+		if (e->n && (err = xp_stack_locations(p, c->ts->space, e->pc, is_call, e->n, ids)) < 0)
 			goto out;
 		for (kind = 0; kind < K_KINDS; kind++) {
 			struct xp_plabel labels[5];
@@ -773,8 +798,8 @@ void xp_offcpu_close(struct xp_offcpu *c)
 		free(c->strings[i]);
 	free(c->strings);
 	xp_kallsyms_free(c->ksyms);
-	if (c->have_space)
-		xp_target_space_close(&c->ts);
+	if (c->have_space && c->ts == &c->own)
+		xp_target_space_close(&c->own);
 	free(c);
 }
 
@@ -821,7 +846,7 @@ int xp_offcpu_stacks(struct xp_offcpu *c, struct xp_cpu_stack **out, size_t *nou
 			xp_cpu_stacks_free(v, n);
 			return -ENOMEM;
 		}
-		v[n].nframes = c->have_space ? frame_names(c->ts.space, e, v[n].frames, max) : 0;
+		v[n].nframes = c->have_space ? frame_names(c->ts->space, e, v[n].frames, max) : 0;
 		v[n].count = (uint64_t)(ns / period);
 		n++;
 	}

@@ -180,6 +180,13 @@ static const char *const descriptions[XP_SERVE_KINDS] = {
 	[XP_SERVE_THREADCREATE] = "The threads alive now, by the stack that started each.",
 	[XP_SERVE_CMDLINE] = "The process's command line, arguments separated by NUL bytes.",
 };
+/* block and mutex of a native program: xprof's own, over seconds=N */
+static const char *const native_descriptions[XP_SERVE_KINDS] = {
+	[XP_SERVE_BLOCK] = "Where the threads waited off the CPU (locks, I/O, sleeps), by stack, from "
+			   "perf's context switches over seconds=N (default 30 s); the process is never stopped.",
+	[XP_SERVE_MUTEX] = "Where the threads waited for pthread mutexes and rwlocks, by stack, with a "
+			   "mutex's holder, from uprobes on glibc's lock slow path over seconds=N (default 30 s).",
+};
 
 static void html_escape(FILE *f, const char *s)
 {
@@ -234,7 +241,7 @@ static int index_page(const struct xp_serve_offer *o, char **body, size_t *len)
 		enum xp_serve_kind k = order[i];
 		if (o->offered[k])
 			fprintf(f, "<li><div class=profile-name>%s: </div> %s</li>\n", xp_serve_kind_name(k),
-				descriptions[k]);
+				o->native && native_descriptions[k] ? native_descriptions[k] : descriptions[k]);
 	}
 	fputs("</ul>\n</p>\n</body>\n</html>", f);
 	return fclose(f) == 0 ? 0 : -ENOMEM;

@@ -101,9 +101,32 @@ static enum xp_serve_kind kind_of(const char *name)
 	return XP_SERVE_INDEX;
 }
 
+/* debug=N: 0 pprof, 1 counts as text, 2 the full dump; strconv.Atoi with
+ * its error ignored, as Go's handler: junk is 0 */
+static int debug_of(const struct xp_serve_http *rq)
+{
+	int64_t v;
+
+	if (xp_serve_parse_int(arg(rq, "debug"), &v) < 0)
+		v = 0;
+	return v <= 0 ? 0 : v == 1 ? 1 : 2;
+}
+
+/* A duration beyond the server's cap is refused as Go refuses one beyond
+ * its WriteTimeout: 1. */
+static int over_cap(int64_t sec, const struct xp_serve_limits *lim, struct xp_serve_route *out)
+{
+	if (sec <= lim->max_seconds)
+		return 0;
+	out->status = 400;
+	snprintf(out->msg, sizeof(out->msg),
+		 "profile duration exceeds server's limit of %lld seconds (xprof serve --max-seconds)",
+		 (long long)lim->max_seconds);
+	return 1;
+}
+
 /* profile?seconds=N: as net/http/pprof's Profile, a missing or bad value
- * means 30 s; beyond the server's cap it is refused as Go refuses one
- * beyond its WriteTimeout. */
+ * means 30 s; beyond the server's cap it is refused. */
 static void route_cpu(const struct xp_serve_http *rq, const struct xp_serve_limits *lim,
 		      struct xp_serve_route *out)
 {
@@ -111,14 +134,33 @@ static void route_cpu(const struct xp_serve_http *rq, const struct xp_serve_limi
 
 	if (xp_serve_parse_int(arg(rq, "seconds"), &sec) < 0 || sec <= 0)
 		sec = XP_SERVE_DEFAULT_SECONDS;
-	if (sec > lim->max_seconds) {
-		out->status = 400;
-		snprintf(out->msg, sizeof(out->msg),
-			 "profile duration exceeds server's limit of %lld seconds (xprof serve --max-seconds)",
-			 (long long)lim->max_seconds);
+	if (!over_cap(sec, lim, out))
+		out->q.seconds = sec;
+}
+
+/* block, mutex: net/http/pprof's delta profiles.  seconds=N, bad values
+ * refused as Go refuses them, the cap as for profile; without it a native
+ * program's is collected over the default (or the cap, if lower), a Go
+ * program's is its runtime's since it started. */
+static void route_delta(const struct xp_serve_http *rq, const struct xp_serve_limits *lim,
+			struct xp_serve_route *out)
+{
+	const char *sec = arg(rq, "seconds");
+	int64_t v;
+
+	out->q.debug = debug_of(rq);
+	if (!*sec) {
+		out->q.seconds = lim->max_seconds < XP_SERVE_DEFAULT_SECONDS ? lim->max_seconds : XP_SERVE_DEFAULT_SECONDS;
 		return;
 	}
-	out->q.seconds = sec;
+	if (xp_serve_parse_int(sec, &v) < 0 || v <= 0) {
+		answer(out, 400, "invalid value for \"seconds\" - must be a positive integer");
+		return;
+	}
+	if (over_cap(v, lim, out))
+		return;
+	out->q.seconds = v;
+	out->q.seconds_given = 1;
 }
 
 /* heap, goroutine, ...: net/http/pprof's handler.ServeHTTP */
@@ -135,10 +177,7 @@ static void route_named(const struct xp_serve_http *rq, struct xp_serve_route *o
 			answer(out, 400, "\"seconds\" parameter is not supported for this profile type");
 		return;
 	}
-	/* strconv.Atoi with its error ignored: junk is 0 */
-	if (xp_serve_parse_int(arg(rq, "debug"), &v) < 0)
-		v = 0;
-	out->q.debug = v <= 0 ? 0 : v == 1 ? 1 : 2;
+	out->q.debug = debug_of(rq);
 }
 
 void xp_serve_route(const struct xp_serve_http *rq, const struct xp_serve_limits *lim,
@@ -199,6 +238,10 @@ void xp_serve_route(const struct xp_serve_http *rq, const struct xp_serve_limits
 		route_cpu(rq, lim, out);
 		return;
 	case XP_SERVE_CMDLINE:
+		return;
+	case XP_SERVE_BLOCK:
+	case XP_SERVE_MUTEX:
+		route_delta(rq, lim, out);
 		return;
 	default:
 		route_named(rq, out);

@@ -36,7 +36,8 @@ enum xp_serve_kind {
 /* The profile's name as in its path ("profile" for XP_SERVE_CPU). */
 const char *xp_serve_kind_name(enum xp_serve_kind k);
 
-#define XP_SERVE_DEFAULT_SECONDS 30   /* net/http/pprof's, for profile */
+#define XP_SERVE_DEFAULT_SECONDS 30   /* net/http/pprof's, for profile; ours for a
+				       * native block or mutex profile without seconds */
 #define XP_SERVE_MAX_ARGS 16          /* query parameters looked at */
 
 /* One query parameter, decoded. */
@@ -58,7 +59,9 @@ struct xp_serve_http {
 struct xp_serve_query {
 	enum xp_serve_kind kind;
 	int debug;                   /* 0: pprof; 1: counts as text; 2: full text dump */
-	int64_t seconds;             /* CPU: how long to sample */
+	int64_t seconds;             /* CPU, native block and mutex: how long to collect */
+	int seconds_given;           /* block, mutex: seconds was asked for (a delta profile);
+				      * else a Go program gets its runtime's since it started */
 	volatile sig_atomic_t *stop; /* set when the server shuts down: end early */
 };
 
@@ -93,6 +96,8 @@ struct xp_serve_offer {
 	char title[160];             /* "pid 42 (nginx)" */
 	unsigned char offered[XP_SERVE_KINDS];
 	int64_t count[XP_SERVE_KINDS]; /* -1 when unknown */
+	int native;                  /* block and mutex are xprof's own collectors (over seconds=N),
+				      * not a Go runtime's profiles */
 };
 
 /* A backend's answer: status 200 with body (malloc'd; serve/ frees it), or
@@ -101,7 +106,7 @@ struct xp_serve_reply {
 	int status;
 	uint8_t *body;
 	size_t len;
-	char msg[256];
+	char msg[512];
 };
 
 /* The target side.  Calls come from several threads at once (one per

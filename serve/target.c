@@ -11,6 +11,7 @@
 #include <regex.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,12 @@ struct xp_serve_target {
 	 * caches, the unwinder, a Go program's runtime layouts */
 	pthread_mutex_t space_lock;  /* whoever uses ts and gt: a CPU profile for its whole run */
 	pthread_mutex_t stop_lock;   /* one stop of the target at a time */
+	atomic_flag block_busy;      /* one native block profile at a time */
+	atomic_flag mutex_busy;      /* one native mutex profile recording at a time */
+	pthread_mutex_t prober_lock; /* prober and have_prober */
+	pthread_t prober;            /* the last thread taking a mutex profile's probes out */
+	int have_prober;
+	atomic_int probers;          /* such threads not yet ended */
 	struct xp_target_space ts;
 	struct xp_go_target gt;
 };
@@ -268,6 +275,23 @@ static int ensure_space(struct xp_serve_target *t, pid_t pid, int is_go, char *w
 	return 0;
 }
 
+/* The kept modules for one collection, when no other request holds them:
+ * 1 with t->space_lock held (the caller unlocks), else 0 and the collector
+ * opens its own.  Never waits: a CPU, block or mutex profile holds them for
+ * its whole run, and another request meanwhile must not wait that long. */
+static int keep_space(struct xp_serve_target *t, pid_t pid, int is_go)
+{
+	char why[256];
+
+	if (pthread_mutex_trylock(&t->space_lock) != 0)
+		return 0;
+	if (ensure_space(t, pid, is_go, why, sizeof(why)) < 0) {
+		pthread_mutex_unlock(&t->space_lock);
+		return 0;
+	}
+	return 1;
+}
+
 /* A profile as the answer: gzipped, as Go sends them. */
 static void answer_profile(struct xp_profile *p, struct xp_serve_reply *r)
 {
@@ -308,9 +332,9 @@ static void fail_attach(struct xp_serve_reply *r, pid_t pid, int err)
 	}
 }
 
-/* profile?seconds=N: perf sampling at 99 Hz over the kept modules.  The
- * kept space is the run's for its whole length: other requests meanwhile
- * open their own. */
+/* profile?seconds=N: perf sampling at 99 Hz over the kept modules (when
+ * no other profile holds them).  The kept space is the run's for its whole
+ * length: other requests meanwhile open their own. */
 static void collect_cpu(struct xp_serve_target *t, pid_t pid, const char *comm, int is_go, const struct xp_serve_query *q,
 			struct xp_serve_reply *r)
 {
@@ -324,14 +348,14 @@ static void collect_cpu(struct xp_serve_target *t, pid_t pid, const char *comm, 
 	};
 	struct xp_cpu *c = NULL;
 	struct xp_profile *p = NULL;
-	int err;
+	int kept = keep_space(t, pid, is_go), err;
 
-	pthread_mutex_lock(&t->space_lock);
-	if (ensure_space(t, pid, is_go, r->msg, sizeof(r->msg)) == 0)
+	if (kept)
 		co.space = &t->ts;
 	err = xp_cpu_open(&co, &c);
 	if (err < 0) {
-		pthread_mutex_unlock(&t->space_lock);
+		if (kept)
+			pthread_mutex_unlock(&t->space_lock);
 		/* runtime/pprof's StartCPUProfile error, as net/http/pprof words it */
 		fail(r, 500, "Could not enable CPU profiling: perf_event_open on pid %d: %s", (int)pid, strerror(-err));
 		return;
@@ -340,7 +364,8 @@ static void collect_cpu(struct xp_serve_target *t, pid_t pid, const char *comm, 
 	if (err == 0)
 		err = xp_cpu_profile(c, &p);
 	xp_cpu_close(c);
-	pthread_mutex_unlock(&t->space_lock);
+	if (kept)
+		pthread_mutex_unlock(&t->space_lock);
 	if (err < 0) {
 		fail_attach(r, pid, err);
 		return;
@@ -519,6 +544,175 @@ static void collect_go_profile(struct xp_serve_target *t, pid_t pid, enum xp_ser
 	xp_snapshot_free(&snap);
 }
 
+/* A partial profile says so where a scrape can read it (go tool pprof
+ * -comments), as the commands say it on stderr and in their exit status. */
+static int note_lost(struct xp_profile *p, uint64_t lost, uint64_t dropped)
+{
+	char line[160];
+
+	if (!lost && !dropped)
+		return 0;
+	snprintf(line, sizeof(line), "xprof: %llu records lost (the kernel's ring buffers were full) and %llu dropped: "
+		 "some waits are missing", (unsigned long long)lost, (unsigned long long)dropped);
+	return xp_profile_add_comment(p, line);
+}
+
+/* The start of a native block or mutex profile: one of a kind at a time
+ * (busy is its flag; a second is answered at once, as a second CPU profile
+ * is), over the kept modules when no other request holds them.  -1 when
+ * answered; else 1 with the kept modules (space_lock held), 0 without. */
+static int begin_run(struct xp_serve_target *t, atomic_flag *busy, enum xp_serve_kind kind, pid_t pid,
+		     struct xp_serve_reply *r)
+{
+	const char *name = xp_serve_kind_name(kind);
+
+	if (atomic_flag_test_and_set(busy)) {
+		fail(r, 500, "%s profiling already in use: one native %s profile at a time (try again when it ends)", name,
+		     name);
+		return -1;
+	}
+	return keep_space(t, pid, 0);
+}
+
+/* block?seconds=N of a native program: where its threads waited off the
+ * CPU, from perf's context switches over N seconds (xprof block's
+ * collector); no thread is stopped. */
+static void collect_block(struct xp_serve_target *t, pid_t pid, const struct xp_serve_query *q, struct xp_serve_reply *r)
+{
+	struct xp_offcpu_opts bo = {
+		.pid = pid,
+		.duration_ns = q->seconds * 1000000000LL,
+		.stop = q->stop,
+	};
+	struct xp_offcpu *c = NULL;
+	struct xp_profile *p = NULL;
+	int kept, err;
+
+	if ((kept = begin_run(t, &t->block_busy, XP_SERVE_BLOCK, pid, r)) < 0)
+		return;
+	if (kept)
+		bo.space = &t->ts;
+	err = xp_offcpu_open(&bo, &c);
+	if (err < 0) {
+		r->status = 500;
+		xp_offcpu_open_error(pid, err, r->msg, sizeof(r->msg));
+	} else if ((err = xp_offcpu_run(c)) < 0) {
+		fail(r, 500, "cannot read the context switches of pid %d: %s", (int)pid, strerror(-err));
+	} else if ((err = xp_offcpu_profile(c, &p)) < 0 || (err = note_lost(p, xp_offcpu_stats(c)->lost, 0)) < 0) {
+		fail(r, 500, "cannot make the block profile: %s", strerror(-err));
+	} else {
+		answer_profile(p, r);
+		p = NULL;
+	}
+	xp_profile_free(p);
+	xp_offcpu_close(c);
+	if (kept)
+		pthread_mutex_unlock(&t->space_lock);
+	atomic_flag_clear(&t->block_busy);
+}
+
+/* A mutex profile's probes out.  The kernel takes 30-45 ms per thread and
+ * probe (five a thread), longer when other perf users keep it busy: that
+ * is done after the answer, by a thread of its own, or go tool pprof (which
+ * waits 1.5 times seconds=N) gives up; the probes are idle meanwhile
+ * (xp_mutex_run stopped recording).  Each such thread first waits for the
+ * one before it, so xp_serve_target_free joins the last one only; at most
+ * MAX_PROBERS are under way, beyond that a mutex profile is refused. */
+#define MAX_PROBERS 3
+
+struct prober {
+	struct xp_serve_target *t;
+	struct xp_mutex *m;
+	pthread_t prev;
+	int have_prev;
+};
+
+static void *prober_main(void *arg)
+{
+	struct prober *pr = arg;
+
+	if (pr->have_prev)
+		pthread_join(pr->prev, NULL);
+	xp_mutex_close(pr->m);
+	atomic_fetch_sub(&pr->t->probers, 1);
+	free(pr);
+	return NULL;
+}
+
+static void take_probes_out(struct xp_serve_target *t, struct xp_mutex *m)
+{
+	struct prober *pr = malloc(sizeof(*pr));
+	pthread_t th;
+
+	pthread_mutex_lock(&t->prober_lock);
+	if (pr) {
+		*pr = (struct prober){ .t = t, .m = m, .prev = t->prober, .have_prev = t->have_prober };
+		atomic_fetch_add(&t->probers, 1);
+		if (pthread_create(&th, NULL, prober_main, pr) == 0) {
+			t->prober = th;
+			t->have_prober = 1;
+			pthread_mutex_unlock(&t->prober_lock);
+			return;
+		}
+		atomic_fetch_sub(&t->probers, 1);
+		free(pr);
+	}
+	/* no thread for it: here, after the ones before */
+	if (t->have_prober)
+		pthread_join(t->prober, NULL);
+	t->have_prober = 0;
+	xp_mutex_close(m);
+	pthread_mutex_unlock(&t->prober_lock);
+}
+
+/* mutex?seconds=N of a native program: lock waits by the waiter's stack,
+ * from uprobes on glibc's lock slow path over N seconds (xprof mutex's
+ * collector); the probes go after the answer. */
+static void collect_mutex(struct xp_serve_target *t, pid_t pid, const char *comm, const struct xp_serve_query *q,
+			  struct xp_serve_reply *r)
+{
+	struct xp_mutex_opts mo = {
+		.pid = pid,
+		.duration_ns = q->seconds * 1000000000LL,
+		.stop = q->stop,
+	};
+	struct xp_mutex *m = NULL;
+	struct xp_profile *p = NULL;
+	char why[256] = "";
+	int kept, err;
+
+	if (atomic_load(&t->probers) >= MAX_PROBERS) {
+		fail(r, 500, "mutex profiling already in use: the probes of the last %d profiles are still being taken "
+		     "out (try again in a few seconds)", MAX_PROBERS);
+		return;
+	}
+	if ((kept = begin_run(t, &t->mutex_busy, XP_SERVE_MUTEX, pid, r)) < 0)
+		return;
+	if (kept)
+		mo.space = &t->ts;
+	err = xp_mutex_open(&mo, &m, why, sizeof(why));
+	if (err < 0) {
+		if (xp_mutex_open_error(pid, comm, err, why, r->msg, sizeof(r->msg)) == 0)
+			r->status = 500;
+		else
+			fail_attach(r, pid, err);
+	} else if ((err = xp_mutex_run(m)) < 0) {
+		fail(r, 500, "measuring lock contention of pid %d failed: %s", (int)pid, strerror(-err));
+	} else if ((err = xp_mutex_profile(m, &p)) < 0 ||
+		   (err = note_lost(p, xp_mutex_stats(m)->lost, xp_mutex_stats(m)->dropped)) < 0) {
+		fail(r, 500, "cannot make the mutex profile: %s", strerror(-err));
+	} else {
+		answer_profile(p, r);
+		p = NULL;
+	}
+	xp_profile_free(p);
+	if (kept)
+		pthread_mutex_unlock(&t->space_lock);
+	if (m)
+		take_probes_out(t, m);
+	atomic_flag_clear(&t->mutex_busy);
+}
+
 static void read_cmdline(pid_t pid, struct xp_serve_reply *r)
 {
 	char path[64];
@@ -630,7 +824,9 @@ static int offer(void *ctx, struct xp_serve_offer *o)
 		o->offered[XP_SERVE_CPU] = o->offered[XP_SERVE_HEAP] = 1;
 		o->offered[XP_SERVE_GOROUTINE] = o->offered[XP_SERVE_CMDLINE] = 1;
 		o->offered[XP_SERVE_THREADCREATE] = 1;
-		o->offered[XP_SERVE_BLOCK] = o->offered[XP_SERVE_MUTEX] = o->offered[XP_SERVE_ALLOCS] = t->is_go;
+		o->offered[XP_SERVE_BLOCK] = o->offered[XP_SERVE_MUTEX] = 1;
+		o->offered[XP_SERVE_ALLOCS] = t->is_go;
+		o->native = !t->is_go;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return status;
@@ -670,9 +866,19 @@ static void collect(void *ctx, const struct xp_serve_query *q, struct xp_serve_r
 		break;
 	case XP_SERVE_BLOCK:
 	case XP_SERVE_MUTEX:
+		if (q->debug)
+			break; /* 501 below */
 		if (!is_go) {
-			fail(r, 501, "pid %d (%s) is not a Go program: native %s profiles are not implemented yet",
-			     (int)pid, comm, xp_serve_kind_name(q->kind));
+			/* perf and uprobes: no stop, no stop_lock */
+			if (q->kind == XP_SERVE_BLOCK)
+				collect_block(t, pid, q, r);
+			else
+				collect_mutex(t, pid, comm, q, r);
+			goto check_gone;
+		}
+		if (q->seconds_given) {
+			fail(r, 400, "\"seconds\" is not supported for a Go program's %s profile: xprof serve sends "
+			     "its runtime's, since the program started (leave seconds out)", xp_serve_kind_name(q->kind));
 			return;
 		}
 		break;
@@ -695,12 +901,7 @@ static void collect(void *ctx, const struct xp_serve_query *q, struct xp_serve_r
 	 * while it stops the target. */
 	pthread_mutex_lock(&t->stop_lock);
 	pthread_sigmask(SIG_UNBLOCK, &alarm_only, NULL);
-	kept = pthread_mutex_trylock(&t->space_lock) == 0;
-	if (kept && ensure_space(t, pid, is_go, r->msg, sizeof(r->msg)) < 0) {
-		pthread_mutex_unlock(&t->space_lock);
-		kept = 0;
-	}
-	r->msg[0] = '\0';
+	kept = keep_space(t, pid, is_go);
 	if (q->kind == XP_SERVE_THREADCREATE) {
 		collect_threadcreate(pid, q, kept ? &t->ts : NULL, r);
 	} else if (!kept && is_go) {
@@ -757,6 +958,9 @@ int xp_serve_target_new(enum xp_serve_follow by, pid_t pid, const char *pattern,
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_mutex_init(&t->space_lock, NULL);
 	pthread_mutex_init(&t->stop_lock, NULL);
+	atomic_flag_clear(&t->block_busy);
+	atomic_flag_clear(&t->mutex_busy);
+	pthread_mutex_init(&t->prober_lock, NULL);
 	t->by = by;
 	t->name = pattern;
 	t->pidfd = -1;
@@ -802,6 +1006,11 @@ void xp_serve_target_free(struct xp_serve_target *t)
 {
 	if (!t)
 		return;
+	/* the mutex profiles' probes: out before the server ends (the last
+	 * prober waits for the ones before it) */
+	if (t->have_prober)
+		pthread_join(t->prober, NULL);
+	pthread_mutex_destroy(&t->prober_lock);
 	xp_go_target_close(&t->gt);
 	xp_target_space_close(&t->ts);
 	if (t->pidfd >= 0)

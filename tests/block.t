@@ -8,21 +8,6 @@
 need_ptrace
 command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
 
-# delay_ns FILE FUNCTION [PPROF OPTIONS]: FUNCTION's cumulative delay in ns
-delay_ns() {
-	local f=$1 fn=$2; shift 2
-	go tool pprof -unit=ns -top -cum -nodecount=1000 "$@" "$f" 2>/dev/null |
-		awk -v f="$fn" '$6 == f { sub(/ns$/, "", $4); print $4; found = 1; exit } END { if (!found) print 0 }'
-}
-# window_of FILE: "T0 T1", the profile's start and end in realtime ns
-window_of() {
-	local t d t0
-	t=$(go tool pprof -raw "$1" 2>/dev/null | sed -n 's/^Time: \(.*\) UTC$/\1/p')
-	d=$(go tool pprof -raw "$1" 2>/dev/null | sed -n 's/^Duration: //p')
-	t0=$(date -d "$t" +%s%N)
-	awk -v t="$t0" -v d="$d" 'BEGIN { printf "%d %d\n", t, t + d * 1e9 }'
-}
-
 win="$TMP/window"
 start_fixture ready "$FIX/waiter" "$win"
 pid=${ready%% *}

@@ -298,3 +298,79 @@ not_stopped_during() {
 	polls=$(wc -l <"$1")
 	[ "$polls" -ge 10 ] && ! awk '$1 != 0 || $2 ~ /[tT]/ { bad = 1 } END { exit !bad }' "$1"
 }
+
+# ---- off-CPU and lock delays against a fixture's own timing (block.t,
+# mutex.t, serve_collect.t) ------------------------------------------------
+# delay_ns FILE FUNCTION [PPROF OPTIONS]: FUNCTION's cumulative delay in ns
+delay_ns() {
+	local f=$1 fn=$2; shift 2
+	go tool pprof -unit=ns -top -cum -nodecount=1000 "$@" "$f" 2>/dev/null |
+		awk -v f="$fn" '$6 == f { sub(/ns$/, "", $4); print $4; found = 1; exit } END { if (!found) print 0 }'
+}
+# window_of FILE: "T0 T1", the profile's start and end in realtime ns
+window_of() {
+	local t d t0
+	t=$(go tool pprof -raw "$1" 2>/dev/null | sed -n 's/^Time: \(.*\) UTC$/\1/p')
+	d=$(go tool pprof -raw "$1" 2>/dev/null | sed -n 's/^Duration: //p')
+	t0=$(date -d "$t" +%s%N)
+	awk -v t="$t0" -v d="$d" 'BEGIN { printf "%d %d\n", t, t + d * 1e9 }'
+}
+# lock_waits_ns WAITS FUNCTION T0 T1 [HOLDER]: ns the lockers fixture
+# waited in FUNCTION (its WAITS file), waits ending in [T0, T1] (and begun
+# while HOLDER held the lock)
+lock_waits_ns() {
+	awk -v f="$2" -v a="$3" -v b="$4" -v h="${5:-}" \
+		'$1 == f && $3 >= a && $3 <= b && (h == "" || $4 == h) { s += $3 - $2 } END { printf "%.0f", s }' "$1"
+}
+# stack_delay_ns SAMPLES FUNCTION [LABEL]: ns of the samples
+# (tests/pprof_samples.pl's output) whose stack goes through FUNCTION
+stack_delay_ns() {
+	awk -F '\t' -v f=";$2;" -v l="${3:-}" \
+		'index(";" $1 ";", f) && (l == "" || index($1, l)) { split($2, v, " "); s += v[2] } END { printf "%.0f", s }' \
+		"$1"
+}
+# within10 GOT WANT: GOT within 10% of WANT (> 0)
+within10() { awk -v g="$1" -v w="$2" 'BEGIN { exit !(w > 0 && g >= 0.9 * w && g <= 1.1 * w) }'; }
+
+# ---- xprof serve (serve.t, serve_collect.t) ----------------------------------
+# start_serve ERRFILE ARGS...: starts xprof serve on a free loopback port;
+# sets $srv (pid) and $url (http://127.0.0.1:PORT/debug/pprof)
+start_serve() {
+	local err=$1 i
+	shift
+	"$XPROF" serve --listen 127.0.0.1:0 "$@" 2>"$err" &
+	srv=$!
+	_fixture_pids="$_fixture_pids $srv"
+	for i in $(seq 1 500); do
+		url=$(sed -n 's|^xprof: serving .* on \(http://127.0.0.1:[0-9]*/debug/pprof\)/$|\1|p' "$err")
+		[ -n "$url" ] && return 0
+		kill -0 "$srv" 2>/dev/null || break
+		sleep 0.02
+	done
+	echo "Bail out! xprof serve did not start: $(cat "$err")"
+	exit 1
+}
+# get PATH [CURL ARGS]: "STATUS" of GET $url/PATH, body in $TMP/body,
+# headers in $TMP/head
+get() {
+	local path=$1
+	shift
+	curl -s --max-time 30 -o "$TMP/body" -D "$TMP/head" -w '%{http_code}' "$@" "$url/$path"
+}
+header() { tr -d '\r' <"$TMP/head" | sed -n "s/^$1: //Ip" | tail -1; }
+# term_during PATH: GET $url/PATH into $TMP/early.pb, SIGTERM to the server
+# 1.5 s later; sets rc (serve's exit status), early (the request's HTTP
+# status) and ms (how long the request took)
+term_during() {
+	local t0 cu
+	t0=$(date +%s%N)
+	curl -s --max-time 30 -o "$TMP/early.pb" -w '%{http_code}' "$url/$1" >"$TMP/early.st" &
+	cu=$!
+	sleep 1.5
+	kill -TERM "$srv"
+	wait "$srv"
+	rc=$?
+	wait "$cu"
+	early=$(cat "$TMP/early.st")
+	ms=$((($(date +%s%N) - t0) / 1000000))
+}

@@ -73,17 +73,9 @@ diag "window $t0 + $dur s" "$(cat "$TMP/m.err")"
 
 # fixture_delay FUNCTION [HOLDER]: ns lockers waited in FUNCTION, waits
 # ending inside the window (and begun while HOLDER held the lock)
-fixture_delay() {
-	awk -v f="$1" -v h="${2:-}" -v a="$t0" -v b="$t1" \
-		'$1 == f && $3 >= a && $3 <= b && (h == "" || $4 == h) { s += $3 - $2 } END { printf "%.0f", s }' "$TMP/waits"
-}
+fixture_delay() { lock_waits_ns "$TMP/waits" "$1" "$t0" "$t1" "${2:-}"; }
 # xprof_delay FUNCTION [LABEL]: ns xprof measured in stacks through FUNCTION
-xprof_delay() {
-	awk -F '\t' -v f=";$1;" -v l="${2:-}" \
-		'index(";" $1 ";", f) && (l == "" || index($1, l)) { split($2, v, " "); s += v[2] } END { printf "%.0f", s }' \
-		"$TMP/samples"
-}
-within10() { awk -v g="$1" -v w="$2" 'BEGIN { exit !(w > 0 && g >= 0.9 * w && g <= 1.1 * w) }'; }
+xprof_delay() { stack_delay_ns "$TMP/samples" "$1" "${2:-}"; }
 
 for f in lock_pthread_mutex lock_std_mutex; do
 	want=$(fixture_delay "$f")

@@ -13,31 +13,6 @@ command -v go >/dev/null || { echo "Bail out! go missing (make deps)"; exit 1; }
 command -v curl >/dev/null || { echo "Bail out! curl missing (make deps)"; exit 1; }
 export PPROF_TMPDIR=$TMP/pprof
 
-# start_serve ERRFILE ARGS...: starts xprof serve on a free loopback port;
-# sets $srv (pid) and $url (http://127.0.0.1:PORT/debug/pprof)
-start_serve() {
-	local err=$1 i
-	shift
-	"$XPROF" serve --listen 127.0.0.1:0 "$@" 2>"$err" &
-	srv=$!
-	_fixture_pids="$_fixture_pids $srv"
-	for i in $(seq 1 500); do
-		url=$(sed -n 's|^xprof: serving .* on \(http://127.0.0.1:[0-9]*/debug/pprof\)/$|\1|p' "$err")
-		[ -n "$url" ] && return 0
-		kill -0 "$srv" 2>/dev/null || break
-		sleep 0.02
-	done
-	echo "Bail out! xprof serve did not start: $(cat "$err")"
-	exit 1
-}
-# get PATH [CURL ARGS]: "STATUS" of GET $url/PATH, body in $TMP/body,
-# headers in $TMP/head
-get() {
-	local path=$1
-	shift
-	curl -s --max-time 30 -o "$TMP/body" -D "$TMP/head" -w '%{http_code}' "$@" "$url/$path"
-}
-header() { tr -d '\r' <"$TMP/head" | sed -n "s/^$1: //Ip" | tail -1; }
 # running PID: alive, in no stop, still getting CPU or sleeping as before
 running() { kill -0 "$1" 2>/dev/null && no_thread_stopped "$1"; }
 
@@ -83,8 +58,8 @@ grep -q "pid $cb (cpuburn)" "$TMP/body" && grep -q "href='profile'" "$TMP/body" 
 	grep -q "href='heap'" "$TMP/body" && grep -q "href='goroutine?debug=1'" "$TMP/body" &&
 	grep -q "href='threadcreate?debug=1'" "$TMP/body"
 ok $? "it names the target and links profile, heap and goroutine"
-! grep -q "href='block'\|href='allocs'" "$TMP/body"
-ok $? "it offers no block or allocs profile for a native program"
+! grep -q "href='allocs'" "$TMP/body"
+ok $? "it offers no allocs profile for a native program (block and mutex: tests/serve_collect.t)"
 st=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "${url%/pprof}/pprof")
 is "$st" "301 $url/" "/debug/pprof redirects to /debug/pprof/, as Go's mux does"
 st=$(get cmdline)
@@ -94,8 +69,8 @@ st=$(get nosuch)
 is "$st $(cat "$TMP/body")" "404 Unknown profile" "an unknown profile: Go's 404 Unknown profile"
 st=$(get allocs)
 is "$st" 404 "allocs of a native program: 404"
-st=$(get block)
-is "$st" 501 "block of a native program: 501 ($(cat "$TMP/body"))"
+st=$(get "block?debug=1")
+is "$st" 501 "block?debug=1 of a native program: 501 ($(cat "$TMP/body"))"
 st=$(get "heap?seconds=x")
 is "$st $(cat "$TMP/body")" '400 invalid value for "seconds" - must be a positive integer' "heap?seconds=x: Go's 400"
 st=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/heap")
@@ -144,17 +119,9 @@ ok $? "the server keeps running"
 start_fixture ready "$FIX/cpuburn" 2
 cb=${ready%% *}
 start_serve "$TMP/s2.err" -p "$cb"
-t0=$(date +%s%N)
-curl -s --max-time 30 -o "$TMP/early.pb" -w '%{http_code}' "$url/profile?seconds=20" >"$TMP/early.st" &
-cu=$!
-sleep 2
-kill -TERM "$srv"
-wait "$srv"
-rc=$?
-wait "$cu"
-ms=$((($(date +%s%N) - t0) / 1000000))
+term_during "profile?seconds=20"
 is "$rc" 0 "SIGTERM: xprof serve exits 0"
-is "$(cat "$TMP/early.st")" 200 "the CPU profile in flight is answered (after ${ms} ms of 20 s)"
+is "$early" 200 "the CPU profile in flight is answered (after ${ms} ms of 20 s)"
 [ "$ms" -lt 10000 ]
 ok $? "... early, not after its 20 s"
 pprof_check "$TMP/early.pb"
@@ -278,7 +245,7 @@ hp2=${ready%% *}
 start_serve "$TMP/s8.err" -p "$hp2"
 st=$(get "goroutine?debug=2")
 grep -q hostile_spin "$TMP/body"
-ok $? "before its exec, the dump names hostile_spin ($st)"
+ok $? "before its exec, the dump names hostile_spin ($st)" || diag "$(head -c 300 "$TMP/body")"
 for i in $(seq 1 100); do [ "$(cat /proc/"$hp2"/comm 2>/dev/null)" = cpuburn ] && break; sleep 0.05; done
 sleep 0.3
 st=$(get "goroutine?debug=2")
@@ -322,6 +289,9 @@ st=$(get mutex)
 is "$st $(header Content-Disposition)" '200 attachment; filename="mutex"' "mutex of a Go program"
 go tool pprof -raw "$TMP/body" 2>/dev/null | grep -A1 '^Samples' | grep -q 'contentions/count delay/nanoseconds'
 ok $? "... Go's sample types contentions/count delay/nanoseconds"
+st=$(get "block?seconds=1")
+[ "$st" = 400 ] && grep -q "not supported for a Go program's block profile" "$TMP/body"
+ok $? "block?seconds=1 of a Go program: 400, its runtime's profile has no delta here ($(cat "$TMP/body"))"
 running "$gp"
 ok $? "goparked left running"
 

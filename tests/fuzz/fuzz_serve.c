@@ -1,8 +1,8 @@
 /* Fuzzes what xprof serve parses from a request itself (serve/route.c):
  * the routing of a path, Go's integer parsing of query parameters, the
  * bearer token, and the --listen address; libmicrohttpd's own parsing is
- * not ours.  Each result is checked against what it promises: a routed CPU
- * profile lasts 1 to max_seconds, an integer parse agrees with a strtoll
+ * not ours.  Each result is checked against what it promises: a routed CPU,
+ * block or mutex profile lasts 1 to max_seconds, an integer parse agrees with a strtoll
  * reference, the token check with memcmp.
  *
  * Input: u8 flags (bit 0: a body; bit 1: a token is asked; bits 2-3: the
@@ -71,6 +71,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		SEED("goroutine", "\x00\x3c\x00/debug/pprof/goroutine\0\0\0debug\0" "2\0debug\0" "1\0"),
 		SEED("token", "\x02\x3c\x00/debug/pprof/heap\0Bearer abcdefghijklmnopq\0abcdefghijklmnopq\0"),
 		SEED("delta", "\x00\x3c\x00/debug/pprof/heap\0\0\0seconds\0-9223372036854775808\0"),
+		SEED("block", "\x00\x0a\x00/debug/pprof/block\0\0\0seconds\0" "5\0debug\0" "0\0"),
 		SEED("listen", "\x05\x10\x00[::1]:6060\0bearer  x\0x\0"),
 #undef SEED
 	};
@@ -134,7 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rt.status == 0) {
 		if ((unsigned)rt.q.kind >= XP_SERVE_KINDS || rt.q.debug < 0 || rt.q.debug > 2)
 			abort();
-		if (rt.q.kind == XP_SERVE_CPU && (rt.q.seconds < 1 || rt.q.seconds > lim.max_seconds))
+		if ((rt.q.kind == XP_SERVE_CPU || rt.q.kind == XP_SERVE_BLOCK || rt.q.kind == XP_SERVE_MUTEX) &&
+		    (rt.q.seconds < 1 || rt.q.seconds > lim.max_seconds))
 			abort();
 		/* nothing is collected without the token */
 		if (lim.token && !xp_serve_token_ok(rq.authorization, lim.token, lim.token_len))
