@@ -70,7 +70,8 @@ watched_get "block?seconds=2" "$pid" "$TMP/watch"
 is "$st $(header Content-Disposition)" '200 attachment; filename="block"' "block?seconds=2 of a native program"
 cp "$TMP/body" "$TMP/block.pb"
 not_stopped_during "$TMP/watch"
-ok $? "the target was never stopped: TracerPid 0 and no thread in t or T at $polls polls during the request"
+ok $? "the target was never stopped: TracerPid 0 and no thread in t or T at $polls polls during the request" ||
+	diag "$(awk '$1 != 0 || $2 ~ /[tT]/' "$TMP/watch" | head -5)"
 pprof_check "$TMP/block.pb"
 ok $? "the profile is valid (CheckValid rules)"
 go tool pprof -raw "$TMP/block.pb" >"$TMP/raw" 2>&1
@@ -171,7 +172,8 @@ watched_get "mutex?seconds=2" "$lpid" "$TMP/lwatch"
 is "$st $(header Content-Disposition)" '200 attachment; filename="mutex"' "mutex?seconds=2 of a native program"
 cp "$TMP/body" "$TMP/mutex.pb"
 not_stopped_during "$TMP/lwatch"
-ok $? "lockers was never stopped: TracerPid 0 and no thread in t or T at $polls polls during the request"
+ok $? "lockers was never stopped: TracerPid 0 and no thread in t or T at $polls polls during the request" ||
+	diag "$(awk '$1 != 0 || $2 ~ /[tT]/' "$TMP/lwatch" | head -5)"
 # the probes go after the answer, one grace period each, behind any other
 # perf user of the machine: allow a minute
 t_ans=$SECONDS
