@@ -141,6 +141,7 @@ bench: deps
 	bash bench/top.sh
 	bash bench/block.sh
 	bash bench/mutex.sh
+	bash bench/mutex_end.sh
 	bash bench/ux.sh
 
 install: xprof
