@@ -355,8 +355,11 @@ size_t xp_uprobes_nthreads(const struct xp_uprobes *u);
  * close). */
 void xp_uprobes_disable(struct xp_uprobes *u);
 /* Closes every event: the kernel takes the breakpoints out.  Slow: the
- * kernel destroys uprobe events one at a time, each after an RCU grace
- * period (30-45 ms each on a busy machine). */
+ * kernel destroys uprobe events one at a time, each after RCU grace
+ * periods (40-60 ms each, whatever the number of threads closing; a
+ * return probe's longer while the target's threads are inside the
+ * function).  The events go by address, the most hit first, return
+ * probes before entry probes: the slow closes are the fewest. */
 void xp_uprobes_close(struct xp_uprobes *u);
 
 #endif

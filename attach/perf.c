@@ -9,7 +9,6 @@
  * from their creator and are sampled from their start.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <linux/perf_event.h>
 #include <poll.h>
@@ -17,17 +16,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "attach/attach.h"
+#include "attach/perf_internal.h"
 #include "attach/perf_x86_64.h"
 
 #define MAX_CPUS 1024
-#define RECORD_MAX 65536 /* a record's size field is 16 bits */
 #define SAMPLE_ID_TIME_END 8 /* sample_id_all with TID|TIME: the time is a record's last 8 bytes */
 
 /* A mapping or an exec seen in a ring, held until every ring is read so
@@ -49,17 +45,10 @@ struct record_ref {
 	uint16_t size;
 };
 
-struct ring {
-	int fd;                           /* the CPU's first event: owns the buffer */
-	struct perf_event_mmap_page *meta;
-	uint8_t *data;
-	size_t size;                      /* data area, a power of two */
-};
-
 struct xp_perf {
 	struct xp_perf_opts o;
 	int ncpus;
-	struct ring *rings;               /* one per CPU */
+	struct xp_ring *rings;            /* one per CPU, owned by its first event */
 	int *fds;                         /* every event */
 	size_t nfds, fds_alloc;
 	pid_t *tids;                      /* threads with events: sorted up to nsorted */
@@ -82,11 +71,6 @@ static int64_t mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int perf_event_open(struct perf_event_attr *attr, pid_t pid, int cpu, int group, unsigned long flags)
-{
-	return (int)syscall(SYS_perf_event_open, attr, pid, cpu, group, flags);
 }
 
 /* Switches come in bursts of a full stack each (a thread that blocks
@@ -156,20 +140,6 @@ static int add_fd(struct xp_perf *p, int fd)
 	return 0;
 }
 
-static int map_ring(const struct xp_perf *p, struct ring *r)
-{
-	size_t page = (size_t)getpagesize();
-	size_t len = (1 + ring_pages(p)) * page;
-	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
-
-	if (m == MAP_FAILED)
-		return -errno;
-	r->meta = m;
-	r->data = (uint8_t *)m + page;
-	r->size = ring_pages(p) * page;
-	return 0;
-}
-
 static int tid_cmp(const void *a, const void *b)
 {
 	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
@@ -199,16 +169,16 @@ static int open_thread(struct xp_perf *p, pid_t tid)
 	int cpu, err;
 
 	for (cpu = 0; cpu < p->ncpus; cpu++) {
-		struct ring *r = &p->rings[cpu];
+		struct xp_ring *r = &p->rings[cpu];
 		int fd;
 
 		fill_attr(p, &a, p->kernel);
-		fd = perf_event_open(&a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		fd = xp_perf_event_open(&a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
 		if (fd < 0 && p->kernel && !p->o.switches && (errno == EACCES || errno == EPERM) && p->nfds == 0) {
 			/* kernel call chains refused: user space only */
 			p->kernel = 0;
 			fill_attr(p, &a, 0);
-			fd = perf_event_open(&a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+			fd = xp_perf_event_open(&a, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
 		}
 		if (fd < 0) {
 			err = -errno;
@@ -226,7 +196,7 @@ static int open_thread(struct xp_perf *p, pid_t tid)
 		}
 		if (r->fd < 0) {
 			r->fd = fd;
-			if ((err = map_ring(p, r)) < 0)
+			if ((err = xp_ring_map(r, fd, ring_pages(p))) < 0)
 				return err;
 		} else if (ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r->fd) < 0) {
 			return -errno;
@@ -244,53 +214,33 @@ static int open_thread(struct xp_perf *p, pid_t tid)
 	return 0;
 }
 
+/* xp_scan_tasks' callback: 1 when tid had no events (opened now, or it
+ * exited meanwhile). */
+static int open_new_thread(pid_t tid, void *arg)
+{
+	struct xp_perf *p = arg;
+	int err;
+
+	if (has_tid(p, tid))
+		return 0;
+	err = open_thread(p, tid);
+	return err < 0 ? err : 1;
+}
+
 /* Opens events for the threads of the process that have none: until the
  * task list is stable at start, and then now and then, for a thread created
  * by one that had no event yet. */
 static int scan_threads(struct xp_perf *p)
 {
-	char path[64];
-	int rounds, added, err;
+	int err = xp_scan_tasks(p->o.pid, 100, open_new_thread, p);
 
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)p->o.pid);
-	for (rounds = 0; rounds < 100; rounds++) {
-		DIR *d = opendir(path);
-		struct dirent *e;
-
-		if (!d)
-			return -errno;
-		added = 0;
-		while ((e = readdir(d)) != NULL) {
-			char *end;
-			long tid = strtol(e->d_name, &end, 10);
-			if (*end || tid <= 0 || has_tid(p, (pid_t)tid))
-				continue;
-			err = open_thread(p, (pid_t)tid);
-			if (err < 0) {
-				closedir(d);
-				return err;
-			}
-			added++;
-		}
-		closedir(d);
-		if (added == 0)
-			break;
-	}
+	if (err < 0)
+		return err;
 	if (p->ntids) /* no thread found leaves tids NULL, which qsort may not be given */
 		qsort(p->tids, p->ntids, sizeof(*p->tids), tid_cmp);
 	p->nsorted = p->ntids;
 	p->last_scan_ns = mono_ns();
 	return 0;
-}
-
-static void raise_fd_limit(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 }
 
 int xp_perf_open(const struct xp_perf_opts *o, struct xp_perf **out)
@@ -308,14 +258,14 @@ int xp_perf_open(const struct xp_perf_opts *o, struct xp_perf **out)
 		p->ncpus = p->ncpus < 1 ? 1 : MAX_CPUS;
 	p->rings = calloc((size_t)p->ncpus, sizeof(*p->rings));
 	p->heads = calloc((size_t)p->ncpus, sizeof(*p->heads));
-	p->wrapbuf = malloc(RECORD_MAX);
+	p->wrapbuf = malloc(XP_RECORD_MAX);
 	if (!p->rings || !p->heads || !p->wrapbuf) {
 		xp_perf_close(p);
 		return -ENOMEM;
 	}
 	for (cpu = 0; cpu < p->ncpus; cpu++)
 		p->rings[cpu].fd = -1;
-	raise_fd_limit();
+	xp_raise_fd_limit();
 	if (o->enable_on_exec)
 		err = open_thread(p, o->pid); /* one thread, before its exec */
 	else
@@ -353,8 +303,7 @@ void xp_perf_close(struct xp_perf *p)
 	if (!p)
 		return;
 	for (cpu = 0; p->rings && cpu < p->ncpus; cpu++)
-		if (p->rings[cpu].meta)
-			munmap(p->rings[cpu].meta, (1 + ring_pages(p)) * (size_t)getpagesize());
+		xp_ring_unmap(&p->rings[cpu]);
 	for (i = 0; i < p->nfds; i++)
 		close(p->fds[i]);
 	free(p->fds);
@@ -369,37 +318,25 @@ void xp_perf_close(struct xp_perf *p)
 
 /* ---- records ---------------------------------------------------------- */
 
-struct cursor {
-	const uint8_t *p, *end;
-};
-
-static int take(struct cursor *c, void *out, size_t n)
-{
-	if ((size_t)(c->end - c->p) < n)
-		return -1;
-	memcpy(out, c->p, n);
-	c->p += n;
-	return 0;
-}
-
 /* Parses one PERF_RECORD_SAMPLE laid out as fill_attr asked; -1 when the
  * record is shorter than its fields say. */
 static int parse_sample(struct xp_perf *p, const uint8_t *rec, size_t len,
 			struct xp_perf_sample *s)
 {
-	struct cursor c = { rec + sizeof(struct perf_event_header), rec + len };
-	uint64_t ip, nr, abi, size, dyn;
+	struct xp_cursor c;
+	struct xp_user_part u;
+	uint64_t ip, nr;
 	uint32_t pidtid[2];
-	uint64_t regs[XP_PERF_NREGS];
 
 	memset(s, 0, sizeof(*s));
-	if (take(&c, &ip, 8) || take(&c, pidtid, 8) || take(&c, &s->time, 8))
+	xp_cursor_init(&c, rec, len);
+	if (xp_cursor_take(&c, &ip, 8) || xp_cursor_take(&c, pidtid, 8) || xp_cursor_take(&c, &s->time, 8))
 		return -1;
 	s->pid = (pid_t)pidtid[0];
 	s->tid = (pid_t)pidtid[1];
 	if (p->kernel) {
 		uint64_t i, ip;
-		if (take(&c, &nr, 8) || nr > (size_t)(c.end - c.p) / 8)
+		if (xp_cursor_take(&c, &nr, 8) || nr > (size_t)(c.end - c.p) / 8)
 			return -1;
 		/* the chain opens with a PERF_CONTEXT_KERNEL marker and may end
 		 * with PERF_CONTEXT_USER: keep the addresses only */
@@ -411,24 +348,13 @@ static int parse_sample(struct xp_perf *p, const uint8_t *rec, size_t len,
 		s->kernel_ips = p->kips;
 		c.p += nr * 8;
 	}
-	if (take(&c, &abi, 8))
+	if (xp_take_user_part(&c, &u))
 		return -1;
-	if (abi != PERF_SAMPLE_REGS_ABI_NONE) {
-		if (take(&c, regs, sizeof(regs)))
-			return -1;
-		xp_perf_regs_to_user(regs, &s->regs);
-		s->have_regs = 1;
-	}
-	if (take(&c, &size, 8))
-		return -1;
-	if (size > 0) {
-		const uint8_t *data = c.p;
-		if (size > (size_t)(c.end - c.p) || (c.p += size, take(&c, &dyn, 8)))
-			return -1;
-		s->stack = data;
-		s->stack_len = dyn < size ? (size_t)dyn : (size_t)size;
-		s->stack_addr = s->regs.rsp;
-	}
+	s->have_regs = u.have_regs;
+	s->regs = u.regs;
+	s->stack_addr = u.stack_addr;
+	s->stack = u.stack;
+	s->stack_len = u.stack_len;
 	(void)ip;
 	return 0;
 }
@@ -437,14 +363,15 @@ static int parse_sample(struct xp_perf *p, const uint8_t *rec, size_t len,
  * or build id, prot, flags, then the NUL-terminated file name. */
 static int parse_mmap2(const uint8_t *rec, size_t len, struct xp_perf_mapping *m)
 {
-	struct cursor c = { rec + sizeof(struct perf_event_header), rec + len };
+	struct xp_cursor c;
 	uint32_t pidtid[2], prot, flags;
 	uint8_t ids[24];
 	size_t n;
 
-	if (take(&c, pidtid, 8) || take(&c, &m->addr, 8) || take(&c, &m->len, 8) ||
-	    take(&c, &m->pgoff, 8) || take(&c, ids, sizeof(ids)) || take(&c, &prot, 4) ||
-	    take(&c, &flags, 4))
+	xp_cursor_init(&c, rec, len);
+	if (xp_cursor_take(&c, pidtid, 8) || xp_cursor_take(&c, &m->addr, 8) || xp_cursor_take(&c, &m->len, 8) ||
+	    xp_cursor_take(&c, &m->pgoff, 8) || xp_cursor_take(&c, ids, sizeof(ids)) ||
+	    xp_cursor_take(&c, &prot, 4) || xp_cursor_take(&c, &flags, 4))
 		return -1;
 	n = strnlen((const char *)c.p, (size_t)(c.end - c.p));
 	if (n == (size_t)(c.end - c.p))
@@ -462,11 +389,12 @@ static int parse_mmap2(const uint8_t *rec, size_t len, struct xp_perf_mapping *m
  * header's misc says so. */
 static int parse_comm(const uint8_t *rec, size_t len, struct xp_perf_exec *e)
 {
-	struct cursor c = { rec + sizeof(struct perf_event_header), rec + len };
+	struct xp_cursor c;
 	uint32_t pidtid[2];
 	size_t n;
 
-	if (take(&c, pidtid, 8))
+	xp_cursor_init(&c, rec, len);
+	if (xp_cursor_take(&c, pidtid, 8))
 		return -1;
 	n = strnlen((const char *)c.p, (size_t)(c.end - c.p));
 	if (n == (size_t)(c.end - c.p))
@@ -566,19 +494,6 @@ static int dispatch_record(struct xp_perf *p, const struct perf_event_header *h,
 	return 0;
 }
 
-/* The record at ring position pos, made whole in wrapbuf when it wraps. */
-static const uint8_t *record_at(struct xp_perf *p, struct ring *r, uint64_t pos, size_t size)
-{
-	size_t off = (size_t)(pos & (r->size - 1));
-	size_t first = r->size - off;
-
-	if (off + size <= r->size)
-		return r->data + off;
-	memcpy(p->wrapbuf, r->data + off, first);
-	memcpy(p->wrapbuf + first, r->data, size - first);
-	return p->wrapbuf;
-}
-
 static int ref_cmp(const void *a, const void *b)
 {
 	const struct record_ref *x = a, *y = b;
@@ -594,25 +509,15 @@ static int ref_cmp(const void *a, const void *b)
  * Records are read in place afterwards, the ring's tail moved only then. */
 static int note_ring(struct xp_perf *p, uint32_t cpu, uint64_t head)
 {
-	struct ring *r = &p->rings[cpu];
-	uint64_t tail = r->meta->data_tail;
+	struct xp_ring *r = &p->rings[cpu];
+	struct perf_event_header h;
+	uint64_t tail;
 
-	while (tail < head) {
-		size_t off = (size_t)(tail & (r->size - 1));
-		struct perf_event_header h;
-
-		if (off + sizeof(h) <= r->size) {
-			memcpy(&h, r->data + off, sizeof(h));
-		} else {
-			size_t first = r->size - off;
-			memcpy(&h, r->data + off, first);
-			memcpy((uint8_t *)&h + first, r->data, sizeof(h) - first);
-		}
-		if (h.size < sizeof(h) || h.size > head - tail)
-			break; /* malformed: drop the rest of this batch */
+	/* a malformed header drops the rest of this batch */
+	for (tail = xp_ring_tail(r); xp_ring_header(r, tail, head, &h); tail += h.size) {
 		if (h.type == PERF_RECORD_SAMPLE || h.type == PERF_RECORD_SWITCH || h.type == PERF_RECORD_LOST) {
 			struct record_ref *ref;
-			const uint8_t *rec = record_at(p, r, tail, h.size);
+			const uint8_t *rec = xp_ring_record(r, tail, h.size, p->wrapbuf);
 			if (p->nrefs == p->refs_alloc) {
 				size_t n = p->refs_alloc ? p->refs_alloc * 2 : 1024;
 				struct record_ref *v = realloc(p->refs, n * sizeof(*v));
@@ -634,7 +539,6 @@ static int note_ring(struct xp_perf *p, uint32_t cpu, uint64_t head)
 			ref->ring = cpu;
 			ref->size = h.size;
 		}
-		tail += h.size;
 	}
 	return 0;
 }
@@ -654,8 +558,7 @@ static int read_sorted(struct xp_perf *p, const struct xp_perf_handlers *hd, voi
 		qsort(p->refs, p->nrefs, sizeof(*p->refs), ref_cmp);
 	for (i = 0; i < p->nrefs; i++) {
 		struct record_ref *ref = &p->refs[i];
-		struct ring *r = &p->rings[ref->ring];
-		const uint8_t *rec = record_at(p, r, ref->pos, ref->size);
+		const uint8_t *rec = xp_ring_record(&p->rings[ref->ring], ref->pos, ref->size, p->wrapbuf);
 		struct perf_event_header h;
 
 		memcpy(&h, rec, sizeof(h));
@@ -663,7 +566,7 @@ static int read_sorted(struct xp_perf *p, const struct xp_perf_handlers *hd, voi
 	}
 	for (cpu = 0; cpu < p->ncpus; cpu++)
 		if (p->rings[cpu].meta)
-			__atomic_store_n(&p->rings[cpu].meta->data_tail, p->heads[cpu], __ATOMIC_RELEASE);
+			xp_ring_release(&p->rings[cpu], p->heads[cpu]);
 	return n;
 }
 
@@ -672,40 +575,22 @@ static int read_sorted(struct xp_perf *p, const struct xp_perf_handlers *hd, voi
  * samples, because the rings are per CPU: a library's MMAP2 in one CPU's
  * ring must be known before the samples in the other rings that run code
  * in it. */
-static int walk_ring(struct xp_perf *p, struct ring *r, uint64_t head, int want_samples,
+static int walk_ring(struct xp_perf *p, struct xp_ring *r, uint64_t head, int want_samples,
 		     const struct xp_perf_handlers *hd, void *arg)
 {
-	uint64_t tail = r->meta->data_tail;
+	struct perf_event_header h;
+	uint64_t tail;
 	int n = 0;
 
-	while (tail < head) {
-		size_t off = (size_t)(tail & (r->size - 1));
-		struct perf_event_header h;
+	/* a malformed header drops the rest of this batch */
+	for (tail = xp_ring_tail(r); xp_ring_header(r, tail, head, &h); tail += h.size) {
 		const uint8_t *rec;
 
-		if (off + sizeof(h) <= r->size) {
-			memcpy(&h, r->data + off, sizeof(h));
-		} else {
-			size_t first = r->size - off;
-			memcpy(&h, r->data + off, first);
-			memcpy((uint8_t *)&h + first, r->data, sizeof(h) - first);
-		}
-		if (h.size < sizeof(h) || h.size > head - tail)
-			break; /* malformed: drop the rest of this batch */
 		if (want_samples ? (h.type != PERF_RECORD_SAMPLE && h.type != PERF_RECORD_LOST)
 				 : (h.type != PERF_RECORD_MMAP2 &&
-				    !(h.type == PERF_RECORD_COMM && (h.misc & PERF_RECORD_MISC_COMM_EXEC)))) {
-			tail += h.size;
+				    !(h.type == PERF_RECORD_COMM && (h.misc & PERF_RECORD_MISC_COMM_EXEC))))
 			continue;
-		}
-		if (off + h.size <= r->size) {
-			rec = r->data + off;
-		} else {
-			size_t first = r->size - off;
-			memcpy(p->wrapbuf, r->data + off, first);
-			memcpy(p->wrapbuf + first, r->data, h.size - first);
-			rec = p->wrapbuf;
-		}
+		rec = xp_ring_record(r, tail, h.size, p->wrapbuf);
 		if (h.type == PERF_RECORD_SAMPLE || h.type == PERF_RECORD_LOST) {
 			n += dispatch_record(p, &h, rec, hd, arg);
 		} else if (h.type == PERF_RECORD_MMAP2) {
@@ -728,7 +613,6 @@ static int walk_ring(struct xp_perf *p, struct ring *r, uint64_t head, int want_
 				ev->is_exec = 1;
 			}
 		}
-		tail += h.size;
 	}
 	return n;
 }
@@ -749,7 +633,7 @@ int xp_perf_read(struct xp_perf *p, int timeout_ms, const struct xp_perf_handler
 	if (timeout_ms > 0 && poll(pfd, (nfds_t)np, timeout_ms) < 0 && errno != EINTR)
 		return -errno;
 	for (cpu = 0; cpu < p->ncpus; p->heads[cpu] = head, cpu++)
-		head = p->rings[cpu].meta ? __atomic_load_n(&p->rings[cpu].meta->data_head, __ATOMIC_ACQUIRE) : 0;
+		head = p->rings[cpu].meta ? xp_ring_head(&p->rings[cpu]) : 0;
 	for (cpu = 0; cpu < p->ncpus; cpu++)
 		if (p->rings[cpu].meta)
 			walk_ring(p, &p->rings[cpu], p->heads[cpu], 0, h, arg);
@@ -763,7 +647,7 @@ int xp_perf_read(struct xp_perf *p, int timeout_ms, const struct xp_perf_handler
 		if (!p->rings[cpu].meta)
 			continue;
 		n += walk_ring(p, &p->rings[cpu], p->heads[cpu], 1, h, arg);
-		__atomic_store_n(&p->rings[cpu].meta->data_tail, p->heads[cpu], __ATOMIC_RELEASE);
+		xp_ring_release(&p->rings[cpu], p->heads[cpu]);
 	}
 	/* a thread created by one that had no event yet has none: look for
 	 * such threads every 100 ms */

@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,23 +21,10 @@
 #define DURATION_DEFAULT_NS (30LL * 1000000000)
 
 struct block_opts {
-	pid_t pid;
-	int64_t duration_ns;
-	const char *out;
+	struct xp_watch_opts w;      /* -p, -d, -o */
 	int preempted;
 	int native;
 };
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig)
-{
-	if (stop_requested) { /* a second Ctrl-C: leave now */
-		signal(sig, SIG_DFL);
-		raise(sig);
-	}
-	stop_requested = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -76,34 +62,17 @@ static int parse(int argc, char **argv, struct block_opts *o)
 {
 	enum { OPT_PREEMPTED = 256, OPT_NATIVE };
 	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "output", required_argument, NULL, 'o' },
+		XP_WATCH_LONGOPTS,
 		{ "preempted", no_argument, NULL, OPT_PREEMPTED },
 		{ "native", no_argument, NULL, OPT_NATIVE },
-		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, rc;
 
 	memset(o, 0, sizeof(*o));
-	o->duration_ns = DURATION_DEFAULT_NS;
-	optind = 1;
-	opterr = 0; /* xp_option_error says it in one line */
-	while ((c = getopt_long(argc, argv, ":p:d:o:h", longopts, NULL)) != -1) {
+	xp_watch_opts_init(&o->w, DURATION_DEFAULT_NS);
+	while ((c = getopt_long(argc, argv, XP_WATCH_SHORTOPTS, longopts, NULL)) != -1) {
 		switch (c) {
-		case 'p':
-			if ((o->pid = xp_parse_pid(optarg)) < 0)
-				return XP_EXIT_USAGE;
-			break;
-		case 'd':
-			if (xp_option_duration("block", optarg, &o->duration_ns) != 0)
-				return XP_EXIT_USAGE;
-			break;
-		case 'o':
-			if (xp_parse_output("block", optarg, &o->out) < 0)
-				return XP_EXIT_USAGE;
-			break;
 		case OPT_PREEMPTED:
 			o->preempted = 1;
 			break;
@@ -114,18 +83,11 @@ static int parse(int argc, char **argv, struct block_opts *o)
 			usage(stdout);
 			return XP_EXIT_OK;
 		default:
-			return xp_option_error("block", c, argv);
+			if ((rc = xp_watch_option("block", c, argv, &o->w)) != 0)
+				return rc;
 		}
 	}
-	if (optind < argc) {
-		xp_msg("block: unexpected argument '%s'", argv[optind]);
-		return XP_EXIT_USAGE;
-	}
-	if (o->pid <= 0) {
-		xp_msg("block: -p PID is required (try 'xprof block --help')");
-		return XP_EXIT_USAGE;
-	}
-	return -1;
+	return xp_watch_opts_done("block", argc, argv, &o->w);
 }
 
 static double secs(int64_t ns)
@@ -140,7 +102,6 @@ int cmd_block(int argc, char **argv)
 	struct xp_offcpu *c = NULL;
 	const struct xp_offcpu_stats *st;
 	struct xp_profile *p = NULL;
-	struct xp_go_target gt;
 	char defpath[256], comm[64];
 	const char *path;
 	int rc, err;
@@ -149,34 +110,18 @@ int cmd_block(int argc, char **argv)
 	rc = parse(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
-	if (o.out && xp_check_output(o.out, 1) < 0)
-		return XP_EXIT_FATAL;
-	pid = xp_check_target_for(o.pid, comm, sizeof(comm), 0);
+	pid = xp_watch_target(&o.w, "block.pb.gz", comm, sizeof(comm), defpath, sizeof(defpath), &path);
 	if (pid < 0)
 		return XP_EXIT_FATAL;
-	if (!o.out)
-		xp_default_output(defpath, sizeof(defpath), comm, pid, "block.pb.gz");
-	path = o.out ? o.out : defpath;
-	if (!o.native) {
-		/* a Go program: the runtime's own block profile */
-		memset(&gt, 0, sizeof(gt));
-		err = xp_go_target_open_said(pid, comm, &gt);
-		if (err != 0) {
-			rc = XP_EXIT_FATAL;
-			if (err == 1)
-				rc = xp_go_heap(&gt, pid, comm, path, xp_now_ns(), XP_GO_BLOCK);
-			else if (err != -ENOTSUP)
-				xp_report_attach_error(pid, err);
-			xp_go_target_close(&gt);
-			return rc;
-		}
-	}
-	xp_install_stop_signals(on_stop_signal);
+	/* a Go program: the runtime's own block profile */
+	if (!o.native && (rc = xp_watch_go(pid, comm, path, XP_GO_BLOCK)) >= 0)
+		return rc;
+	xp_watch_signals();
 	memset(&bo, 0, sizeof(bo));
 	bo.pid = pid;
-	bo.duration_ns = o.duration_ns;
+	bo.duration_ns = o.w.duration_ns;
 	bo.preempted = o.preempted;
-	bo.stop = &stop_requested;
+	bo.stop = &xp_stop_requested;
 	err = xp_offcpu_open(&bo, &c);
 	if (err < 0) {
 		char why[512];
@@ -212,7 +157,7 @@ int cmd_block(int argc, char **argv)
 		       st->lost, st->unmatched);
 		rc = XP_EXIT_PARTIAL;
 	}
-	if (stop_requested)
+	if (xp_stop_requested)
 		xp_msg("stopped early by a signal");
 	if (st->execd) {
 		xp_msg("pid %d exec'd a new program: the run ended there", (int)pid);

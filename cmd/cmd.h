@@ -3,6 +3,7 @@
 #ifndef XPROF_CMD_CMD_H
 #define XPROF_CMD_CMD_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -70,6 +71,43 @@ int xp_option_duration(const char *cmd, const char *arg, int64_t *ns);
 /* SIGINT, SIGTERM and SIGHUP to handler, without SA_RESTART (poll and
  * sleeps return); SIGPIPE ignored. */
 void xp_install_stop_signals(void (*handler)(int));
+
+/* A command that watches one process for a while (block, mutex): its
+ * options -p PID, -d DURATION and -o FILE, and what it does first. */
+struct xp_watch_opts {
+	pid_t pid;
+	int64_t duration_ns;
+	const char *out;
+};
+/* The long names of -p, -d, -o and -h, for a command's struct option table. */
+#define XP_WATCH_LONGOPTS                               \
+	{ "pid", required_argument, NULL, 'p' },        \
+	{ "duration", required_argument, NULL, 'd' },   \
+	{ "output", required_argument, NULL, 'o' },     \
+	{ "help", no_argument, NULL, 'h' }
+#define XP_WATCH_SHORTOPTS ":p:d:o:h"
+/* Defaults into o and getopt reset, before the command's getopt_long loop. */
+void xp_watch_opts_init(struct xp_watch_opts *o, int64_t duration_ns);
+/* getopt's c when it is none of the command's own: -p, -d, -o into o, or
+ * getopt's complaint said.  0, or XP_EXIT_USAGE with the error said. */
+int xp_watch_option(const char *cmd, int c, char **argv, struct xp_watch_opts *o);
+/* After the loop: an operand left or no -p is XP_EXIT_USAGE, said; -1
+ * when the command may go on (parse's convention). */
+int xp_watch_opts_done(const char *cmd, int argc, char **argv, const struct xp_watch_opts *o);
+/* Checks -o and the target (which the command does not ptrace), and puts
+ * the output path in path (-o, or xprof.COMM.PID.KIND in defpath): the
+ * thread-group id, or -1 said. */
+pid_t xp_watch_target(const struct xp_watch_opts *o, const char *kind, char *comm, size_t commlen,
+		      char *defpath, size_t deflen, const char **path);
+/* When pid is a Go program, writes the profile its runtime keeps (kind:
+ * XP_GO_BLOCK or XP_GO_MUTEX) to path and returns the exit code; -1 when
+ * it is not Go. */
+int xp_watch_go(pid_t pid, const char *comm, const char *path, enum xp_go_profile kind);
+/* Set by the stop signals (xp_watch_signals): end the run, write what
+ * there is.  A second signal ends xprof at once. */
+extern volatile sig_atomic_t xp_stop_requested;
+/* xp_install_stop_signals with the handler that sets xp_stop_requested. */
+void xp_watch_signals(void);
 
 /* The default output name "xprof.COMM.PID.KIND" in buf, with the target's
  * name made safe for a file name (anything but letters, digits and ._+-

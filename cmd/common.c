@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,4 +315,94 @@ void xp_install_stop_signals(void (*handler)(int))
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- block and mutex: a process watched for a while ------------------- */
+
+volatile sig_atomic_t xp_stop_requested;
+
+static void on_watch_stop(int sig)
+{
+	if (xp_stop_requested) { /* a second Ctrl-C: leave now (the kernel takes any probes out) */
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	xp_stop_requested = 1;
+}
+
+void xp_watch_signals(void)
+{
+	xp_install_stop_signals(on_watch_stop);
+}
+
+void xp_watch_opts_init(struct xp_watch_opts *o, int64_t duration_ns)
+{
+	memset(o, 0, sizeof(*o));
+	o->duration_ns = duration_ns;
+	optind = 1;
+	opterr = 0; /* xp_option_error says it in one line */
+}
+
+int xp_watch_option(const char *cmd, int c, char **argv, struct xp_watch_opts *o)
+{
+	switch (c) {
+	case 'p':
+		if ((o->pid = xp_parse_pid(optarg)) < 0)
+			return XP_EXIT_USAGE;
+		return 0;
+	case 'd':
+		return xp_option_duration(cmd, optarg, &o->duration_ns);
+	case 'o':
+		return xp_parse_output(cmd, optarg, &o->out) < 0 ? XP_EXIT_USAGE : 0;
+	default:
+		return xp_option_error(cmd, c, argv);
+	}
+}
+
+int xp_watch_opts_done(const char *cmd, int argc, char **argv, const struct xp_watch_opts *o)
+{
+	if (optind < argc) {
+		xp_msg("%s: unexpected argument '%s'", cmd, argv[optind]);
+		return XP_EXIT_USAGE;
+	}
+	if (o->pid <= 0) {
+		xp_msg("%s: -p PID is required (try 'xprof %s --help')", cmd, cmd);
+		return XP_EXIT_USAGE;
+	}
+	return -1;
+}
+
+pid_t xp_watch_target(const struct xp_watch_opts *o, const char *kind, char *comm, size_t commlen,
+		      char *defpath, size_t deflen, const char **path)
+{
+	pid_t pid;
+
+	if (o->out && xp_check_output(o->out, 1) < 0)
+		return -1;
+	/* perf events and uprobes stop nothing: a tracer on the target does
+	 * not matter */
+	pid = xp_check_target_for(o->pid, comm, commlen, 0);
+	if (pid < 0)
+		return -1;
+	xp_default_output(defpath, deflen, comm, pid, kind);
+	*path = o->out ? o->out : defpath;
+	return pid;
+}
+
+int xp_watch_go(pid_t pid, const char *comm, const char *path, enum xp_go_profile kind)
+{
+	struct xp_go_target gt;
+	int rc = XP_EXIT_FATAL;
+	int err;
+
+	memset(&gt, 0, sizeof(gt));
+	err = xp_go_target_open_said(pid, comm, &gt);
+	if (err == 0)
+		return -1;
+	if (err == 1)
+		rc = xp_go_heap(&gt, pid, comm, path, xp_now_ns(), kind);
+	else if (err != -ENOTSUP)
+		xp_report_attach_error(pid, err);
+	xp_go_target_close(&gt);
+	return rc;
 }

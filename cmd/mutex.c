@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,23 +20,6 @@
 #include "proto/profile.h"
 
 #define DURATION_DEFAULT_NS (30LL * 1000000000)
-
-struct mutex_opts {
-	pid_t pid;
-	int64_t duration_ns;
-	const char *out;
-};
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig)
-{
-	if (stop_requested) { /* a second Ctrl-C: leave now (the kernel takes the probes out) */
-		signal(sig, SIG_DFL);
-		raise(sig);
-	}
-	stop_requested = 1;
-}
 
 static void usage(FILE *f)
 {
@@ -50,8 +32,9 @@ static void usage(FILE *f)
 	      "through perf_event_open: a lock taken without waiting costs nothing, the\n"
 	      "process is never stopped, and the breakpoints go when xprof ends, however\n"
 	      "it ends.  Ctrl-C stops early and still writes the profile.  Taking the\n"
-	      "probes out takes the kernel some 40 ms per thread and probe (five per\n"
-	      "thread): 6 s for 30 threads, after the profile is written.\n"
+	      "probes out takes the kernel 40-60 ms per thread and probe (five per\n"
+	      "thread), one at a time: some 20 s for 50 threads, after the profile is\n"
+	      "written.\n"
 	      "\n"
 	      "Sample types contentions/count and delay/nanoseconds, as Go's mutex\n"
 	      "profile; labels thread and tid (the waiter), lock (mutex or rwlock)\n"
@@ -72,57 +55,29 @@ static void usage(FILE *f)
 	      f);
 }
 
-static int parse(int argc, char **argv, struct mutex_opts *o)
+static int parse(int argc, char **argv, struct xp_watch_opts *o)
 {
 	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
+		XP_WATCH_LONGOPTS,
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, rc;
 
-	memset(o, 0, sizeof(*o));
-	o->duration_ns = DURATION_DEFAULT_NS;
-	optind = 1;
-	opterr = 0; /* xp_option_error says it in one line */
-	while ((c = getopt_long(argc, argv, ":p:d:o:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			o->pid = xp_parse_pid(optarg);
-			if (o->pid < 0)
-				return XP_EXIT_USAGE;
-			break;
-		case 'd':
-			if (xp_option_duration("mutex", optarg, &o->duration_ns) != 0)
-				return XP_EXIT_USAGE;
-			break;
-		case 'o':
-			if (xp_parse_output("mutex", optarg, &o->out) < 0)
-				return XP_EXIT_USAGE;
-			break;
-		case 'h':
+	xp_watch_opts_init(o, DURATION_DEFAULT_NS);
+	while ((c = getopt_long(argc, argv, XP_WATCH_SHORTOPTS, longopts, NULL)) != -1) {
+		if (c == 'h') {
 			usage(stdout);
 			return XP_EXIT_OK;
-		default:
-			return xp_option_error("mutex", c, argv);
 		}
+		if ((rc = xp_watch_option("mutex", c, argv, o)) != 0)
+			return rc;
 	}
-	if (optind < argc) {
-		xp_msg("mutex: unexpected argument '%s'", argv[optind]);
-		return XP_EXIT_USAGE;
-	}
-	if (o->pid <= 0) {
-		xp_msg("mutex: -p PID is required (try 'xprof mutex --help')");
-		return XP_EXIT_USAGE;
-	}
-	return -1;
+	return xp_watch_opts_done("mutex", argc, argv, o);
 }
 
 static void show_progress(void *arg, const struct xp_mutex_stats *st, int64_t now)
 {
-	const struct mutex_opts *o = arg;
+	const struct xp_watch_opts *o = arg;
 	static int64_t last;
 
 	if (!isatty(2) || now - last < 250000000)
@@ -134,11 +89,10 @@ static void show_progress(void *arg, const struct xp_mutex_stats *st, int64_t no
 
 int cmd_mutex(int argc, char **argv)
 {
-	struct mutex_opts o;
+	struct xp_watch_opts o;
 	struct xp_mutex *m = NULL;
 	struct xp_mutex_opts mo;
 	const struct xp_mutex_stats *st;
-	struct xp_go_target gt;
 	struct xp_profile *p = NULL;
 	char comm[64], defpath[256], why[512];
 	const char *path;
@@ -148,32 +102,18 @@ int cmd_mutex(int argc, char **argv)
 	rc = parse(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
-	if (o.out && xp_check_output(o.out, 1) < 0)
-		return XP_EXIT_FATAL;
-	/* uprobes stop nothing: a tracer on the target does not matter */
-	pid = xp_check_target_for(o.pid, comm, sizeof(comm), 0);
+	pid = xp_watch_target(&o, "mutex.pb.gz", comm, sizeof(comm), defpath, sizeof(defpath), &path);
 	if (pid < 0)
 		return XP_EXIT_FATAL;
-	xp_default_output(defpath, sizeof(defpath), comm, pid, "mutex.pb.gz");
-	path = o.out ? o.out : defpath;
-
 	/* a Go program: the runtime's own mutex profile */
-	err = xp_go_target_open_said(pid, comm, &gt);
-	if (err != 0) {
-		rc = XP_EXIT_FATAL;
-		if (err == 1)
-			rc = xp_go_heap(&gt, pid, comm, path, xp_now_ns(), XP_GO_MUTEX);
-		else if (err != -ENOTSUP)
-			xp_report_attach_error(pid, err);
-		xp_go_target_close(&gt);
+	if ((rc = xp_watch_go(pid, comm, path, XP_GO_MUTEX)) >= 0)
 		return rc;
-	}
 
-	xp_install_stop_signals(on_stop_signal);
+	xp_watch_signals();
 	memset(&mo, 0, sizeof(mo));
 	mo.pid = pid;
 	mo.duration_ns = o.duration_ns;
-	mo.stop = &stop_requested;
+	mo.stop = &xp_stop_requested;
 	mo.progress = show_progress;
 	mo.arg = &o;
 	err = xp_mutex_open(&mo, &m, why, sizeof(why));
@@ -211,7 +151,7 @@ int cmd_mutex(int argc, char **argv)
 		       "%zu still going at the end",
 		       st->unmatched, st->open_at_end);
 	rc = XP_EXIT_OK;
-	if (stop_requested)
+	if (xp_stop_requested)
 		xp_msg("stopped early by a signal");
 	if (st->gone) {
 		xp_msg("pid %d exited during the run: the profile covers %.1f s", (int)pid,
