@@ -137,7 +137,7 @@ if [ "$(id -u)" = 0 ] && [ -w /proc/sys/kernel/ns_last_pid ]; then
 		tests/unit/pidreuse "$H" exit 700 -- "$FIX/cpuburn" 1 >"$TMP/reuse.out" 2>&1 &
 		helper=$!
 		_fixture_pids="$_fixture_pids $helper"
-		for i in $(seq 1 300); do grep -q '^ready' "$TMP/reuse.out" && break; sleep 0.01; done
+		for i in $(seq 1 1000); do grep -q '^ready' "$TMP/reuse.out" && break; sleep 0.01; done
 		rpid=$(awk '/^ready/ { print $2; exit }' "$TMP/reuse.out")
 		"$XPROF" cpu $mode -p "$rpid" -d 2.5s -F 199 -o "$TMP/reuse.pb.gz" 2>"$TMP/err"
 		rc=$?
@@ -154,7 +154,10 @@ if [ "$(id -u)" = 0 ] && [ -w /proc/sys/kernel/ns_last_pid ]; then
 			[ "$rc2" != 0 ] && [ $? = 0 ]
 			ok $? "cpu ${mode:-(perf)}: the new process under that pid is neither sampled nor stopped"
 		fi
-		kill -KILL "$rpid" 2>/dev/null
+		# the helper's children, whichever pid they got (the reused
+		# one, or another when the pid was missed): killing "$rpid"
+		# alone left the helper waiting forever when ready came late
+		pkill -KILL -P "$helper" 2>/dev/null
 		wait "$helper" 2>/dev/null
 	done
 else
