@@ -16,7 +16,7 @@
 #define TARGET_PID 4242
 
 static struct xp_perf perf;
-static struct ring ring;
+static struct xp_ring ring;
 static struct perf_event_mmap_page meta;
 static volatile uint64_t sink;
 
@@ -227,7 +227,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	perf.o.pid = TARGET_PID;
 	perf.ncpus = 1;
 	perf.rings = &ring;
-	perf.wrapbuf = malloc(RECORD_MAX);
+	perf.wrapbuf = malloc(XP_RECORD_MAX);
 	perf.heads = heads;
 	if (!ring.data || !perf.wrapbuf)
 		abort();
