@@ -107,6 +107,7 @@ struct xp_serve_reply {
 	int status;
 	uint8_t *body;
 	size_t len;
+	int delta;                   /* a Go delta profile: its file is NAME-delta, as Go's */
 	char msg[512];
 };
 

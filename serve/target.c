@@ -591,8 +591,12 @@ static int begin_run(struct xp_serve_target *t, atomic_flag *busy, enum xp_serve
 	const char *name = xp_serve_kind_name(kind);
 
 	if (atomic_flag_test_and_set(busy)) {
-		fail(r, 500, "%s profiling already in use: one %s%s profile at a time (try again when it ends)", name,
-		     is_go ? "" : "native ", is_go ? "seconds=N" : name);
+		if (is_go)
+			fail(r, 500, "%s profiling already in use: one %s?seconds=N at a time (try again when it ends)",
+			     name, name);
+		else
+			fail(r, 500, "%s profiling already in use: one native %s profile at a time (try again when it "
+			     "ends)", name, name);
 		return -1;
 	}
 	return keep_space(t, pid, is_go);
@@ -673,6 +677,7 @@ static void collect_go_delta(struct xp_serve_target *t, pid_t pid, const char *c
 	if (err == 0)
 		err = xp_profile_add_comment(p, line);
 	answer_go_profile(p, err, q->kind, r);
+	r->delta = 1;
 out:
 	xp_go_heap_free(&h0);
 	xp_go_heap_free(&h1);
