@@ -676,6 +676,10 @@ static void collect_go_delta(struct xp_serve_target *t, pid_t pid, const char *c
 		 q->stop && *q->stop ? ", ended early: the server is stopping" : "");
 	if (err == 0)
 		err = xp_profile_add_comment(p, line);
+	snprintf(line, sizeof(line), "xprof: pid %d was stopped %.2f ms and %.2f ms for the two reads", (int)pid,
+		 (double)s0.stopped_ns / 1e6, (double)s1.stopped_ns / 1e6);
+	if (err == 0)
+		err = xp_profile_add_comment(p, line);
 	answer_go_profile(p, err, q->kind, r);
 	r->delta = 1;
 out:

@@ -51,6 +51,9 @@ pprof_check "$TMP/heap.pb"
 ok $? "... a valid profile"
 go tool pprof -comments "$TMP/heap.pb" 2>/dev/null | grep -q '^xprof: delta profile: what the runtime recorded in the 2\.[0-9]* s between two reads (seconds=2)$'
 ok $? "... its comment says it is a delta over 2 s" || diag "$(go tool pprof -comments "$TMP/heap.pb" 2>&1)"
+pauses=$(go tool pprof -comments "$TMP/heap.pb" 2>/dev/null | sed -n 's/^xprof: pid [0-9]* was stopped \([0-9.]*\) ms and \([0-9.]*\) ms for the two reads$/\1 \2/p')
+[ -n "$pauses" ]
+ok $? "... and another how long each of the two reads stopped the program ($pauses ms)"
 go tool pprof -raw "$TMP/heap.pb" 2>/dev/null | grep -q '^alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes$' &&
 	go tool pprof -raw "$TMP/heap.pb" 2>/dev/null | grep -q '^PeriodType: space bytes$'
 ok $? "... Go's heap sample types and period type"
