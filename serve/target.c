@@ -996,6 +996,10 @@ static void collect(void *ctx, const struct xp_serve_query *q, struct xp_serve_r
 		goto check_gone;
 	case XP_SERVE_BLOCK:
 	case XP_SERVE_MUTEX:
+		if (is_go && q->seconds_given) {
+			collect_go_delta(t, pid, comm, q, r);
+			goto check_gone;
+		}
 		if (q->debug)
 			break; /* 501 below */
 		if (!is_go) {
@@ -1004,10 +1008,6 @@ static void collect(void *ctx, const struct xp_serve_query *q, struct xp_serve_r
 				collect_block(t, pid, q, r);
 			else
 				collect_mutex(t, pid, comm, q, r);
-			goto check_gone;
-		}
-		if (q->seconds_given) {
-			collect_go_delta(t, pid, comm, q, r);
 			goto check_gone;
 		}
 		break;

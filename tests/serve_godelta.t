@@ -158,6 +158,8 @@ is "$st $(cat "$TMP/body")" "400 profile duration exceeds server's limit of 60 s
 	"allocs?seconds=61, over the cap: 400"
 st=$(get "heap?seconds=1&debug=1")
 is "$st $(cat "$TMP/body")" '400 seconds and debug params are incompatible' "heap?seconds=1&debug=1: Go's 400"
+st=$(get "mutex?seconds=1&debug=1")
+is "$st $(cat "$TMP/body")" '400 seconds and debug params are incompatible' "mutex?seconds=1&debug=1: the same"
 
 # ---- SIGTERM: a delta in flight is answered early ------------------------------------
 term_during "block?seconds=20"
