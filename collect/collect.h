@@ -319,6 +319,13 @@ int xp_go_profile_read(struct xp_go_target *gt, pid_t pid, struct xp_go_heap *h,
 		       char *why, size_t whylen);
 /* The profile read, as runtime/pprof writes it. */
 int xp_go_profile_build(struct xp_go_target *gt, const struct xp_go_heap *h, int64_t time_ns, struct xp_profile **out);
+/* What the runtime recorded between two reads of the same profile (h0
+ * first, h1 later): each stack's values in h1 minus those in h0, each
+ * scaled as runtime/pprof scales it, stacks that come to zero left out;
+ * net/http/pprof's answer to seconds=N.  time_ns: h1's read;
+ * duration_ns: the time between the reads. */
+int xp_go_profile_delta(struct xp_go_target *gt, const struct xp_go_heap *h0, const struct xp_go_heap *h1,
+			int64_t time_ns, int64_t duration_ns, struct xp_profile **out);
 /* The user goroutines as runtime/pprof's goroutine profile with debug=1. */
 int xp_go_print_goroutine_counts(struct xp_go_target *gt, const struct xp_goroutines *gs, FILE *f);
 /* Totals of a read profile, scaled as in it: objects and bytes in use,

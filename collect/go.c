@@ -282,22 +282,76 @@ static double ticks_per_second(const struct xp_go_heap *h)
 	return (double)(c1 - c0) * 1e9 / (double)(t1 - t0);
 }
 
-static const struct xp_go_heap *sort_heap;
-
-static int cycles_desc(const void *a, const void *b)
+static int cycles_desc(const void *a, const void *b, void *heap)
 {
-	int64_t x = sort_heap->v[*(const size_t *)a].cycles, y = sort_heap->v[*(const size_t *)b].cycles;
+	const struct xp_go_heap *h = heap;
+	int64_t x = h->v[*(const size_t *)a].cycles, y = h->v[*(const size_t *)b].cycles;
 
 	return x > y ? -1 : x < y;
 }
 
-static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, int64_t time_ns,
-			   struct xp_profile **out)
+/* One bucket's values as runtime/pprof writes them; how many (4 for the
+ * heap, 2 for block and mutex).  ghz: the runtime's cputicks per ns. */
+static size_t bucket_values(const struct xp_go_heap *h, const struct xp_go_bucket *b, double ghz, int64_t v[4])
+{
+	double ns;
+
+	if (h->kind == XP_GO_HEAP) {
+		scale(b->allocs, b->alloc_bytes, h->rate, &v[0], &v[1]);
+		scale(wrap_sub(b->allocs, b->frees), wrap_sub(b->alloc_bytes, b->free_bytes), h->rate, &v[2], &v[3]);
+		return 4;
+	}
+	ns = (double)b->cycles / ghz;
+	v[0] = b->count;
+	if (h->kind == XP_GO_MUTEX) { /* scaleMutexProfile */
+		v[0] = (int64_t)((uint64_t)b->count * (uint64_t)h->rate);
+		ns *= (double)h->rate;
+	}
+	v[1] = to_i64(ns);
+	return 2;
+}
+
+static int addr_cmp(const void *a, const void *b, void *heap)
+{
+	const struct xp_go_heap *h = heap;
+	uint64_t x = h->v[*(const size_t *)a].addr, y = h->v[*(const size_t *)b].addr;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The bucket of base that is b (same address, same stack), or NULL.
+ * by_addr: base's buckets by address. */
+static const struct xp_go_bucket *same_bucket(const struct xp_go_heap *base, const size_t *by_addr,
+					      const struct xp_go_bucket *b)
+{
+	size_t lo = 0, hi = base->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct xp_go_bucket *m = &base->v[by_addr[mid]];
+		if (m->addr == b->addr)
+			return m->nstk == b->nstk && memcmp(m->stk, b->stk, b->nstk * 8) == 0 ? m : NULL;
+		if (m->addr < b->addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* h as runtime/pprof writes it; with base (read earlier from the same
+ * process), what h holds beyond it: each bucket's values minus its values
+ * in base, each scaled as it was read, and the buckets that come to zero
+ * left out, as net/http/pprof's delta profiles (pprof's Merge of the first
+ * scaled by -1 and the second).  A bucket of base missing from h (a read
+ * cut short) is left out. */
+static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, const struct xp_go_heap *base,
+			   int64_t time_ns, int64_t duration_ns, struct xp_profile **out)
 {
 	struct xp_profile *p = xp_profile_new();
 	uint64_t *ids = NULL;
-	size_t i, k, maxstk = 1, *order = NULL;
-	double ghz = 0;
+	size_t i, k, maxstk = 1, *order = NULL, *by_addr = NULL;
+	double ghz = 0, base_ghz = 0;
 	int err = -ENOMEM;
 
 	for (i = 0; i < h->n; i++)
@@ -305,10 +359,14 @@ static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, 
 			maxstk = h->v[i].nstk;
 	ids = malloc(maxstk * sizeof(*ids));
 	order = malloc((h->n ? h->n : 1) * sizeof(*order));
-	if (!p || !ids || !order)
+	if (base)
+		by_addr = malloc((base->n ? base->n : 1) * sizeof(*by_addr));
+	if (!p || !ids || !order || (base && !by_addr))
 		goto out;
 	if (h->kind == XP_GO_HEAP) {
-		if ((err = xp_profile_set_period(p, "space", "bytes", h->rate)) < 0 ||
+		/* Merge keeps the larger period */
+		int64_t period = base && base->rate > h->rate ? base->rate : h->rate;
+		if ((err = xp_profile_set_period(p, "space", "bytes", period)) < 0 ||
 		    (err = xp_profile_add_sample_type(p, "alloc_objects", "count")) < 0 ||
 		    (err = xp_profile_add_sample_type(p, "alloc_space", "bytes")) < 0 ||
 		    (err = xp_profile_add_sample_type(p, "inuse_objects", "count")) < 0 ||
@@ -321,39 +379,43 @@ static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, 
 		    (err = xp_profile_add_sample_type(p, "delay", "nanoseconds")) < 0)
 			goto out;
 		ghz = ticks_per_second(h) / 1e9;
+		base_ghz = base && base->ticks_per_second > 0 ? ticks_per_second(base) / 1e9 : ghz;
 	}
-	xp_profile_set_time(p, time_ns, 0);
+	xp_profile_set_time(p, time_ns, duration_ns);
 	if ((err = xp_profile_main_mapping(p, gt->space, &gt->maps)) < 0)
 		goto out;
 	for (i = 0; i < h->n; i++)
 		order[i] = i;
-	if (h->kind != XP_GO_HEAP) {
-		sort_heap = h;
-		qsort(order, h->n, sizeof(*order), cycles_desc);
+	if (h->kind != XP_GO_HEAP)
+		qsort_r(order, h->n, sizeof(*order), cycles_desc, (void *)h);
+	if (base) {
+		for (i = 0; i < base->n; i++)
+			by_addr[i] = i;
+		qsort_r(by_addr, base->n, sizeof(*by_addr), addr_cmp, (void *)base);
 	}
 	for (k = 0; k < h->n; k++) {
-		const struct xp_go_bucket *b = &h->v[order[k]];
-		size_t n;
-		int64_t v[4], block = b->allocs > 0 ? b->alloc_bytes / b->allocs : 0;
+		const struct xp_go_bucket *b = &h->v[order[k]], *b0;
+		size_t n, nv, j;
+		int64_t v[4], v0[4], block = b->allocs > 0 ? b->alloc_bytes / b->allocs : 0;
 		struct xp_plabel label = { .key = "bytes", .num = block };
+		int zero = 1;
 
+		nv = bucket_values(h, b, ghz, v);
+		if (base && (b0 = same_bucket(base, by_addr, b))) {
+			bucket_values(base, b0, base_ghz, v0);
+			for (j = 0; j < nv; j++)
+				v[j] = wrap_sub(v[j], v0[j]);
+		}
+		for (j = 0; j < nv; j++)
+			zero &= v[j] == 0;
+		if (base && zero)
+			continue;
 		if ((err = bucket_locations(p, gt, b, h->kind == XP_GO_HEAP, ids, &n)) < 0)
 			goto out;
-		if (h->kind == XP_GO_HEAP) {
-			scale(b->allocs, b->alloc_bytes, h->rate, &v[0], &v[1]);
-			scale(wrap_sub(b->allocs, b->frees), wrap_sub(b->alloc_bytes, b->free_bytes), h->rate, &v[2],
-			      &v[3]);
-			err = xp_profile_add_sample(p, ids, n, v, 4, &label, block ? 1 : 0);
-		} else {
-			double ns = (double)b->cycles / ghz;
-			v[0] = b->count;
-			if (h->kind == XP_GO_MUTEX) { /* scaleMutexProfile */
-				v[0] = (int64_t)((uint64_t)b->count * (uint64_t)h->rate);
-				ns *= (double)h->rate;
-			}
-			v[1] = to_i64(ns);
-			err = xp_profile_add_sample(p, ids, n, v, 2, NULL, 0);
-		}
+		if (h->kind == XP_GO_HEAP)
+			err = xp_profile_add_sample(p, ids, n, v, nv, &label, block ? 1 : 0);
+		else
+			err = xp_profile_add_sample(p, ids, n, v, nv, NULL, 0);
 		if (err < 0)
 			goto out;
 	}
@@ -363,6 +425,7 @@ static int go_heap_profile(struct xp_go_target *gt, const struct xp_go_heap *h, 
 out:
 	free(ids);
 	free(order);
+	free(by_addr);
 	xp_profile_free(p);
 	return err;
 }
@@ -399,7 +462,16 @@ int xp_go_profile_read(struct xp_go_target *gt, pid_t pid, struct xp_go_heap *h,
 int xp_go_profile_build(struct xp_go_target *gt, const struct xp_go_heap *h, int64_t time_ns, struct xp_profile **out)
 {
 	*out = NULL;
-	return go_heap_profile(gt, h, time_ns, out);
+	return go_heap_profile(gt, h, NULL, time_ns, 0, out);
+}
+
+int xp_go_profile_delta(struct xp_go_target *gt, const struct xp_go_heap *h0, const struct xp_go_heap *h1,
+			int64_t time_ns, int64_t duration_ns, struct xp_profile **out)
+{
+	*out = NULL;
+	if (h0->kind != h1->kind)
+		return -EINVAL;
+	return go_heap_profile(gt, h1, h0, time_ns, duration_ns, out);
 }
 
 void xp_go_profile_totals(const struct xp_go_heap *h, int64_t *inuse, int64_t *inuse_bytes, int64_t *contentions)

@@ -217,6 +217,7 @@ int xp_go_read_heap(struct xp_snapshot *s, void *arg)
 			break;
 		}
 		bk->nstk = nstk;
+		bk->addr = b;
 		if (h->kind == XP_GO_HEAP) {
 			struct cycle active;
 			cycle_at(l, rec + l->mr_active, &active);

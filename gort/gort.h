@@ -109,6 +109,9 @@ const char *xp_go_status(struct xp_go *go, const struct xp_goroutine *g);
 enum xp_go_profile { XP_GO_HEAP, XP_GO_BLOCK, XP_GO_MUTEX };
 
 struct xp_go_bucket {
+	uint64_t addr;         /* the bucket in the target: the runtime never frees
+				* one, so it names the same stack (and size) in
+				* every read */
 	uint64_t *stk;         /* return pcs, as runtime.callers gives them */
 	size_t nstk;
 	int64_t allocs, frees, alloc_bytes, free_bytes;   /* heap */

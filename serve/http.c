@@ -172,11 +172,13 @@ static const char *const descriptions[XP_SERVE_KINDS] = {
 	[XP_SERVE_CPU] = "CPU profile: stacks sampled while the process runs on a CPU. Give the "
 			 "duration in seconds with the seconds parameter; open the file with go tool pprof.",
 	[XP_SERVE_HEAP] = "What the heap holds now: glibc's blocks by type and holder, or a Go "
-			  "program's sampled live allocations.",
-	[XP_SERVE_ALLOCS] = "A Go program's sampled allocations since it started.",
+			  "program's sampled live allocations (with seconds=N, what changed over N seconds).",
+	[XP_SERVE_ALLOCS] = "A Go program's sampled allocations since it started, or over seconds=N.",
 	[XP_SERVE_GOROUTINE] = "The stack of every thread, or every goroutine of a Go program, now.",
-	[XP_SERVE_BLOCK] = "Where a Go program's goroutines waited on synchronization.",
-	[XP_SERVE_MUTEX] = "Where a Go program's goroutines held contended mutexes.",
+	[XP_SERVE_BLOCK] = "Where a Go program's goroutines waited on synchronization, since it started "
+			   "or over seconds=N.",
+	[XP_SERVE_MUTEX] = "Where a Go program's goroutines held contended mutexes, since it started or "
+			   "over seconds=N.",
 	[XP_SERVE_THREADCREATE] = "The threads alive now, by the stack that started each.",
 	[XP_SERVE_CMDLINE] = "The process's command line, arguments separated by NUL bytes.",
 };
@@ -304,6 +306,12 @@ static enum MHD_Result answer_query(struct xp_server *s, struct MHD_Connection *
 	}
 	if (q->debug || q->kind == XP_SERVE_CMDLINE)
 		return send_answer(conn, 200, r.body, r.len, "text/plain; charset=utf-8", NULL);
+	if (r.delta) {
+		/* as Go names a delta profile */
+		char delta[32];
+		snprintf(delta, sizeof(delta), "%s-delta", name);
+		return send_answer(conn, 200, r.body, r.len, "application/octet-stream", delta);
+	}
 	return send_answer(conn, 200, r.body, r.len, "application/octet-stream", name);
 }
 

@@ -138,10 +138,11 @@ static void route_cpu(const struct xp_serve_http *rq, const struct xp_serve_limi
 		out->q.seconds = sec;
 }
 
-/* block, mutex: net/http/pprof's delta profiles.  seconds=N, bad values
- * refused as Go refuses them, the cap as for profile; without it a native
- * program's is collected over the default (or the cap, if lower), a Go
- * program's is its runtime's since it started. */
+/* heap, allocs, block, mutex: net/http/pprof's delta profiles.  seconds=N,
+ * bad values refused as Go refuses them, the cap as for profile; without
+ * it a native program's block or mutex is collected over the default (or
+ * the cap, if lower), the others are as they are now (a Go program's:
+ * its runtime's since it started). */
 static void route_delta(const struct xp_serve_http *rq, const struct xp_serve_limits *lim,
 			struct xp_serve_route *out)
 {
@@ -239,6 +240,8 @@ void xp_serve_route(const struct xp_serve_http *rq, const struct xp_serve_limits
 		return;
 	case XP_SERVE_CMDLINE:
 		return;
+	case XP_SERVE_HEAP:
+	case XP_SERVE_ALLOCS:
 	case XP_SERVE_BLOCK:
 	case XP_SERVE_MUTEX:
 		route_delta(rq, lim, out);

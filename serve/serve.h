@@ -59,9 +59,10 @@ struct xp_serve_http {
 struct xp_serve_query {
 	enum xp_serve_kind kind;
 	int debug;                   /* 0: pprof; 1: counts as text; 2: full text dump */
-	int64_t seconds;             /* CPU, native block and mutex: how long to collect */
-	int seconds_given;           /* block, mutex: seconds was asked for (a delta profile);
-				      * else a Go program gets its runtime's since it started */
+	int64_t seconds;             /* CPU, native block and mutex, Go deltas: how long to collect */
+	int seconds_given;           /* heap, allocs, block, mutex: seconds was asked for (a delta
+				      * profile); else a Go program gets its runtime's since it
+				      * started */
 	volatile sig_atomic_t *stop; /* set when the server shuts down: end early */
 };
 
@@ -106,6 +107,7 @@ struct xp_serve_reply {
 	int status;
 	uint8_t *body;
 	size_t len;
+	int delta;                   /* a Go delta profile: its file is NAME-delta, as Go's */
 	char msg[512];
 };
 

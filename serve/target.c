@@ -52,6 +52,8 @@ struct xp_serve_target {
 	pthread_mutex_t stop_lock;   /* one stop of the target at a time */
 	atomic_flag block_busy;      /* one native block profile at a time */
 	atomic_flag mutex_busy;      /* one native mutex profile recording at a time */
+	atomic_flag heap_busy;       /* one Go heap delta (seconds=N) at a time */
+	atomic_flag allocs_busy;     /* block_busy, mutex_busy: Go's block and mutex deltas too */
 	pthread_mutex_t prober_lock; /* prober and have_prober */
 	pthread_t prober;            /* the last thread taking a mutex profile's probes out */
 	int have_prober;
@@ -509,37 +511,58 @@ static void collect_threadcreate(pid_t pid, const struct xp_serve_query *q, cons
 	xp_threads_free(&dp);
 }
 
-/* heap, allocs, block, mutex of a Go program: the runtime's own. */
-static void collect_go_profile(struct xp_serve_target *t, pid_t pid, enum xp_serve_kind kind, struct xp_serve_reply *r)
+/* One read of a Go program's heap, block or mutex profile (the target
+ * stopped while its buckets are read): 0, or the request answered with
+ * why not. */
+static int read_go_profile(struct xp_go_target *gt, pid_t pid, enum xp_serve_kind kind, struct xp_go_heap *h,
+			   struct xp_snapshot *snap, struct xp_serve_reply *r)
 {
-	struct xp_go_heap h = {
-		.kind = kind == XP_SERVE_BLOCK ? XP_GO_BLOCK : kind == XP_SERVE_MUTEX ? XP_GO_MUTEX : XP_GO_HEAP,
-	};
-	struct xp_snapshot snap;
-	struct xp_profile *p = NULL;
 	const char *name = xp_serve_kind_name(kind);
 	char why[512];
 	int err;
 
-	memset(&snap, 0, sizeof(snap));
-	err = xp_go_profile_read(&t->gt, pid, &h, &snap, why, sizeof(why));
-
+	memset(h, 0, sizeof(*h));
+	h->kind = kind == XP_SERVE_BLOCK ? XP_GO_BLOCK : kind == XP_SERVE_MUTEX ? XP_GO_MUTEX : XP_GO_HEAP;
+	memset(snap, 0, sizeof(*snap));
+	err = xp_go_profile_read(gt, pid, h, snap, why, sizeof(why));
 	if (err == -ENOTSUP || err == -EIO)
 		fail(r, 500, "cannot read the Go %s profile of pid %d: %.200s", name, (int)pid, why);
-	else if (err == -ENODATA && h.kind == XP_GO_HEAP)
+	else if (err == -ENODATA && h->kind == XP_GO_HEAP)
 		fail(r, 404, "pid %d records no heap profile: its runtime.MemProfileRate is 0 (it imports neither "
 		     "runtime/pprof nor net/http/pprof)", (int)pid);
 	else if (err == -ENODATA)
 		fail(r, 404, "pid %d records no %s profile: the program turns it on with %s", (int)pid, name,
-		     h.kind == XP_GO_BLOCK ? "runtime.SetBlockProfileRate" : "runtime.SetMutexProfileFraction");
+		     h->kind == XP_GO_BLOCK ? "runtime.SetBlockProfileRate" : "runtime.SetMutexProfileFraction");
 	else if (err < 0)
 		fail_attach(r, pid, err);
-	else if ((err = xp_go_profile_build(&t->gt, &h, snap.time_ns, &p)) < 0 ||
-		 (kind == XP_SERVE_ALLOCS && (err = xp_profile_set_default_sample_type(p, "alloc_space")) < 0))
-		fail(r, 500, "cannot make the %s profile: %s", name, strerror(-err));
-	else
-		answer_profile(p, r), p = NULL;
-	xp_profile_free(p);
+	return err;
+}
+
+/* A Go profile as the answer: allocs is heap with alloc_space first. */
+static void answer_go_profile(struct xp_profile *p, int err, enum xp_serve_kind kind, struct xp_serve_reply *r)
+{
+	if (err == 0 && kind == XP_SERVE_ALLOCS)
+		err = xp_profile_set_default_sample_type(p, "alloc_space");
+	if (err < 0) {
+		xp_profile_free(p);
+		fail(r, 500, "cannot make the %s profile: %s", xp_serve_kind_name(kind), strerror(-err));
+		return;
+	}
+	answer_profile(p, r);
+}
+
+/* heap, allocs, block, mutex of a Go program: the runtime's own. */
+static void collect_go_profile(struct xp_go_target *gt, pid_t pid, enum xp_serve_kind kind, struct xp_serve_reply *r)
+{
+	struct xp_go_heap h;
+	struct xp_snapshot snap;
+	struct xp_profile *p = NULL;
+	int err;
+
+	if (read_go_profile(gt, pid, kind, &h, &snap, r) == 0) {
+		err = xp_go_profile_build(gt, &h, snap.time_ns, &p);
+		answer_go_profile(p, err, kind, r);
+	}
 	xp_go_heap_free(&h);
 	xp_snapshot_free(&snap);
 }
@@ -557,21 +580,118 @@ static int note_lost(struct xp_profile *p, uint64_t lost, uint64_t dropped)
 	return xp_profile_add_comment(p, line);
 }
 
-/* The start of a native block or mutex profile: one of a kind at a time
- * (busy is its flag; a second is answered at once, as a second CPU profile
- * is), over the kept modules when no other request holds them.  -1 when
- * answered; else 1 with the kept modules (space_lock held), 0 without. */
-static int begin_run(struct xp_serve_target *t, atomic_flag *busy, enum xp_serve_kind kind, pid_t pid,
+/* The start of a profile over seconds=N (a native block or mutex, a Go
+ * delta): one of a kind at a time (busy is its flag; a second is answered
+ * at once, as a second CPU profile is), over the kept modules when no
+ * other request holds them.  -1 when answered; else 1 with the kept
+ * modules (space_lock held), 0 without. */
+static int begin_run(struct xp_serve_target *t, atomic_flag *busy, enum xp_serve_kind kind, pid_t pid, int is_go,
 		     struct xp_serve_reply *r)
 {
 	const char *name = xp_serve_kind_name(kind);
 
 	if (atomic_flag_test_and_set(busy)) {
-		fail(r, 500, "%s profiling already in use: one native %s profile at a time (try again when it ends)", name,
-		     name);
+		if (is_go)
+			fail(r, 500, "%s profiling already in use: one %s?seconds=N at a time (try again when it ends)",
+			     name, name);
+		else
+			fail(r, 500, "%s profiling already in use: one native %s profile at a time (try again when it "
+			     "ends)", name, name);
 		return -1;
 	}
-	return keep_space(t, pid, 0);
+	return keep_space(t, pid, is_go);
+}
+
+/* Stops the target for one read of its Go profile, as a request without
+ * seconds does: one stop at a time, this thread taking SIGALRM for it. */
+static int read_go_stopped(struct xp_serve_target *t, struct xp_go_target *gt, pid_t pid, enum xp_serve_kind kind,
+			   struct xp_go_heap *h, struct xp_snapshot *snap, struct xp_serve_reply *r)
+{
+	int err;
+
+	pthread_mutex_lock(&t->stop_lock);
+	pthread_sigmask(SIG_UNBLOCK, &alarm_only, NULL);
+	err = read_go_profile(gt, pid, kind, h, snap, r);
+	pthread_sigmask(SIG_BLOCK, &alarm_only, NULL);
+	pthread_mutex_unlock(&t->stop_lock);
+	return err;
+}
+
+/* Sleeps seconds, or until stop is set (the server drains). */
+static void sleep_unless_stopped(int64_t seconds, volatile sig_atomic_t *stop)
+{
+	int64_t end = xp_monotonic_ns() + seconds * 1000000000LL, now;
+
+	while (!(stop && *stop) && (now = xp_monotonic_ns()) < end) {
+		struct timespec ts = { 0, end - now < 50000000 ? (long)(end - now) : 50000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* heap, allocs, block, mutex?seconds=N of a Go program: net/http/pprof's
+ * delta profile.  The runtime's profile is read twice, N seconds apart,
+ * each read one short stop as without seconds; the answer is the second
+ * minus the first (xp_go_profile_delta).  The server draining ends the
+ * wait early: the delta over the time waited is answered. */
+static void collect_go_delta(struct xp_serve_target *t, pid_t pid, const char *comm, const struct xp_serve_query *q,
+			     struct xp_serve_reply *r)
+{
+	atomic_flag *busy = q->kind == XP_SERVE_BLOCK ? &t->block_busy : q->kind == XP_SERVE_MUTEX ? &t->mutex_busy :
+			    q->kind == XP_SERVE_ALLOCS ? &t->allocs_busy : &t->heap_busy;
+	struct xp_go_target own, *gt = &t->gt;
+	struct xp_go_heap h0, h1;
+	struct xp_snapshot s0, s1;
+	struct xp_profile *p = NULL;
+	char why[256], line[200];
+	int kept, err;
+
+	memset(&own, 0, sizeof(own));
+	memset(&h0, 0, sizeof(h0));
+	memset(&h1, 0, sizeof(h1));
+	memset(&s0, 0, sizeof(s0));
+	memset(&s1, 0, sizeof(s1));
+	if (q->debug) {
+		fail(r, 400, "seconds and debug params are incompatible"); /* Go's words */
+		return;
+	}
+	if ((kept = begin_run(t, busy, q->kind, pid, 1, r)) < 0)
+		return;
+	if (!kept) {
+		/* the kept Go runtime is another profile's now: one for this run */
+		gt = &own;
+		if (xp_go_target_open(pid, gt, why, sizeof(why)) <= 0) {
+			fail(r, 500, "pid %d (%s) is a Go program, but xprof cannot read its runtime: %.180s", (int)pid,
+			     comm, why);
+			goto out;
+		}
+	}
+	if (read_go_stopped(t, gt, pid, q->kind, &h0, &s0, r) < 0)
+		goto out;
+	sleep_unless_stopped(q->seconds, q->stop);
+	if (read_go_stopped(t, gt, pid, q->kind, &h1, &s1, r) < 0)
+		goto out;
+	err = xp_go_profile_delta(gt, &h0, &h1, s1.time_ns, s1.time_ns - s0.time_ns, &p);
+	snprintf(line, sizeof(line), "xprof: delta profile: what the runtime recorded in the %.2f s between two reads "
+		 "(seconds=%lld%s)", (double)(s1.time_ns - s0.time_ns) / 1e9, (long long)q->seconds,
+		 q->stop && *q->stop ? ", ended early: the server is stopping" : "");
+	if (err == 0)
+		err = xp_profile_add_comment(p, line);
+	snprintf(line, sizeof(line), "xprof: pid %d was stopped %.2f ms and %.2f ms for the two reads", (int)pid,
+		 (double)s0.stopped_ns / 1e6, (double)s1.stopped_ns / 1e6);
+	if (err == 0)
+		err = xp_profile_add_comment(p, line);
+	answer_go_profile(p, err, q->kind, r);
+	r->delta = 1;
+out:
+	xp_go_heap_free(&h0);
+	xp_go_heap_free(&h1);
+	xp_snapshot_free(&s0);
+	xp_snapshot_free(&s1);
+	if (gt == &own)
+		xp_go_target_close(&own);
+	if (kept)
+		pthread_mutex_unlock(&t->space_lock);
+	atomic_flag_clear(busy);
 }
 
 /* block?seconds=N of a native program: where its threads waited off the
@@ -588,7 +708,7 @@ static void collect_block(struct xp_serve_target *t, pid_t pid, const struct xp_
 	struct xp_profile *p = NULL;
 	int kept, err;
 
-	if ((kept = begin_run(t, &t->block_busy, XP_SERVE_BLOCK, pid, r)) < 0)
+	if ((kept = begin_run(t, &t->block_busy, XP_SERVE_BLOCK, pid, 0, r)) < 0)
 		return;
 	if (kept)
 		bo.space = &t->ts;
@@ -686,7 +806,7 @@ static void collect_mutex(struct xp_serve_target *t, pid_t pid, const char *comm
 		     "out (try again in a few seconds)", MAX_PROBERS);
 		return;
 	}
-	if ((kept = begin_run(t, &t->mutex_busy, XP_SERVE_MUTEX, pid, r)) < 0)
+	if ((kept = begin_run(t, &t->mutex_busy, XP_SERVE_MUTEX, pid, 0, r)) < 0)
 		return;
 	if (kept)
 		mo.space = &t->ts;
@@ -863,9 +983,23 @@ static void collect(void *ctx, const struct xp_serve_query *q, struct xp_serve_r
 			     (int)pid, comm);
 			return;
 		}
-		break;
+		/* fall through */
+	case XP_SERVE_HEAP:
+		if (!q->seconds_given)
+			break;
+		if (!is_go) {
+			fail(r, 400, "\"seconds\" parameter is not supported for this profile type (pid %d (%s) is not a "
+			     "Go program: its heap has no history to take a delta of)", (int)pid, comm);
+			return;
+		}
+		collect_go_delta(t, pid, comm, q, r);
+		goto check_gone;
 	case XP_SERVE_BLOCK:
 	case XP_SERVE_MUTEX:
+		if (is_go && q->seconds_given) {
+			collect_go_delta(t, pid, comm, q, r);
+			goto check_gone;
+		}
 		if (q->debug)
 			break; /* 501 below */
 		if (!is_go) {
@@ -876,14 +1010,8 @@ static void collect(void *ctx, const struct xp_serve_query *q, struct xp_serve_r
 				collect_mutex(t, pid, comm, q, r);
 			goto check_gone;
 		}
-		if (q->seconds_given) {
-			fail(r, 400, "\"seconds\" is not supported for a Go program's %s profile: xprof serve sends "
-			     "its runtime's, since the program started (leave seconds out)", xp_serve_kind_name(q->kind));
-			return;
-		}
 		break;
 	case XP_SERVE_GOROUTINE:
-	case XP_SERVE_HEAP:
 	case XP_SERVE_THREADCREATE:
 		break;
 	default:
@@ -917,13 +1045,13 @@ static void collect(void *ctx, const struct xp_serve_query *q, struct xp_serve_r
 			if (q->kind == XP_SERVE_GOROUTINE)
 				collect_goroutines(&tmp, pid, 1, q, NULL, r);
 			else
-				collect_go_profile(&tmp, pid, q->kind, r);
+				collect_go_profile(&tmp.gt, pid, q->kind, r);
 			xp_go_target_close(&tmp.gt);
 		}
 	} else if (q->kind == XP_SERVE_GOROUTINE) {
 		collect_goroutines(t, pid, is_go, q, kept ? &t->ts : NULL, r);
 	} else if (is_go) {
-		collect_go_profile(t, pid, q->kind, r);
+		collect_go_profile(&t->gt, pid, q->kind, r);
 	} else {
 		collect_glibc_heap(pid, comm, kept ? &t->ts : NULL, r);
 	}
@@ -960,6 +1088,8 @@ int xp_serve_target_new(enum xp_serve_follow by, pid_t pid, const char *pattern,
 	pthread_mutex_init(&t->stop_lock, NULL);
 	atomic_flag_clear(&t->block_busy);
 	atomic_flag_clear(&t->mutex_busy);
+	atomic_flag_clear(&t->heap_busy);
+	atomic_flag_clear(&t->allocs_busy);
 	pthread_mutex_init(&t->prober_lock, NULL);
 	t->by = by;
 	t->name = pattern;

@@ -73,6 +73,9 @@ st=$(get "block?debug=1")
 is "$st" 501 "block?debug=1 of a native program: 501 ($(cat "$TMP/body"))"
 st=$(get "heap?seconds=x")
 is "$st $(cat "$TMP/body")" '400 invalid value for "seconds" - must be a positive integer' "heap?seconds=x: Go's 400"
+st=$(get "heap?seconds=1")
+[ "$st" = 400 ] && grep -q '^"seconds" parameter is not supported for this profile type (pid [0-9]* (cpuburn) is not a Go program' "$TMP/body"
+ok $? "heap?seconds=1 of a native program: 400, no delta of glibc's heap ($(cat "$TMP/body"))"
 st=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/heap")
 is "$st" 405 "POST: 405"
 st=$(curl -s -o /dev/null -w '%{http_code}' -X GET --data-binary 'x=1' "$url/")
@@ -290,8 +293,11 @@ is "$st $(header Content-Disposition)" '200 attachment; filename="mutex"' "mutex
 go tool pprof -raw "$TMP/body" 2>/dev/null | grep -A1 '^Samples' | grep -q 'contentions/count delay/nanoseconds'
 ok $? "... Go's sample types contentions/count delay/nanoseconds"
 st=$(get "block?seconds=1")
-[ "$st" = 400 ] && grep -q "not supported for a Go program's block profile" "$TMP/body"
-ok $? "block?seconds=1 of a Go program: 400, its runtime's profile has no delta here ($(cat "$TMP/body"))"
+is "$st $(header Content-Disposition)" '200 attachment; filename="block-delta"' \
+	"block?seconds=1 of a Go program: Go's delta (tests/serve_godelta.t checks its figures)"
+pprof_check "$TMP/body" &&
+	go tool pprof -raw "$TMP/body" 2>/dev/null | awk '/^Samples:/ { s = 1; next } /^Locations/ { s = 0 } s && /:/ { n++ } END { exit n > 0 }'
+ok $? "... valid, and without samples: nothing of goparked blocked in that second"
 running "$gp"
 ok $? "goparked left running"
 

@@ -2,7 +2,7 @@
  * the routing of a path, Go's integer parsing of query parameters, the
  * bearer token, and the --listen address; libmicrohttpd's own parsing is
  * not ours.  Each result is checked against what it promises: a routed CPU,
- * block or mutex profile lasts 1 to max_seconds, an integer parse agrees with a strtoll
+ * block or mutex profile, and any delta (seconds=N), lasts 1 to max_seconds, an integer parse agrees with a strtoll
  * reference, the token check with memcmp.
  *
  * Input: u8 flags (bit 0: a body; bit 1: a token is asked; bits 2-3: the
@@ -135,7 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rt.status == 0) {
 		if ((unsigned)rt.q.kind >= XP_SERVE_KINDS || rt.q.debug < 0 || rt.q.debug > 2)
 			abort();
-		if ((rt.q.kind == XP_SERVE_CPU || rt.q.kind == XP_SERVE_BLOCK || rt.q.kind == XP_SERVE_MUTEX) &&
+		if ((rt.q.kind == XP_SERVE_CPU || rt.q.kind == XP_SERVE_BLOCK || rt.q.kind == XP_SERVE_MUTEX ||
+		     rt.q.seconds_given) &&
 		    (rt.q.seconds < 1 || rt.q.seconds > lim.max_seconds))
 			abort();
 		/* nothing is collected without the token */
