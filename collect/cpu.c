@@ -990,6 +990,12 @@ static void run_free(struct xp_cpu *r)
 
 /* ---- the run ------------------------------------------------------------ */
 
+/* --wall from perf: the caller's progress, with the stats it knows */
+static void offcpu_progress(void *arg, int64_t now)
+{
+	progress(arg, now);
+}
+
 int xp_cpu_open(const struct xp_cpu_opts *o, struct xp_cpu **out)
 {
 	struct xp_cpu *r = calloc(1, sizeof(*r));
@@ -1011,6 +1017,7 @@ int xp_cpu_open(const struct xp_cpu_opts *o, struct xp_cpu **out)
 		/* every thread's time without stopping it, when perf allows */
 		struct xp_offcpu_opts wo = {
 			.pid = r->pid, .duration_ns = o->duration_ns, .wall = 1, .freq = o->freq, .stop = o->stop,
+			.progress = o->progress ? offcpu_progress : NULL, .arg = r,
 		};
 		err = xp_offcpu_open(&wo, &r->offcpu);
 		if (err == 0) {
@@ -1188,6 +1195,8 @@ int xp_cpu_profile_take(struct xp_cpu *r, struct xp_profile **out)
 	size_t i;
 	int err;
 
+	if (r->offcpu)
+		return xp_offcpu_take(r->offcpu, out);
 	if (r->kernel && !r->kallsyms)
 		r->kallsyms = xp_kallsyms_load();
 	for (i = 0; i < r->nprog; i++)
