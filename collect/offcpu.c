@@ -671,6 +671,11 @@ static void weigh_running(struct xp_offcpu *c, int64_t until, int ending)
 	}
 }
 
+static uint64_t records_lost(const struct xp_offcpu *c)
+{
+	return xp_perf_lost(c->sw) + (c->clock ? xp_perf_lost(c->clock) : 0);
+}
+
 int xp_offcpu_run(struct xp_offcpu *c)
 {
 	struct timespec ts;
@@ -701,8 +706,12 @@ int xp_offcpu_run(struct xp_offcpu *c)
 			goto out;
 		if (c->execd || process_gone(c))
 			break;
-		if (c->o.progress)
+		if (c->o.progress) {
+			/* the live view's header: records lost so far */
+			c->st.lost = records_lost(c);
+			c->st.threads = c->nthr;
 			c->o.progress(c->o.arg, xp_monotonic_ns());
+		}
 	}
 	c->st.end_ns = xp_monotonic_ns();
 	err = read_all(c, 0);
@@ -715,7 +724,7 @@ out:
 		count_waits(c, c->st.end_ns, 1);
 	if (c->o.wall)
 		weigh_running(c, c->st.end_ns, 1);
-	c->st.lost = xp_perf_lost(c->sw) + (c->clock ? xp_perf_lost(c->clock) : 0);
+	c->st.lost = records_lost(c);
 	c->st.threads = c->nthr;
 	return err;
 }
