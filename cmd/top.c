@@ -376,6 +376,18 @@ static uint64_t stack_hash(uint32_t thread, char state, const struct frame *f, s
 	return h;
 }
 
+/* Field by field: the padding of struct frame is whatever the buffer held,
+ * and a memcmp that saw it made a new stack of a known one. */
+static int frames_equal(const struct frame *a, const struct frame *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (a[i].func != b[i].func || a[i].line != b[i].line || a[i].inlined != b[i].inlined)
+			return 0;
+	return 1;
+}
+
 static int stack_add(struct top *t, uint32_t thread, char state, const struct frame *f, size_t n, uint64_t count)
 {
 	uint64_t h = stack_hash(thread, state, f, n);
@@ -394,8 +406,7 @@ static int stack_add(struct top *t, uint32_t thread, char state, const struct fr
 	}
 	for (i = h & (t->stack_tab_n - 1); t->stack_tab[i]; i = (i + 1) & (t->stack_tab_n - 1)) {
 		s = &t->stacks[t->stack_tab[i] - 1];
-		if (s->hash == h && s->thread == thread && s->state == state && s->n == n &&
-		    memcmp(s->f, f, n * sizeof(*f)) == 0) {
+		if (s->hash == h && s->thread == thread && s->state == state && s->n == n && frames_equal(s->f, f, n)) {
 			s->last += count;
 			s->all += count;
 			return 0;
