@@ -1143,6 +1143,9 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 		st->threads = ws->threads;
 		st->lost = ws->lost;
 		st->wall_execd = ws->execd;
+		/* during the run too (the progress line counts from the start) */
+		st->start_ns = ws->start_ns;
+		st->start_real_ns = ws->start_real_ns;
 	}
 	if (r->nprog && r->prog[0].space)
 		xp_space_jit_stats(r->prog[0].space, &st->jit);
