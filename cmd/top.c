@@ -3,8 +3,9 @@
  * the samples so far are taken as a pprof profile, read back, and folded
  * into per-function own and total shares, over the last interval and since
  * the start.  --wall takes the same from perf's context switches and
- * cpu-clock samples (collect/offcpu.c), each stack weighed by its time.  Full screen on a terminal (ncurses); a timestamped text table
- * per interval on a pipe or a file.
+ * cpu-clock samples (collect/offcpu.c), each stack weighed by its time.
+ * Full screen on a terminal (ncurses); a timestamped text table per
+ * interval on a pipe or a file.
  *
  * parse options → find the target → open the sampler → run it, drawing and
  * reading keys from its progress callback → restore the terminal → report.

@@ -1,7 +1,8 @@
 /* collect/cpu.c: where a process spends CPU time.  perf_event_open
  * cpu-clock samples are unwound as they arrive, so only their pcs are kept;
- * with wall, every thread is stopped at each tick (ptrace snapshots) and
- * sampled running or not.  Exec-following: each program the process runs
+ * with wall, collect/offcpu.c accounts for every thread without stopping
+ * it, or, where perf is refused, every thread is stopped at each tick
+ * (ptrace snapshots) and sampled running or not.  Exec-following: each program the process runs
  * keeps its own modules.  The samples stay aggregated by (program, thread,
  * state, stack) until the front end asks for a profile or flame stacks.
  */
