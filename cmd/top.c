@@ -2,8 +2,10 @@
  * second from the same collector as xprof cpu (collect/cpu.c): each second
  * the samples so far are taken as a pprof profile, read back, and folded
  * into per-function own and total shares, over the last interval and since
- * the start.  Full screen on a terminal (ncurses); a timestamped text table
- * per interval on a pipe or a file.
+ * the start.  --wall takes the same from perf's context switches and
+ * cpu-clock samples (collect/offcpu.c), each stack weighed by its time.
+ * Full screen on a terminal (ncurses); a timestamped text table per
+ * interval on a pipe or a file.
  *
  * parse options → find the target → open the sampler → run it, drawing and
  * reading keys from its progress callback → restore the terminal → report.
@@ -109,7 +111,9 @@ struct top {
 	uint64_t stacks_dropped;
 	struct thread *threads;
 	size_t nthreads, threads_alloc;
-	uint64_t samples_last, samples_all, samples_dropped_last;
+	/* shares are of weights: samples, or with --wall nanoseconds of
+	 * thread time; nsamples_all counts the samples for the header */
+	uint64_t samples_last, samples_all, samples_dropped_last, nsamples_all;
 	/* header figures */
 	int64_t start_ns, last_take_ns, interval_ns;
 	uint64_t prev_samples, prev_complete, prev_lost;
@@ -141,6 +145,7 @@ struct top {
 	int quit;
 	int started;
 	uint64_t ticks_missed;
+	int wall_perf;        /* --wall from perf (else ptrace: perf refused) */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -168,10 +173,13 @@ static void usage(FILE *f)
 	      "      --name COMM     the oldest process of that name\n"
 	      "      --cmdline REGEX the oldest whose command line matches (POSIX ERE)\n"
 	      "  -F, --freq HZ       samples per second, 1 to 10000 (default 99)\n"
-	      "      --wall          every thread at each tick, running or not, with its\n"
-	      "                      state (running, sleeping, disk); this stops the\n"
-	      "                      target briefly at each tick (ptrace), as xprof cpu\n"
-	      "                      --wall does, until an event-based sampler replaces it\n"
+	      "      --wall          wall-clock: every thread's whole time, running or not,\n"
+	      "                      with its state (running, sleeping), each stack weighed\n"
+	      "                      by its time, from perf's context switches and\n"
+	      "                      cpu-clock samples as xprof cpu --wall: never stopped.\n"
+	      "                      Where perf is refused (permissions), every thread is\n"
+	      "                      stopped at each tick (ptrace) instead, and the second\n"
+	      "                      line says so\n"
 	      "  -h, --help          this help\n"
 	      "\n"
 	      "Keys: o / t sort by own / total; a switch last second / since start;\n"
@@ -369,6 +377,18 @@ static uint64_t stack_hash(uint32_t thread, char state, const struct frame *f, s
 	return h;
 }
 
+/* Field by field: the padding of struct frame is whatever the buffer held,
+ * and a memcmp that saw it made a new stack of a known one. */
+static int frames_equal(const struct frame *a, const struct frame *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (a[i].func != b[i].func || a[i].line != b[i].line || a[i].inlined != b[i].inlined)
+			return 0;
+	return 1;
+}
+
 static int stack_add(struct top *t, uint32_t thread, char state, const struct frame *f, size_t n, uint64_t count)
 {
 	uint64_t h = stack_hash(thread, state, f, n);
@@ -387,8 +407,7 @@ static int stack_add(struct top *t, uint32_t thread, char state, const struct fr
 	}
 	for (i = h & (t->stack_tab_n - 1); t->stack_tab[i]; i = (i + 1) & (t->stack_tab_n - 1)) {
 		s = &t->stacks[t->stack_tab[i] - 1];
-		if (s->hash == h && s->thread == thread && s->state == state && s->n == n &&
-		    memcmp(s->f, f, n * sizeof(*f)) == 0) {
+		if (s->hash == h && s->thread == thread && s->state == state && s->n == n && frames_equal(s->f, f, n)) {
 			s->last += count;
 			s->all += count;
 			return 0;
@@ -469,7 +488,11 @@ static int ingest(struct top *t, const Perftools__Profiles__Profile *p)
 			map[p->mapping[i]->id] = p->mapping[i];
 	for (i = 0; i < p->n_sample; i++) {
 		const Perftools__Profiles__Sample *s = p->sample[i];
-		uint64_t count = s->n_value ? (uint64_t)s->value[0] : 0;
+		uint64_t nsamples = s->n_value ? (uint64_t)s->value[0] : 0;
+		/* --wall: the time (perf's intervals differ in length; the
+		 * ptrace sampler's value is samples times the period) */
+		int64_t v = t->o.wall && s->n_value > 1 ? s->value[1] : (int64_t)nsamples;
+		uint64_t count = v > 0 ? (uint64_t)v : 0;
 		const char *tname = "?";
 		pid_t tid = 0;
 		char state = 'R';
@@ -534,6 +557,7 @@ static int ingest(struct top *t, const Perftools__Profiles__Profile *p)
 			goto out;
 		t->samples_last += count;
 		t->samples_all += count;
+		t->nsamples_all += nsamples;
 	}
 	err = 0;
 out:
@@ -873,12 +897,12 @@ static void state_mix(const struct func *f, char *buf, size_t len)
 static void header_lines(const struct top *t, char *l1, size_t n1, char *l2, size_t n2)
 {
 	const char *filter = t->thread_filter < 0 ? "all" : t->threads[t->thread_filter].name;
-	char tid[32] = "", states[128] = "";
+	char tid[32] = "", states[256] = "";
 
 	snprintf(l1, n1,
 		 "%s (pid %d)  cpu %.0f%%  threads %ld  samples %" PRIu64 " (%.0f/s)  lost %" PRIu64 " (%" PRIu64
 		 " total)  complete stacks %.1f%% (%.1f%% total)",
-		 t->comm, (int)t->pid, t->cpu_pct, t->nthreads_proc, t->samples_all, t->rate, t->lost_last, t->lost_all,
+		 t->comm, (int)t->pid, t->cpu_pct, t->nthreads_proc, t->nsamples_all, t->rate, t->lost_last, t->lost_all,
 		 t->complete_last,
 		 t->samples_seen_all ? 100.0 * (double)t->complete_all / (double)t->samples_seen_all : 100.0);
 	if (t->thread_filter >= 0)
@@ -889,8 +913,13 @@ static void header_lines(const struct top *t, char *l1, size_t n1, char *l2, siz
 		for (i = 0; i < t->nthreads; i++)
 			if (t->threads[i].state)
 				n[strchr("RSDT", t->threads[i].state) - "RSDT"]++;
-		snprintf(states, sizeof(states), "wall-clock (threads: %zu running, %zu sleeping, %zu disk%s; %" PRIu64
-			 " ticks missed)", n[0], n[1], n[2], n[3] ? ", some stopped" : "", t->ticks_missed);
+		if (t->wall_perf)
+			snprintf(states, sizeof(states), "wall-clock from perf, no thread stopped (threads: %zu running, "
+				 "%zu sleeping%s)", n[0], n[1], n[3] ? ", some stopped" : "");
+		else
+			snprintf(states, sizeof(states), "wall-clock by ptrace, every thread stopped at each tick: perf "
+				 "refused (threads: %zu running, %zu sleeping, %zu disk%s; %" PRIu64 " ticks missed)",
+				 n[0], n[1], n[2], n[3] ? ", some stopped" : "", t->ticks_missed);
 	}
 	snprintf(l2, n2, "%s at %d Hz  window: %s  sort: %s  thread: %s%s  kernel frames: %s%s%s",
 		 t->o.wall ? states : "cpu", t->o.freq, t->win == WIN_LAST ? "last second" : "since start",
@@ -1023,8 +1052,9 @@ static void draw(struct top *t)
 			if (i == 0)
 				snprintf(line, sizeof(line), "  all threads");
 			else
-				snprintf(line, sizeof(line), "  %-7d %-20s %6.1f%% of the samples since start", (int)t->threads[i - 1].tid,
-					 t->threads[i - 1].name, pct(t->threads[i - 1].all, t->samples_all));
+				snprintf(line, sizeof(line), "  %-7d %-20s %6.1f%% of the %s since start", (int)t->threads[i - 1].tid,
+					 t->threads[i - 1].name, pct(t->threads[i - 1].all, t->samples_all),
+					 t->o.wall ? "threads' time" : "samples");
 			put_line(i + 3, line, (size_t)i == t->chooser_sel ? A_REVERSE : 0);
 		}
 	} else if (t->show_stack && t->nrows) {
@@ -1036,8 +1066,13 @@ static void draw(struct top *t)
 		if (s) {
 			uint64_t c = t->win == WIN_LAST ? s->last : s->all;
 			size_t k, len = strlen(line);
-			snprintf(line + len, sizeof(line) - len, "%" PRIu64 " samples, %.1f%%, thread %s (tid %d)%s%s", c,
-				 pct(c, d), t->threads[s->thread].name, (int)t->threads[s->thread].tid,
+			if (t->o.wall && t->wall_perf)
+				snprintf(line + len, sizeof(line) - len, "%.3f s", (double)c / 1e9);
+			else
+				snprintf(line + len, sizeof(line) - len, "%" PRIu64 " samples", t->o.wall ?
+					 c / (uint64_t)(1000000000 / t->o.freq) : c);
+			len = strlen(line);
+			snprintf(line + len, sizeof(line) - len, ", %.1f%%, thread %s (tid %d)%s%s", pct(c, d), t->threads[s->thread].name, (int)t->threads[s->thread].tid,
 				 t->o.wall ? ", " : "", t->o.wall ? state_word(s->state) : "");
 			put_line(2, line, A_BOLD);
 			for (k = 0, y = 3; k < s->n && y < LINES - 1; k++) {
@@ -1346,9 +1381,10 @@ int cmd_top(int argc, char **argv)
 	co.comm = t.comm;
 	co.duration_ns = INT64_MAX / 2;
 	co.freq = t.o.freq;
-	/* top's window is taken from the sampler's own aggregate each second:
-	 * the ptrace sampler's (collect/offcpu.c writes its profile only at the end) */
-	co.wall = t.o.wall ? XP_WALL_PTRACE : 0;
+	/* top's window is taken from the collector's own aggregate each
+	 * second; --wall from perf without stopping, ptrace only where perf
+	 * is refused */
+	co.wall = t.o.wall ? XP_WALL : 0;
 	co.kernel = 1;
 	co.stop = &stop_requested;
 	co.progress = on_progress;
@@ -1366,6 +1402,17 @@ int cmd_top(int argc, char **argv)
 	if (err < 0) {
 		xp_msg("top: cannot sample pid %d: %s", (int)pid, strerror(-err));
 		return XP_EXIT_FATAL;
+	}
+	if (t.o.wall) {
+		st = xp_cpu_stats(t.c);
+		t.wall_perf = st->wall_perf;
+		if (!st->wall_perf && st->wall_perf_err != -EACCES && st->wall_perf_err != -EPERM) {
+			/* stopping the threads is for when perf is not allowed, not a cure for its errors */
+			xp_offcpu_open_error(pid, st->wall_perf_err, why, sizeof(why));
+			xp_msg("top: %s", why);
+			xp_cpu_close(t.c);
+			return XP_EXIT_FATAL;
+		}
 	}
 	if (t.tty) {
 		/* newterm, not initscr: initscr exits on an unknown TERM */

@@ -153,6 +153,9 @@ struct xp_offcpu_opts {
 	int preempted;               /* block: keep involuntary switches (reason "preempted") */
 	volatile sig_atomic_t *stop; /* set: the run ends early (may be NULL) */
 	struct xp_target_space *space; /* optional: kept modules (the caller's until xp_offcpu_close) */
+	/* called after each read of the rings (at most 50 ms apart) */
+	void (*progress)(void *arg, int64_t now);
+	void *arg;
 };
 
 /* What an interval of a thread's time is counted as. */
@@ -188,6 +191,11 @@ const struct xp_offcpu_stats *xp_offcpu_stats(const struct xp_offcpu *c);
  * wall/nanoseconds, labels thread, tid, state (running, runnable,
  * sleeping, stopped) and reason. */
 int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out);
+/* For a live view, from o->progress: the same profile of the window since
+ * the last take (or the start), waits and time on a CPU still going on
+ * counted up to now and carried on into the next window; then forgets the
+ * window.  The stats stay cumulative. */
+int xp_offcpu_take(struct xp_offcpu *c, struct xp_profile **out);
 /* The same as flame-graph stacks (xp_cpu_stacks), counted in periods. */
 struct xp_cpu_stack;
 int xp_offcpu_stacks(struct xp_offcpu *c, struct xp_cpu_stack **out, size_t *n);

@@ -1,7 +1,8 @@
 /* collect/cpu.c: where a process spends CPU time.  perf_event_open
  * cpu-clock samples are unwound as they arrive, so only their pcs are kept;
- * with wall, every thread is stopped at each tick (ptrace snapshots) and
- * sampled running or not.  Exec-following: each program the process runs
+ * with wall, collect/offcpu.c accounts for every thread without stopping
+ * it, or, where perf is refused, every thread is stopped at each tick
+ * (ptrace snapshots) and sampled running or not.  Exec-following: each program the process runs
  * keeps its own modules.  The samples stay aggregated by (program, thread,
  * state, stack) until the front end asks for a profile or flame stacks.
  */
@@ -990,6 +991,12 @@ static void run_free(struct xp_cpu *r)
 
 /* ---- the run ------------------------------------------------------------ */
 
+/* --wall from perf: the caller's progress, with the stats it knows */
+static void offcpu_progress(void *arg, int64_t now)
+{
+	progress(arg, now);
+}
+
 int xp_cpu_open(const struct xp_cpu_opts *o, struct xp_cpu **out)
 {
 	struct xp_cpu *r = calloc(1, sizeof(*r));
@@ -1011,6 +1018,7 @@ int xp_cpu_open(const struct xp_cpu_opts *o, struct xp_cpu **out)
 		/* every thread's time without stopping it, when perf allows */
 		struct xp_offcpu_opts wo = {
 			.pid = r->pid, .duration_ns = o->duration_ns, .wall = 1, .freq = o->freq, .stop = o->stop,
+			.progress = o->progress ? offcpu_progress : NULL, .arg = r,
 		};
 		err = xp_offcpu_open(&wo, &r->offcpu);
 		if (err == 0) {
@@ -1136,6 +1144,9 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 		st->threads = ws->threads;
 		st->lost = ws->lost;
 		st->wall_execd = ws->execd;
+		/* during the run too (the progress line counts from the start) */
+		st->start_ns = ws->start_ns;
+		st->start_real_ns = ws->start_real_ns;
 	}
 	if (r->nprog && r->prog[0].space)
 		xp_space_jit_stats(r->prog[0].space, &st->jit);
@@ -1188,6 +1199,8 @@ int xp_cpu_profile_take(struct xp_cpu *r, struct xp_profile **out)
 	size_t i;
 	int err;
 
+	if (r->offcpu)
+		return xp_offcpu_take(r->offcpu, out);
 	if (r->kernel && !r->kallsyms)
 		r->kallsyms = xp_kallsyms_load();
 	for (i = 0; i < r->nprog; i++)

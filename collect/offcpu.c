@@ -87,6 +87,9 @@ struct xp_offcpu {
 	size_t rbp_tries;     /* unwinds tried with a guessed frame pointer */
 	char **strings;       /* label values, interned */
 	size_t nstrings;
+	/* the window being aggregated: the run's start, or the last take's
+	 * time (xp_offcpu_take); intervals begun before it count from it */
+	int64_t win_start_ns, win_start_real_ns;
 };
 
 /* ---- aggregation ------------------------------------------------------ */
@@ -337,7 +340,7 @@ static void on_switch_sample(const struct xp_perf_sample *s, void *arg)
 
 static int64_t clamp_start(const struct xp_offcpu *c, uint64_t t)
 {
-	return (int64_t)t < c->st.start_ns ? c->st.start_ns : (int64_t)t;
+	return (int64_t)t < c->win_start_ns ? c->win_start_ns : (int64_t)t;
 }
 
 static void on_switch(const struct xp_perf_switch *w, void *arg)
@@ -618,9 +621,11 @@ static int read_all(struct xp_offcpu *c, int timeout_ms)
 	return n < 0 ? n : 0;
 }
 
-/* The waits still going on at the end count up to the end; a thread that
- * exited has a last switch-out and no return, and is not waiting. */
-static void close_waits(struct xp_offcpu *c)
+/* The waits still going on at `until` count up to it; a thread that
+ * exited has a last switch-out and no return, and is not waiting.  At the
+ * end (ending) the waits are closed; at a take they go on into the next
+ * window, which counts them from its start. */
+static void count_waits(struct xp_offcpu *c, int64_t until, int ending)
 {
 	char path[96];
 	size_t i;
@@ -630,26 +635,30 @@ static void close_waits(struct xp_offcpu *c)
 		if (!t->out_time)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)c->o.pid, (int)t->tid);
-		if (access(path, F_OK) == 0)
-			entry_add(c, t->away, t->out_kind, c->st.end_ns - clamp_start(c, t->out_time));
-		else
+		if (access(path, F_OK) == 0) {
+			entry_add(c, t->away, t->out_kind, until - clamp_start(c, t->out_time));
+		} else {
 			c->st.exited++;
-		t->out_time = 0;
+			ending = 1; /* gone: not waiting in the next window either */
+		}
+		if (ending)
+			t->out_time = 0;
 	}
 }
 
-/* --wall: each thread's time on a CPU, from its switch records, shared
- * among its cpu-clock samples in proportion to their counts.  A thread
- * that never switched keeps one period per sample. */
-static void weigh_running(struct xp_offcpu *c)
+/* --wall: each thread's time on a CPU up to `until`, from its switch
+ * records, shared among its cpu-clock samples in proportion to their
+ * counts.  A thread that never switched keeps one period per sample.  A
+ * thread on a CPU at a take stays on it in the next window. */
+static void weigh_running(struct xp_offcpu *c, int64_t until, int ending)
 {
 	size_t i;
 
 	for (i = 0; i < c->nthr; i++) {
 		struct tstate *t = &c->thr[i];
-		if (t->in_time) /* on a CPU at the end */
-			t->oncpu_ns += c->st.end_ns - clamp_start(c, t->in_time);
-		t->in_time = 0;
+		if (t->in_time) /* on a CPU now */
+			t->oncpu_ns += until - clamp_start(c, t->in_time);
+		t->in_time = ending || !t->in_time ? 0 : (uint64_t)until;
 	}
 	for (i = 0; i < c->ntab; i++) {
 		struct entry *e = c->tab[i];
@@ -662,6 +671,11 @@ static void weigh_running(struct xp_offcpu *c)
 	}
 }
 
+static uint64_t records_lost(const struct xp_offcpu *c)
+{
+	return xp_perf_lost(c->sw) + (c->clock ? xp_perf_lost(c->clock) : 0);
+}
+
 int xp_offcpu_run(struct xp_offcpu *c)
 {
 	struct timespec ts;
@@ -671,6 +685,8 @@ int xp_offcpu_run(struct xp_offcpu *c)
 	c->st.start_ns = xp_monotonic_ns();
 	clock_gettime(CLOCK_REALTIME, &ts);
 	c->st.start_real_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	c->win_start_ns = c->st.start_ns;
+	c->win_start_real_ns = c->st.start_real_ns;
 	deadline = c->st.start_ns + c->o.duration_ns;
 	/* an exec between the modules' reading and the events' opening has
 	 * no record: the maps say it */
@@ -690,6 +706,12 @@ int xp_offcpu_run(struct xp_offcpu *c)
 			goto out;
 		if (c->execd || process_gone(c))
 			break;
+		if (c->o.progress) {
+			/* the live view's header: records lost so far */
+			c->st.lost = records_lost(c);
+			c->st.threads = c->nthr;
+			c->o.progress(c->o.arg, xp_monotonic_ns());
+		}
 	}
 	c->st.end_ns = xp_monotonic_ns();
 	err = read_all(c, 0);
@@ -699,10 +721,10 @@ out:
 	c->st.gone = process_gone(c);
 	c->st.execd = c->execd;
 	if (!c->st.gone && !c->execd)
-		close_waits(c);
+		count_waits(c, c->st.end_ns, 1);
 	if (c->o.wall)
-		weigh_running(c);
-	c->st.lost = xp_perf_lost(c->sw) + (c->clock ? xp_perf_lost(c->clock) : 0);
+		weigh_running(c, c->st.end_ns, 1);
+	c->st.lost = records_lost(c);
 	c->st.threads = c->nthr;
 	return err;
 }
@@ -717,7 +739,8 @@ static const char *kind_state(int kind)
 	return kind == K_RUNNING ? "running" : kind == K_PREEMPTED ? "runnable" : kind == K_STOPPED ? "stopped" : "sleeping";
 }
 
-int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out)
+/* The profile of what the entries hold, over [start_real, +duration). */
+static int build_profile(struct xp_offcpu *c, int64_t start_real_ns, int64_t duration_ns, struct xp_profile **out)
 {
 	struct xp_profile *p = xp_profile_new();
 	uint64_t ids[XP_MAX_FRAMES];
@@ -740,7 +763,7 @@ int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out)
 			      : xp_profile_set_period(p, "contentions", "count", 1);
 	if (err < 0)
 		goto out;
-	xp_profile_set_time(p, c->st.start_real_ns, c->st.end_ns - c->st.start_ns);
+	xp_profile_set_time(p, start_real_ns, duration_ns);
 	if (c->have_space && (err = xp_profile_main_mapping(p, c->ts->space, &c->ts->maps)) < 0)
 		goto out;
 	for (i = 0; i < c->ntab; i++) {
@@ -779,6 +802,47 @@ int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out)
 out:
 	xp_profile_free(p);
 	return err;
+}
+
+int xp_offcpu_profile(struct xp_offcpu *c, struct xp_profile **out)
+{
+	return build_profile(c, c->st.start_real_ns, c->st.end_ns - c->st.start_ns, out);
+}
+
+int xp_offcpu_take(struct xp_offcpu *c, struct xp_profile **out)
+{
+	struct timespec ts;
+	int64_t now, now_real;
+	size_t i;
+	int err;
+
+	if (!c->win_start_ns) /* not running yet: nothing to take */
+		return build_profile(c, 0, 0, out);
+	/* what the rings hold up to now belongs to this window */
+	if ((err = read_all(c, 0)) < 0)
+		return err;
+	now = xp_monotonic_ns();
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_real = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (!c->execd)
+		count_waits(c, now, 0);
+	if (c->o.wall)
+		weigh_running(c, now, 0);
+	if ((err = build_profile(c, c->win_start_real_ns, now - c->win_start_ns, out)) < 0)
+		return err;
+	/* the entries stay (threads point at them), emptied */
+	for (i = 0; i < c->ntab; i++)
+		if (c->tab[i]) {
+			memset(c->tab[i]->count, 0, sizeof(c->tab[i]->count));
+			memset(c->tab[i]->ns, 0, sizeof(c->tab[i]->ns));
+		}
+	for (i = 0; i < c->nthr; i++) {
+		c->thr[i].oncpu_ns = 0;
+		c->thr[i].clock_samples = 0;
+	}
+	c->win_start_ns = now;
+	c->win_start_real_ns = now_real;
+	return 0;
 }
 
 void xp_offcpu_close(struct xp_offcpu *c)

@@ -4,7 +4,11 @@
 # burn_c 3/6 of the workers', by their thread CPU clocks) and against the Go
 # fixture (main.burn is all of goapp's CPU); every key (sort, window, thread
 # filter, kernel frames, stack view, pause, help, resize); the terminal given
-# back on q, Ctrl-C, SIGTERM and the target's exit; pipe mode.
+# back on q, Ctrl-C, SIGTERM and the target's exit; pipe mode.  --wall on
+# the waiter (8 threads, each 1/8 of the threads' time): the shares of each
+# thread and of the functions only some threads are in, and the target
+# never stopped (perf, not ptrace); on cpuburn in pipe mode; the ptrace
+# fallback where perf is refused, said on the status line.
 . "$(dirname "$0")/lib.sh"
 need_ptrace
 command -v tmux >/dev/null || { echo "Bail out! tmux missing (make deps)"; exit 1; }
@@ -14,7 +18,7 @@ SOCK="$TMP/tmux-xprof-test-$$"
 tm() { tmux -S "$SOCK" "$@"; }
 trap 'tm kill-server 2>/dev/null; _cleanup' EXIT
 
-plan 54
+plan 67
 
 # screen: the pane now, into $TMP/screen
 screen() { tm capture-pane -p -t top >"$TMP/screen"; }
@@ -32,6 +36,8 @@ wait_screen() {
 rows() { grep -E '^ +[0-9]+\.[0-9] +[0-9]+\.[0-9] +[0-9]+\.[0-9] +[0-9]+\.[0-9]  ' "$TMP/screen"; }
 # col N FUNCTION: column N (1 own 1s, 2 total 1s, 3 own all, 4 total all) of FUNCTION's row
 col() { rows | awk -v n="$1" -v f="$2" '$5 == f { print $n; exit }'; }
+# wcol N FUNCTION: the same with --wall, where a STATE column comes first
+wcol() { rows | awk -v n="$1" -v f="$2" '{ for (i = 5; i <= NF; i++) if ($i == f) { print $n; exit } }'; }
 # sorted N: column N of the rows never grows downwards
 sorted() { rows | awk -v n="$1" 'NR > 1 && $n > prev + 0.05 { bad = 1 } { prev = $n } END { exit bad }'; }
 # samples: the "samples N" of the header
@@ -268,28 +274,86 @@ fi
 one_line 2 "top: no process named 'xprof-no-such-name' is running" "--name with none running" -- \
 	"$XPROF" top --name xprof-no-such-name
 
-# --wall (text mode): cpuburn's two workers run, its main thread sleeps.
-# The sampler of the day misses threads that do not stop in time (on a
-# loaded machine, many): the main thread's row is checked when it was seen.
+# --wall on the waiter, in the terminal: 8 threads, each always there, so
+# each is 1/8 of the threads' time, whether it runs or waits (the waiter
+# hardly runs at all: the time must come from the waits).  Watched all the
+# while: perf, not ptrace, so never a tracer nor a stopped thread.
+start_fixture wready "$FIX/waiter" "$TMP/window"
+wpid=${wready%% *}
+watch_target "$wpid" "$TMP/watch" "$TMP/watch.done" &
+watcher=$!
+run_top -p "$wpid" --wall
+wait_screen "^waiter \(pid $wpid\)" 15
+grep -qE '^wall-clock from perf, no thread stopped \(threads: [0-9]+ running, [0-9]+ sleeping\) at 99 Hz' "$TMP/screen"
+ok $? "--wall: the second line says the wall clock comes from perf, no thread stopped" || diag "$(head -3 "$TMP/screen")"
+tm send-keys -t top a t
+# three refreshes since start at least: the first interval starts late
+for i in $(seq 1 100); do
+	screen
+	n=$(samples)
+	[ "${n:-0}" -ge 1 ] && [ "$(wcol 4 start_thread)" != "" ] && grep -q 'window: since start  sort: total' "$TMP/screen" && break
+	sleep 0.1
+done
+sleep 3.2
+screen
+cp "$TMP/screen" "$TMP/wall_table"
+# start_thread: 7 threads of 8; main, and each thread's own wait: 1 of 8
+for f in start_thread:87.5 main:12.5 wait_on_pipe:12.5 wait_in_sleep:12.5 wait_on_cond:12.5 hold_mutex:12.5; do
+	got=$(wcol 4 "${f%%:*}")
+	within "$got" "${f#*:}" 1.5
+	ok $? "--wall: ${f%%:*} is on $got% of the threads' time since start (truth ${f#*:}%: $( [ "${f%%:*}" = start_thread ] && echo 7 || echo 1) of 8 threads, within 1.5 points)" ||
+		diag "$(head -14 "$TMP/wall_table")"
+done
+# the hottest stack through __clone3 (first by total): one thread's wait,
+# the same stack all along (w-cond's, w-pipe's...): 1 of 8 since start
+tm send-keys -t top g Enter
+wait_screen '^hottest stack through ' 3
+hot=$(sed -n 's/^hottest stack through __clone3 (since start): [0-9.]* s, \([0-9.]*\)%, thread .*/\1/p' "$TMP/screen")
+within "$hot" 12.5 1.5
+ok $? "--wall: the hottest stack through __clone3 is one thread's whole time since start ($hot%, truth 12.5%)" ||
+	diag "$(sed -n 3p "$TMP/screen")"
+tm send-keys -t top Enter
+wait_screen '^ +own 1s ' 3
+tm send-keys -t top T
+wait_screen 'choose a thread' 3
+ok $? "--wall: T lists the threads" || diag "$(head -5 "$TMP/screen")"
+shares=$(sed -n "s/^ *[0-9]\{1,\} \{1,\}[^ ]\{1,\} \{1,\}\([0-9.]\{1,\}\)% of the threads' time since start.*/\1/p" "$TMP/screen")
+bad=$(awk '{ d = $1 - 12.5; if (d < 0) d = -d; if (d > 1.5) print }' <<<"$shares")
+[ "$(grep -c . <<<"$shares")" = 8 ] && [ -z "$bad" ]
+ok $? "--wall: each of the 8 threads is 1/8 of the threads' time (12.5%, within 1.5 points): $(tr '\n' ' ' <<<"$shares")" ||
+	diag "$(sed -n '3,13p' "$TMP/screen")"
+tm send-keys -t top Escape q
+wait_screen '^xprof-exit=' 5
+is "$(sed -n 's/^xprof-exit=//p' "$TMP/screen")" 0 "--wall: q, exit 0"
+touch "$TMP/watch.done"
+wait "$watcher"
+not_stopped_during "$TMP/watch"
+ok $? "--wall: the waiter was never stopped while top ran: TracerPid 0 and no thread in t or T at $polls polls" ||
+	diag "$(awk '$1 != 0 || $2 ~ /[tT]/ { n++ } END { print n + 0 " polls saw a tracer or a stopped thread, e.g.:" }' "$TMP/watch")
+$(awk '$1 != 0 || $2 ~ /[tT]/' "$TMP/watch" | head -3)"
+
+# --wall (text mode): cpuburn's two workers run, its main thread sleeps
 "$XPROF" top -p "$pid" --wall >"$TMP/wall" 2>"$TMP/err" &
 xp=$!
 wall_seen() {
-	grep -qE '^wall-clock \(threads: [0-9]+ running, [0-9]+ sleeping, 0 disk; [0-9]+ ticks missed\) at 99 Hz' "$TMP/wall" &&
-		grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  R100 S  0 D  0  .* burn-[01]( burn-[01])?$' "$TMP/wall"
+	grep -qE '^wall-clock from perf, no thread stopped \(threads: [0-9]+ running, [0-9]+ sleeping\) at 99 Hz' "$TMP/wall" &&
+		grep -qE '^ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+  R100 S  0 D  0  .* burn-[01]( burn-[01])?$' "$TMP/wall" &&
+		grep -qE '  R *[0-9]+ S *[0-9]+ D *[0-9]+  .* cpuburn$' "$TMP/wall"
 }
-end=$((SECONDS + 40))
+end=$((SECONDS + 30))
 while [ "$SECONDS" -lt "$end" ] && ! wall_seen; do sleep 0.2; done
 kill -INT "$xp"
 wait "$xp"
 is "$?" 0 "--wall: SIGINT ends it with exit 0" || diag "$(cat "$TMP/err")"
-if ! grep -q ' samples [1-9]' "$TMP/wall" && grep -q ' [1-9][0-9]* ticks missed' "$TMP/wall"; then
-	# no tick stopped a thread in time on a machine this busy: said, not top's failure
-	ok 0 "# SKIP --wall: no tick in 40 s stopped a thread in time ($(grep -o '[0-9]* ticks missed' "$TMP/wall" | tail -1))"
-else
-	main_rows=$(grep -E '  R +[0-9]+ S +[0-9]+ D +[0-9]+  .* cpuburn$' "$TMP/wall")
-	wall_seen && ! grep -v '  R  0 S100 D  0  ' <<<"$main_rows" | grep -q .
-	ok $? "--wall: the workers' own samples all running; the main thread's all sleeping ($(grep -c . <<<"$main_rows") rows of it seen)" ||
-		diag "$(head -12 "$TMP/wall")"
-fi
+main_rows=$(grep -E '  R *[0-9]+ S *[0-9]+ D *[0-9]+  .* cpuburn$' "$TMP/wall")
+wall_seen && ! grep -v '  R  0 S100 D  0  ' <<<"$main_rows" | grep -q .
+ok $? "--wall: the workers' own time all running; the main thread's all sleeping ($(grep -c . <<<"$main_rows") rows of it)" ||
+	diag "$(head -12 "$TMP/wall")"
+
+# perf refused (a seccomp filter): ptrace, and the status line says so
+timeout 30 tests/unit/noperf "$XPROF" top -p "$pid" --wall 2>"$TMP/err" | head -3 >"$TMP/np"
+st=("${PIPESTATUS[@]}")
+[ "${st[0]}" = 0 ] && grep -qE '^wall-clock by ptrace, every thread stopped at each tick: perf refused \(threads: ' "$TMP/np"
+ok $? "--wall where perf is refused: the ptrace sampler, said on the status line" || diag "exit ${st[0]}: $(cat "$TMP/np" "$TMP/err")"
 
 done_testing
