@@ -68,9 +68,10 @@ read -r n whole jit named called <<<"$(awk -F'\t' '{
 		if (s ~ /;_start$/) whole += v[1]
 		if (s ~ /(^|;)(evalexpr|deform)_[0-9]+_[0-9]+;/) {
 			jit += v[1]
-			# under the outermost JIT frame: the executor (in postgres,
-			# unnamed without its debug symbols: M=1), then the rest
-			if (s ~ /(evalexpr|deform)_[0-9]+_[0-9]+;M=1;standard_ExecutorRun;/) called += v[1]
+			# under the outermost JIT frame: the executor (a static
+			# function of postgres, named by its start without debug
+			# symbols: [postgres+0x30f0f0]), then the rest
+			if (s ~ /(evalexpr|deform)_[0-9]+_[0-9]+;\[postgres\+0x[0-9a-f]+\];standard_ExecutorRun;/) called += v[1]
 		}
 	} END { print n + 0, whole + 0, jit + 0, jit + 0, called + 0 }' "$TMP/samples")"
 awk -v w="$whole" -v n="$n" 'BEGIN { exit !(n > 0 && w >= 0.95 * n) }'
@@ -80,7 +81,7 @@ ok $? "$jit of $n samples are in or under JIT code named evalexpr_N_M or deform_
 	diag "$(sort -t$'\t' -k2 -rn "$TMP/samples" | head -5)"
 awk -v c="$called" -v j="$jit" 'BEGIN { exit !(j > 0 && c >= 0.95 * j) }'
 ok $? "$called of them have the executor's frame (postgres, then standard_ExecutorRun) under the JIT code (at least 95%)" ||
-	diag "$(grep -E '(evalexpr|deform)_' "$TMP/samples" | grep -v 'M=1;standard_ExecutorRun' | head -5)"
+	diag "$(grep -E '(evalexpr|deform)_' "$TMP/samples" | grep -vE '\[postgres\+0x[0-9a-f]+\];standard_ExecutorRun' | head -5)"
 # each name is one the backend's jitdump gives
 missing=0
 for name in $(grep -oE '(evalexpr|deform)_[0-9]+_[0-9]+' "$TMP/samples" | sort -u); do
