@@ -779,7 +779,8 @@ static int next_instr_at(struct xp_py *py, const struct xp_stack *st, const stru
 	}
 	if (nops == 2)
 		return ops[1].atom == DW_OP_stack_value ? (*ni = v, 0) : -1;
-	/* a stack slot: as the copy has it, never the live stack */
+	/* a stack slot: as stackmem has it (a sample's copy of the stack,
+	 * or a stopped thread's) */
 	return stackmem && xp_mem_read_full(stackmem, v, ni, 8) == 0 ? 0 : -1;
 }
 
