@@ -374,3 +374,16 @@ term_during() {
 	early=$(cat "$TMP/early.st")
 	ms=$((($(date +%s%N) - t0) / 1000000))
 }
+
+# libc_code_is_file PID: 0 when the bytes of PID's executable libc mapping
+# are the file's (no breakpoint left in them), whether the kernel gave the
+# file's page back or left its restored copy (Anonymous kB in smaps: after
+# a SIGKILL of xprof mid-set-up it kept an 8 kB copy, its bytes the file's)
+libc_code_is_file() {
+	local range perm off path lo hi
+	read -r range perm off _ _ path < <(awk '$2 ~ /x/ && $6 ~ /\/libc\.so\.6$/' "/proc/$1/maps")
+	[ -n "$range" ] || return 1
+	lo=$((16#${range%-*})) hi=$((16#${range#*-}))
+	cmp -s <(dd if="/proc/$1/mem" bs=4096 skip=$((lo / 4096)) count=$(((hi - lo) / 4096)) 2>/dev/null) \
+		<(dd if="$path" bs=4096 skip=$((16#$off / 4096)) count=$(((hi - lo) / 4096)) 2>/dev/null)
+}
