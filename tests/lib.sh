@@ -278,10 +278,20 @@ waiting_missing() {
 # 20 ms; shell builtins only, so that a loaded machine still polls often.
 # Run it in the background; not_stopped_during FILE checks it.
 watch_target() {
-	local k v line s st tp f
+	local line s st tp f status
 	while [ ! -e "$3" ]; do
 		tp=
-		while read -r k v _; do [ "$k" = TracerPid: ] && tp=$v; done <"/proc/$1/status" 2>/dev/null
+		# the whole file in one go: bash's read takes a line and seeks
+		# back, and /proc regenerates status between the reads, so a
+		# State line changing length (R (running) / S (sleeping)) moved
+		# the next ones and TracerPid went unseen ("gone": serve_collect.t
+		# failed so in a clean-clone run)
+		{ status=$(<"/proc/$1/status"); } 2>/dev/null
+		if [[ $status == *TracerPid:* ]]; then
+			tp=${status#*TracerPid:}
+			tp=${tp%%$'\n'*}
+			tp=${tp//[[:space:]]/}
+		fi
 		st=
 		for f in /proc/"$1"/task/*/stat; do
 			read -r line <"$f" 2>/dev/null || continue
