@@ -21,6 +21,7 @@
 
 #include "attach/attach.h"
 #include "collect/collect.h"
+#include "collect/tnames.h"
 #include "proto/profile.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"
@@ -49,11 +50,6 @@ struct agg {
 	uint64_t count;
 	uint64_t *pc;
 	uint8_t *flag;
-};
-
-struct thread_name {
-	pid_t tid;
-	char name[64];
 };
 
 /* One program the process ran: all of the run, or the part between two
@@ -102,8 +98,7 @@ struct xp_cpu {
 	/* aggregation: open addressing over pointers */
 	struct agg **tab;
 	size_t ntab, nagg;
-	struct thread_name *names;
-	size_t nnames, names_alloc;
+	struct xp_tnames names;
 	uint64_t samples, complete;
 	uint64_t py_samples, py_consistent, py_late, py_checked, py_corrected;
 	int64_t start_ns, start_real_ns, end_ns;
@@ -199,39 +194,7 @@ static int agg_add(struct xp_cpu *r, unsigned prog, pid_t tid, char state, const
 
 static const char *thread_name(struct xp_cpu *r, pid_t tid)
 {
-	char path[96], buf[64];
-	struct thread_name *t;
-	size_t i;
-	int fd;
-	ssize_t n;
-
-	for (i = 0; i < r->nnames; i++)
-		if (r->names[i].tid == tid)
-			return r->names[i].name;
-	if (r->nnames == r->names_alloc) {
-		size_t na = r->names_alloc ? r->names_alloc * 2 : 64;
-		struct thread_name *v = realloc(r->names, na * sizeof(*v));
-		if (!v)
-			return "?";
-		r->names = v;
-		r->names_alloc = na;
-	}
-	t = &r->names[r->nnames++];
-	t->tid = tid;
-	snprintf(t->name, sizeof(t->name), "?");
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)r->pid, (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n > 0) {
-			buf[n] = '\0';
-			buf[strcspn(buf, "\n")] = '\0';
-			if (buf[0])
-				snprintf(t->name, sizeof(t->name), "%s", buf);
-		}
-	}
-	return t->name;
+	return xp_tnames_get(&r->names, r->pid, tid);
 }
 
 /* ---- the address space -------------------------------------------------- */
@@ -979,7 +942,7 @@ static void run_free(struct xp_cpu *r)
 	for (i = 0; i < r->ntab; i++)
 		free(r->tab[i]);
 	free(r->tab);
-	free(r->names);
+	xp_tnames_free(&r->names);
 	free(r->stack);
 	free(r->fregs);
 	for (i = 0; i < r->nprog; i++)
@@ -1104,7 +1067,7 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 
 	st->samples = r->samples;
 	st->complete = r->complete;
-	st->threads = r->nnames;
+	st->threads = r->names.n;
 	st->lost = r->lost;
 	st->kernel = r->kernel;
 	st->gone = r->gone;

@@ -26,6 +26,7 @@
 
 #include "attach/attach.h"
 #include "collect/collect.h"
+#include "collect/tnames.h"
 #include "proto/profile.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"
@@ -90,11 +91,6 @@ struct agg {
 	struct agg *next;
 };
 
-struct tname {
-	pid_t tid;
-	char name[64];
-};
-
 struct xp_mutex {
 	struct xp_mutex_opts o;
 	struct xp_mutex_stats st;
@@ -116,8 +112,7 @@ struct xp_mutex {
 	size_t stab_size;
 	struct agg **atab;
 	size_t atab_size, nagg;
-	struct tname *names;
-	size_t nnames, names_alloc;
+	struct xp_tnames names;
 };
 
 static int stopping(const struct xp_mutex *m)
@@ -129,38 +124,7 @@ static int stopping(const struct xp_mutex *m)
 
 static const char *thread_name(struct xp_mutex *m, pid_t tid)
 {
-	char path[96], buf[64];
-	struct tname *t;
-	size_t i;
-	ssize_t n;
-	int fd;
-
-	for (i = 0; i < m->nnames; i++)
-		if (m->names[i].tid == tid)
-			return m->names[i].name;
-	if (m->nnames == m->names_alloc) {
-		size_t na = m->names_alloc ? m->names_alloc * 2 : 64;
-		struct tname *v = realloc(m->names, na * sizeof(*v));
-		if (!v)
-			return "?";
-		m->names = v;
-		m->names_alloc = na;
-	}
-	t = &m->names[m->nnames++];
-	t->tid = tid;
-	strcpy(t->name, "?");
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)m->o.pid, (int)tid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n > 0) {
-			buf[n] = '\0';
-			buf[strcspn(buf, "\n")] = '\0';
-			if (buf[0])
-				xp_escape(buf, t->name, sizeof(t->name));
-		}
-	}
-	return t->name;
+	return xp_tnames_get(&m->names, m->o.pid, tid);
 }
 
 /* ---- stacks ------------------------------------------------------------------ */
@@ -677,7 +641,7 @@ void xp_mutex_close(struct xp_mutex *m)
 	free(m->stab);
 	free(m->pend);
 	free(m->open);
-	free(m->names);
+	xp_tnames_free(&m->names);
 	free(m->unw);
 	if (m->ts == &m->own)
 		xp_target_space_close(&m->own);

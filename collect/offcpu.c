@@ -19,6 +19,7 @@
 
 #include "attach/attach.h"
 #include "collect/collect.h"
+#include "collect/tnames.h"
 #include "proto/profile.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"
@@ -191,7 +192,6 @@ static void read_small(const char *path, char *buf, size_t len)
 static struct tstate *thread_get(struct xp_offcpu *c, pid_t tid)
 {
 	struct tstate *t;
-	char path[96];
 	size_t i;
 
 	for (i = 0; i < c->nthr; i++)
@@ -210,10 +210,7 @@ static struct tstate *thread_get(struct xp_offcpu *c, pid_t tid)
 	t = &c->thr[c->nthr++];
 	memset(t, 0, sizeof(*t));
 	t->tid = tid;
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)c->o.pid, (int)tid);
-	read_small(path, t->name, sizeof(t->name));
-	if (!t->name[0])
-		snprintf(t->name, sizeof(t->name), "?");
+	xp_thread_comm(c->o.pid, tid, t->name, sizeof(t->name));
 	return t;
 }
 
