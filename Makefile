@@ -36,7 +36,7 @@ include proto/proto.mk
 
 ATTACH_OBJS := attach/proc.o attach/mem.o attach/stop.o attach/perf.o attach/perf_ring.o attach/syscalls_x86_64.o attach/pmu.o attach/uprobe.o
 UNWIND_OBJS := unwind/unwind.o unwind/regs_x86_64.o unwind/libunwind.o unwind/framepointer.o
-SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o symbolize/safeopen.o symbolize/escape.o symbolize/synthetic.o symbolize/dwarftypes.o symbolize/perfmap.o
+SYMBOLIZE_OBJS := symbolize/symbolize.o symbolize/demangle.o symbolize/debugcache.o symbolize/kallsyms.o symbolize/gopclntab.o symbolize/safeopen.o symbolize/escape.o symbolize/synthetic.o symbolize/dwarftypes.o symbolize/perfmap.o symbolize/plt.o
 HEAPWALK_OBJS := heapwalk/glibc.o heapwalk/analyze.o heapwalk/budget.o
 GORT_OBJS := gort/go.o gort/goroutines.o gort/goheap.o
 PYRT_OBJS := pyrt/python.o

@@ -1070,6 +1070,27 @@ static int frame_from_cfi(const struct mapping *mp, Dwfl_Module *mod, Dwarf_Addr
 	return 0;
 }
 
+/* A pc in a PLT stub, which has no symbol: "realloc@plt" (plt.c). */
+static int frame_from_plt(Dwfl_Module *mod, Dwarf_Addr lookup, uint64_t pc, struct frames_buf *b)
+{
+	GElf_Addr bias;
+	Elf *elf = dwfl_module_getelf(mod, &bias);
+	struct xp_frame *f;
+	uint64_t entry;
+	char *name;
+	int rc = elf ? xp_plt_name(elf, lookup - bias, &name, &entry) : 0;
+
+	if (rc <= 0)
+		return rc;
+	if (!(f = push_frame(b))) {
+		free(name);
+		return -ENOMEM;
+	}
+	f->function = f->system_name = name;
+	f->offset = pc - (entry + bias);
+	return 0;
+}
+
 static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_sym *sym)
 {
 	Dwarf_Addr lookup = pc - (is_call ? 1 : 0);
@@ -1117,6 +1138,8 @@ static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_
 	}
 	if (b.n > 0 && symname)
 		b.v[b.n - 1].offset = off + (is_call ? 1 : 0);
+	if (err == 0 && b.n == 0 && !symname)
+		err = frame_from_plt(mod, lookup, pc, &b);
 	if (err == 0 && b.n == 0 && !symname)
 		err = frame_from_cfi(mp, mod, lookup, pc, &b);
 	sym->frames = b.v;

@@ -45,4 +45,10 @@ int xp_perfmap_code(const struct xp_perfmap *m, uint64_t addr, void *buf, size_t
 unsigned xp_perfmap_gen(const struct xp_perfmap *m);
 void xp_perfmap_stats(const struct xp_perfmap *m, struct xp_jit_stats *st);
 
+/* A PLT stub's name, "realloc@plt", for link-time address addr of the
+ * module's ELF (plt.c): 1 with *name (malloc'd) and the stub's start in
+ * *entry, 0 when addr is in no named stub (x86-64 only), -ENOMEM. */
+#include <libelf.h>
+int xp_plt_name(Elf *elf, uint64_t addr, char **name, uint64_t *entry);
+
 #endif

@@ -73,7 +73,7 @@ static char *read_file(const char *path, size_t *len)
 }
 
 /* Names in dir starting with prefix, other than "." and "..". */
-static int count_entries(const char *dir, const char *prefix)
+static __attribute__((unused)) int count_entries(const char *dir, const char *prefix)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
