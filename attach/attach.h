@@ -151,9 +151,11 @@ struct xp_mem *xp_mem_snapshot(const struct xp_region *regions, size_t n, struct
 #define XP_STACK_COPY_TOTAL (1ULL << 30)
 #define XP_STACK_COPY_LOW (32 * 1024)
 /* A thread that has not stopped by 100 ms + 100 us per thread (stops take
- * about 20 us a thread) is skipped: it is in uninterruptible sleep. */
+ * about 20 us a thread) is skipped when asleep: it is in uninterruptible
+ * sleep.  One still runnable (waiting for a CPU) is waited for up to 1 s. */
 #define XP_STOP_TIMEOUT_BASE_MS 100
 #define XP_STOP_TIMEOUT_PER_THREAD_US 100
+#define XP_STOP_TIMEOUT_RUNNABLE_MS 1000
 #define XP_MAX_THREADS 200000
 
 struct xp_thread {

@@ -91,5 +91,47 @@ case "$caught" in
 *" clock_loop start_thread __clone3 ") ok 0 "it unwinds out of the vdso to clock_loop and start_thread: $caught" ;;
 *) ok 1 "it unwinds out of the vdso to clock_loop and start_thread" ; diag "got: $caught" ;;
 esac
+# a runnable thread that gets no CPU for longer than the 100 ms deadline (a
+# loaded machine: CI's) is waited for, up to 1 s, and not dumped without a
+# stack.  A real-time loop on the target's CPU keeps its threads from
+# running from before xprof starts until 0.4 s after the target is traced,
+# (its stop began).  The kernel lets ordinary tasks run 50 ms of every
+# second (sched_rt_runtime_us), so the 100 ms deadline alone is met in
+# about 1 run in 7, and a longer loop cannot show the 1 s bound.
+# hog PID: the loop, on CPU 1; it ends itself, 5 s at most (a killer on CPU
+# 1 would never run, one elsewhere could be killed first)
+hog() {
+	chrt -f 10 taskset -c 1 python3 -c 'import sys, time
+def traced():
+    with open("/proc/%s/status" % sys.argv[1]) as f:
+        return any(l.startswith("TracerPid:") and l.split()[1] != "0" for l in f)
+end = time.monotonic() + 5
+while time.monotonic() < end and not traced():
+    pass
+end = min(end, time.monotonic() + 0.4)
+while time.monotonic() < end:
+    pass' "$1" &
+	hog=$!
+	_fixture_pids="$_fixture_pids $hog"
+	sleep 0.1
+}
+start_fixture ready "$FIX/cpuburn" 2
+pid=${ready%% *}
+if [ "$(nproc)" -lt 2 ] || ! taskset -a -p -c 1 "$pid" >/dev/null 2>&1 ||
+	! chrt -f 10 true 2>/dev/null; then
+	for i in 1 2; do ok 0 "# SKIP needs 2 CPUs, taskset and SCHED_FIFO"; done
+else
+	hog "$pid"
+	taskset -c 0 "$XPROF" threads -p "$pid" >"$TMP/starved.txt" 2>"$TMP/starved.err"
+	rc=$?
+	wait "$hog"
+	[ "$rc" = 0 ] && ! grep -q 'did not stop' "$TMP/starved.txt" && [ "$(grep -c '^thread ' "$TMP/starved.txt")" = 3 ] &&
+		grep -q '^burn_[abc]()' "$TMP/starved.txt"
+	ok $? "threads kept from a CPU by a real-time loop are waited for: exit $rc, all 3 with their stacks" ||
+		diag "$(cat "$TMP/starved.err")" "$(grep '^thread ' "$TMP/starved.txt")"
+	no_thread_stopped "$pid"
+	ok $? "afterwards no thread is left stopped"
+fi
+
 plan "$_tap_n"
 done_testing
