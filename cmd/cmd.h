@@ -11,6 +11,7 @@
 #include "collect/collect.h"
 #include "gort/gort.h"
 #include "proto/profile.h"
+#include "serve/serve.h"
 #include "symbolize/symbolize.h"
 #include "unwind/unwind.h"
 
@@ -108,6 +109,31 @@ int xp_watch_go(pid_t pid, const char *comm, const char *path, enum xp_go_profil
 extern volatile sig_atomic_t xp_stop_requested;
 /* xp_install_stop_signals with the handler that sets xp_stop_requested. */
 void xp_watch_signals(void);
+
+/* A command that follows a process by pid, name or command line (top,
+ * serve): -p PID, --name COMM, --cmdline REGEX, exactly one of them. */
+struct xp_follow_opts {
+	enum xp_serve_follow by;
+	pid_t pid;
+	const char *name; /* --name COMM or --cmdline REGEX as given */
+	int given;        /* how many of the three */
+};
+#define XP_OPT_NAME 0x4e41    /* getopt codes of --name and --cmdline, */
+#define XP_OPT_CMDLINE 0x434d /* above any command's own */
+#define XP_FOLLOW_LONGOPTS                                    \
+	{ "pid", required_argument, NULL, 'p' },              \
+	{ "name", required_argument, NULL, XP_OPT_NAME },     \
+	{ "cmdline", required_argument, NULL, XP_OPT_CMDLINE }
+/* getopt's c: 1 when it was one of the three (taken into f), 0 when not,
+ * XP_EXIT_USAGE with the error said. */
+int xp_follow_option(const char *cmd, int c, const char *arg, struct xp_follow_opts *f);
+/* After the loop: an operand left, or not exactly one target, is
+ * XP_EXIT_USAGE, said; -1 when the command may go on. */
+int xp_follow_opts_done(const char *cmd, int argc, char **argv, const struct xp_follow_opts *f);
+/* xp_serve_target_new for f (pid: -p's, checked), with its errors said:
+ * 0, or -XP_EXIT_USAGE / -XP_EXIT_FATAL. */
+struct xp_serve_target;
+int xp_follow_target(const char *cmd, const struct xp_follow_opts *f, pid_t pid, struct xp_serve_target **t);
 
 /* The default output name "xprof.COMM.PID.KIND" in buf, with the target's
  * name made safe for a file name (anything but letters, digits and ._+-

@@ -372,6 +372,58 @@ int xp_watch_opts_done(const char *cmd, int argc, char **argv, const struct xp_w
 	return -1;
 }
 
+int xp_follow_option(const char *cmd, int c, const char *arg, struct xp_follow_opts *f)
+{
+	switch (c) {
+	case 'p':
+		if ((f->pid = xp_parse_pid(arg)) < 0)
+			return XP_EXIT_USAGE;
+		f->by = XP_SERVE_BY_PID;
+		break;
+	case XP_OPT_NAME:
+	case XP_OPT_CMDLINE:
+		if (!*arg) {
+			xp_msg("%s: --%s wants a non-empty %s", cmd, c == XP_OPT_NAME ? "name" : "cmdline",
+			       c == XP_OPT_NAME ? "process name" : "pattern");
+			return XP_EXIT_USAGE;
+		}
+		f->by = c == XP_OPT_NAME ? XP_SERVE_BY_NAME : XP_SERVE_BY_CMDLINE;
+		f->name = arg;
+		break;
+	default:
+		return 0;
+	}
+	f->given++;
+	return 1;
+}
+
+int xp_follow_opts_done(const char *cmd, int argc, char **argv, const struct xp_follow_opts *f)
+{
+	if (optind < argc) {
+		xp_msg("%s: unexpected argument '%s'", cmd, argv[optind]);
+		return XP_EXIT_USAGE;
+	}
+	if (f->given != 1) {
+		xp_msg("%s: give one target: -p PID, --name COMM or --cmdline REGEX (try 'xprof %s --help')", cmd, cmd);
+		return XP_EXIT_USAGE;
+	}
+	return -1;
+}
+
+int xp_follow_target(const char *cmd, const struct xp_follow_opts *f, pid_t pid, struct xp_serve_target **t)
+{
+	char why[256];
+	int err = xp_serve_target_new(f->by, pid, f->name, t, why, sizeof(why));
+
+	if (err == 0)
+		return 0;
+	if (f->by == XP_SERVE_BY_CMDLINE && err == -EINVAL)
+		xp_msg("%s: invalid --cmdline pattern '%s': %s", cmd, f->name, why);
+	else
+		xp_msg("%s: %s", cmd, why);
+	return err == -EINVAL ? -XP_EXIT_USAGE : -XP_EXIT_FATAL;
+}
+
 pid_t xp_watch_target(const struct xp_watch_opts *o, const char *kind, char *comm, size_t commlen,
 		      char *defpath, size_t deflen, const char **path)
 {

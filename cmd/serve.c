@@ -33,9 +33,7 @@
 #define DRAIN_WAIT_MS 30000
 
 struct serve_opts {
-	enum xp_serve_follow by;
-	pid_t pid;
-	const char *name;            /* --name COMM or --cmdline REGEX as given */
+	struct xp_follow_opts t;
 	const char *listen;
 	const char *token_file;
 	int64_t max_seconds;
@@ -116,11 +114,9 @@ static int parse_count(const char *what, const char *s, long min, long max, long
 
 static int parse(int argc, char **argv, struct serve_opts *o)
 {
-	enum { OPT_NAME = 256, OPT_CMDLINE, OPT_LISTEN, OPT_TOKEN, OPT_MAX_SECONDS, OPT_MAX_CONN, OPT_TIMEOUT };
+	enum { OPT_LISTEN = 256, OPT_TOKEN, OPT_MAX_SECONDS, OPT_MAX_CONN, OPT_TIMEOUT };
 	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "name", required_argument, NULL, OPT_NAME },
-		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+		XP_FOLLOW_LONGOPTS,
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "token", required_argument, NULL, OPT_TOKEN },
 		{ "max-seconds", required_argument, NULL, OPT_MAX_SECONDS },
@@ -129,7 +125,7 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, targets = 0;
+	int c, r;
 	long v;
 
 	memset(o, 0, sizeof(*o));
@@ -140,25 +136,12 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 	optind = 1;
 	opterr = 0; /* xp_option_error says it in one line */
 	while ((c = getopt_long(argc, argv, ":p:h", longopts, NULL)) != -1) {
+		if ((r = xp_follow_option("serve", c, optarg, &o->t)) != 0) {
+			if (r != 1)
+				return r;
+			continue;
+		}
 		switch (c) {
-		case 'p':
-			o->pid = xp_parse_pid(optarg);
-			if (o->pid < 0)
-				return XP_EXIT_USAGE;
-			o->by = XP_SERVE_BY_PID;
-			targets++;
-			break;
-		case OPT_NAME:
-		case OPT_CMDLINE:
-			if (!*optarg) {
-				xp_msg("serve: --%s wants a non-empty %s", c == OPT_NAME ? "name" : "cmdline",
-				       c == OPT_NAME ? "process name" : "pattern");
-				return XP_EXIT_USAGE;
-			}
-			o->by = c == OPT_NAME ? XP_SERVE_BY_NAME : XP_SERVE_BY_CMDLINE;
-			o->name = optarg;
-			targets++;
-			break;
 		case OPT_LISTEN:
 			o->listen = optarg;
 			break;
@@ -187,15 +170,7 @@ static int parse(int argc, char **argv, struct serve_opts *o)
 			return xp_option_error("serve", c, argv);
 		}
 	}
-	if (optind < argc) {
-		xp_msg("serve: unexpected argument '%s'", argv[optind]);
-		return XP_EXIT_USAGE;
-	}
-	if (targets != 1) {
-		xp_msg("serve: give one target: -p PID, --name COMM or --cmdline REGEX (try 'xprof serve --help')");
-		return XP_EXIT_USAGE;
-	}
-	return -1;
+	return xp_follow_opts_done("serve", argc, argv, &o->t);
 }
 
 /* The token file: a secret, so readable by its owner only, and long enough
@@ -259,7 +234,7 @@ int cmd_serve(int argc, char **argv)
 	struct xp_serve_config cfg;
 	struct xp_serve_backend be;
 	struct xp_server *srv;
-	char why[256], url[128], host[64], comm[64];
+	char url[128], host[64], comm[64];
 	char *token = NULL;
 	size_t token_len = 0;
 	sigset_t ends;
@@ -284,18 +259,13 @@ int cmd_serve(int argc, char **argv)
 	if (o.token_file && !(token = read_token(o.token_file, &token_len)))
 		return XP_EXIT_FATAL;
 	/* -p: the checks every command makes, with their messages */
-	if (o.by == XP_SERVE_BY_PID && (pid = xp_check_target(o.pid, comm, sizeof(comm))) < 0) {
+	if (o.t.by == XP_SERVE_BY_PID && (pid = xp_check_target(o.t.pid, comm, sizeof(comm))) < 0) {
 		free(token);
 		return XP_EXIT_FATAL;
 	}
-	err = xp_serve_target_new(o.by, pid, o.name, &t, why, sizeof(why));
-	if (err < 0) {
-		if (o.by == XP_SERVE_BY_CMDLINE && err == -EINVAL)
-			xp_msg("serve: invalid --cmdline pattern '%s': %s", o.name, why);
-		else
-			xp_msg("serve: %s", why);
+	if ((err = xp_follow_target("serve", &o.t, pid, &t)) < 0) {
 		free(token);
-		return err == -EINVAL ? XP_EXIT_USAGE : XP_EXIT_FATAL;
+		return -err;
 	}
 	xp_serve_target_backend(t, &be);
 
@@ -351,7 +321,7 @@ int cmd_serve(int argc, char **argv)
 		xp_msg("serving pid %d (%s) on %s", (int)pid, comm, url);
 	else
 		xp_msg("serving the process %s '%s' (none runs yet) on %s",
-		       o.by == XP_SERVE_BY_NAME ? "named" : "whose command line matches", o.name, url);
+		       o.t.by == XP_SERVE_BY_NAME ? "named" : "whose command line matches", o.t.name, url);
 
 	while ((sig = sigwaitinfo(&ends, NULL)) < 0 && errno == EINTR)
 		;

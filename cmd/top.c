@@ -42,9 +42,7 @@
 #define TEXT_ROWS 25          /* rows of each text block (pipe mode) */
 
 struct top_opts {
-	enum xp_serve_follow by;
-	pid_t pid;
-	const char *name;
+	struct xp_follow_opts t;
 	int freq;
 	int wall;
 };
@@ -199,17 +197,15 @@ static void usage(FILE *f)
 
 static int parse(int argc, char **argv, struct top_opts *o)
 {
-	enum { OPT_NAME = 256, OPT_CMDLINE, OPT_WALL };
+	enum { OPT_WALL = 256 };
 	static const struct option longopts[] = {
-		{ "pid", required_argument, NULL, 'p' },
-		{ "name", required_argument, NULL, OPT_NAME },
-		{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+		XP_FOLLOW_LONGOPTS,
 		{ "freq", required_argument, NULL, 'F' },
 		{ "wall", no_argument, NULL, OPT_WALL },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, targets = 0;
+	int c, r;
 	char *end;
 	long v;
 
@@ -218,24 +214,12 @@ static int parse(int argc, char **argv, struct top_opts *o)
 	optind = 1;
 	opterr = 0; /* xp_option_error says it in one line */
 	while ((c = getopt_long(argc, argv, ":p:F:h", longopts, NULL)) != -1) {
+		if ((r = xp_follow_option("top", c, optarg, &o->t)) != 0) {
+			if (r != 1)
+				return r;
+			continue;
+		}
 		switch (c) {
-		case 'p':
-			if ((o->pid = xp_parse_pid(optarg)) < 0)
-				return XP_EXIT_USAGE;
-			o->by = XP_SERVE_BY_PID;
-			targets++;
-			break;
-		case OPT_NAME:
-		case OPT_CMDLINE:
-			if (!*optarg) {
-				xp_msg("top: --%s wants a non-empty %s", c == OPT_NAME ? "name" : "cmdline",
-				       c == OPT_NAME ? "process name" : "pattern");
-				return XP_EXIT_USAGE;
-			}
-			o->by = c == OPT_NAME ? XP_SERVE_BY_NAME : XP_SERVE_BY_CMDLINE;
-			o->name = optarg;
-			targets++;
-			break;
 		case 'F':
 			errno = 0;
 			v = strtol(optarg, &end, 10);
@@ -255,15 +239,7 @@ static int parse(int argc, char **argv, struct top_opts *o)
 			return xp_option_error("top", c, argv);
 		}
 	}
-	if (optind < argc) {
-		xp_msg("top: unexpected argument '%s'", argv[optind]);
-		return XP_EXIT_USAGE;
-	}
-	if (targets != 1) {
-		xp_msg("top: give one target: -p PID, --name COMM or --cmdline REGEX (try 'xprof top --help')");
-		return XP_EXIT_USAGE;
-	}
-	return -1;
+	return xp_follow_opts_done("top", argc, argv, &o->t);
 }
 
 /* ---- interning ---------------------------------------------------------------- */
@@ -1322,22 +1298,16 @@ static void top_free(struct top *t)
 static pid_t find_target(const struct top_opts *o, char *comm, size_t commlen)
 {
 	struct xp_serve_target *st;
-	char why[256];
 	pid_t pid;
-	int err = xp_serve_target_new(o->by, 0, o->name, &st, why, sizeof(why));
+	int err = xp_follow_target("top", &o->t, 0, &st);
 
-	if (err < 0) {
-		if (o->by == XP_SERVE_BY_CMDLINE && err == -EINVAL)
-			xp_msg("top: invalid --cmdline pattern '%s': %s", o->name, why);
-		else
-			xp_msg("top: %s", why);
-		return err == -EINVAL ? -XP_EXIT_USAGE : -XP_EXIT_FATAL;
-	}
+	if (err < 0)
+		return err;
 	pid = xp_serve_target_current(st, comm, commlen);
 	xp_serve_target_free(st);
 	if (pid <= 0) {
-		xp_msg("top: no process %s '%s' is running", o->by == XP_SERVE_BY_NAME ? "named" : "whose command line matches",
-		       o->name);
+		xp_msg("top: no process %s '%s' is running",
+		       o->t.by == XP_SERVE_BY_NAME ? "named" : "whose command line matches", o->t.name);
 		return -XP_EXIT_FATAL;
 	}
 	return pid;
@@ -1361,13 +1331,13 @@ int cmd_top(int argc, char **argv)
 		xp_msg("top: standard output is closed: nothing to show the view on");
 		return XP_EXIT_FATAL;
 	}
-	if (t.o.by != XP_SERVE_BY_PID) {
+	if (t.o.t.by != XP_SERVE_BY_PID) {
 		pid = find_target(&t.o, t.comm, sizeof(t.comm));
 		if (pid < 0)
 			return -pid;
-		t.o.pid = pid;
+		t.o.t.pid = pid;
 	}
-	pid = xp_check_target_for(t.o.pid, t.comm, sizeof(t.comm), t.o.wall);
+	pid = xp_check_target_for(t.o.t.pid, t.comm, sizeof(t.comm), t.o.wall);
 	if (pid < 0)
 		return XP_EXIT_FATAL;
 	t.pid = pid;
