@@ -20,7 +20,7 @@ interp_frames() {
 wait_done() {
 	local i
 	for i in $(seq 100); do
-		[ "$(wc -l <"$1/done.txt" 2>/dev/null)" = "$2" ] && return 0
+		[ "$(wc -l 2>/dev/null <"$1/done.txt")" = "$2" ] && return 0
 		sleep 0.1
 	done
 	return 1

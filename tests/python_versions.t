@@ -22,7 +22,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pylib.sh"
 need_ptrace
-VERSIONS="3.11"
+VERSIONS="3.11 3.12 3.13"
 PER_VERSION=17
 plan $((PER_VERSION * $(wc -w <<<"$VERSIONS")))
 PYENV=${PYENV_ROOT:-$HOME/.pyenv}/versions
@@ -87,11 +87,21 @@ for minor in $VERSIONS; do
 		within "$a" "$ta" 5 && within "$b" "$tb" 5 && within "$g" "$tg" 5
 		ok $? "$full: alpha, beta and gamma within 5 points of the CPU shares the fixture measured (${total} samples)"
 	fi
-	checked=$(sed -n 's/.*agreed with the sampled registers in \([0-9.]*\)% of samples and was taken from them in \([0-9.]*\)%.*/\1 \2/p' "$dir/cpu.err")
-	read -r chk cor <<<"$checked"
-	awk -v c="${chk:-0}" -v k="${cor:-0}" 'BEGIN { exit !(c + k >= 50) }'
-	ok $? "$full: the innermost Python frame checked against the sampled next_instr (agreed ${chk:-?}%, taken from it ${cor:-?}%)" ||
-		diag "$(grep python "$dir/cpu.err")"
+	if [ "$minor" = 3.13 ]; then
+		# 3.13's DWARF has no next_instr for its loop (optimized out):
+		# the frame the registers hold stands in for it
+		same=$(sed -n 's/.* \([0-9.]*\)% with the Python frames still the same when read/\1/p' "$dir/cpu.err")
+		grep -q 'checked by the frame the sampled registers hold only' "$dir/cpu.err" &&
+			awk -v s="${same:-0}" 'BEGIN { exit !(s >= 50) }'
+		ok $? "$full: the innermost Python frame checked against the frame the sampled registers hold (${same:-?}% still the same when read)" ||
+			diag "$(grep python "$dir/cpu.err")"
+	else
+		checked=$(sed -n 's/.*agreed with the sampled registers in \([0-9.]*\)% of samples and was taken from them in \([0-9.]*\)%.*/\1 \2/p' "$dir/cpu.err")
+		read -r chk cor <<<"$checked"
+		awk -v c="${chk:-0}" -v k="${cor:-0}" 'BEGIN { exit !(c + k >= 50) }'
+		ok $? "$full: the innermost Python frame checked against the sampled next_instr (agreed ${chk:-?}%, taken from it ${cor:-?}%)" ||
+			diag "$(grep python "$dir/cpu.err")"
+	fi
 	released "$full cpu" "$pid"
 	kill "$pid"
 done
