@@ -557,6 +557,29 @@ int xp_py_open_known(struct xp_space *space, struct xp_mem *live, uint64_t runti
 	return 0;
 }
 
+int xp_py_open_debug_offsets(struct xp_space *space, struct xp_mem *live, uint64_t runtime, uint64_t code_type,
+			     uint32_t hexversion, struct xp_py **out, char *why, size_t whylen)
+{
+	struct xp_py *py = calloc(1, sizeof(*py));
+
+	*out = NULL;
+	if (!py)
+		return -ENOMEM;
+	py->space = space;
+	py->live = live;
+	py->runtime = runtime;
+	py->code_type = code_type;
+	snprintf(py->version, sizeof(py->version), "%u.%u.%u", hexversion >> 24, (hexversion >> 16) & 0xff,
+		 (hexversion >> 8) & 0xff);
+	if (layout_from_debug_offsets(py, hexversion, why, whylen) < 0) {
+		free(py);
+		return -ENOTSUP;
+	}
+	py->layout_source = "_Py_DebugOffsets";
+	*out = py;
+	return 0;
+}
+
 void xp_py_close(struct xp_py *py)
 {
 	size_t i;

@@ -5,6 +5,7 @@
  * pointers to what is no code object, lengths of 2^40, location tables of
  * noise.  Every walk must end, bounded, with what could be read.  Prints TAP. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <unistd.h>
 
 #include "attach/attach.h"
@@ -122,6 +123,83 @@ static const struct xp_frame *frame_at(const struct xp_stack *st, size_t i)
 	const struct xp_sym *s = i < st->n ? xp_symbolize(space, st->pc[i], st->is_call[i]) : NULL;
 
 	return s && s->nframes == 1 ? &s->frames[0] : NULL;
+}
+
+/* 3.13's _Py_DebugOffsets as 3.13.0 has them (pyenv's build, gdb print
+ * _PyRuntime.debug_offsets): the u64 at each offset of the block */
+static const struct { unsigned at; uint64_t v; } do313[] = {
+	{ 8, 0x030d00f0 }, { 16, 0 }, { 24, 0x452b8 }, { 32, 0x260 }, { 40, 0x278 },
+	{ 48, 0x2f998 }, { 56, 0x1c68 }, { 64, 0x1c60 }, { 72, 0x1cb0 }, { 112, 0x10 }, { 120, 0x1e48 },
+	{ 128, 0 }, { 136, 0x1e58 }, { 144, 0x1e50 },
+	{ 152, 0x130 }, { 160, 0 }, { 168, 8 }, { 176, 0x10 }, { 184, 0x48 }, { 192, 0x98 }, { 200, 0xa0 },
+	{ 224, 0x50 }, { 232, 8 }, { 240, 0 }, { 248, 0x38 }, { 256, 0x48 }, { 264, 0x46 },
+	{ 272, 0xd0 }, { 280, 0x70 }, { 288, 0x78 }, { 296, 0x80 }, { 304, 0x88 }, { 312, 0x44 }, { 344, 0xc8 },
+	{ 352, 0x10 }, { 360, 8 }, { 512, 0x28 }, { 520, 0x10 }, { 528, 0x20 },
+	{ 536, 0x40 }, { 544, 0x20 }, { 552, 0x10 }, { 560, 0x28 },
+};
+
+/* A fake 3.13 runtime: its debug offsets, one interpreter whose GIL
+ * (its own, through ceval.gil) thread state 2 holds, two thread states.
+ * The offsets refused when one is hostile. */
+static void debug_offsets(struct xp_mem *mem)
+{
+	static uint8_t runtime[0x300] __attribute__((aligned(16))), interp[0x2000] __attribute__((aligned(16)));
+	static uint8_t ts1[0x130] __attribute__((aligned(16))), ts2[0x130] __attribute__((aligned(16)));
+	static const struct { unsigned at; uint64_t v; const char *what; } bad[] = {
+		{ 0, 0x7a70677562656478, "the cookie xdebugpz" },
+		{ 8, 0x030e00f0, "a 3.14 version" },
+		{ 8, 0x030d00a1, "a 3.13 alpha's" },
+		{ 16, 1, "a free-threaded build" },
+		{ 40, 0x452b8, "interpreters.head past the runtime's size" },
+		{ 48, 1ull << 40, "an interpreter state of 2^40 bytes" },
+		{ 72, 0x2f998, "threads.head past the interpreter's size" },
+		{ 136, 0x1e40, "the GIL's locked before the GIL" },
+		{ 152, 1ull << 20, "a thread state of 1 MiB" },
+		{ 184, 0x130, "current_frame past the thread state" },
+		{ 248, 0x48, "instr_ptr past the frame's fixed part" },
+		{ 264, 0x200, "owner past the frame" },
+		{ 280, 0xc8, "co_filename at the instructions" },
+		{ 344, 0x1000, "instructions at 4 KiB" },
+		{ 360, 24, "ob_type at 24 (a free-threaded object header)" },
+		{ 560, 0x1000, "a str header of 4 KiB" },
+	};
+	char why[200];
+	struct xp_py *rt;
+	struct xp_py_threads th;
+	size_t i, k;
+
+	memcpy(runtime, "xdebugpy", 8);
+	for (i = 0; i < sizeof(do313) / sizeof(do313[0]); i++)
+		put64(runtime, do313[i].at, do313[i].v);
+	put64(runtime, 0x278, A(interp));
+	put64(interp, 0x1cb0, A(ts1));
+	put64(interp, 0x10, A(interp + 0x1e48)); /* ceval.gil: its own */
+	put64(interp, 0x1e50, A(ts2));           /* last_holder */
+	interp[0x1e58] = 1;                      /* locked */
+	put64(ts1, 8, A(ts2));
+	put64(ts1, 0xa0, 201);
+	put64(ts2, 0xa0, 202);
+	ok(xp_py_open_debug_offsets(space, mem, A(runtime), A(code_type), 0x030d00f0, &rt, why, sizeof(why)) == 0 &&
+	   xp_py_threads_read(rt, &th) == 0 && th.n == 2 && th.gil_locked && !th.truncated &&
+	   xp_py_thread_of(&th, 202) && xp_py_thread_of(&th, 202)->holds_gil && !xp_py_thread_of(&th, 201)->holds_gil,
+	   "3.13's debug offsets: two thread states, the GIL holder through the interpreter's ceval.gil");
+	xp_py_threads_free(&th);
+	xp_py_close(rt);
+	ok(xp_py_open_debug_offsets(space, mem, A(runtime), A(code_type), 0x030c01f0, &rt, why, sizeof(why)) ==
+		   -ENOTSUP && strstr(why, "version 0x30d00f0"),
+	   "debug offsets of 3.13 in a 3.12: refused (%s)", why);
+	for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		uint64_t keep;
+		memcpy(&keep, runtime + bad[k].at, 8);
+		put64(runtime, bad[k].at, bad[k].v);
+		why[0] = '\0';
+		rt = NULL;
+		ok(xp_py_open_debug_offsets(space, mem, A(runtime), A(code_type), 0x030d00f0, &rt, why, sizeof(why)) ==
+			   -ENOTSUP && !rt && why[0],
+		   "debug offsets with %s: refused (%s)", bad[k].what, why);
+		xp_py_close(rt);
+		put64(runtime, bad[k].at, keep);
+	}
 }
 
 int main(void)
@@ -265,6 +343,7 @@ int main(void)
 		xp_py_close(rt);
 	}
 
+	debug_offsets(mem);
 	xp_py_close(py);
 	xp_space_close(space);
 	xp_maps_free(&maps);
