@@ -608,6 +608,9 @@ int cmd_cpu(int argc, char **argv)
 			       "and was taken from them in %.1f%% (it had moved on when read)",
 			       100.0 * (double)st->py_checked / (double)in_time,
 			       100.0 * (double)st->py_corrected / (double)in_time);
+		else if (in_time && st->python_check)
+			xp_msg("python: no next_instr in the interpreter loop's DWARF: the innermost Python frames were "
+			       "checked by %s only", st->python_check);
 		if (st->py_late)
 			xp_msg("python: %" PRIu64 " samples (%.1f%%) were read over 5 ms after they were taken (xprof "
 			       "was starved of CPU) and show the interpreter loop, labelled python=late",

@@ -109,6 +109,7 @@ struct xp_cpu_stats {
 	 * or why it cannot be read; samples of Python threads, and those
 	 * whose innermost Python frame was still the same when read */
 	const char *python, *python_layout, *python_problem;
+	const char *python_check;  /* what the innermost Python frames are checked by (xp_py_innermost_check) */
 	uint64_t py_samples, py_consistent;
 	uint64_t py_late;     /* of py_samples, read too late to show their Python frames */
 	uint64_t py_checked;  /* of py_samples, the innermost frame checked against the sampled registers */

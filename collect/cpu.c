@@ -1092,6 +1092,7 @@ const struct xp_cpu_stats *xp_cpu_stats(const struct xp_cpu *c)
 	st->start_real_ns = r->start_real_ns;
 	st->python = r->nprog ? r->prog[r->nprog - 1].python : "";
 	st->python_layout = r->nprog && r->prog[r->nprog - 1].py ? xp_py_layout_source(r->prog[r->nprog - 1].py) : NULL;
+	st->python_check = r->nprog && r->prog[r->nprog - 1].py ? xp_py_innermost_check(r->prog[r->nprog - 1].py) : NULL;
 	st->python_problem = r->nprog ? r->prog[r->nprog - 1].python_problem : "";
 	st->py_samples = r->py_samples;
 	st->py_consistent = r->py_consistent;

@@ -42,11 +42,21 @@ int xp_py_open(struct xp_space *space, struct xp_mem *live, struct xp_py **out, 
  * given: for tests and fuzzing, over fake interpreters in memory. */
 int xp_py_open_known(struct xp_space *space, struct xp_mem *live, uint64_t runtime, uint64_t code_type,
 		     struct xp_py **out);
+/* The same with 3.13's layout from the _Py_DebugOffsets at runtime, as
+ * CPython hexversion (0x030d00f0) keeps them: 0, or -ENOTSUP with why
+ * (offsets xprof does not trust, an unknown version). */
+int xp_py_open_debug_offsets(struct xp_space *space, struct xp_mem *live, uint64_t runtime, uint64_t code_type,
+			     uint32_t hexversion, struct xp_py **out, char *why, size_t whylen);
 void xp_py_close(struct xp_py *py);
 /* "3.11.2" */
 const char *xp_py_version(const struct xp_py *py);
-/* "DWARF" or "known 3.11 layout" */
+/* "DWARF", "known 3.11 layout", "known 3.12 layout" or "_Py_DebugOffsets" */
 const char *xp_py_layout_source(const struct xp_py *py);
+/* What a merge checks the innermost Python frame of a sample by: "the
+ * sampled next_instr", or without it (no DWARF, or 3.13's, which leaves it
+ * out) "the frame the sampled registers hold" (3.13), "the _PyCFrame in
+ * the stack copy" (3.11, 3.12), "the entry frames on the stack" (3.13). */
+const char *xp_py_innermost_check(const struct xp_py *py);
 
 /* One thread state of the interpreter(s). */
 struct xp_py_thread {

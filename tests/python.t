@@ -14,78 +14,12 @@
 #   saying so, when the machine is so loaded that under 70% of the samples
 #   were read before their Python frames moved on.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pylib.sh"
 need_ptrace
 PY=/usr/bin/python3
 [ -x "$PY" ] && "$PY" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
 	skip_all "needs Debian 12's python3 (3.11)"
 plan 22
-
-# py_frames FILE TID: the Python frames of one thread of a text dump,
-# "NAME FILE:LINE" innermost first
-py_frames() {
-	awk -v tid="$2" '
-		/^thread / { on = ($2 == tid); next }
-		/^$/ { on = 0 }
-		on && !/^\t/ { name = $0; sub(/\(\)$/, "", name); next }
-		on && /^\t.*\.py:[0-9]+$/ { sub(/^\t/, ""); print name " " $0 }
-	' "$1"
-}
-# interp_frames FILE TID: the same from the fixture's frames.txt
-interp_frames() {
-	awk -v tid="$2" '/^thread / { on = ($2 == tid); next } on { print }' "$1"
-}
-# wait_done DIR N: the fixture has written its files N times
-wait_done() {
-	local i
-	for i in $(seq 100); do
-		[ "$(wc -l <"$1/done.txt" 2>/dev/null)" = "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# check_threads LABEL PYTHON: the threads fixture run by PYTHON, dumped
-check_threads() {
-	local label=$1 py=$2 dir="$TMP/$1" pid tids tid spinner=0 bad=0 n=0 want got
-	mkdir -p "$dir"
-	start_fixture ready "$py" fixtures/pyfix.py threads "$dir"
-	pid=${ready%% *}
-	sleep 0.3 # the threads park
-	"$XPROF" threads -p "$pid" >"$dir/dump.txt" 2>"$dir/dump.err"
-	rc=$?
-	# 1: a thread did not stop in time (a loaded machine); its Python
-	# frames are still shown, read as it ran
-	[ $rc = 0 ] || { [ $rc = 1 ] && grep -q 'did not stop' "$dir/dump.txt"; }
-	ok $? "$label: xprof threads exits 0 (or 1 with a thread that did not stop in time)" ||
-		diag "exit $rc: $(cat "$dir/dump.err")"
-	kill -USR1 "$pid"
-	wait_done "$dir" 1
-	ok $? "$label: the fixture printed its own view of its threads" || return
-	tids=$(awk '/^thread /{ print $2 }' "$dir/frames.txt")
-	for tid in $tids; do
-		want=$(interp_frames "$dir/frames.txt" "$tid")
-		got=$(py_frames "$dir/dump.txt" "$tid")
-		if [ "$(head -1 <<<"$want" | cut -d' ' -f1)" = spin_step ]; then
-			# running: its innermost line moves; compare the names
-			spinner=$tid
-			want=$(cut -d' ' -f1 <<<"$want")
-			got=$(cut -d' ' -f1 <<<"$got")
-		fi
-		n=$((n + 1))
-		if [ "$want" != "$got" ]; then
-			bad=$((bad + 1))
-			diag "tid $tid: the interpreter says:" "$want" "xprof says:" "$got"
-		fi
-	done
-	is "$n/$bad" "5/0" "$label: all 5 Python threads have the interpreter's Python stack (threads/mismatches)"
-	grep -q "^thread $spinner \"[^\"]*\" \[[^]]*holds the GIL" "$dir/dump.txt" &&
-		grep -q "the GIL is held by thread $spinner " "$dir/dump.err"
-	ok $? "$label: the spinning thread $spinner is named as the GIL holder" ||
-		diag "$(grep -e GIL -e '^thread' "$dir/dump.txt" "$dir/dump.err")"
-	[ "$(grep -c 'holds the GIL' "$dir/dump.txt")" = 1 ]
-	ok $? "$label: and no other thread"
-	LAST_PID=$pid LAST_DIR=$dir
-}
 
 check_threads dwarf "$PY"
 if dpkg-query -W -f='${Status}' python3.11-dbg 2>/dev/null | grep -q 'ok installed'; then
@@ -160,37 +94,6 @@ start_fixture ready "$PY" fixtures/pyfix.py cpu "$dir" 2
 pid=${ready%% *}
 sleep 0.3
 kill -USR2 "$pid"
-proc_cpu() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-# profile DIR PID TENTHS [starve]: xprof cpu at 499 Hz on PID until it has
-# burned TENTHS tenths of a second of CPU, however loaded the machine (then
-# Ctrl-C ends the run), xprof stopped for 0.4 s in the middle if starve;
-# then the fixture writes its own view
-profile() {
-	local dir=$1 pid=$2 tenths=$3 cpu0 hz i xp rc
-	"$XPROF" cpu -p "$pid" -d 40s -F 499 -o "$dir/cpu.pb.gz" 2>"$dir/cpu.err" &
-	xp=$!
-	cpu0=$(proc_cpu "$pid")
-	hz=$(getconf CLK_TCK)
-	if [ -n "${4:-}" ]; then
-		sleep 0.5
-		kill -STOP "$xp"
-		sleep 0.4
-		kill -CONT "$xp"
-	fi
-	for i in $(seq 300); do
-		[ $(($(proc_cpu "$pid") - cpu0)) -ge $((tenths * hz / 10)) ] && break
-		sleep 0.1
-	done
-	kill -INT "$xp"
-	wait "$xp"
-	rc=$?
-	kill -USR1 "$pid"
-	# 1: samples lost while xprof was starved of CPU (a loaded machine)
-	[ $rc = 0 ] || { [ $rc = 1 ] && grep -q 'samples were lost' "$dir/cpu.err"; }
-	ok $? "xprof cpu exits 0 (or 1 having lost samples)" || diag "exit $rc: $(cat "$dir/cpu.err")"
-	wait_done "$dir" 1
-	diag "$(grep python "$dir/cpu.err")"
-}
 # sampled until the fixture has burned 2.6 s of CPU (1300 samples at 499
 # Hz, 1000 of them outside the stop: a share's sampling error is then
 # about 1.6 points).  xprof is starved for 0.4 s (stopped): what the
@@ -198,25 +101,12 @@ profile() {
 # under the functions the threads run when xprof reads again
 profile "$dir" "$pid" 26 starve
 go tool pprof -traces "$dir/cpu.pb.gz" >"$dir/traces" 2>&1
-# samples per function (cum: a stack counts once for each function in it),
-# of all samples, and of those whose Python frames had not moved on when
-# read (no python=moved label)
-shares() {
-	perl tests/pprof_samples.pl "$dir/cpu.pb.gz" | awk -F'\t' -v only="$1" '
-		only && /python:\[moved\]/ { next }
-		{ split($1, fr, / /); n = split(fr[1], f, /;/); delete seen
-		  for (i = 1; i <= n; i++) seen[f[i]] = 1
-		  split($2, v, / /); for (k in seen) c[k] += v[1] }
-		END { t = c["alpha"] + c["beta"] + c["gamma"]
-		      if (t) printf "%.1f %.1f %.1f %d", 100 * c["alpha"] / t, 100 * c["beta"] / t, 100 * c["gamma"] / t, t }'
-}
-truth=$(awk '{ v[$1] = $2 } END { t = v["alpha"] + v["beta"] + v["gamma"]
-	if (t) printf "%.1f %.1f %.1f", 100 * v["alpha"] / t, 100 * v["beta"] / t, 100 * v["gamma"] / t }' "$dir/cpu.txt")
+truth=$(py_truth "$dir/cpu.txt")
 read -r ta tb tg <<<"$truth"
 diag "the fixture measured: alpha $ta% beta $tb% gamma $tg%"
-read -r a b g total <<<"$(shares 1)"
+read -r a b g total <<<"$(py_shares "$dir/cpu.pb.gz" 1)"
 diag "xprof, samples not moved on: alpha $a% beta $b% gamma $g% of $total samples in them"
-read -r a b g total <<<"$(shares 0)"
+read -r a b g total <<<"$(py_shares "$dir/cpu.pb.gz" 0)"
 diag "xprof, all samples: alpha $a% beta $b% gamma $g% of $total samples in them"
 # the frames are read live, within 5 ms of each sample or not at all (a
 # sample read later keeps the interpreter loop, labelled python=late): the

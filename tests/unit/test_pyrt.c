@@ -1,10 +1,12 @@
-/* pyrt/ over hostile interpreters (tier a): fake CPython 3.11 thread
+/* pyrt/ over hostile interpreters (tier a): fake CPython 3.11 (and 3.13:
+ * debug offsets, entry frames) thread
  * states, frames, code objects, strings and location tables built in our
  * own memory and read through the local backend, as torn or hostile as a
  * target's can be: frame chains that loop, pointers into nothing, code
  * pointers to what is no code object, lengths of 2^40, location tables of
  * noise.  Every walk must end, bounded, with what could be read.  Prints TAP. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <unistd.h>
 
 #include "attach/attach.h"
@@ -122,6 +124,185 @@ static const struct xp_frame *frame_at(const struct xp_stack *st, size_t i)
 	const struct xp_sym *s = i < st->n ? xp_symbolize(space, st->pc[i], st->is_call[i]) : NULL;
 
 	return s && s->nframes == 1 ? &s->frames[0] : NULL;
+}
+
+/* 3.13's _Py_DebugOffsets as 3.13.0 has them (pyenv's build, gdb print
+ * _PyRuntime.debug_offsets): the u64 at each offset of the block */
+static const struct { unsigned at; uint64_t v; } do313[] = {
+	{ 8, 0x030d00f0 }, { 16, 0 }, { 24, 0x452b8 }, { 32, 0x260 }, { 40, 0x278 },
+	{ 48, 0x2f998 }, { 56, 0x1c68 }, { 64, 0x1c60 }, { 72, 0x1cb0 }, { 112, 0x10 }, { 120, 0x1e48 },
+	{ 128, 0 }, { 136, 0x1e58 }, { 144, 0x1e50 },
+	{ 152, 0x130 }, { 160, 0 }, { 168, 8 }, { 176, 0x10 }, { 184, 0x48 }, { 192, 0x98 }, { 200, 0xa0 },
+	{ 224, 0x50 }, { 232, 8 }, { 240, 0 }, { 248, 0x38 }, { 256, 0x48 }, { 264, 0x46 },
+	{ 272, 0xd0 }, { 280, 0x70 }, { 288, 0x78 }, { 296, 0x80 }, { 304, 0x88 }, { 312, 0x44 }, { 344, 0xc8 },
+	{ 352, 0x10 }, { 360, 8 }, { 512, 0x28 }, { 520, 0x10 }, { 528, 0x20 },
+	{ 536, 0x40 }, { 544, 0x20 }, { 552, 0x10 }, { 560, 0x28 },
+};
+
+/* 3.13's objects: a code object (names at 3.11's offsets, first line at
+ * 0x44, instructions at 0xc8) whose strings have 3.12's shorter header
+ * (text at 40), and an interpreter frame (f_executable 0, previous 8,
+ * instr_ptr 0x38, owner 0x46). */
+static uint8_t *code313(const char *qual)
+{
+	uint8_t *c = zalloc(512), *s = zalloc(40 + 64);
+	static const uint8_t table[] = { 0xd8, 1, 2 }; /* units 0-0: line 11 */
+	uint32_t state = 1u << 5 | 1u << 6 | 1u << 2;
+
+	put64(s, 16, strlen(qual));
+	memcpy(s + 32, &state, 4);
+	memcpy(s + 40, qual, strlen(qual) + 1);
+	put64(c, 8, A(code_type));
+	put64(c, 16, 4);
+	memcpy(c + 0x44, &(int32_t){ 10 }, 4);
+	put64(c, 0x70, A(s));
+	put64(c, 0x78, A(s));
+	put64(c, 0x80, A(s));
+	put64(c, 0x88, A(bytes_obj(table, sizeof(table), sizeof(table))));
+	return c;
+}
+
+static void frame313(uint8_t *f, uint8_t *code, uint64_t previous, int owner)
+{
+	memset(f, 0, 0x48);
+	put64(f, 0, A(code));
+	put64(f, 8, previous);
+	put64(f, 0x38, code ? A(code) + 0xc8 : 0);
+	f[0x46] = (uint8_t)owner;
+}
+
+/* Two loop activations (their C frames at stack[16] and stack[32]), each
+ * keeping its entry frame (owner 3) in its own C frame: Python frames
+ * a <- b <- entry0 <- c <- entry1.  Merged from the current frame t->cframe. */
+static void frames313(struct xp_py *rt)
+{
+	static uint64_t stack[64];
+	static uint8_t fa[0x48], fb[0x48], fc[0x48], fd[0x48] __attribute__((aligned(16)));
+	uint8_t *e0 = (uint8_t *)&stack[20], *e1 = (uint8_t *)&stack[40], *ed = (uint8_t *)&stack[2];
+	uint64_t pcs[XP_MAX_FRAMES];
+	struct xp_py_thread t = { .tid = 1, .cframe = A(fa) };
+	struct xp_py_merge m;
+	struct xp_stack st;
+	const struct xp_frame *f;
+
+	frame313(fa, code313("a"), A(fb), 0);
+	frame313(fb, code313("b"), A(e0), 0);
+	frame313(e0, NULL, A(fc), 3);
+	frame313(fc, code313("c"), A(e1), 0);
+	frame313(e1, NULL, 0, 3);
+	memset(&st, 0, sizeof(st));
+	st.pc[0] = st.pc[1] = A(_PyEval_EvalFrameDefault) + 1;
+	st.sp[0] = A(&stack[16]);
+	st.sp[1] = A(&stack[32]);
+	st.n = 2;
+	ok(xp_py_merge_stack(rt, &t, NULL, &st, NULL, &m) == 0 && m.activations == 2 && m.replaced == 2 &&
+	   m.pyframes == 3 && m.consistent && st.n == 3 && (f = frame_at(&st, 0)) && strcmp(f->function, "a") == 0 &&
+	   f->line == 11 && (f = frame_at(&st, 2)) && strcmp(f->function, "c") == 0,
+	   "3.13: two activations told apart by their entry frames: a, b, then c");
+
+	/* the thread has called on since the stack was taken: a run of
+	 * frames whose entry frame lies below the innermost activation */
+	frame313(fd, code313("d"), A(ed), 0);
+	frame313(ed, NULL, A(fa), 3);
+	t.cframe = A(fd);
+	memset(&st, 0, sizeof(st));
+	st.pc[0] = st.pc[1] = A(_PyEval_EvalFrameDefault) + 1;
+	st.sp[0] = A(&stack[16]);
+	st.sp[1] = A(&stack[32]);
+	st.n = 2;
+	ok(xp_py_merge_stack(rt, &t, NULL, &st, NULL, &m) == 0 && m.replaced == 2 && m.pyframes == 3 && !m.consistent &&
+	   (f = frame_at(&st, 0)) && strcmp(f->function, "a") == 0,
+	   "3.13: a deeper activation the stack does not have is skipped, and said (not consistent)");
+
+	/* the innermost activation has returned since: its entry frame is
+	 * gone, c's comes first and belongs to the outer one */
+	t.cframe = A(fc);
+	memset(&st, 0, sizeof(st));
+	st.pc[0] = st.pc[1] = A(_PyEval_EvalFrameDefault) + 1;
+	st.sp[0] = A(&stack[16]);
+	st.sp[1] = A(&stack[32]);
+	st.n = 2;
+	ok(xp_py_merge_stack(rt, &t, NULL, &st, NULL, &m) == 0 && m.activations == 2 && m.replaced == 1 &&
+	   st.n == 2 && (f = frame_at(&st, 1)) && strcmp(f->function, "c") == 0 && !m.consistent,
+	   "3.13: an activation that has returned keeps its native frame; the outer one gets c");
+
+	t.cframe = A(fa);
+	ok(xp_py_thread_stack(rt, &t, pcs, XP_MAX_FRAMES) == 3, "3.13: a thread's frames through its entry frames");
+	put64(e1, 8, A(fa)); /* entry1 leads back to a: a loop */
+	ok(xp_py_thread_stack(rt, &t, pcs, XP_MAX_FRAMES) == 3, "3.13: frames in a loop through entry frames: each once");
+	put64(e1, 8, 0);
+	put64(fb, 8, A(fb)); /* b its own caller, no entry frame reached */
+	memset(&st, 0, sizeof(st));
+	st.pc[0] = A(_PyEval_EvalFrameDefault) + 1;
+	st.sp[0] = A(&stack[16]);
+	st.n = 1;
+	ok(xp_py_merge_stack(rt, &t, NULL, &st, NULL, &m) == 0 && m.replaced == 0 && st.n == 1,
+	   "3.13: frames that never reach an entry frame: the native frame stays");
+}
+
+/* A fake 3.13 runtime: its debug offsets, one interpreter whose GIL
+ * (its own, through ceval.gil) thread state 2 holds, two thread states.
+ * The offsets refused when one is hostile. */
+static void debug_offsets(struct xp_mem *mem)
+{
+	static uint8_t runtime[0x300] __attribute__((aligned(16))), interp[0x2000] __attribute__((aligned(16)));
+	static uint8_t ts1[0x130] __attribute__((aligned(16))), ts2[0x130] __attribute__((aligned(16)));
+	static const struct { unsigned at; uint64_t v; const char *what; } bad[] = {
+		{ 0, 0x7a70677562656478, "the cookie xdebugpz" },
+		{ 8, 0x030e00f0, "a 3.14 version" },
+		{ 8, 0x030d00a1, "a 3.13 alpha's" },
+		{ 16, 1, "a free-threaded build" },
+		{ 40, 0x452b8, "interpreters.head past the runtime's size" },
+		{ 48, 1ull << 40, "an interpreter state of 2^40 bytes" },
+		{ 72, 0x2f998, "threads.head past the interpreter's size" },
+		{ 136, 0x1e40, "the GIL's locked before the GIL" },
+		{ 152, 1ull << 20, "a thread state of 1 MiB" },
+		{ 184, 0x130, "current_frame past the thread state" },
+		{ 248, 0x48, "instr_ptr past the frame's fixed part" },
+		{ 264, 0x200, "owner past the frame" },
+		{ 280, 0xc8, "co_filename at the instructions" },
+		{ 344, 0x1000, "instructions at 4 KiB" },
+		{ 360, 24, "ob_type at 24 (a free-threaded object header)" },
+		{ 560, 0x1000, "a str header of 4 KiB" },
+	};
+	char why[200];
+	struct xp_py *rt;
+	struct xp_py_threads th;
+	size_t i, k;
+
+	memcpy(runtime, "xdebugpy", 8);
+	for (i = 0; i < sizeof(do313) / sizeof(do313[0]); i++)
+		put64(runtime, do313[i].at, do313[i].v);
+	put64(runtime, 0x278, A(interp));
+	put64(interp, 0x1cb0, A(ts1));
+	put64(interp, 0x10, A(interp + 0x1e48)); /* ceval.gil: its own */
+	put64(interp, 0x1e50, A(ts2));           /* last_holder */
+	interp[0x1e58] = 1;                      /* locked */
+	put64(ts1, 8, A(ts2));
+	put64(ts1, 0xa0, 201);
+	put64(ts2, 0xa0, 202);
+	ok(xp_py_open_debug_offsets(space, mem, A(runtime), A(code_type), 0x030d00f0, &rt, why, sizeof(why)) == 0 &&
+	   xp_py_threads_read(rt, &th) == 0 && th.n == 2 && th.gil_locked && !th.truncated &&
+	   xp_py_thread_of(&th, 202) && xp_py_thread_of(&th, 202)->holds_gil && !xp_py_thread_of(&th, 201)->holds_gil,
+	   "3.13's debug offsets: two thread states, the GIL holder through the interpreter's ceval.gil");
+	xp_py_threads_free(&th);
+	frames313(rt);
+	xp_py_close(rt);
+	ok(xp_py_open_debug_offsets(space, mem, A(runtime), A(code_type), 0x030c01f0, &rt, why, sizeof(why)) ==
+		   -ENOTSUP && strstr(why, "version 0x30d00f0"),
+	   "debug offsets of 3.13 in a 3.12: refused (%s)", why);
+	for (k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+		uint64_t keep;
+		memcpy(&keep, runtime + bad[k].at, 8);
+		put64(runtime, bad[k].at, bad[k].v);
+		why[0] = '\0';
+		rt = NULL;
+		ok(xp_py_open_debug_offsets(space, mem, A(runtime), A(code_type), 0x030d00f0, &rt, why, sizeof(why)) ==
+			   -ENOTSUP && !rt && why[0],
+		   "debug offsets with %s: refused (%s)", bad[k].what, why);
+		xp_py_close(rt);
+		put64(runtime, bad[k].at, keep);
+	}
 }
 
 int main(void)
@@ -265,6 +446,7 @@ int main(void)
 		xp_py_close(rt);
 	}
 
+	debug_offsets(mem);
 	xp_py_close(py);
 	xp_space_close(space);
 	xp_maps_free(&maps);
