@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -336,15 +335,17 @@ struct capture_ctx {
 	size_t pool_len, pool_used;
 };
 
-/* Maps and writes the stack pool before the stop; none when it fails. */
+/* Writes the stack pool before the stop; none when it fails.  From calloc,
+ * not mmap: the pages of a freed pool serve the next stop (cpu --wall,
+ * top and serve stop the target again and again) without a fault. */
 static void stack_pool_make(struct xp_snapshot *s, size_t nthreads)
 {
 	size_t len = nthreads * STACK_POOL_PER_THREAD, off;
-	void *p;
+	uint8_t *p;
 
-	len = len > STACK_POOL_MAX ? STACK_POOL_MAX : (len + 4095) & ~(size_t)4095;
-	p = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
-	if (p == MAP_FAILED)
+	len = len > STACK_POOL_MAX ? STACK_POOL_MAX : len;
+	p = len ? calloc(1, len) : NULL;
+	if (!p)
 		return;
 	for (off = 0; off < len; off += 4096)
 		((volatile uint8_t *)p)[off] = 0;
@@ -835,8 +836,7 @@ void xp_snapshot_free(struct xp_snapshot *s)
 
 	for (i = 0; i < s->nthreads; i++)
 		stack_free(s->stack_pool, s->stack_pool_len, s->threads[i].stack);
-	if (s->stack_pool)
-		munmap(s->stack_pool, s->stack_pool_len);
+	free(s->stack_pool);
 	free(s->threads);
 	free(s->regions);
 	xp_maps_free(&s->maps);
