@@ -18,7 +18,7 @@ CPPFLAGS += -I.
 # tests/unit/unwcmp's comparison with libunwind's own ptrace accessors
 UNWIND_LIBS := $(shell pkg-config --libs libunwind-generic 2>/dev/null || echo -lunwind-generic)
 UNWIND_PTRACE_LIBS := $(shell pkg-config --libs libunwind-ptrace 2>/dev/null || echo -lunwind-ptrace)
-LDLIBS := -ldw -lelf $(UNWIND_LIBS) -lprotobuf-c -lz -liberty -lm -lmicrohttpd -lpthread
+LDLIBS := -ldw -lelf $(UNWIND_LIBS) -lprotobuf-c -lz -liberty -lm -lpthread
 # xprof top's terminal view
 LDLIBS += $(shell pkg-config --libs ncursesw)
 

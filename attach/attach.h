@@ -193,6 +193,8 @@ struct xp_snapshot {
 	int process_was_stopped;       /* it was SIGSTOPped when we came */
 	struct xp_region *regions;     /* the stack copies, for xp_mem_snapshot */
 	size_t nregions;
+	uint8_t *stack_pool;           /* where the stack copies are carved from, */
+	size_t stack_pool_len;         /* written before the stop (see stop.c) */
 	int hold_err;                  /* what xp_snapshot_take_with's fn returned */
 };
 

@@ -13,5 +13,7 @@ static inline uint64_t xp_regs_sp(const struct user_regs_struct *r) { return r->
 /* The system call a thread is in (or was interrupted in), or -1. */
 static inline int64_t xp_regs_syscall(const struct user_regs_struct *r) { return (int64_t)r->orig_rax; }
 static inline uint64_t xp_regs_arg0(const struct user_regs_struct *r) { return r->rdi; }
+/* The thread pointer (glibc's and musl's struct pthread, the TLS above it). */
+static inline uint64_t xp_regs_tp(const struct user_regs_struct *r) { return r->fs_base; }
 
 #endif

@@ -46,6 +46,13 @@
 #define EXEC_RETRIES 4
 /* a thread killed while stopped is a zombie within microseconds */
 #define REAP_TIMEOUT_MS 50
+/* The stack copies are carved from a pool written once before the stop:
+ * the first write to a page of ours is a page fault, 25-90 us each on a
+ * kernel that shadows the page tables (6.18-fc), and the pause should not
+ * pay for it.  A parked glibc thread's copy below its TCB takes 2.4 KB;
+ * deeper ones that do not fit take calloc's pages, as before. */
+#define STACK_POOL_PER_THREAD 3072
+#define STACK_POOL_MAX (64 << 20)
 
 static int64_t now_ns(clockid_t clk)
 {
@@ -323,7 +330,48 @@ struct capture_ctx {
 	uint64_t copied;  /* stack bytes copied so far, against XP_STACK_COPY_TOTAL */
 	int pagemap;      /* /proc/PID/pagemap, opened at the first stack; -1 none */
 	int pagemap_tried;
+	int keep_tcb;     /* copy a thread's TCB too (a heap walk's roots) */
+	uint8_t *pool;    /* pre-faulted, zeroed; NULL: calloc each copy */
+	size_t pool_len, pool_used;
 };
+
+/* Writes the stack pool before the stop; none when it fails.  From calloc,
+ * not mmap: the pages of a freed pool serve the next stop (cpu --wall,
+ * top and serve stop the target again and again) without a fault. */
+static void stack_pool_make(struct xp_snapshot *s, size_t nthreads)
+{
+	size_t len = nthreads * STACK_POOL_PER_THREAD, off;
+	uint8_t *p;
+
+	len = len > STACK_POOL_MAX ? STACK_POOL_MAX : len;
+	p = len ? calloc(1, len) : NULL;
+	if (!p)
+		return;
+	for (off = 0; off < len; off += 4096)
+		((volatile uint8_t *)p)[off] = 0;
+	s->stack_pool = p;
+	s->stack_pool_len = len;
+}
+
+/* A zeroed buffer for a stack copy: from the pool while it lasts. */
+static uint8_t *stack_alloc(struct capture_ctx *c, size_t len)
+{
+	size_t need = (len + 15) & ~(size_t)15;
+
+	if (c->pool && need >= len && need <= c->pool_len - c->pool_used) {
+		uint8_t *p = c->pool + c->pool_used;
+		c->pool_used += need;
+		return p;
+	}
+	return calloc(1, len);
+}
+
+static void stack_free(const uint8_t *pool, size_t pool_len, uint8_t *p)
+{
+	if (!(p >= pool && p < pool + pool_len))
+		free(p);
+}
+
 
 static void capture(struct xp_thread *t, struct capture_ctx *c);
 
@@ -483,6 +531,13 @@ static void copy_stack(struct xp_thread *t, struct capture_ctx *c)
 	if (m) {
 		lo = sp - XP_REDZONE >= m->start && sp >= XP_REDZONE ? sp - XP_REDZONE : m->start;
 		hi = m->end;
+		/* A pthread's stack mapping ends in its TCB (struct pthread,
+		 * 2.3 KB in glibc 2.36), at the thread pointer, with the
+		 * static TLS and then the first frame below it: no frame lies
+		 * above it.  Leaving it out halves what a parked thread's copy
+		 * costs, and each page written into is a fault for xprof. */
+		if (!c->keep_tcb && xp_regs_tp(&t->regs) > sp && xp_regs_tp(&t->regs) < hi)
+			hi = xp_regs_tp(&t->regs);
 		if (hi - lo > XP_STACK_COPY_MAX) {
 			hi = lo + XP_STACK_COPY_MAX;
 			t->stack_truncated = 1;
@@ -492,7 +547,7 @@ static void copy_stack(struct xp_thread *t, struct capture_ctx *c)
 			t->stack_truncated = 1;
 		}
 		len = hi - lo;
-		t->stack = calloc(1, len);
+		t->stack = stack_alloc(c, len);
 		if (!t->stack)
 			len = 0;
 		else
@@ -514,7 +569,7 @@ static void copy_stack(struct xp_thread *t, struct capture_ctx *c)
 		t->stack_len = got;
 		c->copied += t->stack_len;
 	} else {
-		free(t->stack);
+		stack_free(c->pool, c->pool_len, t->stack);
 		t->stack = NULL;
 	}
 	if (in_futex && k == niov && n == (ssize_t)sizeof(t->futex_words))
@@ -671,6 +726,7 @@ static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void
 		leader_state = tb.t[i].state == 'Z' || tb.t[i].state == 'X' ? leader_state : tb.t[i].state;
 	s->process_was_stopped = leader_state == 'T';
 	err = 0;
+	stack_pool_make(s, tb.n);
 
 	block_held_signals(&oldmask);
 	/* the seize watchdog ticks until the last seize */
@@ -713,6 +769,9 @@ static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void
 	cc.pid = pid;
 	cc.maps = &s->maps;
 	cc.pagemap = -1;
+	cc.keep_tcb = fn != NULL; /* the heap walk's callback: TCBs are roots */
+	cc.pool = s->stack_pool;
+	cc.pool_len = s->stack_pool_len;
 	wait_for_stops(pid, &tb, &h, err == 0 ? &cc : NULL);
 	if (cc.pagemap >= 0)
 		close(cc.pagemap);
@@ -789,7 +848,7 @@ static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void
 out_free:
 	if (tb.t) {
 		for (i = 0; i < tb.n; i++)
-			free(tb.t[i].stack);
+			stack_free(s->stack_pool, s->stack_pool_len, tb.t[i].stack);
 		free(tb.t);
 	}
 	free(tb.slot);
@@ -802,7 +861,8 @@ void xp_snapshot_free(struct xp_snapshot *s)
 	size_t i;
 
 	for (i = 0; i < s->nthreads; i++)
-		free(s->threads[i].stack);
+		stack_free(s->stack_pool, s->stack_pool_len, s->threads[i].stack);
+	free(s->stack_pool);
 	free(s->threads);
 	free(s->regions);
 	xp_maps_free(&s->maps);

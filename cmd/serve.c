@@ -302,6 +302,12 @@ int cmd_serve(int argc, char **argv)
 	cfg.timeout_seconds = o.timeout;
 	cfg.max_header_bytes = HEADER_BYTES_MAX;
 	err = xp_serve_start(&cfg, &be, &srv);
+	if (err == -ELIBACC) {
+		xp_msg("serve: cannot load libmicrohttpd.so.12, the HTTP server's library (install libmicrohttpd12)");
+		close(fd);
+		rc = XP_EXIT_FATAL;
+		goto out;
+	}
 	if (err < 0) {
 		xp_msg("serve: cannot start the HTTP server on %s: %s", o.listen, strerror(-err));
 		close(fd);

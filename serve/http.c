@@ -4,6 +4,7 @@
  * and the drain on shutdown. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -17,6 +18,46 @@
 #include <unistd.h>
 
 #include "serve/serve.h"
+
+/* libmicrohttpd is opened by `serve` alone: linked into xprof it brought
+ * gnutls and eight more libraries into every command's start, 170 page
+ * faults that cost a threads dump 30-45 ms on a kernel where each fault
+ * costs 25-90 us (6.18-fc). */
+#define MHD_SONAME "libmicrohttpd.so.12"
+static struct {
+	void *lib;
+	__typeof__(MHD_add_response_header) *add_response_header;
+	__typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+	__typeof__(MHD_destroy_response) *destroy_response;
+	__typeof__(MHD_get_connection_values) *get_connection_values;
+	__typeof__(MHD_lookup_connection_value) *lookup_connection_value;
+	__typeof__(MHD_queue_response) *queue_response;
+	__typeof__(MHD_quiesce_daemon) *quiesce_daemon;
+	__typeof__(MHD_start_daemon) *start_daemon;
+	__typeof__(MHD_stop_daemon) *stop_daemon;
+} mhd;
+
+/* 0, or -ELIBACC when the library or one of its functions is missing. */
+static int mhd_open(void)
+{
+	void *lib;
+
+	if (mhd.lib)
+		return 0;
+	lib = dlopen(MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!lib)
+		return -ELIBACC;
+#define MHD_SYM(name) (*(void **)&mhd.name = dlsym(lib, "MHD_" #name)) != NULL
+	if (!(MHD_SYM(add_response_header) && MHD_SYM(create_response_from_buffer) && MHD_SYM(destroy_response) &&
+	      MHD_SYM(get_connection_values) && MHD_SYM(lookup_connection_value) && MHD_SYM(queue_response) &&
+	      MHD_SYM(quiesce_daemon) && MHD_SYM(start_daemon) && MHD_SYM(stop_daemon))) {
+		dlclose(lib);
+		return -ELIBACC;
+	}
+#undef MHD_SYM
+	mhd.lib = lib;
+	return 0;
+}
 
 struct xp_server {
 	struct MHD_Daemon *mhd;
@@ -118,22 +159,22 @@ int xp_serve_listen(const struct sockaddr_storage *sa, socklen_t len, int *port)
 static enum MHD_Result send_answer(struct MHD_Connection *conn, int status, void *body, size_t len,
 				   const char *type, const char *disposition_name)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	struct MHD_Response *r = mhd.create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result ok;
 
 	if (!r) {
 		free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	mhd.add_response_header(r, "X-Content-Type-Options", "nosniff");
+	mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	if (disposition_name) {
 		char cd[64];
 		snprintf(cd, sizeof(cd), "attachment; filename=\"%s\"", disposition_name);
-		MHD_add_response_header(r, "Content-Disposition", cd);
+		mhd.add_response_header(r, "Content-Disposition", cd);
 	}
-	ok = MHD_queue_response(conn, (unsigned)status, r);
-	MHD_destroy_response(r);
+	ok = mhd.queue_response(conn, (unsigned)status, r);
+	mhd.destroy_response(r);
 	return ok;
 }
 
@@ -148,23 +189,23 @@ static enum MHD_Result send_error(struct MHD_Connection *conn, int status, const
 
 	if (n < 0)
 		return MHD_NO;
-	r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_FREE);
+	r = mhd.create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_FREE);
 	if (!r) {
 		free(body);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	mhd.add_response_header(r, "X-Content-Type-Options", "nosniff");
+	mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
 	if (status != 200)
-		MHD_add_response_header(r, "X-Go-Pprof", "1");
+		mhd.add_response_header(r, "X-Go-Pprof", "1");
 	if (location)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
+		mhd.add_response_header(r, MHD_HTTP_HEADER_LOCATION, location);
 	if (bearer)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"xprof\"");
+		mhd.add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"xprof\"");
 	if (status == 405)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	ok = MHD_queue_response(conn, (unsigned)status, r);
-	MHD_destroy_response(r);
+		mhd.add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	ok = mhd.queue_response(conn, (unsigned)status, r);
+	mhd.destroy_response(r);
 	return ok;
 }
 
@@ -271,8 +312,8 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
 
 static int has_body(struct MHD_Connection *conn)
 {
-	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	const char *cl = mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
 
 	return te != NULL || (cl != NULL && strspn(cl, "0") != strlen(cl));
 }
@@ -335,12 +376,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	*con_cls = &seen;
 	atomic_fetch_add(&s->inflight, 1);
-	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &a);
+	mhd.get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &a);
 	rq.method = method;
 	rq.path = url;
 	rq.args = a.v;
 	rq.nargs = a.n;
-	rq.authorization = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	rq.authorization = mhd.lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	rq.has_body = has_body(conn);
 	xp_serve_route(&rq, &s->cfg.limits, &rt);
 	if (rt.status) {
@@ -368,14 +409,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 int xp_serve_start(const struct xp_serve_config *cfg, const struct xp_serve_backend *be, struct xp_server **out)
 {
-	struct xp_server *s = calloc(1, sizeof(*s));
+	struct xp_server *s;
+	int err = mhd_open();
 
+	if (err < 0)
+		return err;
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
 	s->cfg = *cfg;
 	s->be = *be;
 	atomic_flag_clear(&s->cpu_busy);
-	s->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+	s->mhd = mhd.start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
 					  MHD_USE_POLL,
 				  0, NULL, NULL, on_request, s,
 				  MHD_OPTION_LISTEN_SOCKET, cfg->listen_fd,
@@ -400,12 +445,12 @@ unsigned xp_serve_drain(struct xp_server *s, int wait_ms, uint64_t *answered, ui
 	int waited;
 
 	s->stop = 1;
-	lfd = MHD_quiesce_daemon(s->mhd);
+	lfd = mhd.quiesce_daemon(s->mhd);
 	if (lfd != MHD_INVALID_SOCKET)
 		close(lfd);
 	for (waited = 0; (left = atomic_load(&s->inflight)) > 0 && waited < wait_ms; waited += 20)
 		nanosleep(&tick, NULL);
-	MHD_stop_daemon(s->mhd);
+	mhd.stop_daemon(s->mhd);
 	*answered = atomic_load(&s->answered);
 	*refused = atomic_load(&s->refused);
 	free(s);

@@ -23,6 +23,17 @@ start_serve "$TMP/s1.err" -p "$cb"
 grep -q "^xprof: serving pid $cb (cpuburn) on http://127.0.0.1:[0-9]*/debug/pprof/$" "$TMP/s1.err"
 ok $? "serve reports: serving pid $cb (cpuburn) on $url/"
 
+# libmicrohttpd is serve's alone: linked into xprof, its nine libraries
+# (gnutls and what it needs) were loaded by every command
+readelf -d "$XPROF" | grep -q 'NEEDED.*libmicrohttpd'
+ok $((!$?)) "xprof does not link libmicrohttpd: serve opens it"
+mkdir -p "$TMP/badlib" && : >"$TMP/badlib/libmicrohttpd.so.12"
+LD_LIBRARY_PATH=$TMP/badlib timeout 20 "$XPROF" serve -p "$cb" --listen 127.0.0.1:0 >/dev/null 2>"$TMP/nolib.err"
+rc=$?
+is "$rc $(cat "$TMP/nolib.err")" \
+	"2 xprof: serve: cannot load libmicrohttpd.so.12, the HTTP server's library (install libmicrohttpd12)" \
+	"a libmicrohttpd that cannot be loaded: one line, exit 2"
+
 go tool pprof -proto "$url/profile?seconds=5" >"$TMP/cpu.pb" 2>"$TMP/pprof.err" &
 pp=$!
 sleep 1
