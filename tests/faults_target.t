@@ -174,6 +174,24 @@ for i in 0 1 2; do
 	done
 done
 is "$bad" 0 "a target exiting as threads, threads -o and heap start: exit 0/1 with a file, or 2 with a message and none"
+# --- the target exits before its first sample ----------------------------------
+# (stopped, so that it cannot run while sampled; it said "did not run on a
+# CPU while sampled (try --wall ...)" before)
+start_fixture ready "$FIX/cpuburn" 1
+pid=${ready%% *}
+kill -STOP "$pid"
+rm -f "$TMP/gone.pb.gz"
+"$XPROF" cpu -p "$pid" -d 60s -F 199 -o "$TMP/gone.pb.gz" 2>"$TMP/err" &
+xp=$!
+in_run "$xp" || diag "xprof's run did not begin: $(cat "$TMP/err")"
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+wait "$xp"
+rc=$?
+[ "$rc" = 2 ] && [ ! -e "$TMP/gone.pb.gz" ] &&
+	grep -qx "xprof: no samples: pid $pid exited before its first sample; nothing written" "$TMP/err"
+ok $? "cpu on a target that exits before its first sample: exit $rc, no file, said so" || diag "$(cat "$TMP/err")"
+
 # --- the pid is reused: the target exits and a new process gets its pid ---------
 # (tests/unit/pidreuse starts the new one the moment the first is reaped)
 if [ "$(id -u)" = 0 ] && [ -w /proc/sys/kernel/ns_last_pid ]; then
