@@ -154,6 +154,7 @@ struct xp_mem *xp_mem_snapshot(const struct xp_region *regions, size_t n, struct
  * about 20 us a thread) is skipped: it is in uninterruptible sleep. */
 #define XP_STOP_TIMEOUT_BASE_MS 100
 #define XP_STOP_TIMEOUT_PER_THREAD_US 100
+#define XP_STOP_RUNNABLE_MAX_MS 1000 /* the deadline, longer for threads still runnable */
 #define XP_MAX_THREADS 200000
 
 struct xp_thread {
