@@ -25,9 +25,19 @@ pid=${ready%% *}
 out="$TMP/cpu.pb.gz"
 # 499 Hz: at 999 Hz the three burning threads on two cores starve xprof's
 # unwinding enough that the rings overflow now and then (11-345 samples
-# lost in some runs, exit 1), which is what exit 1 is for, not this test
-"$XPROF" cpu -p "$pid" -d 3s -F 499 -o "$out" >"$TMP/out" 2>"$TMP/err"
-ok $? "xprof cpu -p exits 0" || diag "$(cat "$TMP/err")"
+# lost in some runs, exit 1), which is what exit 1 is for, not this test.
+# The file's first run has an empty debug-info cache ($TMP/cache): libc's
+# debug file is inflated and written there (10 MB) while sampling, and on
+# a loaded machine that held xprof up long enough to overflow the rings
+# (load 20: 3 of 4 cold runs lost 1-20 samples, 0 of 9 warm runs lost
+# any): such a run is tried again, up to 3 times in all.
+for try in 1 2 3; do
+	"$XPROF" cpu -p "$pid" -d 3s -F 499 -o "$out" >"$TMP/out" 2>"$TMP/err"
+	rc=$?
+	[ "$rc" = 1 ] && grep -q '^xprof: [0-9]* samples were lost: the ring buffers filled' "$TMP/err" || break
+	diag "try $try lost samples (xprof held up): $(head -n 1 "$TMP/err")"
+done
+is "$rc" 0 "xprof cpu -p exits 0" || diag "$(cat "$TMP/err")"
 pprof_check "$out"
 ok $? "the profile is valid (CheckValid rules) and go tool pprof reads it"
 burn_shares "$out" 3
