@@ -157,10 +157,15 @@ rc=$?
 ok $? "a command that cannot run: clear error, exit 127 as the shell's, no file"
 
 # a target that exits mid-run: the profile is still written
+# (killed once xprof samples it: 0.7 s after its start could come before
+# xprof's on a loaded machine)
 start_fixture ready "$FIX/cpuburn" 1
 epid=${ready%% *}
-( sleep 0.7; kill -KILL "$epid" ) &
-"$XPROF" cpu -p "$epid" -d 5s -F 499 -o "$TMP/exit.pb.gz" 2>"$TMP/err"
+"$XPROF" cpu -p "$epid" -d 60s -F 499 -o "$TMP/exit.pb.gz" 2>"$TMP/err" &
+xp=$!
+sampling "$xp" "$epid" || diag "xprof did not sample cpuburn: $(cat "$TMP/err")"
+kill -KILL "$epid"
+wait "$xp"
 rc=$?
 wait "$epid" 2>/dev/null # reap it quietly: its death is the point
 [ "$rc" = 1 ] && grep -q "pid $epid exited during the run" "$TMP/err"
@@ -171,7 +176,8 @@ ok $? "and its profile is written, symbolized"
 # Ctrl-C stops early and still writes
 "$XPROF" cpu -p "$pid" -d 30s -o "$TMP/int.pb.gz" 2>"$TMP/err" &
 xp=$!
-sleep 1
+# (once it samples: a SIGINT during a slow start-up ends it otherwise)
+sampling "$xp" "$pid" || diag "xprof did not sample cpuburn: $(cat "$TMP/err")"
 kill -INT "$xp"
 wait "$xp"
 rc=$?

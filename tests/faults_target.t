@@ -43,39 +43,11 @@ outcome_ok() {
 commands=("threads-text" "threads" "heap" "cpu -d 2s -F 199" "cpu --wall -d 1s -F 49")
 names=(dump threads heap cpu wall)
 
-# cpu_ticks PID: the process's CPU time so far by its own account (utime +
-# stime, in clock ticks: 100 a second)
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
-# in_run XPID: waits (60 s at most) until xprof (XPID) sleeps between reads
-# of its rings or between ticks (poll, or nanosleep for the ptrace
-# sampler): its run has begun; 1 when it ended first
-in_run() {
-	local i sc
-	for i in $(seq 1 6000); do
-		read -r sc _ <"/proc/$1/syscall" 2>/dev/null || return 1
-		case $sc in 7 | 35 | 230) return 0 ;; esac
-		sleep 0.01
-	done
-	return 1
-}
-# sampling XPID TPID: in_run, and then the target (TPID) has been on a CPU
-# 0.2 s more by its own account, so samples were taken; 1 when either
-# ended first.  A fixed time for the target to exec or exit in ran out
-# before xprof had started on a loaded machine (load 8-10: xprof then
-# sampled the new process under the reused pid, or its start was over
-# when the target exited and it said "no samples").
-sampling() {
-	local i t0 t
-	in_run "$1" && t0=$(cpu_ticks "$2") && [ -n "$t0" ] || return 1
-	for i in $(seq 1 6000); do
-		kill -0 "$1" 2>/dev/null || return 1
-		t=$(cpu_ticks "$2")
-		[ -n "$t" ] || return 1
-		[ $((t - t0)) -ge 20 ] && return 0
-		sleep 0.01
-	done
-	return 1
-}
+# (lib.sh's in_run and sampling: hostile execs or exits once xprof samples
+# it.  A fixed time for the target to exec or exit in ran out before xprof
+# had started on a loaded machine (load 8-10: xprof then sampled the new
+# process under the reused pid, or its start was over when the target
+# exited and it said "no samples").)
 
 # --- exec: cpu across one exec names both programs' functions ---------------
 # (--wall from perf ends its run at an exec, said, exit 1; the ptrace
