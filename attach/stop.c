@@ -397,26 +397,40 @@ static int record_status(struct xp_thread *t, int status, struct held *h)
 	return 0;
 }
 
-/* Whether a thread is runnable (R): on a loaded machine it may not have had
- * a CPU since our interrupt, and stops as soon as it gets one. */
-static int runnable(pid_t pid, pid_t tid)
+/* 1 when a thread is runnable (R): seized and not stopped yet, it stops
+ * the moment it gets a CPU, which a loaded machine can keep from it past
+ * the deadline, where one in uninterruptible sleep (D) may never stop. */
+static int runnable(pid_t tid)
 {
-	char path[96], buf[1024], comm[64], state;
+	char path[64], buf[1024], comm[64], state;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	return xp_read_small_file(path, buf, sizeof(buf)) >= 0 &&
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)tid);
+	return xp_read_small_file(path, buf, sizeof(buf)) > 0 &&
 	       xp_parse_stat(buf, comm, sizeof(comm), &state, NULL) == 0 && state == 'R';
+}
+
+/* 1 when a thread after index i is still on its way and runnable. */
+static int runnable_after(const struct table *tb, size_t i)
+{
+	for (i++; i < tb->n; i++) {
+		const struct xp_thread *t = &tb->t[i];
+		if (t->seized && !t->stopped && !t->exited && runnable(t->tid))
+			return 1;
+	}
+	return 0;
 }
 
 /* Waits for every seized thread to stop or exit, until the deadline; each
  * thread is copied (when c is set) as soon as it stops, while the others
  * are still on their way.  waitpid for one tid at a time: waitpid(-1)
- * scans every tracee on each call, quadratic for a big process.  A thread
- * still runnable at the deadline is waited for further, up to
- * XP_STOP_TIMEOUT_RUNNABLE_MS in all (under a load of 18 on 2 cores, 1
- * dump in 60 had a busy thread miss the 100 ms); one asleep past the
- * deadline is stuck (uninterruptible sleep) and is not. */
-static void wait_for_stops(pid_t pid, struct table *tb, struct held *h, struct capture_ctx *c)
+ * scans every tracee on each call, quadratic for a big process.
+ * Threads still runnable at the deadline get 100 ms more at a time, up to
+ * XP_STOP_TIMEOUT_RUNNABLE_MS in all: at a load of 18 to 50 on 2 cores a
+ * busy thread missed the 100 ms now and then (1 dump in 60; threads -o
+ * exit 1, --wall a sample short).  One asleep past the deadline is stuck
+ * (uninterruptible sleep): passed over, and taken at the end if it
+ * stopped meanwhile. */
+static void wait_for_stops(struct table *tb, struct held *h, struct capture_ctx *c)
 {
 	int64_t t0 = now_ns(CLOCK_MONOTONIC), left;
 	size_t i;
@@ -424,7 +438,7 @@ static void wait_for_stops(pid_t pid, struct table *tb, struct held *h, struct c
 	arm_deadline(XP_STOP_TIMEOUT_BASE_MS + (int)(tb->n * XP_STOP_TIMEOUT_PER_THREAD_US / 1000));
 	for (i = 0; i < tb->n && h->waiting > 0; i++) {
 		struct xp_thread *t = &tb->t[i];
-		int status;
+		int status, extend = 0, werr = 0;
 		pid_t r;
 
 		if (!t->seized || t->stopped || t->exited)
@@ -432,18 +446,22 @@ static void wait_for_stops(pid_t pid, struct table *tb, struct held *h, struct c
 		for (;;) {
 			do {
 				r = waitpid(t->tid, &status, __WALL);
-			} while (r < 0 && errno == EINTR && !deadline_hit);
-			if (!(r < 0 && errno == EINTR))
+				werr = r < 0 ? errno : 0;
+			} while (werr == EINTR && !deadline_hit);
+			if (werr != EINTR)
 				break;
 			left = XP_STOP_TIMEOUT_RUNNABLE_MS - (now_ns(CLOCK_MONOTONIC) - t0) / 1000000;
-			if (left <= 0 || !runnable(pid, t->tid))
+			extend = left > 0 && (runnable(t->tid) || runnable_after(tb, i));
+			if (!extend)
 				break;
 			arm_deadline(left < XP_STOP_TIMEOUT_BASE_MS ? (int)left : XP_STOP_TIMEOUT_BASE_MS);
+			if (!runnable(t->tid))
+				break; /* asleep: on to the runnable ones after it */
 		}
-		if (r < 0 && errno == EINTR)
+		if (werr == EINTR && !extend)
 			break; /* the deadline: the others are taken if stopped */
 		if (r < 0) {
-			if (errno == ECHILD) { /* gone, and reaped by someone else */
+			if (werr == ECHILD) { /* gone, and reaped by someone else */
 				t->exited = 1;
 				h->waiting--;
 			}
@@ -458,7 +476,7 @@ static void wait_for_stops(pid_t pid, struct table *tb, struct held *h, struct c
 	disarm_deadline();
 	/* past the deadline, one thread stuck (uninterruptible sleep) must not
 	 * keep the threads after it, already stopped, from being taken */
-	for (; i < tb->n && h->waiting > 0; i++) {
+	for (i = 0; i < tb->n && h->waiting > 0; i++) {
 		struct xp_thread *t = &tb->t[i];
 		int status;
 
@@ -621,7 +639,7 @@ static void detach(struct xp_thread *t)
  * carry our interrupt: wait a little longer and let each go as it stops.
  * Their copies were never taken, so they count as not stopped.  Any still
  * running afterwards are released by the kernel when xprof exits. */
-static void release_late(pid_t pid, struct table *tb, struct held *h)
+static void release_late(struct table *tb, struct held *h)
 {
 	size_t i;
 	char *late;
@@ -633,7 +651,7 @@ static void release_late(pid_t pid, struct table *tb, struct held *h)
 		return; /* the kernel lets them go when xprof exits */
 	for (i = 0; i < tb->n; i++)
 		late[i] = !tb->t[i].stopped && !tb->t[i].exited;
-	wait_for_stops(pid, tb, h, NULL);
+	wait_for_stops(tb, h, NULL);
 	for (i = 0; i < tb->n; i++) {
 		if (!late[i])
 			continue;
@@ -772,7 +790,7 @@ static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void
 	cc.keep_tcb = fn != NULL; /* the heap walk's callback: TCBs are roots */
 	cc.pool = s->stack_pool;
 	cc.pool_len = s->stack_pool_len;
-	wait_for_stops(pid, &tb, &h, err == 0 ? &cc : NULL);
+	wait_for_stops(&tb, &h, err == 0 ? &cc : NULL);
 	if (cc.pagemap >= 0)
 		close(cc.pagemap);
 	s->all_stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
@@ -796,7 +814,7 @@ static int take_once(pid_t pid, struct xp_snapshot *s, xp_while_stopped fn, void
 		if (tb.t[i].stopped && !tb.t[i].exited)
 			detach(&tb.t[i]);
 	s->stopped_ns = now_ns(CLOCK_MONOTONIC) - t0;
-	release_late(pid, &tb, &h);
+	release_late(&tb, &h);
 	if (h.execd)
 		release_leader_left(pid);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);

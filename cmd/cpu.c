@@ -576,6 +576,12 @@ int cmd_cpu(int argc, char **argv)
 		xp_cpu_close(c);
 		return XP_EXIT_FATAL;
 	}
+	if (st->samples == 0 && gone && !launched) {
+		/* not "did not run": it may have, before the run began */
+		xp_msg("no samples: pid %d exited before its first sample; nothing written", (int)pid);
+		xp_cpu_close(c);
+		return XP_EXIT_FATAL;
+	}
 	if (st->samples == 0) {
 		xp_msg("no samples: pid %d did not run on a CPU%s; nothing written", (int)pid,
 		       o.wall ? "" : " while sampled (try --wall to see where its threads wait)");

@@ -173,6 +173,9 @@ wait "$tracer" 2>/dev/null
 "$XPROF" cpu --wall=ptrace -d 4s -F 49 -p "$pid" -o "$TMP/mid.pb.gz" >/dev/null 2>"$TMP/err" &
 xp=$!
 _fixture_pids="$_fixture_pids $xp"
+# (once its run has begun and it had a second of it: strace after a fixed
+# 1 s could come before xprof on a loaded machine)
+in_run "$xp"
 sleep 1
 for try in $(seq 1 10); do
 	strace -f -p "$pid" -o /dev/null 2>/dev/null &

@@ -43,13 +43,27 @@ outcome_ok() {
 commands=("threads-text" "threads" "heap" "cpu -d 2s -F 199" "cpu --wall -d 1s -F 49")
 names=(dump threads heap cpu wall)
 
+# (lib.sh's in_run and sampling: hostile execs or exits once xprof samples
+# it.  A fixed time for the target to exec or exit in ran out before xprof
+# had started on a loaded machine (load 8-10: xprof then sampled the new
+# process under the reused pid, or its start was over when the target
+# exited and it said "no samples").)
+
 # --- exec: cpu across one exec names both programs' functions ---------------
 # (--wall from perf ends its run at an exec, said, exit 1; the ptrace
-# sampler follows it)
+# sampler follows it).  hostile execs at the SIGUSR1 sent once xprof
+# samples it, xprof's SIGINT ends the run once cpuburn has run 0.2 s.
 for mode in "" --wall=ptrace; do
-	start_fixture ready "$H" exec 600 "$FIX/cpuburn" 1
+	start_fixture ready "$H" exec usr1 "$FIX/cpuburn" 1
 	pid=${ready%% *}
-	"$XPROF" cpu $mode -p "$pid" -d 1.6s -F 199 -o "$TMP/exec.pb.gz" 2>"$TMP/err"
+	"$XPROF" cpu $mode -p "$pid" -d 60s -F 199 -o "$TMP/exec.pb.gz" 2>"$TMP/err" &
+	xp=$!
+	sampling "$xp" "$pid" || diag "xprof did not sample hostile: $(cat "$TMP/err")"
+	kill -USR1 "$pid"
+	for i in $(seq 1 1000); do [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = cpuburn ] && break; sleep 0.01; done
+	sampling "$xp" "$pid" || diag "xprof did not sample cpuburn: $(cat "$TMP/err")"
+	kill -INT "$xp"
+	wait "$xp"
 	rc=$?
 	grep -q "pid $pid exec'd 1 time during the run (from hostile to cpuburn)" "$TMP/err"
 	ok $? "cpu ${mode:-(perf)} across an exec: said so (exit $rc)" || diag "$(cat "$TMP/err")"
@@ -69,16 +83,18 @@ done
 start_fixture ready "$H" reexec 10
 pid=${ready%% *}
 for i in 0 1 2 3 4; do
-	run_cmd "${names[$i]}" "$pid" ${commands[$i]}
+	cmd=${commands[$i]}
+	# cpu's run ends at the 64th program: 30 s are never reached (10 ms per
+	# program); the 2 s it had were 63 programs or fewer at load 25
+	[ "$i" = 3 ] && cmd="cpu -d 30s -F 199"
+	run_cmd "${names[$i]}" "$pid" $cmd
 	outcome_ok
-	ok $? "exec loop, ${commands[$i]}: exit $rc, $(grep -v '^xprof: wrote' "$TMP/err" | tail -n 1)"
+	ok $? "exec loop, $cmd: exit $rc, $(grep -v '^xprof: wrote' "$TMP/err" | tail -n 1)"
 	no_thread_stopped "$pid"
-	ok $? "exec loop, ${commands[$i]}: the target runs afterwards"
+	ok $? "exec loop, $cmd: the target runs afterwards"
 	if [ "$i" = 3 ]; then
-		# 2 s at 10 ms per program: more than the 63 programs a run keeps apart
-		# even on a loaded machine (1 s gave 63 exactly under make check)
 		[ "$rc" = 1 ] && grep -q "exec'd more than 63 times; later programs are not sampled" "$TMP/err"
-		ok $? "cpu on an exec loop stops at the cap on programs, says so, exit 1"
+		ok $? "cpu on an exec loop stops at the cap on programs, says so, exit 1" || diag "$(cat "$TMP/err")"
 	fi
 done
 kill -KILL "$pid"
@@ -130,16 +146,39 @@ for i in 0 1 2; do
 	done
 done
 is "$bad" 0 "a target exiting as threads, threads -o and heap start: exit 0/1 with a file, or 2 with a message and none"
+# --- the target exits before its first sample ----------------------------------
+# (stopped, so that it cannot run while sampled; it said "did not run on a
+# CPU while sampled (try --wall ...)" before)
+start_fixture ready "$FIX/cpuburn" 1
+pid=${ready%% *}
+kill -STOP "$pid"
+rm -f "$TMP/gone.pb.gz"
+"$XPROF" cpu -p "$pid" -d 60s -F 199 -o "$TMP/gone.pb.gz" 2>"$TMP/err" &
+xp=$!
+in_run "$xp" || diag "xprof's run did not begin: $(cat "$TMP/err")"
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null
+wait "$xp"
+rc=$?
+[ "$rc" = 2 ] && [ ! -e "$TMP/gone.pb.gz" ] &&
+	grep -qx "xprof: no samples: pid $pid exited before its first sample; nothing written" "$TMP/err"
+ok $? "cpu on a target that exits before its first sample: exit $rc, no file, said so" || diag "$(cat "$TMP/err")"
+
 # --- the pid is reused: the target exits and a new process gets its pid ---------
 # (tests/unit/pidreuse starts the new one the moment the first is reaped)
 if [ "$(id -u)" = 0 ] && [ -w /proc/sys/kernel/ns_last_pid ]; then
 	for mode in "" --wall; do
-		tests/unit/pidreuse "$H" exit 700 -- "$FIX/cpuburn" 1 >"$TMP/reuse.out" 2>&1 &
+		# hostile exits at the SIGUSR1 sent once xprof samples it
+		tests/unit/pidreuse "$H" exit usr1 -- "$FIX/cpuburn" 1 >"$TMP/reuse.out" 2>&1 &
 		helper=$!
 		_fixture_pids="$_fixture_pids $helper"
 		for i in $(seq 1 1000); do grep -q '^ready' "$TMP/reuse.out" && break; sleep 0.01; done
 		rpid=$(awk '/^ready/ { print $2; exit }' "$TMP/reuse.out")
-		"$XPROF" cpu $mode -p "$rpid" -d 2.5s -F 199 -o "$TMP/reuse.pb.gz" 2>"$TMP/err"
+		"$XPROF" cpu $mode -p "$rpid" -d 60s -F 199 -o "$TMP/reuse.pb.gz" 2>"$TMP/err" &
+		xp=$!
+		sampling "$xp" "$rpid" || diag "xprof did not sample hostile: $(cat "$TMP/err")"
+		kill -USR1 "$rpid"
+		wait "$xp"
 		rc=$?
 		if ! grep -q "^reused $rpid" "$TMP/reuse.out"; then
 			ok 0 "# SKIP another process took pid $rpid first"

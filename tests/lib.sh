@@ -397,3 +397,37 @@ libc_code_is_file() {
 	cmp -s <(dd if="/proc/$1/mem" bs=4096 skip=$((lo / 4096)) count=$(((hi - lo) / 4096)) 2>/dev/null) \
 		<(dd if="$path" bs=4096 skip=$((16#$off / 4096)) count=$(((hi - lo) / 4096)) 2>/dev/null)
 }
+
+# ---- waiting for xprof's run, not for a fixed time (faults_target.t, cpu.t,
+# faults_exec.t): a fixed sleep before an exit, an exec, a tracer or a
+# signal came before xprof had started on a loaded machine ----------------------
+# cpu_ticks PID: the process's CPU time so far by its own account (utime +
+# stime, in clock ticks: 100 a second)
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
+# in_run XPID: waits (60 s at most) until xprof (XPID) sleeps between reads
+# of its rings or between ticks (poll, or nanosleep for the ptrace
+# sampler): its run has begun; 1 when it ended first
+in_run() {
+	local i sc
+	for i in $(seq 1 6000); do
+		read -r sc _ <"/proc/$1/syscall" 2>/dev/null || return 1
+		case $sc in 7 | 35 | 230) return 0 ;; esac
+		sleep 0.01
+	done
+	return 1
+}
+# sampling XPID TPID: in_run, and then the target (TPID) has been on a CPU
+# 0.2 s more by its own account, so samples were taken; 1 when either
+# ended first
+sampling() {
+	local i t0 t
+	in_run "$1" && t0=$(cpu_ticks "$2") && [ -n "$t0" ] || return 1
+	for i in $(seq 1 6000); do
+		kill -0 "$1" 2>/dev/null || return 1
+		t=$(cpu_ticks "$2")
+		[ -n "$t" ] || return 1
+		[ $((t - t0)) -ge 20 ] && return 0
+		sleep 0.01
+	done
+	return 1
+}

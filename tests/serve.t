@@ -254,12 +254,15 @@ grep -q "pid $p3 ($name)" "$TMP/body"
 ok $? "with an older $name left a zombie (pid $zp, state $(awk '{ print $3 }' "/proc/$zp/stat" 2>/dev/null)), the live one (pid $p3) is served ($st: $(grep -o 'pid [0-9]* ([^)]*)' "$TMP/body" | head -1))"
 
 # ---- the kept modules follow an exec of the same process ----------------------
-start_fixture ready "$FIX/hostile" exec 2500 "$FIX/cpuburn" 1
+# (hostile execs at the SIGUSR1 sent after the first dump: 2.5 s could run
+# out before the server and its first dump on a loaded machine)
+start_fixture ready "$FIX/hostile" exec usr1 "$FIX/cpuburn" 1
 hp2=${ready%% *}
 start_serve "$TMP/s8.err" -p "$hp2"
 st=$(get "goroutine?debug=2")
 grep -q hostile_spin "$TMP/body"
 ok $? "before its exec, the dump names hostile_spin ($st)" || diag "$(head -c 300 "$TMP/body")"
+kill -USR1 "$hp2"
 for i in $(seq 1 100); do [ "$(cat /proc/"$hp2"/comm 2>/dev/null)" = cpuburn ] && break; sleep 0.05; done
 sleep 0.3
 st=$(get "goroutine?debug=2")
