@@ -539,17 +539,27 @@ int xp_py_open(struct xp_space *space, struct xp_mem *live, struct xp_py **out, 
 	return 1;
 }
 
-int xp_py_open_known(struct xp_space *space, struct xp_mem *live, uint64_t runtime, uint64_t code_type,
-		     struct xp_py **out)
+/* An interpreter read through space and live, its layouts still to set. */
+static struct xp_py *py_new(struct xp_space *space, struct xp_mem *live, uint64_t runtime, uint64_t code_type)
 {
 	struct xp_py *py = calloc(1, sizeof(*py));
 
+	if (py) {
+		py->space = space;
+		py->live = live;
+		py->runtime = runtime;
+		py->code_type = code_type;
+	}
+	return py;
+}
+
+int xp_py_open_known(struct xp_space *space, struct xp_mem *live, uint64_t runtime, uint64_t code_type,
+		     struct xp_py **out)
+{
+	struct xp_py *py = py_new(space, live, runtime, code_type);
+
 	if (!py)
 		return -ENOMEM;
-	py->space = space;
-	py->live = live;
-	py->runtime = runtime;
-	py->code_type = code_type;
 	py->l = py311;
 	py->layout_source = "known 3.11 layout";
 	snprintf(py->version, sizeof(py->version), "3.11");
@@ -560,15 +570,11 @@ int xp_py_open_known(struct xp_space *space, struct xp_mem *live, uint64_t runti
 int xp_py_open_debug_offsets(struct xp_space *space, struct xp_mem *live, uint64_t runtime, uint64_t code_type,
 			     uint32_t hexversion, struct xp_py **out, char *why, size_t whylen)
 {
-	struct xp_py *py = calloc(1, sizeof(*py));
+	struct xp_py *py = py_new(space, live, runtime, code_type);
 
 	*out = NULL;
 	if (!py)
 		return -ENOMEM;
-	py->space = space;
-	py->live = live;
-	py->runtime = runtime;
-	py->code_type = code_type;
 	snprintf(py->version, sizeof(py->version), "%u.%u.%u", hexversion >> 24, (hexversion >> 16) & 0xff,
 		 (hexversion >> 8) & 0xff);
 	if (layout_from_debug_offsets(py, hexversion, why, whylen) < 0) {
