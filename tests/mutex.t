@@ -41,7 +41,9 @@ watcher=$!
 # a thread that comes during the run (late-m) is probed too
 "$XPROF" mutex -p "$pid" -d 3s -o "$TMP/m.pb.gz" 2>"$TMP/m.err" &
 xp=$!
-sleep 1
+# once xprof waits on its probes (a fixed second could end before they are
+# in, on a loaded machine, and late-m would not come during the run)
+in_run "$xp" || diag "xprof mutex never waited on its probes"
 kill -USR2 "$pid"
 wait "$xp"
 ok $? "xprof mutex exits 0" || diag "$(cat "$TMP/m.err")"

@@ -12,7 +12,7 @@
 need_ptrace
 PGW=/usr/bin/prometheus-pushgateway
 [ -x "$PGW" ] || skip_all "$PGW missing (make deps installs prometheus-pushgateway)"
-for t in curl go python3 perf; do
+for t in curl go python3; do
 	command -v "$t" >/dev/null || { echo "Bail out! $t missing (make deps)"; exit 1; }
 done
 
