@@ -171,6 +171,17 @@ static void frame313(uint8_t *f, uint8_t *code, uint64_t previous, int owner)
 	f[0x46] = (uint8_t)owner;
 }
 
+/* A native stack of two loop activations, their C frames at stack[16]
+ * and stack[32]. */
+static void two_loops(struct xp_stack *st, uint64_t *stack)
+{
+	memset(st, 0, sizeof(*st));
+	st->pc[0] = st->pc[1] = A(_PyEval_EvalFrameDefault) + 1;
+	st->sp[0] = A(&stack[16]);
+	st->sp[1] = A(&stack[32]);
+	st->n = 2;
+}
+
 /* Two loop activations (their C frames at stack[16] and stack[32]), each
  * keeping its entry frame (owner 3) in its own C frame: Python frames
  * a <- b <- entry0 <- c <- entry1.  Merged from the current frame t->cframe. */
@@ -190,11 +201,7 @@ static void frames313(struct xp_py *rt)
 	frame313(e0, NULL, A(fc), 3);
 	frame313(fc, code313("c"), A(e1), 0);
 	frame313(e1, NULL, 0, 3);
-	memset(&st, 0, sizeof(st));
-	st.pc[0] = st.pc[1] = A(_PyEval_EvalFrameDefault) + 1;
-	st.sp[0] = A(&stack[16]);
-	st.sp[1] = A(&stack[32]);
-	st.n = 2;
+	two_loops(&st, stack);
 	ok(xp_py_merge_stack(rt, &t, NULL, &st, NULL, &m) == 0 && m.activations == 2 && m.replaced == 2 &&
 	   m.pyframes == 3 && m.consistent && st.n == 3 && (f = frame_at(&st, 0)) && strcmp(f->function, "a") == 0 &&
 	   f->line == 11 && (f = frame_at(&st, 2)) && strcmp(f->function, "c") == 0,
@@ -205,11 +212,7 @@ static void frames313(struct xp_py *rt)
 	frame313(fd, code313("d"), A(ed), 0);
 	frame313(ed, NULL, A(fa), 3);
 	t.cframe = A(fd);
-	memset(&st, 0, sizeof(st));
-	st.pc[0] = st.pc[1] = A(_PyEval_EvalFrameDefault) + 1;
-	st.sp[0] = A(&stack[16]);
-	st.sp[1] = A(&stack[32]);
-	st.n = 2;
+	two_loops(&st, stack);
 	ok(xp_py_merge_stack(rt, &t, NULL, &st, NULL, &m) == 0 && m.replaced == 2 && m.pyframes == 3 && !m.consistent &&
 	   (f = frame_at(&st, 0)) && strcmp(f->function, "a") == 0,
 	   "3.13: a deeper activation the stack does not have is skipped, and said (not consistent)");
@@ -217,11 +220,7 @@ static void frames313(struct xp_py *rt)
 	/* the innermost activation has returned since: its entry frame is
 	 * gone, c's comes first and belongs to the outer one */
 	t.cframe = A(fc);
-	memset(&st, 0, sizeof(st));
-	st.pc[0] = st.pc[1] = A(_PyEval_EvalFrameDefault) + 1;
-	st.sp[0] = A(&stack[16]);
-	st.sp[1] = A(&stack[32]);
-	st.n = 2;
+	two_loops(&st, stack);
 	ok(xp_py_merge_stack(rt, &t, NULL, &st, NULL, &m) == 0 && m.activations == 2 && m.replaced == 1 &&
 	   st.n == 2 && (f = frame_at(&st, 1)) && strcmp(f->function, "c") == 0 && !m.consistent,
 	   "3.13: an activation that has returned keeps its native frame; the outer one gets c");
