@@ -1034,6 +1034,21 @@ static int fde_start(struct modinfo *mi, uint64_t addr, uint64_t *start)
 	return *start <= addr ? 0 : -1;
 }
 
+/* A frame named by a string made for it (malloc'd, taken over, freed on
+ * failure), offset bytes into its function. */
+static int push_made_name(struct frames_buf *b, char *name, uint64_t offset)
+{
+	struct xp_frame *f = push_frame(b);
+
+	if (!f) {
+		free(name);
+		return -ENOMEM;
+	}
+	f->function = f->system_name = name;
+	f->offset = offset;
+	return 0;
+}
+
 /* A pc that no symbol covers (a static function of a stripped binary) is
  * named after the start of the function whose unwind entry (FDE) covers
  * it, as a link-time address: "[nginx+0x54130]" (objdump --start-address
@@ -1046,7 +1061,6 @@ static int frame_from_cfi(const struct mapping *mp, Dwfl_Module *mod, Dwarf_Addr
 	Dwarf_CFI *cfi = dwfl_module_eh_cfi(mod, &bias);
 	Dwarf_Frame *frame;
 	const char *path = mp->pub.path, *base = strrchr(path, '/');
-	struct xp_frame *f;
 	uint64_t start;
 	char *name;
 	int ra;
@@ -1061,13 +1075,7 @@ static int frame_from_cfi(const struct mapping *mp, Dwfl_Module *mod, Dwarf_Addr
 	if ((path[0] == '[' ? asprintf(&name, "%s+0x%" PRIx64, path, start)
 			    : asprintf(&name, "[%s+0x%" PRIx64 "]", base ? base + 1 : path, start)) < 0)
 		return -ENOMEM;
-	if (!(f = push_frame(b))) {
-		free(name);
-		return -ENOMEM;
-	}
-	f->function = f->system_name = name;
-	f->offset = pc - (start + bias);
-	return 0;
+	return push_made_name(b, name, pc - (start + bias));
 }
 
 /* A pc in a PLT stub, which has no symbol: "realloc@plt" (plt.c). */
@@ -1075,20 +1083,11 @@ static int frame_from_plt(Dwfl_Module *mod, Dwarf_Addr lookup, uint64_t pc, stru
 {
 	GElf_Addr bias;
 	Elf *elf = dwfl_module_getelf(mod, &bias);
-	struct xp_frame *f;
 	uint64_t entry;
 	char *name;
 	int rc = elf ? xp_plt_name(elf, lookup - bias, &name, &entry) : 0;
 
-	if (rc <= 0)
-		return rc;
-	if (!(f = push_frame(b))) {
-		free(name);
-		return -ENOMEM;
-	}
-	f->function = f->system_name = name;
-	f->offset = pc - (entry + bias);
-	return 0;
+	return rc <= 0 ? rc : push_made_name(b, name, pc - (entry + bias));
 }
 
 static int symbolize_pc(struct xp_space *s, uint64_t pc, int is_call, struct xp_sym *sym)
